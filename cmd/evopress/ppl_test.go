@@ -1,0 +1,157 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const sharedDir = "../../../shared"
+
+func needShared(t *testing.T) {
+	t.Helper()
+	if _, err := os.Stat(sharedDir); err != nil {
+		t.Skipf("skipping: %s (shared models, data and reference numbers) is absent", sharedDir)
+	}
+}
+
+// run executes the CLI in-process and returns stdout.
+func run(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	root := newRootCmd()
+	var out bytes.Buffer
+	root.SetOut(&out)
+	root.SetErr(&out)
+	root.SetArgs(args)
+	err := root.Execute()
+	return out.String(), err
+}
+
+type pplRef struct {
+	PPL         float64 `json:"ppl"`
+	NLL         float64 `json:"nll"`
+	Tokens      int     `json:"tokens"`
+	Seqs        int     `json:"seqs"`
+	TotalTokens int     `json:"total_tokens"`
+}
+
+// TestPPLReference checks `evopress ppl --json` against PyTorch's perplexities over whole files.
+// The llama-pd-11m WikiText-2 case (450k tokens) runs only with EVOPRESS_LONG_TESTS=1.
+func TestPPLReference(t *testing.T) {
+	needShared(t)
+	tests := []struct {
+		model, data, format, ref string
+		long                     bool
+	}{
+		{"babyllama-1m", "pd-english/eval.txt", "raw", "babyllama-1m.pd-eval.json", false},
+		{"babyllama-1m", "wikitext-2-raw/wiki.test.raw", "wikitext", "babyllama-1m.wikitext.json", false},
+		{"llama-pd-11m", "pd-english/eval.txt", "raw", "llama-pd-11m.pd-eval.json", false},
+		{"llama-pd-11m", "wikitext-2-raw/wiki.test.raw", "wikitext", "llama-pd-11m.wikitext.json", true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.ref, func(t *testing.T) {
+			if tc.long && os.Getenv("EVOPRESS_LONG_TESTS") == "" {
+				t.Skip("long (set EVOPRESS_LONG_TESTS=1 to run)")
+			}
+			raw, err := os.ReadFile(filepath.Join(sharedDir, "reference", "ppl", tc.ref))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var want pplRef
+			if err := json.Unmarshal(raw, &want); err != nil {
+				t.Fatal(err)
+			}
+			out, err := run(t, "ppl", "--model", filepath.Join(sharedDir, "models", tc.model),
+				"--data", filepath.Join(sharedDir, "data", tc.data), "--format", tc.format, "--seq-len", "256", "--json")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got map[string]float64
+			if err := json.Unmarshal([]byte(out), &got); err != nil {
+				t.Fatalf("output is not one JSON object: %v\n%s", err, out)
+			}
+			for _, f := range []string{"ppl", "nll", "tokens", "total_tokens", "seqs", "seq_len", "tokens_per_second"} {
+				if _, ok := got[f]; !ok {
+					t.Errorf("JSON lacks field %q", f)
+				}
+			}
+			if int(got["tokens"]) != want.Tokens || int(got["seqs"]) != want.Seqs || int(got["total_tokens"]) != want.TotalTokens {
+				t.Errorf("tokens/seqs/total = %v/%v/%v, want %d/%d/%d", got["tokens"], got["seqs"], got["total_tokens"], want.Tokens, want.Seqs, want.TotalTokens)
+			}
+			if rel := math.Abs(got["nll"]-want.NLL) / want.NLL; rel > 1e-5 {
+				t.Errorf("nll %.7f, want %.7f (relative error %.2g > 1e-5)", got["nll"], want.NLL, rel)
+			}
+			t.Logf("ppl %.4f (reference %.4f), %.0f tokens/s", got["ppl"], want.PPL, got["tokens_per_second"])
+		})
+	}
+}
+
+func TestPPLErrors(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"ppl", "--format", "c4"}, "unknown text format"},
+		{[]string{"ppl", "--model", "/nonexistent/model"}, "/nonexistent/model"},
+		{[]string{"ppl", "--data", "/nonexistent.txt"}, "/nonexistent.txt"},
+		{[]string{"ppl", "--seq-len", "1"}, "seq-len"},
+		{[]string{"search", "drop", "--target", "0.25"}, "not implemented"},
+	}
+	for _, tc := range tests {
+		_, err := run(t, tc.args...)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: error %v, want one containing %q", tc.args, err, tc.want)
+		}
+	}
+}
+
+func TestDemoQuick(t *testing.T) {
+	dir := t.TempDir()
+	out, err := run(t, "demo", "--quick", "--out", dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{"dense", "perplexity", "Greedy sample"} {
+		if !strings.Contains(out, s) {
+			t.Errorf("demo output lacks %q:\n%s", s, out)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "report.md")); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestTokenizeCLI(t *testing.T) {
+	needShared(t)
+	out, err := run(t, "tokenize", "--tokenizer", filepath.Join(sharedDir, "models", "llama-pd-11m"),
+		"--cases", filepath.Join(sharedDir, "reference", "tokenizer", "cases.json"), "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got struct{ IDs [][]int }
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := os.ReadFile(filepath.Join(sharedDir, "reference", "tokenizer", "llama-pd-11m.ids.json"))
+	var want [][]int
+	json.Unmarshal(raw, &want)
+	if len(got.IDs) != len(want) {
+		t.Fatalf("%d cases, want %d", len(got.IDs), len(want))
+	}
+	for i := range want {
+		if len(got.IDs[i]) != len(want[i]) {
+			t.Errorf("case %d: %d ids, want %d", i, len(got.IDs[i]), len(want[i]))
+			continue
+		}
+		for j := range want[i] {
+			if got.IDs[i][j] != want[i][j] {
+				t.Errorf("case %d: ids differ at %d", i, j)
+				break
+			}
+		}
+	}
+}

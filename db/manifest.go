@@ -1,0 +1,439 @@
+package db
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math"
+	"path"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/evopress/evopress/model"
+)
+
+// FormatV1 is the value of the manifest's "format" field.
+const FormatV1 = "evopress-db/v1"
+
+// ManifestFile is the manifest's file name inside a database directory.
+const ManifestFile = "manifest.json"
+
+// The database modes (the profile modes they serve).
+const (
+	ModeSparse = "sparse"
+	ModeQuant  = "quant"
+)
+
+// The compression methods.
+const (
+	MethodSparseGPT = "sparsegpt"
+	MethodWanda     = "wanda"
+	MethodMagnitude = "magnitude"
+	MethodGPTQ      = "gptq"
+	MethodRTN       = "rtn"
+)
+
+// Manifest describes a level database: what it was built from and how, and every level of every
+// layer with its file and checksum. Its JSON form is the file manifest.json.
+type Manifest struct {
+	// Format is FormatV1.
+	Format string `json:"format"`
+	// Mode is ModeSparse or ModeQuant.
+	Mode string `json:"mode"`
+	// Method is the compressor: sparsegpt, wanda or magnitude (sparse); gptq or rtn (quant).
+	Method string `json:"method"`
+	// Model identifies the model the database was built for.
+	Model ModelInfo `json:"model"`
+	// Calibration describes the calibration data.
+	Calibration CalibInfo `json:"calibration"`
+	// Sparse holds the sparse mode's parameters (nil for quant).
+	Sparse *SparseParams `json:"sparse,omitempty"`
+	// Quant holds the quant mode's parameters (nil for sparse).
+	Quant *QuantParams `json:"quant,omitempty"`
+	// Sequential records whether blocks were compressed sequentially (each block calibrated on the
+	// outputs of the previous blocks at level SequentialLevel).
+	Sequential bool `json:"sequential"`
+	// SequentialLevel is the level that fed later blocks in sequential mode.
+	SequentialLevel int `json:"sequential_level,omitempty"`
+	// Complete is false while a build is under way (or was interrupted).
+	Complete bool `json:"complete"`
+	// Layers lists the finished layers in model order.
+	Layers []LayerInfo `json:"layers"`
+}
+
+// ModelInfo identifies a model.
+type ModelInfo struct {
+	// Path is where the model was loaded from (informative).
+	Path string `json:"path"`
+	// Fingerprint is the model's fingerprint (hf.Checkpoint.Fingerprint); required.
+	Fingerprint string `json:"fingerprint"`
+	// Blocks is the number of transformer blocks.
+	Blocks int `json:"blocks"`
+	// Hidden is the hidden size.
+	Hidden int `json:"hidden"`
+	// DType is the checkpoint's torch_dtype, when known.
+	DType string `json:"dtype,omitempty"`
+}
+
+// CalibInfo describes the calibration data of a database.
+type CalibInfo struct {
+	// Source names the calibration text (a path, or "embedded:…").
+	Source string `json:"source"`
+	// SHA256 is the hex SHA-256 of the calibration text's bytes.
+	SHA256 string `json:"sha256"`
+	// SeqLen is the tokens per sequence.
+	SeqLen int `json:"seq_len"`
+	// Sequences is the number of calibration sequences used.
+	Sequences int `json:"sequences"`
+	// Tokens is Sequences·SeqLen.
+	Tokens int `json:"tokens"`
+	// FileTokens is the number of tokens in the whole tokenized text.
+	FileTokens int `json:"file_tokens"`
+	// Seed seeded the choice of sequences (see calib.Sample).
+	Seed uint64 `json:"seed"`
+	// Batch is the number of sequences per forward batch (it fixes the float32 rounding of the
+	// Hessians, so it is part of what makes a build reproducible).
+	Batch int `json:"batch"`
+}
+
+// SparseParams are the parameters of a sparse database.
+type SparseParams struct {
+	// Target is the sparsity s the database serves: level ℓ of a layer of numel weights prunes
+	// round(s·numel) + ℓ·WeightsDiff weights.
+	Target float64 `json:"target"`
+	// Levels is L, the most levels each way.
+	Levels int `json:"levels"`
+	// WeightsDiff is D, the weights one level moves.
+	WeightsDiff int64 `json:"weights_diff"`
+	// BlockSize and PercDamp are SparseGPT's settings (recorded for the other methods too).
+	BlockSize int     `json:"block_size"`
+	PercDamp  float64 `json:"perc_damp"`
+}
+
+// QuantParams are the parameters of a quant database.
+type QuantParams struct {
+	// Bits lists the bit-widths, ascending.
+	Bits []int `json:"bits"`
+	// GroupSize is the columns per scale/zero group (0: one group per row).
+	GroupSize int `json:"group_size"`
+	// ActOrder records GPTQ's activation ordering (levels then carry g_idx).
+	ActOrder bool `json:"act_order"`
+	// BlockSize and PercDamp are GPTQ's settings.
+	BlockSize int     `json:"block_size"`
+	PercDamp  float64 `json:"perc_damp"`
+}
+
+// LayerInfo describes one linear layer and its levels.
+type LayerInfo struct {
+	// Name is the Hugging Face module name, e.g. "model.layers.3.self_attn.q_proj".
+	Name string `json:"name"`
+	// Block and Kind locate the layer (Kind as model.LayerKind.String, e.g. "self_attn.q_proj").
+	Block int    `json:"block"`
+	Kind  string `json:"kind"`
+	// Rows (out) and Cols (in) are the weight matrix's shape.
+	Rows int `json:"rows"`
+	Cols int `json:"cols"`
+	// Numel is Rows·Cols.
+	Numel int64 `json:"numel"`
+	// Levels are the layer's levels in ascending order.
+	Levels []LevelInfo `json:"levels"`
+}
+
+// LevelInfo describes one stored level of a layer.
+type LevelInfo struct {
+	// Level is the level: the grid level ℓ (sparse, may be negative) or the bit-width (quant).
+	Level int `json:"level"`
+	// Zeros is the exact number of weights stored as zero (sparse: the pruned weights).
+	Zeros int64 `json:"zeros"`
+	// Sparsity is Zeros/numel.
+	Sparsity float64 `json:"sparsity"`
+	// Bits is the storage cost in bits per weight including overhead: for quant the code width
+	// plus per-group scale (16 bits) and zero (Level bits) plus g_idx (32 bits per column) when
+	// present (compress.Quantized.BitsPerWeight); for sparse the bitmask (1 bit) plus the stored
+	// values. The level file's small header is not counted (it is in Bytes).
+	Bits float64 `json:"bits"`
+	// Values is the stored value type of a sparse level: "f32", "bf16" or "f16" (the narrowest
+	// that holds every value exactly).
+	Values string `json:"values,omitempty"`
+	// Error is the normalised layer error tr(ΔW·H·ΔWᵀ)/tr(W·H·Wᵀ) on the calibration Hessian H.
+	Error float64 `json:"error"`
+	// ErrorAbs is tr(ΔW·H·ΔWᵀ).
+	ErrorAbs float64 `json:"error_abs"`
+	// File is the level file's path relative to the database directory (slash-separated).
+	File string `json:"file"`
+	// Bytes is the file's size.
+	Bytes int64 `json:"bytes"`
+	// SHA256 is the hex SHA-256 of the file.
+	SHA256 string `json:"sha256"`
+}
+
+var (
+	layerNameRE = regexp.MustCompile(`^model\.layers\.(0|[1-9][0-9]{0,5})\.((self_attn|mlp)\.[a-z_]+)$`)
+	hexRE       = regexp.MustCompile(`^[0-9a-f]{64}$`)
+	fileRE      = regexp.MustCompile(`^[A-Za-z0-9_.+-]+(/[A-Za-z0-9_.+-]+)*$`)
+)
+
+// ParseLayerName splits a linear layer's module name ("model.layers.3.mlp.down_proj") into its
+// block and kind.
+func ParseLayerName(name string) (block int, kind model.LayerKind, err error) {
+	m := layerNameRE.FindStringSubmatch(name)
+	if m == nil {
+		return 0, 0, fmt.Errorf("%q is not a linear layer name (model.layers.N.self_attn.q_proj … mlp.down_proj)", name)
+	}
+	block, _ = strconv.Atoi(m[1])
+	kind, err = model.ParseLayerKind(m[2])
+	if err != nil || kind.String() != m[2] {
+		return 0, 0, fmt.Errorf("%q is not a linear layer name: unknown layer %q", name, m[2])
+	}
+	return block, kind, nil
+}
+
+// ParseManifest decodes and validates a manifest; name (the file) is used in error messages.
+func ParseManifest(data []byte, name string) (*Manifest, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	var m Manifest
+	if err := dec.Decode(&m); err != nil {
+		return nil, fmt.Errorf("%s: %v", name, err)
+	}
+	if dec.More() {
+		return nil, fmt.Errorf("%s: trailing data after the JSON object", name)
+	}
+	if err := m.Validate(); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return &m, nil
+}
+
+// Validate checks the manifest's consistency (it does not look at the level files).
+func (m *Manifest) Validate() error {
+	if m.Format != FormatV1 {
+		return fmt.Errorf("field format: %q, want %q", m.Format, FormatV1)
+	}
+	if err := m.validateHeader(); err != nil {
+		return err
+	}
+	seen := make(map[string]bool, len(m.Layers))
+	files := make(map[string]bool)
+	prev := -1
+	for i := range m.Layers {
+		l := &m.Layers[i]
+		if err := m.validateLayer(l, files); err != nil {
+			return fmt.Errorf("field layers[%d] (%s): %w", i, l.Name, err)
+		}
+		if seen[l.Name] {
+			return fmt.Errorf("field layers[%d]: layer %s appears twice", i, l.Name)
+		}
+		seen[l.Name] = true
+		k, _ := model.ParseLayerKind(l.Kind)
+		if idx := l.Block*int(model.NumLayerKinds) + int(k); idx <= prev {
+			return fmt.Errorf("field layers[%d]: layer %s out of model order", i, l.Name)
+		} else {
+			prev = idx
+		}
+	}
+	if m.Complete && len(m.Layers) != m.Model.Blocks*int(model.NumLayerKinds) {
+		return fmt.Errorf("field complete: true, but %d layers listed for %d blocks of %d", len(m.Layers), m.Model.Blocks, model.NumLayerKinds)
+	}
+	return nil
+}
+
+// validateHeader checks everything but the layers.
+func (m *Manifest) validateHeader() error {
+	switch m.Mode {
+	case ModeSparse:
+		if m.Method != MethodSparseGPT && m.Method != MethodWanda && m.Method != MethodMagnitude {
+			return fmt.Errorf("field method: %q, a sparse database is built with sparsegpt, wanda or magnitude", m.Method)
+		}
+		if m.Sparse == nil || m.Quant != nil {
+			return fmt.Errorf("field sparse: a sparse database has sparse parameters and no quant parameters")
+		}
+		p := m.Sparse
+		if !(p.Target > 0 && p.Target < 1) {
+			return fmt.Errorf("field sparse.target: %v, want a fraction in (0, 1)", p.Target)
+		}
+		if p.Levels < 0 || p.Levels > 1<<20 {
+			return fmt.Errorf("field sparse.levels: %d, want 0..%d", p.Levels, 1<<20)
+		}
+		if p.WeightsDiff <= 0 {
+			return fmt.Errorf("field sparse.weights_diff: %d, want at least 1", p.WeightsDiff)
+		}
+		if p.BlockSize < 0 || !(p.PercDamp >= 0) {
+			return fmt.Errorf("field sparse: negative block_size or perc_damp")
+		}
+	case ModeQuant:
+		if m.Method != MethodGPTQ && m.Method != MethodRTN {
+			return fmt.Errorf("field method: %q, a quant database is built with gptq or rtn", m.Method)
+		}
+		if m.Quant == nil || m.Sparse != nil {
+			return fmt.Errorf("field quant: a quant database has quant parameters and no sparse parameters")
+		}
+		p := m.Quant
+		if len(p.Bits) == 0 {
+			return fmt.Errorf("field quant.bits: empty")
+		}
+		for i, b := range p.Bits {
+			if b < 1 || b > 8 {
+				return fmt.Errorf("field quant.bits: %d outside 1..8", b)
+			}
+			if i > 0 && b <= p.Bits[i-1] {
+				return fmt.Errorf("field quant.bits: %v is not strictly ascending", p.Bits)
+			}
+		}
+		if p.GroupSize < 0 || p.BlockSize < 0 || !(p.PercDamp >= 0) {
+			return fmt.Errorf("field quant: negative group_size, block_size or perc_damp")
+		}
+	default:
+		return fmt.Errorf("field mode: %q, want sparse or quant", m.Mode)
+	}
+	if m.Model.Fingerprint == "" {
+		return fmt.Errorf("field model.fingerprint: missing")
+	}
+	if m.Model.Blocks < 1 || m.Model.Blocks > 1<<20 || m.Model.Hidden < 1 {
+		return fmt.Errorf("field model: blocks %d and hidden %d must be positive", m.Model.Blocks, m.Model.Hidden)
+	}
+	c := &m.Calibration
+	if c.SeqLen < 1 || c.Sequences < 1 || c.Tokens != c.SeqLen*c.Sequences || c.FileTokens < c.Tokens || c.Batch < 1 {
+		return fmt.Errorf("field calibration: seq_len %d × sequences %d must equal tokens %d ≤ file_tokens %d, batch %d ≥ 1",
+			c.SeqLen, c.Sequences, c.Tokens, c.FileTokens, c.Batch)
+	}
+	if m.Sequential {
+		if err := m.checkLevel(m.SequentialLevel); err != nil {
+			return fmt.Errorf("field sequential_level: %w", err)
+		}
+	} else if m.SequentialLevel != 0 {
+		return fmt.Errorf("field sequential_level: %d set without sequential", m.SequentialLevel)
+	}
+	return nil
+}
+
+// checkLevel checks that a level is possible in this database at all.
+func (m *Manifest) checkLevel(level int) error {
+	if m.Mode == ModeQuant {
+		for _, b := range m.Quant.Bits {
+			if b == level {
+				return nil
+			}
+		}
+		return fmt.Errorf("%d bits is not one of the database's bit-widths %v", level, m.Quant.Bits)
+	}
+	if level < -m.Sparse.Levels || level > m.Sparse.Levels {
+		return fmt.Errorf("level %d outside ±%d", level, m.Sparse.Levels)
+	}
+	return nil
+}
+
+func (m *Manifest) validateLayer(l *LayerInfo, files map[string]bool) error {
+	block, kind, err := ParseLayerName(l.Name)
+	if err != nil {
+		return fmt.Errorf("field name: %w", err)
+	}
+	if block != l.Block || kind.String() != l.Kind {
+		return fmt.Errorf("fields block/kind: %d/%q do not match the name", l.Block, l.Kind)
+	}
+	if l.Block >= m.Model.Blocks {
+		return fmt.Errorf("field block: %d, the model has %d blocks", l.Block, m.Model.Blocks)
+	}
+	if l.Rows < 1 || l.Cols < 1 || l.Rows > math.MaxInt32/l.Cols || l.Numel != int64(l.Rows)*int64(l.Cols) {
+		return fmt.Errorf("fields rows/cols/numel: %d × %d ≠ %d (or too large)", l.Rows, l.Cols, l.Numel)
+	}
+	if len(l.Levels) == 0 {
+		return fmt.Errorf("field levels: empty")
+	}
+	has0 := false
+	for j := range l.Levels {
+		v := &l.Levels[j]
+		if j > 0 && v.Level <= l.Levels[j-1].Level {
+			return fmt.Errorf("field levels: not strictly ascending at %d", v.Level)
+		}
+		if err := m.checkLevel(v.Level); err != nil {
+			return fmt.Errorf("field levels[%d].level: %w", j, err)
+		}
+		has0 = has0 || v.Level == 0
+		if v.Zeros < 0 || v.Zeros > l.Numel {
+			return fmt.Errorf("field levels[%d].zeros: %d outside [0, %d]", j, v.Zeros, l.Numel)
+		}
+		if math.Abs(v.Sparsity-float64(v.Zeros)/float64(l.Numel)) > 1e-12 {
+			return fmt.Errorf("field levels[%d].sparsity: %v ≠ zeros/numel = %v", j, v.Sparsity, float64(v.Zeros)/float64(l.Numel))
+		}
+		if !(v.Bits > 0 && v.Bits <= 64) {
+			return fmt.Errorf("field levels[%d].bits: %v outside (0, 64]", j, v.Bits)
+		}
+		if !(v.Error >= 0) || !(v.ErrorAbs >= 0) {
+			return fmt.Errorf("field levels[%d].error: %v/%v must be ≥ 0", j, v.Error, v.ErrorAbs)
+		}
+		switch {
+		case m.Mode == ModeSparse && v.Values != "f32" && v.Values != "bf16" && v.Values != "f16":
+			return fmt.Errorf("field levels[%d].values: %q, want f32, bf16 or f16", j, v.Values)
+		case m.Mode == ModeQuant && v.Values != "":
+			return fmt.Errorf("field levels[%d].values: %q set in a quant database", j, v.Values)
+		}
+		if !fileRE.MatchString(v.File) || path.Clean(v.File) != v.File || strings.HasPrefix(v.File, ".") ||
+			strings.Contains(v.File, "/.") || v.File == ManifestFile {
+			return fmt.Errorf("field levels[%d].file: %q is not a plain relative path inside the database", j, v.File)
+		}
+		if files[v.File] {
+			return fmt.Errorf("field levels[%d].file: %q used twice", j, v.File)
+		}
+		files[v.File] = true
+		if v.Bytes < levelHeaderMin {
+			return fmt.Errorf("field levels[%d].bytes: %d is too small for a level file", j, v.Bytes)
+		}
+		if !hexRE.MatchString(v.SHA256) {
+			return fmt.Errorf("field levels[%d].sha256: %q is not 64 lower-case hex digits", j, v.SHA256)
+		}
+	}
+	if m.Mode == ModeSparse && !has0 {
+		return fmt.Errorf("field levels: level 0 (the target sparsity) missing")
+	}
+	return nil
+}
+
+// Marshal returns the manifest's JSON form (indented, deterministic).
+func (m *Manifest) Marshal() ([]byte, error) {
+	b, err := json.MarshalIndent(m, "", " ")
+	if err != nil {
+		return nil, err
+	}
+	return append(b, '\n'), nil
+}
+
+// Layer returns the named layer's entry, or nil.
+func (m *Manifest) Layer(name string) *LayerInfo {
+	for i := range m.Layers {
+		if m.Layers[i].Name == name {
+			return &m.Layers[i]
+		}
+	}
+	return nil
+}
+
+// headerDiff names the first top-level field in which two manifests' build settings differ ("" when
+// they agree), ignoring the layers and the completion flag.
+func headerDiff(a, b *Manifest) string {
+	ha, hb := *a, *b
+	ha.Layers, hb.Layers = nil, nil
+	ha.Complete, hb.Complete = false, false
+	ja, _ := json.Marshal(&ha)
+	jb, _ := json.Marshal(&hb)
+	if bytes.Equal(ja, jb) {
+		return ""
+	}
+	var ma, mb map[string]json.RawMessage
+	json.Unmarshal(ja, &ma)
+	json.Unmarshal(jb, &mb)
+	for _, k := range []string{"format", "mode", "method", "model", "calibration", "sparse", "quant", "sequential", "sequential_level"} {
+		if !bytes.Equal(ma[k], mb[k]) {
+			return fmt.Sprintf("%s (%s vs %s)", k, orNone(ma[k]), orNone(mb[k]))
+		}
+	}
+	return "settings"
+}
+
+func orNone(b json.RawMessage) string {
+	if b == nil {
+		return "absent"
+	}
+	return string(b)
+}

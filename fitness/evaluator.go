@@ -1,0 +1,238 @@
+package fitness
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/evopress/evopress/model"
+	"github.com/evopress/evopress/search"
+)
+
+// Kind selects the fitness function.
+type Kind string
+
+// The fitness functions.
+const (
+	// KL is KL(P_dense ‖ P_candidate) averaged over predicting positions.
+	KL Kind = "kl"
+	// PPL is the candidate's mean next-token NLL on the calibration batch (log perplexity).
+	PPL Kind = "ppl"
+)
+
+// ParseKind checks a --fitness value.
+func ParseKind(s string) (Kind, error) {
+	switch Kind(s) {
+	case KL, PPL:
+		return Kind(s), nil
+	}
+	return "", fmt.Errorf("unknown fitness %q (want kl or ppl)", s)
+}
+
+// Builder turns a profile (levels in the mode's unit order) into a candidate model, typically a
+// Clone of the dense model with sub-blocks skipped or layer weights swapped.
+type Builder func(p search.Profile) (*model.Model, error)
+
+// Evaluator scores candidate profiles for the search engine (it implements search.Evaluator).
+type Evaluator struct {
+	teacher   *Teacher
+	build     Builder
+	kind      Kind
+	unitBlock []int
+	nBlocks   int
+
+	// PrefixReuse starts each candidate from the parent's hidden states before the first block
+	// it changes (default true). Results are identical either way.
+	PrefixReuse bool
+	// SubBatch is how many sequences one forward processes (default 16).
+	SubBatch int
+
+	blocksRun, blocksFull atomic.Int64
+	tokens                atomic.Int64
+}
+
+// NewEvaluator returns an evaluator for profiles over units (Hugging Face module names; the block
+// of each is read from its "model.layers.N." prefix, for prefix reuse).
+func NewEvaluator(t *Teacher, units []string, build Builder, kind Kind) (*Evaluator, error) {
+	if kind == "" {
+		kind = KL
+	}
+	if _, err := ParseKind(string(kind)); err != nil {
+		return nil, err
+	}
+	e := &Evaluator{teacher: t, build: build, kind: kind, nBlocks: len(t.dense.Blocks), PrefixReuse: true, SubBatch: 16}
+	for _, u := range units {
+		b, ok := UnitBlock(u)
+		if !ok || b >= e.nBlocks {
+			return nil, fmt.Errorf("fitness: unit %q does not name a block of the %d-block model (want model.layers.N....)", u, e.nBlocks)
+		}
+		e.unitBlock = append(e.unitBlock, b)
+	}
+	return e, nil
+}
+
+// UnitBlock parses the block index from a unit name "model.layers.N...".
+func UnitBlock(unit string) (int, bool) {
+	const p = "model.layers."
+	if !strings.HasPrefix(unit, p) {
+		return 0, false
+	}
+	rest := unit[len(p):]
+	if i := strings.IndexByte(rest, '.'); i >= 0 {
+		rest = rest[:i]
+	}
+	n, err := strconv.Atoi(rest)
+	return n, err == nil && n >= 0
+}
+
+// Stats reports the blocks computed and the blocks a full forward of every candidate would have
+// computed, and the input tokens scored, since the evaluator was made.
+func (e *Evaluator) Stats() (blocksRun, blocksFull, tokens int64) {
+	return e.blocksRun.Load(), e.blocksFull.Load(), e.tokens.Load()
+}
+
+// firstChanged is the first block in which child differs from parent (nBlocks when equal).
+func (e *Evaluator) firstChanged(parent, child search.Profile) int {
+	f := e.nBlocks
+	for i := range child {
+		if child[i] != parent[i] && e.unitBlock[i] < f {
+			f = e.unitBlock[i]
+		}
+	}
+	return f
+}
+
+// Evaluate implements search.Evaluator.
+func (e *Evaluator) Evaluate(ctx context.Context, parent search.Profile, cands []search.Profile, b search.Batch) ([]float64, error) {
+	if len(b.Chunks) == 0 {
+		return nil, fmt.Errorf("fitness: empty batch")
+	}
+	L := b.Tokens / len(b.Chunks)
+	if L < 2 {
+		return nil, fmt.Errorf("fitness: batch of %d tokens over %d chunks: sequences shorter than 2 tokens", b.Tokens, len(b.Chunks))
+	}
+	models := make([]*model.Model, len(cands))
+	first := make([]int, len(cands))
+	for i, c := range cands {
+		m, err := e.build(c)
+		if err != nil {
+			return nil, err
+		}
+		models[i] = m
+		if parent != nil && e.PrefixReuse && len(parent) == len(c) {
+			first[i] = e.firstChanged(parent, c)
+		}
+	}
+	var parentModel *model.Model
+	needed := map[int]bool{}
+	for _, f := range first {
+		if f > 0 {
+			needed[f] = true
+		}
+	}
+	if len(needed) > 0 {
+		m, err := e.build(parent)
+		if err != nil {
+			return nil, err
+		}
+		parentModel = m
+	}
+	sums := make([]float64, len(cands))
+	count := 0
+	sub := max(1, e.SubBatch)
+	for lo := 0; lo < len(b.Chunks); lo += sub {
+		hi := min(lo+sub, len(b.Chunks))
+		chunks := b.Chunks[lo:hi]
+		tokens := make([][]int, len(chunks))
+		for i, c := range chunks {
+			if c < 0 || c >= len(e.teacher.pool) {
+				return nil, fmt.Errorf("fitness: chunk %d outside the pool of %d", c, len(e.teacher.pool))
+			}
+			if len(e.teacher.pool[c]) < L {
+				return nil, fmt.Errorf("fitness: chunk %d has %d tokens, batch needs %d", c, len(e.teacher.pool[c]), L)
+			}
+			tokens[i] = e.teacher.pool[c][:L]
+		}
+		var ents []*entry
+		if e.kind == KL {
+			var err error
+			if ents, err = e.teacher.entries(chunks); err != nil {
+				return nil, err
+			}
+		}
+		a0, err := e.teacher.dense.Embedding(tokens)
+		if err != nil {
+			return nil, err
+		}
+		saved := map[int]*model.Activations{0: a0}
+		if parentModel != nil {
+			cur := a0.Clone()
+			for blk := 0; blk < e.nBlocks; blk++ {
+				if err := ctx.Err(); err != nil {
+					return nil, err
+				}
+				parentModel.Forward(cur, blk, blk+1, nil)
+				if needed[blk+1] {
+					saved[blk+1] = cur.Clone()
+				}
+			}
+		}
+		work := &model.Activations{}
+		for i, m := range models {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			f := first[i]
+			work.CopyFrom(saved[f])
+			m.Forward(work, f, e.nBlocks, nil)
+			e.blocksRun.Add(int64(e.nBlocks - f))
+			e.blocksFull.Add(int64(e.nBlocks))
+			s, n := e.score(m, work, tokens, ents)
+			sums[i] += s
+			if i == 0 {
+				count += n
+			}
+		}
+		e.tokens.Add(int64(len(models) * len(chunks) * L))
+	}
+	out := make([]float64, len(cands))
+	for i := range out {
+		out[i] = sums[i] / float64(count)
+	}
+	return out, nil
+}
+
+// score returns the summed fitness over the predicting positions of a's sequences and their count.
+func (e *Evaluator) score(m *model.Model, a *model.Activations, tokens [][]int, ents []*entry) (float64, int) {
+	if e.kind == PPL {
+		return m.NLL(a, tokens)
+	}
+	T := a.T
+	partial := make([]float64, a.Rows())
+	k := e.teacher.opt.TopK
+	m.ForEachLogits(a, func(row int, logits []float32) {
+		b, pos := row/T, row%T
+		sp := scratchPool.Get().(*[]float32)
+		if len(*sp) < len(logits) {
+			*sp = make([]float32, len(logits))
+		}
+		partial[row] = ents[b].klRow(pos, logits, k, *sp)
+		scratchPool.Put(sp)
+	})
+	var s float64
+	n := 0
+	for b := 0; b < a.B; b++ {
+		for t := 0; t < T-1; t++ {
+			s += partial[b*T+t]
+			n++
+		}
+	}
+	return s, n
+}
+
+var scratchPool = sync.Pool{New: func() any { return new([]float32) }}
+
+var _ search.Evaluator = (*Evaluator)(nil)

@@ -1,0 +1,508 @@
+package hf
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"math"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+	"unsafe"
+)
+
+// File names of a Hugging Face checkpoint.
+const (
+	SafetensorsFileName = "model.safetensors"
+	IndexFileName       = "model.safetensors.index.json"
+)
+
+// maxIndexSize bounds model.safetensors.index.json.
+const maxIndexSize = 64 << 20
+
+// readChunk is the size of the staging buffer used when converting 16-bit
+// and 64-bit tensors.
+const readChunk = 1 << 20
+
+// shard is one open safetensors file.
+type shard struct {
+	name string // path used in messages
+	r    io.ReaderAt
+	c    io.Closer
+	size int64
+	meta map[string]string
+}
+
+// tensorRef locates a tensor in a shard.
+type tensorRef struct {
+	info  TensorInfo
+	shard int
+}
+
+// Checkpoint is the set of tensors of one model directory, read lazily from
+// its safetensors file(s), which stay open until Close. Its methods are safe
+// for concurrent use (Close aside).
+type Checkpoint struct {
+	dir         string // directory, for messages
+	source      string // model.safetensors or the index file, for messages
+	shards      []*shard
+	tensors     map[string]tensorRef
+	names       []string
+	fingerprint string
+}
+
+// opener opens a file of the model directory by its base name and returns
+// a reader, a closer, its size and the path to use in messages.
+type opener func(name string) (io.ReaderAt, io.Closer, int64, string, error)
+
+// OpenCheckpoint opens the checkpoint of a model directory:
+// model.safetensors when present, else model.safetensors.index.json and the
+// shard files its weight_map names (each opened once). All headers are read
+// and validated (see ParseSafetensorsHeader); tensor data is read only by
+// ReadFloat32/ReadRaw. A tensor held by two shards, or a weight_map entry
+// that names a shard not holding the tensor, is an error. config.json, when
+// present, is read for the Fingerprint.
+func OpenCheckpoint(dir string) (*Checkpoint, error) {
+	open := func(name string) (io.ReaderAt, io.Closer, int64, string, error) {
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		f, err := os.Open(p)
+		if err != nil {
+			return nil, nil, 0, p, err
+		}
+		st, err := f.Stat()
+		if err != nil {
+			f.Close()
+			return nil, nil, 0, p, err
+		}
+		if !st.Mode().IsRegular() {
+			f.Close()
+			return nil, nil, 0, p, fmt.Errorf("%s: not a regular file", p)
+		}
+		return f, f, st.Size(), p, nil
+	}
+	return openCheckpoint(dir, open)
+}
+
+// OpenCheckpointFS is OpenCheckpoint for a directory of an fs.FS, such as
+// an embed.FS holding the default model (dir uses forward slashes; "." is
+// the root). The safetensors files must implement io.ReaderAt, as embed.FS,
+// fstest.MapFS and os.DirFS files do, so that tensors are converted straight
+// from the embedded bytes without a second copy of the file.
+func OpenCheckpointFS(fsys fs.FS, dir string) (*Checkpoint, error) {
+	open := func(name string) (io.ReaderAt, io.Closer, int64, string, error) {
+		p := path.Join(dir, name)
+		f, err := fsys.Open(p)
+		if err != nil {
+			return nil, nil, 0, p, err
+		}
+		st, err := f.Stat()
+		if err != nil {
+			f.Close()
+			return nil, nil, 0, p, err
+		}
+		if st.IsDir() {
+			f.Close()
+			return nil, nil, 0, p, fmt.Errorf("%s: is a directory", p)
+		}
+		ra, ok := f.(io.ReaderAt)
+		if !ok {
+			f.Close()
+			return nil, nil, 0, p, fmt.Errorf("%s: file of %T does not implement io.ReaderAt", p, fsys)
+		}
+		return ra, f, st.Size(), p, nil
+	}
+	return openCheckpoint(dir, open)
+}
+
+func openCheckpoint(dir string, open opener) (c *Checkpoint, err error) {
+	c = &Checkpoint{dir: dir, tensors: map[string]tensorRef{}}
+	defer func() {
+		if err != nil {
+			c.Close()
+			c = nil
+		}
+	}()
+
+	sh, err := openShard(open, SafetensorsFileName)
+	switch {
+	case err == nil:
+		c.source = sh.name
+		c.shards = append(c.shards, sh.shard)
+		for name, t := range sh.tensorsTmp {
+			c.tensors[name] = tensorRef{info: t, shard: 0}
+		}
+	case errors.Is(err, fs.ErrNotExist):
+		found, err := c.openSharded(open)
+		if err != nil {
+			return nil, err
+		}
+		if !found {
+			return nil, fmt.Errorf("hf: %s: no %s or %s", dir, SafetensorsFileName, IndexFileName)
+		}
+	default:
+		return nil, err
+	}
+
+	c.names = make([]string, 0, len(c.tensors))
+	for name := range c.tensors {
+		c.names = append(c.names, name)
+	}
+	sort.Strings(c.names)
+
+	var config []byte
+	if ra, cl, size, p, err := open(ConfigFileName); err == nil {
+		if size > maxConfigSize {
+			cl.Close()
+			return nil, fmt.Errorf("hf: %s: larger than %d bytes", p, maxConfigSize)
+		}
+		config = make([]byte, size)
+		_, err := readFull(ra, config, 0)
+		cl.Close()
+		if err != nil {
+			return nil, fmt.Errorf("hf: %s: %v", p, err)
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("hf: %v", err)
+	}
+	c.fingerprint = fingerprint(config, c)
+	return c, nil
+}
+
+// openedShard is a shard plus its parsed tensors (before they are merged).
+type openedShard struct {
+	*shard
+	tensorsTmp map[string]TensorInfo
+}
+
+// openShard opens one safetensors file and parses its header.
+func openShard(open opener, name string) (*openedShard, error) {
+	r, cl, size, p, err := open(name)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("%s: %w", p, fs.ErrNotExist)
+		}
+		return nil, fmt.Errorf("hf: %s: %v", p, err)
+	}
+	fail := func(err error) (*openedShard, error) {
+		cl.Close()
+		return nil, err
+	}
+	var lenBuf [8]byte
+	if size < 8 {
+		return fail(fmt.Errorf("hf: %s: too short for a safetensors file (%d bytes)", p, size))
+	}
+	if _, err := readFull(r, lenBuf[:], 0); err != nil {
+		return fail(fmt.Errorf("hf: %s: reading the header length: %v", p, err))
+	}
+	n := binary.LittleEndian.Uint64(lenBuf[:])
+	if n > MaxHead {
+		return fail(fmt.Errorf("hf: %s: header length %d exceeds the limit of %d bytes", p, n, MaxHead))
+	}
+	if int64(n) > size-8 {
+		return fail(fmt.Errorf("hf: %s: header length %d beyond the end of the file (size %d)", p, n, size))
+	}
+	head := make([]byte, 8+n)
+	if _, err := readFull(r, head, 0); err != nil {
+		return fail(fmt.Errorf("hf: %s: reading the header: %v", p, err))
+	}
+	tensors, meta, err := ParseSafetensorsHeader(head, size, p)
+	if err != nil {
+		return fail(err)
+	}
+	return &openedShard{shard: &shard{name: p, r: r, c: cl, size: size, meta: meta}, tensorsTmp: tensors}, nil
+}
+
+// indexFile is model.safetensors.index.json.
+type indexFile struct {
+	WeightMap map[string]string `json:"weight_map"`
+}
+
+// openSharded opens a sharded checkpoint; found is false when there is no
+// index file.
+func (c *Checkpoint) openSharded(open opener) (found bool, err error) {
+	ra, cl, size, p, err := open(IndexFileName)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return false, nil
+		}
+		return true, fmt.Errorf("hf: %s: %v", p, err)
+	}
+	c.source = p
+	if size > maxIndexSize {
+		cl.Close()
+		return true, fmt.Errorf("hf: %s: larger than %d bytes", p, maxIndexSize)
+	}
+	data := make([]byte, size)
+	_, err = readFull(ra, data, 0)
+	cl.Close()
+	if err != nil {
+		return true, fmt.Errorf("hf: %s: %v", p, err)
+	}
+	var idx indexFile
+	if err := json.Unmarshal(data, &idx); err != nil {
+		return true, fmt.Errorf("hf: %s: invalid index JSON: %v", p, err)
+	}
+	if len(idx.WeightMap) == 0 {
+		return true, fmt.Errorf("hf: %s: field \"weight_map\": missing or empty", p)
+	}
+	var files []string
+	seenFile := map[string]bool{}
+	for tensor, f := range idx.WeightMap {
+		if !fs.ValidPath(f) || f == "." || strings.Contains(f, `\`) {
+			return true, fmt.Errorf("hf: %s: weight_map: tensor %q: invalid shard file name %q", p, tensor, f)
+		}
+		if !seenFile[f] {
+			seenFile[f] = true
+			files = append(files, f)
+		}
+	}
+	sort.Strings(files)
+	shardIndex := map[string]int{}
+	for _, f := range files {
+		sh, err := openShard(open, f)
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return true, fmt.Errorf("hf: %s: weight_map names shard %q, which is missing: %v", p, f, err)
+			}
+			return true, err
+		}
+		shardIndex[f] = len(c.shards)
+		c.shards = append(c.shards, sh.shard)
+		for name, t := range sh.tensorsTmp {
+			if prev, dup := c.tensors[name]; dup {
+				return true, fmt.Errorf("hf: %s: tensor %q is in two shards: %s and %s", p, name, c.shards[prev.shard].name, sh.name)
+			}
+			c.tensors[name] = tensorRef{info: t, shard: shardIndex[f]}
+		}
+	}
+	for tensor, f := range idx.WeightMap {
+		ref, ok := c.tensors[tensor]
+		if !ok || ref.shard != shardIndex[f] {
+			return true, fmt.Errorf("hf: %s: weight_map: tensor %q mapped to shard %q, which does not hold it", p, tensor, f)
+		}
+	}
+	return true, nil
+}
+
+// readFull reads len(buf) bytes at off, treating a full read with io.EOF as
+// success.
+func readFull(r io.ReaderAt, buf []byte, off int64) (int, error) {
+	n, err := r.ReadAt(buf, off)
+	if n == len(buf) {
+		return n, nil
+	}
+	if err == nil || err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	return n, err
+}
+
+// fingerprint hashes config.json and the tensor index.
+func fingerprint(config []byte, c *Checkpoint) string {
+	h := sha256.New()
+	io.WriteString(h, "evopress-model-fingerprint/v1\n")
+	if config == nil {
+		io.WriteString(h, "config.json absent\n")
+	} else {
+		fmt.Fprintf(h, "config.json %d\n", len(config))
+		h.Write(config)
+		io.WriteString(h, "\n")
+	}
+	for _, name := range c.names {
+		t := c.tensors[name].info
+		line, _ := json.Marshal([]any{t.Name, t.DType, t.Shape})
+		h.Write(line)
+		io.WriteString(h, "\n")
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// Fingerprint identifies the model cheaply: the hex SHA-256 of the line
+// "evopress-model-fingerprint/v1", then "config.json <length>" and the
+// exact bytes of config.json (or "config.json absent"), then for each tensor
+// in name order the JSON array [name, dtype, shape] on its own line. Tensor
+// data is not hashed, so two checkpoints with equal config.json and equal
+// tensor names, dtypes and shapes share a fingerprint; sharding and file
+// layout do not affect it.
+func (c *Checkpoint) Fingerprint() string { return c.fingerprint }
+
+// Dir returns the model directory the checkpoint was opened from.
+func (c *Checkpoint) Dir() string { return c.dir }
+
+// Names returns the tensor names, sorted.
+func (c *Checkpoint) Names() []string { return append([]string(nil), c.names...) }
+
+// Len returns the number of tensors.
+func (c *Checkpoint) Len() int { return len(c.names) }
+
+// Info returns a tensor's description and whether it exists.
+func (c *Checkpoint) Info(name string) (TensorInfo, bool) {
+	ref, ok := c.tensors[name]
+	if !ok {
+		return TensorInfo{}, false
+	}
+	t := ref.info
+	t.Shape = append(make([]int, 0, len(t.Shape)), t.Shape...)
+	return t, true
+}
+
+// Files returns the safetensors files of the checkpoint (one, or the shards
+// in name order).
+func (c *Checkpoint) Files() []string {
+	out := make([]string, len(c.shards))
+	for i, s := range c.shards {
+		out[i] = s.name
+	}
+	return out
+}
+
+// Metadata returns a copy of the "__metadata__" map of a file listed by
+// Files (nil when it has none or is not part of the checkpoint).
+func (c *Checkpoint) Metadata(file string) map[string]string {
+	for _, s := range c.shards {
+		if s.name == file && s.meta != nil {
+			out := make(map[string]string, len(s.meta))
+			for k, v := range s.meta {
+				out[k] = v
+			}
+			return out
+		}
+	}
+	return nil
+}
+
+// lookup finds a tensor and checks its shape when want is given.
+func (c *Checkpoint) lookup(name string, want []int) (tensorRef, error) {
+	if c.shards == nil {
+		return tensorRef{}, fmt.Errorf("hf: %s: checkpoint is closed", c.dir)
+	}
+	ref, ok := c.tensors[name]
+	if !ok {
+		return tensorRef{}, fmt.Errorf("hf: %s: no tensor %q", c.source, name)
+	}
+	if len(want) > 0 && !equalInts(ref.info.Shape, want) {
+		return tensorRef{}, fmt.Errorf("hf: %s: tensor %s: shape %v, want %v", ref.info.File, name, ref.info.Shape, want)
+	}
+	return ref, nil
+}
+
+func equalInts(a, b []int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// ReadRaw returns a tensor's bytes as stored (little-endian, its DType),
+// checking its shape when shape is given.
+func (c *Checkpoint) ReadRaw(name string, shape ...int) ([]byte, error) {
+	ref, err := c.lookup(name, shape)
+	if err != nil {
+		return nil, err
+	}
+	t := ref.info
+	buf := make([]byte, t.Size)
+	if _, err := readFull(c.shards[ref.shard].r, buf, t.Offset); err != nil {
+		return nil, fmt.Errorf("hf: %s: tensor %s: reading %d bytes at %d: %v", t.File, name, t.Size, t.Offset, err)
+	}
+	return buf, nil
+}
+
+// ReadFloat32 reads a tensor and converts it to float32 (F32 as is; F16 and
+// BF16 exactly; F64 rounded to nearest), in row-major order. When shape is
+// given it must equal the tensor's shape, e.g.
+// "hf: dir/model.safetensors: tensor model.layers.0.self_attn.q_proj.weight:
+// shape [256 128], want [256 256]". Only the tensor's byte range is read.
+func (c *Checkpoint) ReadFloat32(name string, shape ...int) ([]float32, error) {
+	ref, err := c.lookup(name, shape)
+	if err != nil {
+		return nil, err
+	}
+	t := ref.info
+	if !t.DType.Float() {
+		return nil, fmt.Errorf("hf: %s: tensor %s: dtype %s cannot be read as float32 (supported: F32, F16, BF16, F64)", t.File, name, t.DType)
+	}
+	r := c.shards[ref.shard].r
+	out := make([]float32, t.Numel())
+	fail := func(err error) ([]float32, error) {
+		return nil, fmt.Errorf("hf: %s: tensor %s: reading %d bytes at %d: %v", t.File, name, t.Size, t.Offset, err)
+	}
+	if t.DType == F32 && littleEndian && len(out) > 0 {
+		b := unsafe.Slice((*byte)(unsafe.Pointer(&out[0])), len(out)*4)
+		if _, err := readFull(r, b, t.Offset); err != nil {
+			return fail(err)
+		}
+		return out, nil
+	}
+	es := t.DType.Size()
+	per := readChunk / es
+	buf := make([]byte, min(int64(per*es), t.Size))
+	for done := 0; done < len(out); {
+		k := min(per, len(out)-done)
+		b := buf[:k*es]
+		if _, err := readFull(r, b, t.Offset+int64(done*es)); err != nil {
+			return fail(err)
+		}
+		decodeFloats(t.DType, b, out[done:done+k])
+		done += k
+	}
+	return out, nil
+}
+
+// decodeFloats converts little-endian elements of dtype dt to float32.
+func decodeFloats(dt DType, b []byte, dst []float32) {
+	switch dt {
+	case F32:
+		for i := range dst {
+			dst[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
+		}
+	case F16:
+		b = b[:2*len(dst)]
+		for i := range dst {
+			dst[i] = Float16ToFloat32(uint16(b[2*i]) | uint16(b[2*i+1])<<8)
+		}
+	case BF16:
+		b = b[:2*len(dst)]
+		for i := range dst {
+			dst[i] = math.Float32frombits(uint32(b[2*i])<<16 | uint32(b[2*i+1])<<24)
+		}
+	case F64:
+		for i := range dst {
+			dst[i] = float32(math.Float64frombits(binary.LittleEndian.Uint64(b[8*i:])))
+		}
+	}
+}
+
+// littleEndian reports whether the machine stores integers little-endian,
+// so that F32 data can be read straight into a []float32.
+var littleEndian = func() bool {
+	x := uint16(1)
+	return *(*byte)(unsafe.Pointer(&x)) == 1
+}()
+
+// Close closes the checkpoint's files. Reads after Close fail.
+func (c *Checkpoint) Close() error {
+	if c == nil {
+		return nil
+	}
+	var first error
+	for _, s := range c.shards {
+		if err := s.c.Close(); err != nil && first == nil {
+			first = fmt.Errorf("hf: %s: %v", s.name, err)
+		}
+	}
+	c.shards = nil
+	return first
+}

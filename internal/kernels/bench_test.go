@@ -1,0 +1,110 @@
+package kernels
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+)
+
+// gemmBenchShapes are the model's shapes (m×n×k) plus the reference target.
+var gemmBenchShapes = []struct {
+	m, n, k        int
+	transA, transB bool
+}{
+	{8192, 256, 256, false, true},
+	{8192, 704, 256, false, true},
+	{8192, 256, 704, false, true},
+	{8192, 4096, 256, false, true},
+	{2048, 576, 1536, false, false},
+	{2048, 576, 1536, false, true},
+	{256, 256, 8192, true, false}, // Hessian XᵀX over 8192 tokens
+	{256, 256, 64, false, true},   // attention Q·Kᵀ per head
+	{256, 64, 256, false, false},  // attention P·V per head
+}
+
+func benchGemm(b *testing.B, serial bool) {
+	for _, s := range gemmBenchShapes {
+		name := fmt.Sprintf("%dx%dx%d_tA%v_tB%v", s.m, s.n, s.k, s.transA, s.transB)
+		b.Run(name, func(b *testing.B) {
+			rng := rand.New(rand.NewPCG(1, 1))
+			lda, ldb := s.k, s.n
+			if s.transA {
+				lda = s.m
+			}
+			if s.transB {
+				ldb = s.k
+			}
+			a := randSlice(rng, s.m*s.k)
+			bm := randSlice(rng, s.k*s.n)
+			c := make([]float32, s.m*s.n)
+			f := Gemm
+			if serial {
+				f = GemmSerial
+			}
+			f(s.transA, s.transB, s.m, s.n, s.k, 1, a, lda, bm, ldb, 0, c, s.n)
+			b.ResetTimer()
+			cpu0 := processCPUSeconds()
+			for b.Loop() {
+				f(s.transA, s.transB, s.m, s.n, s.k, 1, a, lda, bm, ldb, 0, c, s.n)
+			}
+			cpu := processCPUSeconds() - cpu0
+			flops := 2 * float64(s.m) * float64(s.n) * float64(s.k) * float64(b.N)
+			b.ReportMetric(flops/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+			if cpu > 0 {
+				// Throughput per CPU-second (per core busy): robust to other
+				// processes competing for the cores.
+				b.ReportMetric(flops/cpu/1e9, "GFLOP/cpu-s")
+			}
+		})
+	}
+}
+
+// BenchmarkGemm measures Gemm (all GOMAXPROCS) at the model's shapes.
+func BenchmarkGemm(b *testing.B) { benchGemm(b, false) }
+
+// BenchmarkGemmSerial measures GemmSerial (one goroutine).
+func BenchmarkGemmSerial(b *testing.B) { benchGemm(b, true) }
+
+func benchVec(b *testing.B, n int, f func(x, y []float32)) {
+	rng := rand.New(rand.NewPCG(2, 2))
+	x := randSlice(rng, n)
+	y := randSlice(rng, n)
+	for i := range x {
+		x[i] = -abs32(x[i]) * 3
+	}
+	b.SetBytes(int64(4 * n))
+	cpu0 := processCPUSeconds()
+	for b.Loop() {
+		f(x, y)
+	}
+	cpu := processCPUSeconds() - cpu0
+	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds()/1e9, "Gelem/s")
+	if cpu > 0 {
+		b.ReportMetric(float64(n)*float64(b.N)/cpu/1e9, "Gelem/cpu-s")
+	}
+}
+
+// BenchmarkVec measures the vector kernels on both paths at typical lengths
+// (4096 = a vocabulary row, 704 = an MLP row).
+func BenchmarkVec(b *testing.B) {
+	var sink float32
+	for _, asm := range paths() {
+		for _, n := range []int{704, 4096} {
+			run := func(name string, f func(x, y []float32)) {
+				b.Run(fmt.Sprintf("%s/%s/n=%d", name, pathName(asm), n), func(b *testing.B) {
+					withPath(b, asm, func() { benchVec(b, n, f) })
+				})
+			}
+			run("Dot", func(x, y []float32) { sink += Dot(x, y) })
+			run("Axpy", func(x, y []float32) { Axpy(1e-9, x, y) })
+			run("Scale", func(x, y []float32) { Scale(1, y) })
+			run("Max", func(x, y []float32) { sink += Max(x) })
+			run("SumExp", func(x, y []float32) { sink += SumExp(x, 0) })
+			run("ExpTo", func(x, y []float32) { sink += ExpTo(y, x, 0) })
+			run("SiLUMul", func(x, y []float32) { copy(y, x); SiLUMul(y, x) })
+			w := make([]float32, n)
+			run("RMSNorm", func(x, y []float32) { RMSNorm(y, x, w, 1e-5) })
+		}
+	}
+	_ = sink
+}

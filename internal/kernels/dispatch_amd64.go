@@ -1,0 +1,202 @@
+//go:build amd64 && !noasm
+
+package kernels
+
+import "golang.org/x/sys/cpu"
+
+// hasAsm reports whether this build contains the assembly kernels.
+const hasAsm = true
+
+// useAsm selects the AVX2/FMA assembly kernels. It is set once from the CPU
+// features; tests flip it to exercise the portable path too.
+var useAsm = cpu.X86.HasAVX2 && cpu.X86.HasFMA
+
+// Assembly kernels (gemm_amd64.s, vec_amd64.s). Lengths and alignment
+// preconditions are stated next to each; the Go wrappers below establish them.
+
+//go:noescape
+func sgemmKernel6x16(kc int, a *float32, rsa, csa int, b, c *float32, ldc int, alpha, beta float32)
+
+//go:noescape
+func packBT16AVX(dst, b *float32, ldb, kc8 int) // kc8%8 == 0, kc8 > 0
+
+//go:noescape
+func dotAVX(x, y []float32) float32
+
+//go:noescape
+func axpyAVX(alpha float32, x, y []float32)
+
+//go:noescape
+func scaleAVX(alpha float32, x []float32)
+
+//go:noescape
+func maxAVX(x []float32) float32
+
+//go:noescape
+func sumExpAVX(x []float32, shift float32) float64 // len(x)%8 == 0
+
+//go:noescape
+func expToAVX(dst, x []float32, shift float32) float64 // len(x)%8 == 0, len(dst) ≥ len(x)
+
+//go:noescape
+func siluMulAVX(gate, up []float32) // len(gate)%8 == 0, len(up) ≥ len(gate)
+
+//go:noescape
+func sumSquares64AVX(x []float32) float64 // len(x)%16 == 0
+
+//go:noescape
+func rmsScaleAVX(dst, x, w []float32, r float32) // len(x)%8 == 0, len(dst), len(w) ≥ len(x)
+
+// gemmKernel computes one full mr×nr tile of C (see gemmKernelGo for the
+// contract; kc ≥ 1).
+func gemmKernel(kc int, a []float32, rs, cs int, b, c []float32, ldc int, alpha, beta float32) {
+	if !useAsm {
+		gemmKernelGo(kc, a, rs, cs, b, c, ldc, alpha, beta)
+		return
+	}
+	// Bounds the assembly relies on.
+	_ = a[(mr-1)*rs+(kc-1)*cs]
+	_ = b[kc*nr-1]
+	_ = c[(mr-1)*ldc+nr-1]
+	sgemmKernel6x16(kc, &a[0], rs, cs, &b[0], &c[0], ldc, alpha, beta)
+}
+
+// packBTrans16 packs the kc×16 micro-panel of op(B) = bᵀ whose columns are
+// rows j…j+15 of b (from column p0 on) and reports whether it did; the
+// portable loop in packB is used when it did not.
+func packBTrans16(d, b []float32, ldb, j, p0, kc int) bool {
+	if !useAsm {
+		return false
+	}
+	_ = d[kc*nr-1]
+	kc8 := kc &^ 7
+	if kc8 > 0 {
+		_ = b[(j+nr-1)*ldb+p0+kc8-1]
+		packBT16AVX(&d[0], &b[j*ldb+p0], ldb, kc8)
+	}
+	for c := 0; c < nr; c++ {
+		row := b[(j+c)*ldb+p0 : (j+c)*ldb+p0+kc]
+		for p := kc8; p < kc; p++ {
+			d[p*nr+c] = row[p]
+		}
+	}
+	return true
+}
+
+func dot(x, y []float32) float32 {
+	if !useAsm {
+		return dotGo(x, y)
+	}
+	return dotAVX(x, y[:len(x)])
+}
+
+func axpy(alpha float32, x, y []float32) {
+	if !useAsm {
+		axpyGo(alpha, x, y)
+		return
+	}
+	axpyAVX(alpha, x, y[:len(x)])
+}
+
+func scale(alpha float32, x []float32) {
+	if !useAsm {
+		scaleGo(alpha, x)
+		return
+	}
+	scaleAVX(alpha, x)
+}
+
+func maxf(x []float32) float32 {
+	if !useAsm {
+		return maxGo(x)
+	}
+	return maxAVX(x)
+}
+
+func sumExp(x []float32, shift float32) float64 {
+	if !useAsm {
+		return sumExpGo(x, shift)
+	}
+	n := len(x) &^ 7
+	var s float64
+	if n > 0 {
+		s = sumExpAVX(x[:n], shift)
+	}
+	if n < len(x) {
+		// The tail goes through the same vector code on a padded copy.
+		var in, out [8]float32
+		rest := copy(in[:], x[n:])
+		expToAVX(out[:], in[:], shift)
+		for _, v := range out[:rest] {
+			s += float64(v)
+		}
+	}
+	return s
+}
+
+func expTo(dst, x []float32, shift float32) float64 {
+	if !useAsm {
+		return expToGo(dst, x, shift)
+	}
+	n := len(x) &^ 7
+	var s float64
+	if n > 0 {
+		s = expToAVX(dst[:n], x[:n], shift)
+	}
+	if n < len(x) {
+		var in, out [8]float32
+		rest := copy(in[:], x[n:])
+		expToAVX(out[:], in[:], shift)
+		copy(dst[n:], out[:rest])
+		for _, v := range out[:rest] {
+			s += float64(v)
+		}
+	}
+	return s
+}
+
+func siluMul(gate, up []float32) {
+	if !useAsm {
+		siluMulGo(gate, up)
+		return
+	}
+	up = up[:len(gate)]
+	n := len(gate) &^ 7
+	if n > 0 {
+		siluMulAVX(gate[:n], up[:n])
+	}
+	if n < len(gate) {
+		var g, u [8]float32
+		rest := copy(g[:], gate[n:])
+		copy(u[:], up[n:])
+		siluMulAVX(g[:], u[:])
+		copy(gate[n:], g[:rest])
+	}
+}
+
+func sumSquares64(x []float32) float64 {
+	if !useAsm {
+		return sumSquares64Go(x)
+	}
+	n := len(x) &^ 15
+	var s float64
+	if n > 0 {
+		s = sumSquares64AVX(x[:n])
+	}
+	for _, v := range x[n:] {
+		s += float64(v) * float64(v)
+	}
+	return s
+}
+
+func rmsScale(dst, x, w []float32, r float32) {
+	if !useAsm {
+		rmsScaleGo(dst, x, w, r)
+		return
+	}
+	n := len(x) &^ 7
+	if n > 0 {
+		rmsScaleAVX(dst[:n], x[:n], w[:n], r)
+	}
+	rmsScaleGo(dst[n:], x[n:], w[n:], r)
+}

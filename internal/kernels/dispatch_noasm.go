@@ -1,0 +1,29 @@
+//go:build !amd64 || noasm
+
+package kernels
+
+// hasAsm reports whether this build contains the assembly kernels.
+const hasAsm = false
+
+// useAsm selects the assembly kernels; always false in this build.
+var useAsm = false
+
+func gemmKernel(kc int, a []float32, rs, cs int, b, c []float32, ldc int, alpha, beta float32) {
+	gemmKernelGo(kc, a, rs, cs, b, c, ldc, alpha, beta)
+}
+
+// packBTrans16 reports false: the portable loop in packB does the work.
+func packBTrans16(d, b []float32, ldb, j, p0, kc int) bool { return false }
+
+func dot(x, y []float32) float32                { return dotGo(x, y) }
+func axpy(alpha float32, x, y []float32)        { axpyGo(alpha, x, y) }
+func scale(alpha float32, x []float32)          { scaleGo(alpha, x) }
+func maxf(x []float32) float32                  { return maxGo(x) }
+func sumExp(x []float32, shift float32) float64 { return sumExpGo(x, shift) }
+func expTo(dst, x []float32, shift float32) float64 {
+	return expToGo(dst, x, shift)
+}
+func siluMul(gate, up []float32)       { siluMulGo(gate, up) }
+func sumSquares64(x []float32) float64 { return sumSquares64Go(x) }
+
+func rmsScale(dst, x, w []float32, r float32) { rmsScaleGo(dst, x, w, r) }

@@ -1,0 +1,229 @@
+// Package profile reads and writes compression profiles: the design note's JSON contract
+// (format "evopress-profile/v1") and, for users of the reference implementation, its text configs
+// (one "name: level" per line).
+//
+// A profile assigns an integer level to named units (Hugging Face module names). drop:
+// "model.layers.N.self_attn" / "model.layers.N.mlp", level 1 = dropped; sparse: the seven linear
+// layers of every block, level = the database's integer level; quant: the same units, level = bits.
+// A unit missing from Levels is left uncompressed.
+package profile
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/evopress/evopress/internal/atomicfile"
+)
+
+// FormatV1 is the value of the "format" field.
+const FormatV1 = "evopress-profile/v1"
+
+// The modes.
+const (
+	ModeDrop   = "drop"
+	ModeSparse = "sparse"
+	ModeQuant  = "quant"
+)
+
+// Ref identifies a model or database a profile was made for.
+type Ref struct {
+	Path        string `json:"path,omitempty"`
+	Fingerprint string `json:"fingerprint,omitempty"`
+}
+
+// Profile is one compression profile (the JSON contract).
+type Profile struct {
+	Format string             `json:"format"`
+	Mode   string             `json:"mode"`
+	Target float64            `json:"target,omitempty"`
+	Model  *Ref               `json:"model,omitempty"`
+	DB     *Ref               `json:"db,omitempty"`
+	Levels map[string]int     `json:"levels"`
+	Values map[string]float64 `json:"values,omitempty"`
+	// Fitness is the search's fitness of the profile (lower is better), when known.
+	Fitness *float64 `json:"fitness,omitempty"`
+	Method  string   `json:"method,omitempty"`
+	// Search records how the profile was found (seed, generations, ...), free-form.
+	Search map[string]any `json:"search,omitempty"`
+}
+
+// New returns an empty profile of the given mode.
+func New(mode string) *Profile {
+	return &Profile{Format: FormatV1, Mode: mode, Levels: map[string]int{}}
+}
+
+// Parse decodes and validates a JSON profile; name is used in error messages.
+func Parse(data []byte, name string) (*Profile, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(data, &raw); err != nil {
+		return nil, fmt.Errorf("%s: not a JSON object: %v", name, err)
+	}
+	for _, f := range []string{"format", "mode", "levels"} {
+		if _, ok := raw[f]; !ok {
+			return nil, fmt.Errorf("%s: missing required field %q", name, f)
+		}
+	}
+	var p Profile
+	if err := json.Unmarshal(data, &p); err != nil {
+		return nil, fmt.Errorf("%s: %v", name, err)
+	}
+	if err := p.Validate(); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return &p, nil
+}
+
+// Validate checks the fields every profile must get right.
+func (p *Profile) Validate() error {
+	if p.Format != FormatV1 {
+		return fmt.Errorf("field format: %q, want %q", p.Format, FormatV1)
+	}
+	switch p.Mode {
+	case ModeDrop, ModeSparse, ModeQuant:
+	default:
+		return fmt.Errorf("field mode: %q, want drop, sparse or quant", p.Mode)
+	}
+	if p.Levels == nil {
+		return fmt.Errorf("field levels: missing")
+	}
+	for name, l := range p.Levels {
+		if name == "" {
+			return fmt.Errorf("field levels: empty unit name")
+		}
+		switch p.Mode {
+		case ModeDrop:
+			if l != 0 && l != 1 {
+				return fmt.Errorf("field levels: %s = %d, a drop level is 0 (kept) or 1 (dropped)", name, l)
+			}
+		case ModeQuant:
+			if l < 1 || l > 16 {
+				return fmt.Errorf("field levels: %s = %d bits, want 1..16", name, l)
+			}
+		}
+	}
+	if math.IsNaN(p.Target) || math.IsInf(p.Target, 0) {
+		return fmt.Errorf("field target: not a finite number")
+	}
+	return nil
+}
+
+// Read loads a profile file: JSON, or the reference implementation's text config (one
+// "name: level" per line) when the file does not start with "{"; mode is required for the latter.
+func Read(path, textMode string) (*Profile, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	if t := bytes.TrimSpace(data); len(t) > 0 && t[0] == '{' {
+		return Parse(data, path)
+	}
+	if textMode == "" {
+		return nil, fmt.Errorf("%s: not a JSON profile; a text config (name: level per line) needs its mode", path)
+	}
+	return ParseText(data, textMode, path)
+}
+
+// ParseText reads the reference implementation's text config: one "module.name: level" per line;
+// blank lines and lines starting with # are ignored.
+func ParseText(data []byte, mode, name string) (*Profile, error) {
+	p := New(mode)
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(make([]byte, 64*1024), 1<<20)
+	line := 0
+	for sc.Scan() {
+		line++
+		s := strings.TrimSpace(sc.Text())
+		if s == "" || strings.HasPrefix(s, "#") {
+			continue
+		}
+		i := strings.LastIndexByte(s, ':')
+		if i <= 0 {
+			return nil, fmt.Errorf("%s:%d: want \"name: level\", got %q", name, line, s)
+		}
+		unit := strings.TrimSpace(s[:i])
+		v, err := strconv.Atoi(strings.TrimSpace(s[i+1:]))
+		if err != nil {
+			return nil, fmt.Errorf("%s:%d: level of %s: %v", name, line, unit, err)
+		}
+		if _, dup := p.Levels[unit]; dup {
+			return nil, fmt.Errorf("%s:%d: unit %s given twice", name, line, unit)
+		}
+		p.Levels[unit] = v
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %v", name, err)
+	}
+	if err := p.Validate(); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return p, nil
+}
+
+// MarshalText writes the levels as the reference implementation's text config, units sorted.
+func (p *Profile) MarshalText() []byte {
+	var b bytes.Buffer
+	for _, u := range p.Units() {
+		fmt.Fprintf(&b, "%s: %d\n", u, p.Levels[u])
+	}
+	return b.Bytes()
+}
+
+// Units returns the profile's unit names in natural order (layer numbers compared as numbers).
+func (p *Profile) Units() []string {
+	us := make([]string, 0, len(p.Levels))
+	for u := range p.Levels {
+		us = append(us, u)
+	}
+	sort.Slice(us, func(i, j int) bool { return NaturalLess(us[i], us[j]) })
+	return us
+}
+
+// Write validates p and writes it as indented JSON, atomically.
+func (p *Profile) Write(path string) error {
+	if err := p.Validate(); err != nil {
+		return err
+	}
+	data, err := json.MarshalIndent(p, "", "  ")
+	if err != nil {
+		return err
+	}
+	return atomicfile.WriteFile(path, append(data, '\n'), 0o644)
+}
+
+// NaturalLess orders strings with embedded numbers by value: layers.2 < layers.10.
+func NaturalLess(a, b string) bool {
+	for a != "" && b != "" {
+		da, db := digitsPrefix(a), digitsPrefix(b)
+		if da > 0 && db > 0 {
+			na, _ := strconv.Atoi(a[:da])
+			nb, _ := strconv.Atoi(b[:db])
+			if na != nb {
+				return na < nb
+			}
+			a, b = a[da:], b[db:]
+			continue
+		}
+		if a[0] != b[0] {
+			return a[0] < b[0]
+		}
+		a, b = a[1:], b[1:]
+	}
+	return len(a) < len(b)
+}
+
+func digitsPrefix(s string) int {
+	i := 0
+	for i < len(s) && i < 9 && s[i] >= '0' && s[i] <= '9' {
+		i++
+	}
+	return i
+}
