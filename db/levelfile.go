@@ -213,40 +213,27 @@ func decodeSparse(h *levelHeader, p []byte, dst []float32) error {
 	if rem := n & 7; rem != 0 && mask[mlen-1]>>rem != 0 {
 		return fmt.Errorf("padding bits set in the bitmask")
 	}
-	vs := valueSize(h.Values)
+	// One loop per value type; set bits are visited with TrailingZeros.
 	k := 0
-	value := func() float32 {
-		var v float32
+	for i := 0; i < n; i += 8 {
+		out := dst[i:min(i+8, n)]
+		clear(out)
+		b := mask[i>>3]
 		switch h.Values {
 		case "f32":
-			v = math.Float32frombits(binary.LittleEndian.Uint32(vals[k:]))
-		case "bf16":
-			v = math.Float32frombits(uint32(binary.LittleEndian.Uint16(vals[k:])) << 16)
-		default:
-			v = compress.Float16Value(binary.LittleEndian.Uint16(vals[k:]))
-		}
-		k += vs
-		return v
-	}
-	for i := 0; i < n; i += 8 {
-		b := mask[i>>3]
-		out := dst[i:min(i+8, n)]
-		if b == 0 {
-			clear(out)
-			continue
-		}
-		if b == 0xff && h.Values == "f32" && len(out) == 8 {
-			for j := range out {
-				out[j] = math.Float32frombits(binary.LittleEndian.Uint32(vals[k+4*j:]))
+			for ; b != 0; b &= b - 1 {
+				out[bits.TrailingZeros8(b)] = math.Float32frombits(binary.LittleEndian.Uint32(vals[4*k:]))
+				k++
 			}
-			k += 32
-			continue
-		}
-		for j := range out {
-			if b>>j&1 != 0 {
-				out[j] = value()
-			} else {
-				out[j] = 0
+		case "bf16":
+			for ; b != 0; b &= b - 1 {
+				out[bits.TrailingZeros8(b)] = math.Float32frombits(uint32(binary.LittleEndian.Uint16(vals[2*k:])) << 16)
+				k++
+			}
+		default:
+			for ; b != 0; b &= b - 1 {
+				out[bits.TrailingZeros8(b)] = compress.Float16Value(binary.LittleEndian.Uint16(vals[2*k:]))
+				k++
 			}
 		}
 	}
@@ -301,31 +288,40 @@ func decodeQuant(h *levelHeader, p []byte, dst []float32) error {
 	if pad := len(codes)*8 - len(dst)*h.Bits; pad > 0 && codes[len(codes)-1]>>(8-pad) != 0 {
 		return fmt.Errorf("non-zero padding bits after the codes")
 	}
-	// One pass over the bit stream; the group of column j is j/g or gidx[j].
+	// One pass over the bit stream, group by group (column j's group is j/g, or gidx[j]).
 	var acc uint64
 	nacc, pos := 0, 0
-	bitsW := h.Bits
+	w := uint(h.Bits)
+	next := func() float32 {
+		if nacc < int(w) {
+			for nacc <= 56 && pos < len(codes) {
+				acc |= uint64(codes[pos]) << nacc
+				pos++
+				nacc += 8
+			}
+		}
+		c := acc & maxq
+		acc >>= w
+		nacc -= int(w)
+		return float32(c)
+	}
 	for r := 0; r < h.Rows; r++ {
 		out := dst[r*h.Cols : (r+1)*h.Cols]
 		s := scale[r*ng : (r+1)*ng]
 		z := zero[r*ng : (r+1)*ng]
-		for j := range out {
-			if nacc < bitsW {
-				// refill up to 7 bytes at once
-				for nacc <= 56 && pos < len(codes) {
-					acc |= uint64(codes[pos]) << nacc
-					pos++
-					nacc += 8
-				}
+		if gidx != nil {
+			for j := range out {
+				gr := gidx[j]
+				out[j] = s[gr] * (next() - z[gr])
 			}
-			c := acc & maxq
-			acc >>= bitsW
-			nacc -= bitsW
-			grp := j / g
-			if gidx != nil {
-				grp = int(gidx[j])
+			continue
+		}
+		for gr := 0; gr < ng; gr++ {
+			sg, zg := s[gr], z[gr]
+			seg := out[gr*g : min((gr+1)*g, h.Cols)]
+			for j := range seg {
+				seg[j] = sg * (next() - zg)
 			}
-			out[j] = s[grp] * (float32(c) - z[grp])
 		}
 	}
 	return nil

@@ -109,6 +109,12 @@ type SparseParams struct {
 	// BlockSize and PercDamp are SparseGPT's settings (recorded for the other methods too).
 	BlockSize int     `json:"block_size"`
 	PercDamp  float64 `json:"perc_damp"`
+	// Values, when "f16" or "bf16", rounds the kept weights of every level to that type (to
+	// nearest even; a kept weight never rounds to zero: it becomes the smallest subnormal of its
+	// sign), as the reference's float16 copies do, halving the stored values of SparseGPT levels.
+	// Empty (the default) stores every level losslessly in the narrowest exact type. Errors and
+	// sparsities are those of the stored, rounded levels.
+	Values string `json:"values,omitempty"`
 }
 
 // QuantParams are the parameters of a quant database.
@@ -262,6 +268,9 @@ func (m *Manifest) validateHeader() error {
 		if p.BlockSize < 0 || !(p.PercDamp >= 0) {
 			return fmt.Errorf("field sparse: negative block_size or perc_damp")
 		}
+		if p.Values != "" && p.Values != "f16" && p.Values != "bf16" {
+			return fmt.Errorf("field sparse.values: %q, want f16, bf16 or nothing (lossless)", p.Values)
+		}
 	case ModeQuant:
 		if m.Method != MethodGPTQ && m.Method != MethodRTN {
 			return fmt.Errorf("field method: %q, a quant database is built with gptq or rtn", m.Method)
@@ -297,6 +306,9 @@ func (m *Manifest) validateHeader() error {
 	if c.SeqLen < 1 || c.Sequences < 1 || c.Tokens != c.SeqLen*c.Sequences || c.FileTokens < c.Tokens || c.Batch < 1 {
 		return fmt.Errorf("field calibration: seq_len %d × sequences %d must equal tokens %d ≤ file_tokens %d, batch %d ≥ 1",
 			c.SeqLen, c.Sequences, c.Tokens, c.FileTokens, c.Batch)
+	}
+	if !hexRE.MatchString(c.SHA256) {
+		return fmt.Errorf("field calibration.sha256: %q is not 64 lower-case hex digits", c.SHA256)
 	}
 	if m.Sequential {
 		if err := m.checkLevel(m.SequentialLevel); err != nil {

@@ -6,6 +6,8 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
+	"strings"
 	"testing"
 )
 
@@ -95,5 +97,105 @@ func TestLogitsParity(t *testing.T) {
 				t.Errorf("mean NLL %.7f, want %.7f (rel %.2g > 1e-5)", mean, ref.MeanNLL, rel)
 			}
 		})
+	}
+}
+
+// TestDeterministicAcrossGOMAXPROCS checks that the forward gives bit-identical results whatever
+// the parallelism: the search's same-seed-same-profile promise depends on it.
+func TestDeterministicAcrossGOMAXPROCS(t *testing.T) {
+	needShared(t)
+	m, _, err := Load(filepath.Join(sharedDir, "models", "babyllama-1m"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokens := make([][]int, 5)
+	for i := range tokens {
+		tokens[i] = make([]int, 67)
+		for j := range tokens[i] {
+			tokens[i][j] = (i*31 + j*7) % m.Vocab
+		}
+	}
+	var sums []float64
+	for _, procs := range []int{1, 2, 3, 8} {
+		old := runtime.GOMAXPROCS(procs)
+		s, _, err := m.SequenceNLL(tokens)
+		runtime.GOMAXPROCS(old)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sums = append(sums, s)
+	}
+	for i, s := range sums {
+		if s != sums[0] {
+			t.Errorf("NLL sum %v with setting %d differs from %v", s, i, sums[0])
+		}
+	}
+}
+
+func TestSkipAndCloneAreIndependent(t *testing.T) {
+	needShared(t)
+	m, _, err := Load(filepath.Join(sharedDir, "models", "babyllama-1m"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	seq := [][]int{{1, 5, 9, 13, 17, 21, 25, 29}}
+	base, _, _ := m.SequenceNLL(seq)
+	c := m.Clone()
+	c.Blocks[2].SkipAttn = true
+	c.Blocks[3].SkipMLP = true
+	skipped, _, _ := c.SequenceNLL(seq)
+	again, _, _ := m.SequenceNLL(seq)
+	if skipped == base {
+		t.Error("skipping sub-blocks did not change the NLL")
+	}
+	if again != base {
+		t.Error("changing a clone changed the original model")
+	}
+	// Running blocks in two ranges equals running them in one.
+	a1, _ := m.Embedding(seq)
+	a2 := a1.Clone()
+	m.Forward(a1, 0, len(m.Blocks), nil)
+	m.Forward(a2, 0, 2, nil)
+	m.Forward(a2, 2, len(m.Blocks), nil)
+	for i := range a1.X {
+		if a1.X[i] != a2.X[i] {
+			t.Fatal("Forward(0,2)+Forward(2,n) differs from Forward(0,n)")
+		}
+	}
+}
+
+func TestHookSeesLayerInputs(t *testing.T) {
+	needShared(t)
+	m, _, err := Load(filepath.Join(sharedDir, "models", "babyllama-1m"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[LayerKind]int{}
+	a, _ := m.Embedding([][]int{{1, 2, 3, 4}, {5, 6, 7, 8}})
+	m.Forward(a, 1, 2, func(block int, kind LayerKind, x []float32, rows, cols int) {
+		if block != 1 {
+			t.Errorf("hook called for block %d", block)
+		}
+		if rows != 8 || cols != m.Blocks[1].Layer(kind).In || len(x) < rows*cols {
+			t.Errorf("%v: rows %d cols %d len %d", kind, rows, cols, len(x))
+		}
+		seen[kind]++
+	})
+	if len(seen) != int(NumLayerKinds) {
+		t.Errorf("hook saw %v, want all 7 layers", seen)
+	}
+}
+
+func TestParseLayerKind(t *testing.T) {
+	for k := LayerKind(0); k < NumLayerKinds; k++ {
+		for _, s := range []string{k.String(), k.String()[strings.IndexByte(k.String(), '.')+1:]} {
+			got, err := ParseLayerKind(s)
+			if err != nil || got != k {
+				t.Errorf("ParseLayerKind(%q) = %v, %v", s, got, err)
+			}
+		}
+	}
+	if _, err := ParseLayerKind("lm_head"); err == nil {
+		t.Error("lm_head accepted")
 	}
 }

@@ -184,17 +184,16 @@ func (p preByteLevel) preTokenize(x piece, st *encodeState, emit func(piece)) {
 	splitPiece(x, gpt2Hand, behIsolated, false, func(y piece) { st.emitByteLevel(y, emit) })
 }
 
-// preDigits is pre_tokenizers::Digits (ASCII digits).
+// preDigits is pre_tokenizers::Digits: splits on char::is_numeric, i.e.
+// the Unicode categories Nd, Nl and No.
 type preDigits struct{ individual bool }
-
-func isASCIIDigit(r rune) bool { return r >= '0' && r <= '9' }
 
 func (p preDigits) preTokenize(x piece, _ *encodeState, emit func(piece)) {
 	beh := behContiguous
 	if p.individual {
 		beh = behIsolated
 	}
-	splitPiece(x, charPattern(isASCIIDigit), beh, false, emit)
+	splitPiece(x, charPattern(isNumber), beh, false, emit)
 }
 
 // prepend schemes of Metaspace.

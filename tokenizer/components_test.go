@@ -56,7 +56,8 @@ func TestPreTokenizers(t *testing.T) {
 	}{
 		{`{"type":"Digits","individual_digits":true}`, "ab123c4", true, "ab|1|2|3|c|4"},
 		{`{"type":"Digits","individual_digits":false}`, "ab123c4", true, "ab|123|c|4"},
-		{`{"type":"Digits"}`, "٣4", true, "٣|4"}, // ASCII digits only
+		{`{"type":"Digits"}`, "x٣4½y", true, "x|٣4½|y"}, // char::is_numeric: Nd, Nl, No
+		{`{"type":"Digits","individual_digits":true}`, "Ⅻ٣", true, "Ⅻ|٣"},
 		{`{"type":"Metaspace","replacement":"▁","prepend_scheme":"always","split":true}`, "Hello world", false, "▁Hello|▁world"},
 		{`{"type":"Metaspace","replacement":"▁","prepend_scheme":"always","split":false}`, "Hello world", false, "▁Hello▁world"},
 		{`{"type":"Metaspace","replacement":"▁","prepend_scheme":"first","split":true}`, "Hello world", true, "▁Hello|▁world"},

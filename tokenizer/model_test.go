@@ -43,7 +43,7 @@ func TestBPEMerges(t *testing.T) {
 
 func TestByteFallback(t *testing.T) {
 	s := synth{
-		vocab: append([]string{"<unk>", "<s>", "</s>", "▁", "a", "▁a"}, byteVocab()...),
+		vocab:  append([]string{"<unk>", "<s>", "</s>", "▁", "a", "▁a"}, byteVocab()...),
 		merges: []string{"▁ a"},
 		model:  map[string]any{"unk_token": "<unk>", "byte_fallback": true, "fuse_unk": true},
 		top:    map[string]any{"normalizer": spNormalizer, "decoder": spDecoder},

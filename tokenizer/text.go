@@ -138,10 +138,15 @@ var asciiClass = func() (t [128]uint8) {
 	return t
 }()
 
-// isWordChar reports what Hugging Face's added-vocabulary code calls a word
-// character (alphanumeric or '_'), used by the single_word flag.
+// isWordChar reports \w of Rust's regex crate (Alphabetic, marks, Nd, Pc,
+// Join_Control), which Hugging Face's added vocabulary uses for the
+// single_word flag.
 func isWordChar(r rune) bool {
-	return r == '_' || unicode.IsLetter(r) || unicode.IsNumber(r)
+	if r < utf8.RuneSelf {
+		return r == '_' || asciiClass[r]&(clsLetter|clsNumber) != 0
+	}
+	return unicode.IsLetter(r) || unicode.In(r, unicode.Nl, unicode.M, unicode.Nd, unicode.Pc) ||
+		r == 0x200C || r == 0x200D
 }
 
 // isPunctuation mirrors tokenizers' is_punc: ASCII punctuation or any

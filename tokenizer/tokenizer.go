@@ -16,6 +16,29 @@
 // pre-tokenized and run through the BPE model. Special tokens are never
 // added unless Encode is asked to. A Tokenizer is immutable once built and
 // safe for concurrent use.
+//
+// Speed: BPE results are cached per word (a sharded, bounded cache), merges
+// use a rank map with a quadratic loop for short words and Hugging Face's
+// heap algorithm for long ones, the GPT-2/Llama-3/Qwen2 split regexes run on
+// a hand-written matcher (regexp2 handles any other regex), and pieces
+// stream through the pre-tokenizers without intermediate lists.
+// SentencePiece-style files have no pre-tokenizer, so Hugging Face runs BPE
+// over the whole text between added tokens; here that text is cut before
+// each "▁" that follows a non-"▁" character when the merge table provably
+// makes this exact (see bpeModel.canSplitMeta), which holds for Llama-2,
+// llama-pd-11m and babyllama-1m.
+//
+// Known differences from Hugging Face, all outside what real files and
+// text exercise:
+//   - Encode accepts invalid UTF-8 and first replaces it by U+FFFD
+//     (Hugging Face only takes valid strings);
+//   - regexes other than the three known ones run on regexp2 (.NET syntax
+//     and semantics) instead of Oniguruma; the hand-written matcher follows
+//     Oniguruma, including (?i) folding 'ſ' to 's';
+//   - Lowercase is Go's strings.ToLower (no final-sigma rule);
+//   - truncation and padding are ignored, BPE dropout must be 0 or null;
+//   - an unk_token that exists only as an added token is used by its id
+//     (Hugging Face fails when it needs it).
 package tokenizer
 
 import (

@@ -52,12 +52,15 @@ func runPPL(cmd *cobra.Command, o pplOptions) error {
 	if err != nil {
 		return err
 	}
-	if o.profile != "" || o.db != "" {
-		return errNotImplemented("ppl --profile/--db", "#3 and #4")
-	}
 	lm, err := loadModel(o.model)
 	if err != nil {
 		return err
+	}
+	m := lm.Model
+	if o.profile != "" {
+		if m, err = applyProfileFile(cmd, lm, o.profile, o.db); err != nil {
+			return err
+		}
 	}
 	text, source, err := readText(o.data, assets.EvalText, format)
 	if err != nil {
@@ -81,7 +84,7 @@ func runPPL(cmd *cobra.Command, o pplOptions) error {
 			}
 		}
 	}
-	res, err := eval.Perplexity(cmd.Context(), lm.Model, chunks, o.batch, progress)
+	res, err := eval.Perplexity(cmd.Context(), m, chunks, o.batch, progress)
 	if err != nil {
 		return err
 	}

@@ -99,7 +99,7 @@ func TestPPLErrors(t *testing.T) {
 		{[]string{"ppl", "--model", "/nonexistent/model"}, "/nonexistent/model"},
 		{[]string{"ppl", "--data", "/nonexistent.txt"}, "/nonexistent.txt"},
 		{[]string{"ppl", "--seq-len", "1"}, "seq-len"},
-		{[]string{"search", "drop", "--target", "0.25"}, "not implemented"},
+		{[]string{"search", "sparse", "--target", "0.5"}, "not implemented"},
 	}
 	for _, tc := range tests {
 		_, err := run(t, tc.args...)

@@ -139,8 +139,11 @@ func expf(x float32) float32 {
 	fn := float32(n)
 	r := x - fn*expC1
 	r -= fn * expC2
-	y := ((((expP0*r+expP1)*r+expP2)*r+expP3)*r+expP4)*r + expP5
-	y = y*(r*r) + r + 1
+	// P(r) by Estrin's scheme, in the same order as the assembly.
+	r2 := r * r
+	p := (expP0*r+expP1)*r2 + (expP2*r + expP3)
+	p = p*r2 + (expP4*r + expP5)
+	y := p*r2 + r + 1
 	// Scale by 2^n in two steps so that n in [-150, 129] never leaves the
 	// exponent range of the intermediate factors.
 	n1 := n >> 1

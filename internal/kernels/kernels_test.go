@@ -119,6 +119,9 @@ func gemmCases() []gemmCase {
 			}
 		}
 	}
+	// Transposed A with a row stride that is a multiple of 512 (packed A).
+	cases = append(cases, gemmCase{true, false, 40, 50, 300, 1, 0, 512 - 40, 0, 0},
+		gemmCase{true, true, 13, 20, 30, 1, 0.5, 1024 - 13, 0, 0})
 	// k = 0 and alpha = 0: only beta·C.
 	cases = append(cases, gemmCase{false, false, 5, 9, 0, 1, 0.5, 0, 0, 0},
 		gemmCase{false, true, 5, 9, 3, 0, 2, 0, 0, 1},
@@ -179,14 +182,18 @@ func runGemmCase(t *testing.T, tc gemmCase, serial bool, rng *rand.Rand) {
 
 func TestGemm(t *testing.T) {
 	for _, asm := range paths() {
-		t.Run(pathName(asm), func(t *testing.T) {
-			withPath(t, asm, func() {
-				rng := rand.New(rand.NewPCG(1, 2))
-				for ci, tc := range gemmCases() {
-					runGemmCase(t, tc, ci%2 == 0, rng)
-				}
+		for _, pack := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/packA=%v", pathName(asm), pack), func(t *testing.T) {
+				withPath(t, asm, func() {
+					forcePackA = pack
+					defer func() { forcePackA = false }()
+					rng := rand.New(rand.NewPCG(1, 2))
+					for ci, tc := range gemmCases() {
+						runGemmCase(t, tc, ci%2 == 0, rng)
+					}
+				})
 			})
-		})
+		}
 	}
 }
 

@@ -156,25 +156,30 @@ DATA negInf<>+28(SB)/4, $0xff800000
 GLOBL negInf<>(SB), RODATA|NOPTR, $32
 
 // EXP8 computes X = exp(X) for 8 floats (Cephes expf with Cody–Waite range
-// reduction): clamp to [LO, HI] (NaN kept), n = round(x·log2e),
-// r = x − n·ln2 (two parts), y = 1 + r + r²·P(r), result = y·2^⌊n/2⌋·2^(n−⌊n/2⌋).
-// N, T, U are scratch registers; HI and LO hold the clamp bounds.
-#define EXP8(X, N, T, U, HI, LO) \
+// reduction): clamp to [LO, HI] (NaN kept: X is the second source of
+// min/max), n = round(x·log2e), r = x − n·ln2 (two parts),
+// y = 1 + r + r²·P(r) with P evaluated by Estrin's scheme
+// (P = (p5+p4·r) + r²·(p3+p2·r) + r⁴·(p1+p0·r), to shorten the dependency
+// chain), result = y·2^⌊n/2⌋·2^(n−⌊n/2⌋).
+// N, T, U, V, W are scratch registers; HI and LO hold the clamp bounds.
+#define EXP8(X, N, T, U, V, W, HI, LO) \
 	VMINPS       X, HI, X; \
 	VMAXPS       X, LO, X; \
 	VMULPS       expLog2e<>(SB), X, N; \
 	VROUNDPS     $0, N, N; \
 	VFNMADD231PS expC1<>(SB), N, X; \
 	VFNMADD231PS expC2<>(SB), N, X; \
-	VMOVUPS      expP0<>(SB), T; \
-	VFMADD213PS  expP1<>(SB), X, T; \
-	VFMADD213PS  expP2<>(SB), X, T; \
-	VFMADD213PS  expP3<>(SB), X, T; \
-	VFMADD213PS  expP4<>(SB), X, T; \
-	VFMADD213PS  expP5<>(SB), X, T; \
 	VMULPS       X, X, U; \
-	VFMADD213PS  X, U, T; \
-	VADDPS       one<>(SB), T, T; \
+	VMOVUPS      expP4<>(SB), T; \
+	VFMADD213PS  expP5<>(SB), X, T; \
+	VMOVUPS      expP2<>(SB), V; \
+	VFMADD213PS  expP3<>(SB), X, V; \
+	VMOVUPS      expP0<>(SB), W; \
+	VFMADD213PS  expP1<>(SB), X, W; \
+	VFMADD213PS  V, U, W; \
+	VFMADD213PS  T, U, W; \
+	VFMADD213PS  X, U, W; \
+	VADDPS       one<>(SB), W, W; \
 	VCVTPS2DQ    N, N; \
 	VPSRAD       $1, N, U; \
 	VPSUBD       U, N, N; \
@@ -182,17 +187,17 @@ GLOBL negInf<>(SB), RODATA|NOPTR, $32
 	VPSLLD       $23, U, U; \
 	VPADDD       bias127<>(SB), N, N; \
 	VPSLLD       $23, N, N; \
-	VMULPS       U, T, T; \
-	VMULPS       N, T, X
+	VMULPS       U, W, W; \
+	VMULPS       N, W, X
 
-// ACC64 adds the 8 floats of X (Y register) to the float64 accumulators A, B
-// (Y registers); XL is X's low xmm half, T, TL a scratch register.
-#define ACC64(X, XL, T, TL, A, B) \
+// ACC64 adds the 8 floats of X (a Y register; XL its low half) to the float64
+// accumulator A (4 lanes); T, TL are scratch.
+#define ACC64(X, XL, T, TL, A) \
 	VEXTRACTF128 $1, X, TL; \
 	VCVTPS2PD    XL, X; \
 	VCVTPS2PD    TL, T; \
-	VADDPD       X, A, A; \
-	VADDPD       T, B, B
+	VADDPD       T, X, X; \
+	VADDPD       X, A, A
 
 // HSUM64 reduces the float64 accumulators A, B (low halves AL) into AL[0].
 #define HSUM64(A, AL, B, T, TL) \
@@ -449,7 +454,8 @@ maxend:
 
 // func sumExpAVX(x []float32, shift float32) float64
 //
-// len(x) must be a multiple of 8. Σ exp(x_i − shift) accumulated in float64.
+// len(x) must be a multiple of 8. Σ exp(x_i − shift) accumulated in float64
+// (two accumulators, alternating between 8-element groups).
 TEXT ·sumExpAVX(SB), NOSPLIT, $0-40
 	MOVQ         x_base+0(FP), SI
 	MOVQ         x_len+8(FP), CX
@@ -464,13 +470,13 @@ TEXT ·sumExpAVX(SB), NOSPLIT, $0-40
 
 sumexp16:
 	VMOVUPS (SI), Y0
-	VMOVUPS 32(SI), Y4
 	VSUBPS  Y13, Y0, Y0
-	VSUBPS  Y13, Y4, Y4
-	EXP8(Y0, Y1, Y2, Y3, Y15, Y14)
-	EXP8(Y4, Y5, Y6, Y7, Y15, Y14)
-	ACC64(Y0, X0, Y1, X1, Y12, Y11)
-	ACC64(Y4, X4, Y5, X5, Y12, Y11)
+	EXP8(Y0, Y1, Y2, Y3, Y4, Y5, Y15, Y14)
+	ACC64(Y0, X0, Y1, X1, Y12)
+	VMOVUPS 32(SI), Y6
+	VSUBPS  Y13, Y6, Y6
+	EXP8(Y6, Y7, Y8, Y9, Y10, Y5, Y15, Y14)
+	ACC64(Y6, X6, Y7, X7, Y11)
 	ADDQ    $64, SI
 	DECQ    BX
 	JNZ     sumexp16
@@ -480,8 +486,8 @@ sumexp8:
 	JZ    sumexpend
 	VMOVUPS (SI), Y0
 	VSUBPS  Y13, Y0, Y0
-	EXP8(Y0, Y1, Y2, Y3, Y15, Y14)
-	ACC64(Y0, X0, Y1, X1, Y12, Y11)
+	EXP8(Y0, Y1, Y2, Y3, Y4, Y5, Y15, Y14)
+	ACC64(Y0, X0, Y1, X1, Y12)
 
 sumexpend:
 	HSUM64(Y12, X12, Y11, Y0, X0)
@@ -508,15 +514,15 @@ TEXT ·expToAVX(SB), NOSPLIT, $0-64
 
 expto16:
 	VMOVUPS (SI), Y0
-	VMOVUPS 32(SI), Y4
 	VSUBPS  Y13, Y0, Y0
-	VSUBPS  Y13, Y4, Y4
-	EXP8(Y0, Y1, Y2, Y3, Y15, Y14)
-	EXP8(Y4, Y5, Y6, Y7, Y15, Y14)
+	EXP8(Y0, Y1, Y2, Y3, Y4, Y5, Y15, Y14)
 	VMOVUPS Y0, (DI)
-	VMOVUPS Y4, 32(DI)
-	ACC64(Y0, X0, Y1, X1, Y12, Y11)
-	ACC64(Y4, X4, Y5, X5, Y12, Y11)
+	ACC64(Y0, X0, Y1, X1, Y12)
+	VMOVUPS 32(SI), Y6
+	VSUBPS  Y13, Y6, Y6
+	EXP8(Y6, Y7, Y8, Y9, Y10, Y5, Y15, Y14)
+	VMOVUPS Y6, 32(DI)
+	ACC64(Y6, X6, Y7, X7, Y11)
 	ADDQ    $64, SI
 	ADDQ    $64, DI
 	DECQ    BX
@@ -527,9 +533,9 @@ expto8:
 	JZ    exptoend
 	VMOVUPS (SI), Y0
 	VSUBPS  Y13, Y0, Y0
-	EXP8(Y0, Y1, Y2, Y3, Y15, Y14)
+	EXP8(Y0, Y1, Y2, Y3, Y4, Y5, Y15, Y14)
 	VMOVUPS Y0, (DI)
-	ACC64(Y0, X0, Y1, X1, Y12, Y11)
+	ACC64(Y0, X0, Y1, X1, Y12)
 
 exptoend:
 	HSUM64(Y12, X12, Y11, Y0, X0)
@@ -539,11 +545,11 @@ exptoend:
 
 // SILU8 computes G = G·sigmoid(G)·UP for the 8 floats in G (UP a memory
 // operand), using e = exp(−|g|) and sigmoid = (g<0 ? e : 1)/(1+e).
-// X, N, T, U are scratch. Needs Y15 = sign mask, Y14 = exp low clamp,
-// Y13 = 1.0, Y12 = exp high clamp.
-#define SILU8(G, UP, X, N, T, U) \
-	VORPS     Y15, G, X; \
-	EXP8(X, N, T, U, Y12, Y14); \
+// X, N, T, U, V, W are scratch. Needs Y15 = exp high clamp, Y14 = exp low
+// clamp, Y13 = 1.0.
+#define SILU8(G, UP, X, N, T, U, V, W) \
+	VORPS     signMask<>(SB), G, X; \
+	EXP8(X, N, T, U, V, W, Y15, Y14); \
 	VADDPS    Y13, X, N; \
 	VBLENDVPS G, X, Y13, T; \
 	VDIVPS    N, T, T; \
@@ -557,32 +563,20 @@ TEXT ·siluMulAVX(SB), NOSPLIT, $0-48
 	MOVQ    gate_base+0(FP), SI
 	MOVQ    gate_len+8(FP), CX
 	MOVQ    up_base+24(FP), DI
-	VMOVUPS signMask<>(SB), Y15
+	VMOVUPS expHi<>(SB), Y15
 	VMOVUPS expLo<>(SB), Y14
 	VMOVUPS one<>(SB), Y13
-	VMOVUPS expHi<>(SB), Y12
-	MOVQ    CX, BX
-	SHRQ    $4, BX
-	JZ      silu8
-
-silu16:
-	VMOVUPS (SI), Y0
-	VMOVUPS 32(SI), Y5
-	SILU8(Y0, (DI), Y1, Y2, Y3, Y4)
-	SILU8(Y5, 32(DI), Y6, Y7, Y8, Y9)
-	VMOVUPS Y0, (SI)
-	VMOVUPS Y5, 32(SI)
-	ADDQ    $64, SI
-	ADDQ    $64, DI
-	DECQ    BX
-	JNZ     silu16
+	SHRQ    $3, CX
+	JZ      siluend
 
 silu8:
-	TESTQ $8, CX
-	JZ    siluend
 	VMOVUPS (SI), Y0
-	SILU8(Y0, (DI), Y1, Y2, Y3, Y4)
+	SILU8(Y0, (DI), Y1, Y2, Y3, Y4, Y5, Y6)
 	VMOVUPS Y0, (SI)
+	ADDQ    $32, SI
+	ADDQ    $32, DI
+	DECQ    CX
+	JNZ     silu8
 
 siluend:
 	VZEROUPPER

@@ -7,7 +7,6 @@ import (
 	"time"
 )
 
-var forcePackA bool
 
 func minTime(f func(), n int) time.Duration {
 	best := time.Duration(1 << 62)
@@ -20,7 +19,7 @@ func minTime(f func(), n int) time.Duration {
 }
 
 func TestZZCompare(t *testing.T) {
-	for _, s := range [][5]int{{768, 256, 256, 0, 1}, {384, 704, 256, 0, 1}, {384, 256, 704, 0, 1}, {256, 64, 256, 0, 0}, {256, 256, 64, 0, 1}, {384, 576, 1536, 0, 0}, {384, 576, 1536, 0, 1}} {
+	for _, s := range [][5]int{{384, 256, 1024, 0, 1}, {384, 256, 4096, 0, 1}, {384, 256, 512, 0, 1}, {384, 1024, 2048, 0, 0}} {
 		m, n, k := s[0], s[1], s[2]
 		tA, tB := s[3] == 1, s[4] == 1
 		rng := rand.New(rand.NewPCG(1, 1))

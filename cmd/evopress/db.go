@@ -1,0 +1,365 @@
+package main
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/evopress/evopress/assets"
+	"github.com/evopress/evopress/calib"
+	"github.com/evopress/evopress/data"
+	"github.com/evopress/evopress/db"
+)
+
+// defaultCalibTokens is the calibration budget of a database build: 512 sequences of 256 tokens,
+// the reference's calibration pool size.
+const defaultCalibTokens = 131072
+
+type dbBuildOptions struct {
+	model, calib, out   string
+	seqLen, calibTokens int
+	seed                uint64
+	batch               int
+	method              string
+	sequential, force   bool
+	json                bool
+	target, percDamp    float64
+	levels, blockSize   int
+	weightsDiff         int64
+	bits                string
+	groupSize, seqBits  int
+	seqLevel            int
+	actOrder            bool
+	values              string
+}
+
+func newDBCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "db",
+		Short: "Build and check level databases (SparseGPT/Wanda/magnitude sparsity levels, GPTQ/RTN bit-widths)",
+		Long: `A level database holds, for every linear layer of the model, the layer compressed to each level:
+sparsities on the EvoPress grid (db build sparse) or bit-widths (db build quant), packed (bitmask and
+values; bit-packed codes with per-group float16 scales and zero points), with a manifest recording
+the model fingerprint, calibration data, method, each level's exact sparsity or bits per weight,
+its normalised layer error and the file's SHA-256. Sparse and quant searches, baselines, ppl and
+export read it.`,
+		Args: cobra.NoArgs,
+	}
+	build := &cobra.Command{
+		Use:   "build sparse|quant",
+		Short: "Build a level database",
+		Args:  cobra.NoArgs,
+	}
+	build.AddCommand(newDBBuildCmd(db.ModeSparse), newDBBuildCmd(db.ModeQuant))
+	cmd.AddCommand(build, newDBVerifyCmd())
+	return cmd
+}
+
+func newDBBuildCmd(mode string) *cobra.Command {
+	var o dbBuildOptions
+	cmd := &cobra.Command{Args: cobra.NoArgs}
+	if mode == db.ModeSparse {
+		cmd.Use = "sparse --target S --out DIR"
+		cmd.Short = "Build a sparsity level database for one target sparsity"
+		cmd.Long = `Builds the unstructured-sparsity levels of every linear layer. Level ℓ of a layer of numel weights
+prunes exactly round(S·numel) + ℓ·D weights, D (--weights-diff) being the same for every layer, so a
+profile whose levels sum to zero keeps the uniform number of non-zeros; levels run over
+[−min(floor(S/δ), L), +min(floor((1−S)/δ), L)] with δ = D/numel and L = --levels. The database
+serves the target S it was built for. Sparse levels store a bitmask and the kept values as the
+narrowest of bf16, f16 or f32 that holds them exactly (SparseGPT's updated weights need f32;
+magnitude and Wanda keep a bf16 model's values in bf16).`
+	} else {
+		cmd.Use = "quant --out DIR"
+		cmd.Short = "Build a bit-width level database"
+		cmd.Long = `Builds the quantized levels (one per bit-width) of every linear layer: asymmetric min–max grids per
+output row and group of --group-size input columns, codes bit-packed at the level's width, scales
+in float16 and zero points at the level's width (and g_idx with --act-order). With --sequential,
+as in the reference, each block is calibrated on the outputs of the earlier blocks quantized to
+--sequential-bits.`
+	}
+	cmd.Long += `
+
+Calibration: the --calib text (default: the embedded pd-english calib.txt) is tokenized without
+special tokens and cut into chunks of --seq-len tokens; the database uses --calib-tokens/--seq-len
+of them (default 131072 tokens = 512 chunks of 256), drawn without repetition by a generator seeded
+with --seed (0 or more than the file: every chunk). H = 2XᵀX/N is accumulated per layer block by
+block in float32. Progress goes to stderr. Writes are atomic and the manifest is rewritten after
+every layer: rerunning an interrupted build with the same settings resumes it, recomputing only
+the missing layers.`
+	f := cmd.Flags()
+	f.StringVar(&o.model, "model", "", "Hugging Face model directory (default: the embedded llama-pd-11m)")
+	f.StringVar(&o.calib, "calib", "", "calibration text file (default: the embedded pd-english calib.txt)")
+	f.StringVar(&o.out, "out", "", "database directory (required)")
+	f.IntVar(&o.seqLen, "seq-len", 256, "tokens per calibration sequence")
+	f.IntVar(&o.calibTokens, "calib-tokens", defaultCalibTokens, "calibration tokens (0: the whole file)")
+	f.Uint64Var(&o.seed, "seed", 0, "seed of the choice of calibration sequences")
+	f.IntVar(&o.batch, "batch", calib.DefaultBatch, "sequences per calibration forward batch")
+	f.BoolVar(&o.sequential, "sequential", false, "calibrate each block on the compressed earlier blocks")
+	f.BoolVar(&o.force, "force", false, "replace a database with other settings in --out instead of failing")
+	f.BoolVar(&o.json, "json", false, "print one JSON object")
+	if mode == db.ModeSparse {
+		f.StringVar(&o.method, "method", db.MethodSparseGPT, "compressor: sparsegpt, wanda or magnitude")
+		f.Float64Var(&o.target, "target", 0, "target sparsity S in (0, 1) (required)")
+		f.IntVar(&o.levels, "levels", 8, "levels each way, L")
+		f.Int64Var(&o.weightsDiff, "weights-diff", 0, "weights per level D (0: the reference's floor(0.5·min(S, 1−S)/L·hidden²))")
+		f.IntVar(&o.seqLevel, "sequential-level", 0, "level that feeds later blocks with --sequential")
+		f.StringVar(&o.values, "values", "", "round kept weights to f16 or bf16 (lossy, like the reference's float16 copies; default: lossless)")
+	} else {
+		f.StringVar(&o.method, "method", db.MethodGPTQ, "compressor: gptq or rtn")
+		f.StringVar(&o.bits, "bits", "2,3,4,5,6", "bit-widths (comma-separated, 1..8)")
+		f.IntVar(&o.groupSize, "group-size", 128, "input columns per scale/zero group (0: one group per row)")
+		f.BoolVar(&o.actOrder, "act-order", false, "GPTQ: quantize columns by decreasing Hessian diagonal (stores g_idx)")
+		f.IntVar(&o.seqBits, "sequential-bits", 3, "bit-width that feeds later blocks with --sequential")
+	}
+	f.Float64Var(&o.percDamp, "perc-damp", 0.01, "relative Hessian damping")
+	f.IntVar(&o.blockSize, "block-size", 128, "columns per lazy-update block")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error { return runDBBuild(cmd, mode, o) }
+	return cmd
+}
+
+func parseBits(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		b, err := strconv.Atoi(f)
+		if err != nil || b < 1 || b > 8 {
+			return nil, fmt.Errorf("--bits: %q is not a bit-width in 1..8", f)
+		}
+		out = append(out, b)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("--bits: no bit-widths given")
+	}
+	return out, nil
+}
+
+func runDBBuild(cmd *cobra.Command, mode string, o dbBuildOptions) error {
+	if o.out == "" {
+		return fmt.Errorf("--out: the database directory is required")
+	}
+	if o.seqLen < 2 {
+		return fmt.Errorf("--seq-len %d: must be at least 2", o.seqLen)
+	}
+	if o.calibTokens < 0 {
+		return fmt.Errorf("--calib-tokens %d: must be ≥ 0", o.calibTokens)
+	}
+	cfg := db.BuildConfig{Out: o.out, Mode: mode, Method: o.method, Batch: o.batch, Force: o.force, Sequential: o.sequential}
+	switch mode {
+	case db.ModeSparse:
+		if !(o.target > 0 && o.target < 1) {
+			return fmt.Errorf("--target %v: a sparse database needs a target sparsity in (0, 1)", o.target)
+		}
+		if o.weightsDiff < 0 {
+			return fmt.Errorf("--weights-diff %d: must be ≥ 0", o.weightsDiff)
+		}
+		cfg.Sparse = db.SparseParams{Target: o.target, Levels: o.levels, WeightsDiff: o.weightsDiff, BlockSize: o.blockSize, PercDamp: o.percDamp, Values: o.values}
+		if o.sequential {
+			cfg.SequentialLevel = o.seqLevel
+		}
+	case db.ModeQuant:
+		bits, err := parseBits(o.bits)
+		if err != nil {
+			return err
+		}
+		cfg.Quant = db.QuantParams{Bits: bits, GroupSize: o.groupSize, ActOrder: o.actOrder, BlockSize: o.blockSize, PercDamp: o.percDamp}
+		if o.sequential {
+			cfg.SequentialLevel = o.seqBits
+		}
+	}
+	start := time.Now()
+	lm, err := loadModel(o.model)
+	if err != nil {
+		return err
+	}
+	text, source, err := readText(o.calib, assets.CalibText, data.Raw)
+	if err != nil {
+		return err
+	}
+	ids := lm.Tok.Encode(text, false)
+	chunks, err := data.Chunks(ids, o.seqLen, 0)
+	if err != nil {
+		return err
+	}
+	if len(chunks) == 0 {
+		return fmt.Errorf("%s: %d tokens, fewer than one sequence of %d", source, len(ids), o.seqLen)
+	}
+	n := 0
+	if o.calibTokens > 0 {
+		if n = o.calibTokens / o.seqLen; n == 0 {
+			return fmt.Errorf("--calib-tokens %d is less than one sequence of %d tokens", o.calibTokens, o.seqLen)
+		}
+	}
+	cfg.Calib = calib.Sample(chunks, n, o.seed)
+	sum := sha256.Sum256([]byte(text))
+	cfg.Model = lm.Model
+	cfg.ModelInfo = db.ModelInfo{Path: lm.Name, Fingerprint: lm.Fingerprint, DType: lm.Model.Config.TorchDtype}
+	cfg.Calibration = db.CalibInfo{Source: source, SHA256: hex.EncodeToString(sum[:]), FileTokens: len(ids), Seed: o.seed}
+	cfg.Progress = dbProgress(cmd, len(cfg.Calib))
+	prep := time.Since(start)
+	res, err := db.Build(cmd.Context(), cfg)
+	if err != nil {
+		return err
+	}
+	rows := levelSizes(res.Manifest)
+	if o.json {
+		out := map[string]any{
+			"out": o.out, "mode": mode, "method": o.method, "fingerprint": res.Fingerprint,
+			"model": lm.Name, "model_fingerprint": lm.Fingerprint,
+			"calibration": res.Manifest.Calibration, "layers": len(res.Manifest.Layers),
+			"computed": len(res.Computed), "reused": len(res.Reused),
+			"seconds": res.Seconds, "compress_seconds": res.CompressSeconds, "load_seconds": prep.Seconds(),
+			"bytes": res.Bytes, "weights": res.Weights, "levels": rows,
+		}
+		return printJSON(cmd.OutOrStdout(), out)
+	}
+	w := cmd.OutOrStdout()
+	c := res.Manifest.Calibration
+	fmt.Fprintf(w, "database   %s (%s, %s), fingerprint %.16s…\n", o.out, mode, o.method, res.Fingerprint)
+	fmt.Fprintf(w, "model      %s (%d layers, %d weights)\n", lm.Name, len(res.Manifest.Layers), res.Weights)
+	fmt.Fprintf(w, "calibration %s: %d sequences × %d tokens of %d (seed %d)\n", c.Source, c.Sequences, c.SeqLen, c.FileTokens, c.Seed)
+	fmt.Fprintf(w, "built      %d layers computed, %d reused, in %.1f s (%.1f s compressing, %.1f s loading)\n",
+		len(res.Computed), len(res.Reused), res.Seconds, res.CompressSeconds, prep.Seconds())
+	fmt.Fprintf(w, "size       %.1f MB on disk for %d levels per layer\n", float64(res.Bytes)/1e6, len(rows))
+	fmt.Fprintf(w, "\n| level | %s | bits/weight | bytes/weight | dense fp16 | mean error |\n|---|---|---|---|---|---|\n",
+		map[string]string{db.ModeSparse: "sparsity", db.ModeQuant: "bits"}[mode])
+	for _, r := range rows {
+		fmt.Fprintf(w, "| %d | %.4g | %.3f | %.3f | 2.000 | %.4g |\n", r.Level, r.Value, r.Bits, r.BytesPerWeight, r.MeanError)
+	}
+	return nil
+}
+
+// levelRow summarises one level across the database's layers.
+type levelRow struct {
+	Level int `json:"level"`
+	// Value is the mean sparsity (sparse) or the code width (quant).
+	Value float64 `json:"value"`
+	// Layers is the number of layers that have the level.
+	Layers int `json:"layers"`
+	// Bits is the weighted mean bits per weight including overhead (manifest).
+	Bits float64 `json:"bits_per_weight"`
+	// BytesPerWeight is the level files' size on disk per weight (headers included).
+	BytesPerWeight float64 `json:"bytes_per_weight"`
+	// MeanError is the mean normalised layer error.
+	MeanError float64 `json:"mean_error"`
+}
+
+func levelSizes(m *db.Manifest) []levelRow {
+	type acc struct {
+		weights, bytes, zeros int64
+		bits, err             float64
+		n                     int
+	}
+	by := map[int]*acc{}
+	for _, l := range m.Layers {
+		for _, v := range l.Levels {
+			a := by[v.Level]
+			if a == nil {
+				a = &acc{}
+				by[v.Level] = a
+			}
+			a.weights += l.Numel
+			a.bytes += v.Bytes
+			a.zeros += v.Zeros
+			a.bits += v.Bits * float64(l.Numel)
+			a.err += v.Error
+			a.n++
+		}
+	}
+	var out []levelRow
+	for lv, a := range by {
+		r := levelRow{Level: lv, Layers: a.n, Bits: a.bits / float64(a.weights), BytesPerWeight: float64(a.bytes) / float64(a.weights), MeanError: a.err / float64(a.n)}
+		if m.Mode == db.ModeSparse {
+			r.Value = float64(a.zeros) / float64(a.weights)
+		} else {
+			r.Value = float64(lv)
+		}
+		out = append(out, r)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Level < out[j].Level })
+	return out
+}
+
+// dbProgress prints build progress on stderr: a line per layer, and on a terminal the
+// calibration passes rewritten in place.
+func dbProgress(cmd *cobra.Command, seqs int) func(db.Event) {
+	w := cmd.ErrOrStderr()
+	term := w == os.Stderr && isTerminal(os.Stderr)
+	start := time.Now()
+	return func(e db.Event) {
+		el := time.Since(start).Round(time.Second)
+		switch e.Phase {
+		case "calib":
+			if term {
+				fmt.Fprintf(w, "\rdb: block %d: %d/%d calibration sequences (%s)   ", e.Block, e.Done, e.Total, el)
+			}
+		case "reuse":
+			fmt.Fprintf(w, "db: [%d/%d] %s: %d levels kept from the earlier build\n", e.Done, e.Total, e.Layer, e.Levels)
+		case "layer":
+			if term {
+				fmt.Fprint(w, "\r\033[K")
+			}
+			fmt.Fprintf(w, "db: [%d/%d] %s: %d levels in %.2f s (%s elapsed)\n", e.Done, e.Total, e.Layer, e.Levels, e.Seconds, el)
+		}
+	}
+}
+
+func newDBVerifyCmd() *cobra.Command {
+	var modelDir string
+	var asJSON, useModel bool
+	cmd := &cobra.Command{
+		Use:   "verify DIR",
+		Short: "Check a level database: checksums, decodes, exact sparsities, quantization grids",
+		Long: `verify reads every level file of the database in DIR, checks its SHA-256 against the manifest,
+decodes it and checks that a sparse level holds exactly the recorded number of zeros and that a
+quant level's codes, scales and zero points are valid. With --model (or --check-model for the
+embedded default) it also checks that the database was built for that model.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			start := time.Now()
+			d, err := db.Open(args[0])
+			if err != nil {
+				return err
+			}
+			d.SetCacheBudget(0)
+			if modelDir != "" || useModel {
+				lm, err := loadModel(modelDir)
+				if err != nil {
+					return err
+				}
+				if err := d.Check(lm.Fingerprint); err != nil {
+					return err
+				}
+			}
+			if err := d.Verify(); err != nil {
+				return err
+			}
+			m := d.Manifest()
+			var files int
+			for _, l := range m.Layers {
+				files += len(l.Levels)
+			}
+			if asJSON {
+				return printJSON(cmd.OutOrStdout(), map[string]any{"ok": true, "dir": args[0], "mode": m.Mode, "method": m.Method,
+					"fingerprint": d.Fingerprint(), "model_fingerprint": m.Model.Fingerprint, "layers": len(m.Layers), "files": files,
+					"seconds": time.Since(start).Seconds(), "levels": levelSizes(m)})
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: %s database (%s) of %d layers, %d level files: all checksums and decodes OK (%.1f s)\n",
+				args[0], m.Mode, m.Method, len(m.Layers), files, time.Since(start).Seconds())
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&modelDir, "model", "", "check that the database was built for this model directory")
+	cmd.Flags().BoolVar(&useModel, "check-model", false, "check against the embedded default model (when --model is not given)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object")
+	return cmd
+}

@@ -1,0 +1,164 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/evopress/evopress/eval/zeroshot"
+)
+
+type zeroshotOptions struct {
+	model, profile, db string
+	tasks              []string
+	taskType           string
+	limit, batch       int
+	maxLen             int
+	addBOS             bool
+	json               bool
+}
+
+// newEvalCmd is `evopress eval`, the parent of the evaluation commands (zeroshot).
+func newEvalCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "eval",
+		Short: "Evaluate a model (optionally compressed by a profile) on downstream tasks",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return cmd.Help()
+		},
+	}
+	cmd.AddCommand(newEvalZeroshotCmd())
+	return cmd
+}
+
+func newEvalZeroshotCmd() *cobra.Command {
+	var o zeroshotOptions
+	cmd := &cobra.Command{
+		Use:   "zeroshot --task FILE.jsonl [--task FILE2.jsonl ...]",
+		Short: "Zero-shot multiple-choice accuracy (lm-evaluation-harness scoring)",
+		Long: `zeroshot scores every choice of every item by the log-likelihood of its continuation given the
+context, as EleutherAI's lm-evaluation-harness does, and reports acc (argmax of the raw sum) and
+acc_norm (sum divided by the answer's length in characters), with standard errors.
+
+Task files are JSON Lines, optionally compressed (.bz2, .gz). The task type is detected from the
+fields of the first record, or given with --task-type:
+  arc         question, choices{text,label}, answerKey   (ARC-Easy / ARC-Challenge)
+  openbookqa  question_stem, choices{text,label}, answerKey
+  piqa        goal, sol1, sol2, label
+  hellaswag   activity_label, ctx (or ctx_a, ctx_b), endings, label
+  winogrande  sentence (with "_"), option1, option2, answer   (partial evaluation)
+  boolq       passage, question, label
+No BOS token is added (lm-eval's default for Llama models; --add-bos adds it); inputs longer than
+--max-len (default: the model's max_position_embeddings) are truncated from the left.
+
+--task may be repeated. With --json, one task prints one JSON object
+{"task", "n", "acc", "acc_norm", "acc_stderr", "acc_norm_stderr", ...}; several tasks print a JSON
+array of such objects, in the order given.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runZeroshot(cmd, o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.model, "model", "", "Hugging Face model directory (default: the embedded llama-pd-11m)")
+	f.StringVar(&o.profile, "profile", "", "compression profile (JSON) to apply before evaluating")
+	f.StringVar(&o.db, "db", "", "level database for sparse and quant profiles")
+	f.StringArrayVar(&o.tasks, "task", nil, "task file (JSON Lines, .bz2/.gz allowed); repeatable")
+	f.StringVar(&o.taskType, "task-type", "", "arc|arc_easy|arc_challenge|openbookqa|piqa|hellaswag|winogrande|boolq (default: from the fields)")
+	f.IntVar(&o.limit, "limit", 0, "evaluate only the first N items of each task (0: all)")
+	f.IntVar(&o.batch, "batch", 16, "sequences per forward batch")
+	f.IntVar(&o.maxLen, "max-len", 0, "longest input in tokens; longer ones are cut from the left (default: max_position_embeddings)")
+	f.BoolVar(&o.addBOS, "add-bos", false, "put the tokenizer's BOS token before every request")
+	f.BoolVar(&o.json, "json", false, "print JSON (one object, or an array for several tasks)")
+	return cmd
+}
+
+func runZeroshot(cmd *cobra.Command, o zeroshotOptions) error {
+	if len(o.tasks) == 0 {
+		return fmt.Errorf("eval zeroshot: no --task file given")
+	}
+	if o.limit < 0 || o.batch < 1 || o.maxLen < 0 {
+		return fmt.Errorf("eval zeroshot: --limit and --max-len must be ≥ 0 and --batch ≥ 1")
+	}
+	var format *zeroshot.Format
+	if o.taskType != "" {
+		var err error
+		if format, err = zeroshot.FormatByName(o.taskType); err != nil {
+			return err
+		}
+	}
+	// Read every task file before loading the model, so that a bad file fails fast.
+	tasks := make([]*zeroshot.Task, len(o.tasks))
+	for i, path := range o.tasks {
+		t, err := zeroshot.Open(path, format, o.limit)
+		if err != nil {
+			return err
+		}
+		if format != nil && (o.taskType == "arc_easy" || o.taskType == "arc_challenge") {
+			t.Name = o.taskType
+		}
+		tasks[i] = t
+	}
+	lm, err := loadModel(o.model)
+	if err != nil {
+		return err
+	}
+	m := lm.Model
+	if o.profile != "" {
+		if m, err = applyProfileFile(cmd, lm, o.profile, o.db); err != nil {
+			return err
+		}
+	}
+	opt := zeroshot.Options{Batch: o.batch, MaxLen: o.maxLen}
+	if o.addBOS {
+		if prefix, _ := lm.Tok.SpecialIDs(); len(prefix) > 0 {
+			opt.Prefix = prefix
+		} else if ids := m.Config.BOSTokenID; len(ids) > 0 {
+			opt.Prefix = ids[:1]
+		} else {
+			return fmt.Errorf("--add-bos: %s has no BOS token", lm.Name)
+		}
+	}
+	results := make([]zeroshot.Result, 0, len(tasks))
+	for _, t := range tasks {
+		if isTerminal(os.Stderr) {
+			name := t.Name
+			opt.Progress = func(done, total int, el time.Duration) {
+				eta := time.Duration(float64(el) / float64(done) * float64(total-done))
+				fmt.Fprintf(os.Stderr, "\r%s: %d/%d requests, %s elapsed, ETA %s   ", name, done, total, el.Round(time.Second), eta.Round(time.Second))
+				if done == total {
+					fmt.Fprintln(os.Stderr)
+				}
+			}
+		}
+		res, _, err := zeroshot.Evaluate(cmd.Context(), m, lm.Tok, t, opt)
+		if err != nil {
+			return err
+		}
+		results = append(results, res)
+	}
+	w := cmd.OutOrStdout()
+	if o.json {
+		if len(results) == 1 {
+			return printJSON(w, results[0])
+		}
+		return printJSON(w, results)
+	}
+	fmt.Fprintf(w, "model %s", lm.Name)
+	if o.profile != "" {
+		fmt.Fprintf(w, " with profile %s", o.profile)
+	}
+	fmt.Fprintf(w, "; zero-shot, lm-eval scoring, BOS %v\n\n", o.addBOS)
+	fmt.Fprintf(w, "%-14s %6s  %-17s  %-17s  %8s  %s\n", "task", "n", "acc", "acc_norm", "time", "file")
+	for _, r := range results {
+		fmt.Fprintf(w, "%-14s %6d  %.4f ± %.4f   %.4f ± %.4f   %7.1fs  %s\n",
+			r.Task, r.N, r.Acc, r.AccStderr, r.AccNorm, r.AccNormStderr, r.Seconds, r.File)
+		if r.Truncated > 0 {
+			fmt.Fprintf(w, "%-14s %d requests truncated from the left to fit the window\n", "", r.Truncated)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,92 @@
+package main
+
+import (
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/evopress/evopress/profile"
+)
+
+// searchArgs is a small, fast drop search on babyllama-1m.
+func searchArgs(out string, extra ...string) []string {
+	args := []string{"search", "drop", "--model", filepath.Join(sharedDir, "models", "babyllama-1m"),
+		"--calib", filepath.Join(sharedDir, "data", "pd-english", "calib.txt"), "--seq-len", "64",
+		"--calib-tokens", "8192", "--target", "0.4", "--offspring", "6", "--stages", "2:128,1:256",
+		"--init-tokens", "128", "--seed", "7", "--out", out}
+	return append(args, extra...)
+}
+
+// TestSearchDropResumeEqualsUninterrupted runs 4 generations at once, and 2 then 2 more resumed
+// from the checkpoint, and checks both end with the same profile.
+func TestSearchDropResumeEqualsUninterrupted(t *testing.T) {
+	needShared(t)
+	dir := t.TempDir()
+	full := filepath.Join(dir, "full.json")
+	if _, err := run(t, searchArgs(full, "--generations", "4")...); err != nil {
+		t.Fatal(err)
+	}
+	split := filepath.Join(dir, "split.json")
+	if _, err := run(t, searchArgs(split, "--generations", "2")...); err != nil {
+		t.Fatal(err)
+	}
+	out, err := run(t, searchArgs(split, "--generations", "4", "--resume")...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "resuming") {
+		t.Errorf("resumed run did not say so:\n%s", out)
+	}
+	a, err := profile.Read(full, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := profile.Read(split, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(a.Levels, b.Levels) || *a.Fitness != *b.Fitness {
+		t.Errorf("resumed profile %v (fitness %v) differs from uninterrupted %v (fitness %v)", b.Levels, *b.Fitness, a.Levels, *a.Fitness)
+	}
+	dropped := map[string]int{}
+	for u, l := range a.Levels {
+		if l == 1 {
+			dropped[u[strings.LastIndexByte(u, '.')+1:]]++
+		}
+	}
+	if dropped["self_attn"] != 2 || dropped["mlp"] != 2 {
+		t.Errorf("dropped %v, want exactly 2 attention and 2 MLP sub-blocks (floor(0.4·5))", dropped)
+	}
+	// The profile evaluates.
+	if _, err := run(t, "ppl", "--model", filepath.Join(sharedDir, "models", "babyllama-1m"), "--profile", full,
+		"--data", filepath.Join(sharedDir, "data", "pd-english", "eval.txt"), "--max-seqs", "2"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestSearchResumeWithoutCheckpointStartsFresh(t *testing.T) {
+	needShared(t)
+	out, err := run(t, searchArgs(filepath.Join(t.TempDir(), "p.json"), "--generations", "1", "--resume")...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "starting fresh") {
+		t.Errorf("no 'starting fresh' notice:\n%s", out)
+	}
+}
+
+func TestProfileFingerprintMismatch(t *testing.T) {
+	needShared(t)
+	p := profile.New(profile.ModeDrop)
+	p.Model = &profile.Ref{Path: "other", Fingerprint: "0123456789abcdef"}
+	p.Levels["model.layers.0.mlp"] = 1
+	path := filepath.Join(t.TempDir(), "p.json")
+	if err := p.Write(path); err != nil {
+		t.Fatal(err)
+	}
+	_, err := run(t, "ppl", "--model", filepath.Join(sharedDir, "models", "babyllama-1m"), "--profile", path, "--max-seqs", "1")
+	if err == nil || !strings.Contains(err.Error(), "fingerprint") {
+		t.Errorf("error %v, want a fingerprint mismatch", err)
+	}
+}

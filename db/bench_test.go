@@ -1,0 +1,78 @@
+package db
+
+import (
+	"fmt"
+	"path/filepath"
+	"testing"
+
+	"github.com/evopress/evopress/hf"
+)
+
+// benchDB builds one-block databases with llama-pd-11m's layer shapes (hidden 256, MLP 704).
+func benchDB(b *testing.B, mode, method string) (*tiny, *DB) {
+	b.Helper()
+	tm := newModel(b, 99, hf.BF16, 256, 704, 1, 4)
+	tm.calib = tm.calib[:16]
+	cfg := tm.config(filepath.Join(b.TempDir(), "db"), mode, method)
+	if mode == ModeQuant {
+		cfg.Quant.GroupSize = 128
+	} else {
+		cfg.Sparse.Levels = 1
+	}
+	build(b, cfg)
+	return tm, open(b, cfg.Out)
+}
+
+// BenchmarkDecode measures decoding one 704×256 level into a preallocated buffer (the file read
+// from the page cache included).
+func BenchmarkDecode(b *testing.B) {
+	for _, tc := range []struct{ mode, method string }{{ModeSparse, MethodSparseGPT}, {ModeSparse, MethodMagnitude}, {ModeQuant, MethodRTN}} {
+		_, d := benchDB(b, tc.mode, tc.method)
+		layer := "model.layers.0.mlp.gate_proj"
+		for _, v := range d.Levels(layer) {
+			if tc.mode == ModeSparse && v.Level != 0 || tc.mode == ModeQuant && v.Level != 3 && v.Level != 4 {
+				continue
+			}
+			name := fmt.Sprintf("%s/level%d", tc.method, v.Level)
+			if v.Values != "" {
+				name += "-" + v.Values
+			}
+			b.Run(name, func(b *testing.B) {
+				dst := make([]float32, 704*256)
+				b.SetBytes(int64(len(dst)) * 4)
+				for b.Loop() {
+					if err := d.Decode(layer, v.Level, dst); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
+}
+
+// BenchmarkSwap measures a level swap: Apply of a profile that changes one 704×256 layer, with the
+// level in the cache (a pointer swap on a model clone) and without (decode + swap).
+func BenchmarkSwap(b *testing.B) {
+	tm, d := benchDB(b, ModeQuant, MethodGPTQ)
+	levels := map[string]int{}
+	for _, l := range d.Layers() {
+		levels[l] = 3
+	}
+	for _, cached := range []bool{true, false} {
+		b.Run(fmt.Sprintf("cached=%v", cached), func(b *testing.B) {
+			if cached {
+				d.SetCacheBudget(DefaultCacheBytes)
+			} else {
+				d.SetCacheBudget(0)
+			}
+			i := 0
+			for b.Loop() {
+				levels["model.layers.0.mlp.up_proj"] = 2 + i%2 // alternate 2 and 3 bits
+				i++
+				if _, err := d.Apply(tm.m, levels); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,627 @@
+package db
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/evopress/evopress/calib"
+	"github.com/evopress/evopress/compress"
+	"github.com/evopress/evopress/hf"
+	"github.com/evopress/evopress/internal/atomicfile"
+	"github.com/evopress/evopress/internal/kernels"
+	"github.com/evopress/evopress/model"
+	"github.com/evopress/evopress/search/sparse"
+)
+
+// DefaultSparseParams returns the reference's sparse database settings for a target sparsity:
+// 8 levels each way, the default weights diff (0: computed by Build with sparse.DefaultD),
+// SparseGPT blocks of 128 columns and 1% damping.
+func DefaultSparseParams(target float64) SparseParams {
+	return SparseParams{Target: target, Levels: 8, BlockSize: 128, PercDamp: 0.01}
+}
+
+// DefaultQuantParams returns the reference's quant database settings: bit-widths 2..6, groups of
+// 128, GPTQ blocks of 128, 1% damping, no activation reordering.
+func DefaultQuantParams() QuantParams {
+	return QuantParams{Bits: []int{2, 3, 4, 5, 6}, GroupSize: 128, BlockSize: 128, PercDamp: 0.01}
+}
+
+// BuildConfig describes a database build.
+type BuildConfig struct {
+	// Out is the database directory (created if needed).
+	Out string
+	// Model is the dense model; it is not modified.
+	Model *model.Model
+	// ModelInfo identifies the model: Fingerprint is required, Path and DType are informative;
+	// Blocks and Hidden are filled in from Model.
+	ModelInfo ModelInfo
+	// Calib holds the calibration sequences, all of one length.
+	Calib [][]int
+	// Calibration describes them: Source, SHA256, FileTokens and Seed as the caller chose them;
+	// SeqLen, Sequences, Tokens and Batch are filled in by Build (FileTokens defaults to Tokens).
+	Calibration CalibInfo
+	// Batch is the number of sequences per forward batch (≤ 0: calib.DefaultBatch).
+	Batch int
+	// Mode is ModeSparse or ModeQuant; Method one of the methods of the mode.
+	Mode, Method string
+	// Sparse holds the sparse settings (start from DefaultSparseParams); WeightsDiff 0 selects
+	// sparse.DefaultD(hidden, target, max(levels, 1)).
+	Sparse SparseParams
+	// Quant holds the quant settings (start from DefaultQuantParams).
+	Quant QuantParams
+	// Sequential calibrates each block on the outputs of the previous blocks compressed to
+	// SequentialLevel (a bit-width of Quant.Bits, or a sparse level, usually 0).
+	Sequential      bool
+	SequentialLevel int
+	// Force discards an existing database in Out built with other settings (or unreadable)
+	// instead of failing. A database with the same settings is always resumed.
+	Force bool
+	// Progress, when set, receives build events.
+	Progress func(Event)
+}
+
+// Event is a build progress report.
+type Event struct {
+	// Phase is "calib" (a batch of calibration forward passes: Done of Total sequences through
+	// Block), "layer" (Layer compressed: Done of Total layers, Levels levels in Seconds) or "reuse"
+	// (Layer taken from an earlier, interrupted build).
+	Phase       string
+	Block       int
+	Layer       string
+	Done, Total int
+	Levels      int
+	Seconds     float64
+}
+
+// BuildResult summarises a build.
+type BuildResult struct {
+	// Manifest is the finished manifest; Fingerprint the database's fingerprint (see DB.Fingerprint).
+	Manifest    *Manifest
+	Fingerprint string
+	// Computed and Reused list the layers compressed by this build and those kept from an earlier one.
+	Computed, Reused []string
+	// Seconds is the whole build; CompressSeconds the part spent compressing layers and writing
+	// levels, the rest being calibration forward passes and Hessians.
+	Seconds, CompressSeconds float64
+	// Bytes is the total size of the level files; Weights the number of weights of all layers.
+	Bytes   int64
+	Weights int64
+}
+
+type builder struct {
+	cfg   *BuildConfig
+	man   *Manifest
+	done  map[string]*LayerInfo
+	work  *model.Model
+	res   *BuildResult
+	total int
+}
+
+// Build builds (or resumes) a level database: it runs the calibration sequences through the
+// model block by block (package calib), compresses each linear layer to every level with the
+// chosen method against its calibration Hessian, writes each level packed to its own file and
+// the manifest after every layer (all writes atomic). If Out already holds a manifest with the
+// same settings, the layers it lists whose files are intact are kept and only the others are
+// computed; the result is identical to an uninterrupted build.
+func Build(ctx context.Context, cfg BuildConfig) (*BuildResult, error) {
+	start := time.Now()
+	b := &builder{cfg: &cfg, done: map[string]*LayerInfo{}, res: &BuildResult{}}
+	var err error
+	if b.man, err = header(&cfg); err != nil {
+		return nil, err
+	}
+	m := cfg.Model
+	b.total = len(m.Blocks) * int(model.NumLayerKinds)
+	if err := os.MkdirAll(cfg.Out, 0o755); err != nil {
+		return nil, err
+	}
+	if err := b.resume(); err != nil {
+		return nil, err
+	}
+	last := -1
+	for i := range m.Blocks {
+		if !b.blockDone(i) {
+			last = i
+		}
+	}
+	b.work = m.Clone()
+	if last >= 0 {
+		opt := calib.Options{Batch: b.man.Calibration.Batch, Sequential: cfg.Sequential, Blocks: last + 1,
+			NeedStats: func(i int) bool { return !b.blockDone(i) }}
+		if cfg.Progress != nil {
+			opt.Progress = func(block, done, total int) {
+				cfg.Progress(Event{Phase: "calib", Block: block, Done: done, Total: total})
+			}
+		}
+		if err := calib.Run(ctx, b.work, cfg.Calib, opt, b.block); err != nil {
+			return nil, err
+		}
+	}
+	b.man.Complete = true
+	b.man.Layers = b.layers()
+	data, err := b.writeManifest()
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256(data)
+	b.res.Manifest = b.man
+	b.res.Fingerprint = hex.EncodeToString(sum[:])
+	for _, l := range b.man.Layers {
+		b.res.Weights += l.Numel
+		for _, v := range l.Levels {
+			b.res.Bytes += v.Bytes
+		}
+	}
+	b.res.Seconds = time.Since(start).Seconds()
+	return b.res, nil
+}
+
+// header validates the configuration and returns the manifest without layers.
+func header(cfg *BuildConfig) (*Manifest, error) {
+	m := cfg.Model
+	switch {
+	case m == nil:
+		return nil, fmt.Errorf("db: Build: nil model")
+	case cfg.Out == "":
+		return nil, fmt.Errorf("db: Build: no output directory")
+	case len(cfg.Calib) == 0 || len(cfg.Calib[0]) == 0:
+		return nil, fmt.Errorf("db: Build: no calibration sequences")
+	}
+	for i, s := range cfg.Calib {
+		if len(s) != len(cfg.Calib[0]) {
+			return nil, fmt.Errorf("db: Build: calibration sequence %d has %d tokens, want %d", i, len(s), len(cfg.Calib[0]))
+		}
+	}
+	man := &Manifest{Format: FormatV1, Mode: cfg.Mode, Method: cfg.Method, Model: cfg.ModelInfo,
+		Calibration: cfg.Calibration, Sequential: cfg.Sequential, SequentialLevel: cfg.SequentialLevel, Layers: []LayerInfo{}}
+	man.Model.Blocks, man.Model.Hidden = len(m.Blocks), m.Hidden
+	c := &man.Calibration
+	c.SeqLen, c.Sequences = len(cfg.Calib[0]), len(cfg.Calib)
+	c.Tokens = c.SeqLen * c.Sequences
+	c.FileTokens = max(c.FileTokens, c.Tokens)
+	c.Batch = cfg.Batch
+	if c.Batch <= 0 {
+		c.Batch = calib.DefaultBatch
+	}
+	switch cfg.Mode {
+	case ModeSparse:
+		p := cfg.Sparse
+		if p.Levels < 0 {
+			return nil, fmt.Errorf("db: Build: levels %d, want ≥ 0", p.Levels)
+		}
+		if p.WeightsDiff == 0 && p.Target > 0 && p.Target < 1 {
+			d, err := sparse.DefaultD(int64(m.Hidden), p.Target, max(p.Levels, 1))
+			if err != nil {
+				return nil, fmt.Errorf("db: Build: %w", err)
+			}
+			p.WeightsDiff = d
+		}
+		man.Sparse = &p
+	case ModeQuant:
+		p := cfg.Quant
+		p.Bits = slices.Clone(p.Bits)
+		slices.Sort(p.Bits)
+		if len(slices.Compact(slices.Clone(p.Bits))) != len(p.Bits) {
+			return nil, fmt.Errorf("db: Build: bit-width listed twice in %v", p.Bits)
+		}
+		man.Quant = &p
+	}
+	if !cfg.Sequential && cfg.SequentialLevel != 0 {
+		return nil, fmt.Errorf("db: Build: a sequential level without sequential mode")
+	}
+	if err := man.validateHeader(); err != nil {
+		return nil, fmt.Errorf("db: Build: %w", err)
+	}
+	return man, nil
+}
+
+// resume reads an existing manifest in Out and keeps its intact layers.
+func (b *builder) resume() error {
+	mpath := filepath.Join(b.cfg.Out, ManifestFile)
+	data, err := os.ReadFile(mpath)
+	if os.IsNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	old, err := ParseManifest(data, mpath)
+	if err != nil {
+		if b.cfg.Force {
+			return nil
+		}
+		return fmt.Errorf("cannot resume the database in %s: %w (use another output directory, or force a rebuild)", b.cfg.Out, err)
+	}
+	if diff := headerDiff(old, b.man); diff != "" {
+		if b.cfg.Force {
+			return nil
+		}
+		return fmt.Errorf("%s holds a database built with other settings: field %s; use another output directory, or force a rebuild", mpath, diff)
+	}
+	for i := range old.Layers {
+		l := &old.Layers[i]
+		if b.intact(l) {
+			b.done[l.Name] = l
+			b.res.Reused = append(b.res.Reused, l.Name)
+			if b.cfg.Progress != nil {
+				b.cfg.Progress(Event{Phase: "reuse", Block: l.Block, Layer: l.Name, Done: len(b.done), Total: b.total, Levels: len(l.Levels)})
+			}
+		}
+	}
+	return nil
+}
+
+// intact reports whether every level file of a layer is present with its recorded checksum.
+func (b *builder) intact(l *LayerInfo) bool {
+	for _, v := range l.Levels {
+		data, err := os.ReadFile(filepath.Join(b.cfg.Out, filepath.FromSlash(v.File)))
+		if err != nil || int64(len(data)) != v.Bytes {
+			return false
+		}
+		sum := sha256.Sum256(data)
+		if hex.EncodeToString(sum[:]) != v.SHA256 {
+			return false
+		}
+		h, _, err := parseLevel(data)
+		if err != nil || checkHeader(h, l, &v, b.man.Mode) != nil {
+			return false
+		}
+	}
+	return true
+}
+
+func (b *builder) blockDone(i int) bool {
+	for k := model.LayerKind(0); k < model.NumLayerKinds; k++ {
+		if b.done[model.LayerName(i, k)] == nil {
+			return false
+		}
+	}
+	return true
+}
+
+// layers returns the finished layers in model order.
+func (b *builder) layers() []LayerInfo {
+	out := []LayerInfo{}
+	for i := range b.cfg.Model.Blocks {
+		for k := model.LayerKind(0); k < model.NumLayerKinds; k++ {
+			if l := b.done[model.LayerName(i, k)]; l != nil {
+				out = append(out, *l)
+			}
+		}
+	}
+	return out
+}
+
+func (b *builder) writeManifest() ([]byte, error) {
+	data, err := b.man.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	return data, atomicfile.WriteFile(filepath.Join(b.cfg.Out, ManifestFile), data, 0o644)
+}
+
+// block is the calib.BlockFunc: it compresses the block's missing layers and, in sequential mode,
+// swaps the block's weights for their stored SequentialLevel.
+func (b *builder) block(i int, st *calib.Stats) error {
+	for k := model.LayerKind(0); k < model.NumLayerKinds; k++ {
+		name := model.LayerName(i, k)
+		if b.done[name] != nil {
+			continue
+		}
+		if st == nil {
+			return fmt.Errorf("db: block %d: no calibration statistics for %s", i, name)
+		}
+		t0 := time.Now()
+		lin := b.cfg.Model.Blocks[i].Layer(k) // the dense weights, never the swapped ones
+		info, err := b.layer(name, i, k, lin, st.Hessian(k))
+		if err != nil {
+			return fmt.Errorf("db: %s: %w", name, err)
+		}
+		b.done[name] = info
+		b.man.Layers = b.layers()
+		if _, err := b.writeManifest(); err != nil {
+			return err
+		}
+		sec := time.Since(t0).Seconds()
+		b.res.Computed = append(b.res.Computed, name)
+		b.res.CompressSeconds += sec
+		if b.cfg.Progress != nil {
+			b.cfg.Progress(Event{Phase: "layer", Block: i, Layer: name, Done: len(b.done), Total: b.total, Levels: len(info.Levels), Seconds: sec})
+		}
+	}
+	if !b.cfg.Sequential {
+		return nil
+	}
+	for k := model.LayerKind(0); k < model.NumLayerKinds; k++ {
+		name := model.LayerName(i, k)
+		info := b.done[name]
+		w := make([]float32, info.Numel)
+		if err := b.decodeStored(info, b.cfg.SequentialLevel, w); err != nil {
+			return err
+		}
+		b.work.Blocks[i].Layer(k).W = w
+	}
+	return nil
+}
+
+// decodeStored decodes a level from its file in Out (checking its checksum).
+func (b *builder) decodeStored(l *LayerInfo, level int, dst []float32) error {
+	for j := range l.Levels {
+		v := &l.Levels[j]
+		if v.Level != level {
+			continue
+		}
+		p := filepath.Join(b.cfg.Out, filepath.FromSlash(v.File))
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		sum := sha256.Sum256(data)
+		if hex.EncodeToString(sum[:]) != v.SHA256 {
+			return fmt.Errorf("%s: checksum mismatch", p)
+		}
+		h, payload, err := parseLevel(data)
+		if err == nil {
+			err = checkHeader(h, l, v, b.man.Mode)
+		}
+		if err == nil {
+			if h.Kind == ModeSparse {
+				err = decodeSparse(h, payload, dst)
+			} else {
+				err = decodeQuant(h, payload, dst)
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", p, err)
+		}
+		return nil
+	}
+	return fmt.Errorf("db: layer %s has no level %d for the sequential mode", l.Name, level)
+}
+
+// level is one computed level before it is written.
+type level struct {
+	level int
+	w     []float32           // the level's dense weights
+	q     *compress.Quantized // quant only
+}
+
+// layer compresses one layer to all its levels, writes them and returns its manifest entry.
+func (b *builder) layer(name string, block int, kind model.LayerKind, lin *model.Linear, h *compress.Hessian) (*LayerInfo, error) {
+	rows, cols := lin.Out, lin.In
+	if h == nil || h.Cols != cols {
+		return nil, fmt.Errorf("no Hessian of width %d", cols)
+	}
+	info := &LayerInfo{Name: name, Block: block, Kind: kind.String(), Rows: rows, Cols: cols, Numel: int64(rows) * int64(cols)}
+	var levels []level
+	var err error
+	if b.man.Mode == ModeSparse {
+		levels, err = b.sparseLevels(lin.W, rows, cols, h.H)
+	} else {
+		levels, err = b.quantLevels(lin.W, rows, cols, h.H)
+	}
+	if err != nil {
+		return nil, err
+	}
+	ws := make([][]float32, len(levels))
+	for i, l := range levels {
+		ws[i] = l.w
+	}
+	abs, norm, err := layerErrors(lin.W, rows, cols, h.H, ws)
+	if err != nil {
+		return nil, err
+	}
+	var files [][]byte
+	for i, l := range levels {
+		v := LevelInfo{Level: l.level, Error: norm[i], ErrorAbs: abs[i]}
+		var data []byte
+		if b.man.Mode == ModeSparse {
+			var nnz int64
+			data, nnz, v.Values = encodeSparse(name, l.level, rows, cols, l.w)
+			v.Zeros = info.Numel - nnz
+			v.Bits = 1 + float64(nnz)*float64(8*valueSize(v.Values))/float64(info.Numel)
+			v.File = path.Join("levels", name, fmt.Sprintf("l%+d.evl", l.level))
+		} else {
+			if data, err = encodeQuant(name, l.q); err != nil {
+				return nil, err
+			}
+			for _, x := range l.w {
+				if math.Float32bits(x) == 0 {
+					v.Zeros++
+				}
+			}
+			v.Bits = l.q.BitsPerWeight()
+			v.File = path.Join("levels", name, fmt.Sprintf("b%d.evl", l.level))
+		}
+		v.Sparsity = float64(v.Zeros) / float64(info.Numel)
+		v.Bytes = int64(len(data))
+		sum := sha256.Sum256(data)
+		v.SHA256 = hex.EncodeToString(sum[:])
+		info.Levels = append(info.Levels, v)
+		files = append(files, data)
+	}
+	// Write the level files concurrently: each write is atomic and synced, and concurrent syncs
+	// share the file system's journal commits.
+	if err := os.MkdirAll(filepath.Join(b.cfg.Out, "levels", name), 0o755); err != nil {
+		return nil, err
+	}
+	errs := make([]error, len(files))
+	var wg sync.WaitGroup
+	for i, data := range files {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = atomicfile.WriteFile(filepath.Join(b.cfg.Out, filepath.FromSlash(info.Levels[i].File)), data, 0o644)
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return info, nil
+}
+
+// sparseLevels prunes W to every level of the grid: level ℓ prunes exactly
+// round(s·numel) + ℓ·D weights.
+func (b *builder) sparseLevels(W []float32, rows, cols int, H []float32) (_ []level, err error) {
+	p := b.man.Sparse
+	numel := int64(rows) * int64(cols)
+	lo, hi, err := sparse.LevelRange(numel, p.WeightsDiff, p.Target, p.Levels)
+	if err != nil {
+		return nil, err
+	}
+	base := int64(math.Floor(p.Target*float64(numel) + 0.5))
+	var lv []int
+	var sp []float64
+	for l := lo; l <= hi; l++ {
+		z := base + int64(l)*p.WeightsDiff
+		if z < 0 || z > numel {
+			continue // outside [0, numel] by the rounding of the base count
+		}
+		lv = append(lv, l)
+		sp = append(sp, float64(z)/float64(numel))
+	}
+	out := make([]level, len(lv))
+	defer func() {
+		if err == nil && p.Values != "" {
+			for _, l := range out {
+				if err = roundValues(l.w, p.Values); err != nil {
+					break
+				}
+			}
+		}
+	}()
+	switch b.man.Method {
+	case MethodSparseGPT:
+		ws, err := compress.SparseGPT(W, rows, cols, H, sp, compress.SparseGPTOptions{BlockSize: p.BlockSize, PercDamp: p.PercDamp})
+		if err != nil {
+			return nil, err
+		}
+		for i := range out {
+			out[i] = level{level: lv[i], w: ws[i]}
+		}
+	case MethodWanda, MethodMagnitude:
+		for i := range out {
+			var w []float32
+			if b.man.Method == MethodWanda {
+				w, err = compress.Wanda(W, rows, cols, H, sp[i])
+			} else {
+				w, err = compress.Magnitude(W, rows, cols, sp[i])
+			}
+			if err != nil {
+				return nil, err
+			}
+			out[i] = level{level: lv[i], w: w}
+		}
+	}
+	return out, nil
+}
+
+// quantLevels quantizes W to every bit-width.
+func (b *builder) quantLevels(W []float32, rows, cols int, H []float32) ([]level, error) {
+	p := b.man.Quant
+	out := make([]level, len(p.Bits))
+	for i, bits := range p.Bits {
+		var q *compress.Quantized
+		var err error
+		if b.man.Method == MethodGPTQ {
+			q, err = compress.GPTQ(W, rows, cols, H, compress.GPTQOptions{Bits: bits, GroupSize: p.GroupSize, BlockSize: p.BlockSize, PercDamp: p.PercDamp, ActOrder: p.ActOrder})
+		} else {
+			q, err = compress.RTN(W, rows, cols, bits, p.GroupSize)
+		}
+		if err != nil {
+			return nil, err
+		}
+		w := make([]float32, rows*cols)
+		if err := q.Dequantize(w); err != nil {
+			return nil, err
+		}
+		out[i] = level{level: bits, w: w, q: q}
+	}
+	return out, nil
+}
+
+// layerErrors returns, for each compressed version Wc of W, tr(ΔW·H·ΔWᵀ) and its ratio to
+// tr(W·H·Wᵀ) (compress.LayerError's definition), with the products ΔW·H in float32 SGEMM and the
+// traces summed in float64.
+func layerErrors(W []float32, rows, cols int, H []float32, wcs [][]float32) (abs, norm []float64, err error) {
+	n := rows * cols
+	d := make([]float32, n)
+	p := make([]float32, n)
+	quad := func(x []float32) float64 {
+		kernels.Gemm(false, false, rows, cols, cols, 1, x, cols, H, cols, 0, p, cols)
+		var s float64
+		for i, v := range x {
+			s += float64(v) * float64(p[i])
+		}
+		return s
+	}
+	den := quad(W)
+	abs = make([]float64, len(wcs))
+	norm = make([]float64, len(wcs))
+	for j, wc := range wcs {
+		for i := range d {
+			d[i] = float32(float64(wc[i]) - float64(W[i]))
+		}
+		a := quad(d)
+		if a < 0 { // H is positive semi-definite: only rounding makes a tiny quadratic form negative
+			a = 0
+		}
+		abs[j] = a
+		switch {
+		case den > 0:
+			norm[j] = a / den
+		case a == 0:
+			norm[j] = 0
+		default:
+			return nil, nil, fmt.Errorf("the layer's output energy tr(W·H·Wᵀ) is %g while the error is %g", den, a)
+		}
+		if math.IsInf(norm[j], 0) || math.IsNaN(norm[j]) {
+			return nil, nil, fmt.Errorf("layer error %g/%g is not finite", a, den)
+		}
+	}
+	return abs, norm, nil
+}
+
+// roundValues rounds w's non-zero entries to float16 or bfloat16 (to nearest even), in place. An
+// entry never becomes zero (one that would is set to the smallest subnormal of its sign), so the
+// level's sparsity is unchanged; a value beyond float16's range is an error.
+func roundValues(w []float32, dtype string) error {
+	for i, v := range w {
+		if math.Float32bits(v) == 0 {
+			continue
+		}
+		var r float32
+		var tiny uint16 = 1
+		if dtype == "bf16" {
+			r = hf.BFloat16ToFloat32(hf.Float32ToBFloat16(v))
+		} else {
+			r = hf.Float16ToFloat32(hf.Float32ToFloat16(v))
+			if math.IsInf(float64(r), 0) {
+				return fmt.Errorf("weight %g at %d exceeds the float16 range (store bf16 or f32 values)", v, i)
+			}
+		}
+		if r == 0 {
+			if dtype == "bf16" {
+				r = hf.BFloat16ToFloat32(tiny)
+			} else {
+				r = hf.Float16ToFloat32(tiny)
+			}
+			if v < 0 {
+				r = -r
+			}
+		}
+		w[i] = r
+	}
+	return nil
+}

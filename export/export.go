@@ -1,0 +1,509 @@
+// Package export writes a compressed model (a profile applied to a model, through the level
+// database for sparse and quant profiles) in formats other tools load:
+//
+//   - a Hugging Face model directory (FormatHF): config.json with num_hidden_layers updated,
+//     safetensors in the original dtype (sharded above Options.ShardBytes, with
+//     model.safetensors.index.json), the tokenizer and generation files copied, and evopress.json
+//     recording the profile and its provenance; with Options.Packed, quant profiles are written as
+//     GPTQ tensors (qweight, qzeros, scales, g_idx) with a quantization_config carrying per-module
+//     bit-widths (GPTQModel "dynamic" overrides);
+//   - a GGUF v3 file (FormatGGUF) that llama.cpp loads: "llama" architecture metadata, the
+//     tokenizer, and tensors in F32, F16 or Q8_0 named as llama.cpp expects, with llama.cpp's
+//     rotary permutation of the q/k rows (convert_hf_to_gguf.py LlamaModel.permute).
+//
+// Dropped sub-blocks: a block whose attention and MLP are both dropped is removed and the blocks
+// after it renumbered; a block with one sub-block dropped keeps its shape with that sub-block's
+// output projection (o_proj or down_proj, weight and bias) zeroed, which adds exactly nothing to
+// the residual stream, so every tool computes the same function.
+//
+// Outputs are written to a temporary path next to the target and renamed into place; an existing
+// output is replaced only with Options.Force.
+package export
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/evopress/evopress/candidate"
+	"github.com/evopress/evopress/db"
+	"github.com/evopress/evopress/hf"
+	"github.com/evopress/evopress/model"
+	"github.com/evopress/evopress/profile"
+	"github.com/evopress/evopress/tokenizer"
+)
+
+// The output formats.
+const (
+	FormatHF   = "hf"
+	FormatGGUF = "gguf"
+)
+
+// DefaultShardBytes is the shard size above which a Hugging Face export is split into several
+// safetensors files (transformers' save_pretrained default is 5 GB; 2 GB keeps every file under
+// the limits of older tools).
+const DefaultShardBytes int64 = 2 << 30
+
+// Options describes one export.
+type Options struct {
+	// ModelDir is the source Hugging Face model directory.
+	ModelDir string
+	// Profile is the compression profile; ProfilePath names it in messages and evopress.json.
+	Profile     *profile.Profile
+	ProfilePath string
+	// DBDir is the level database for sparse and quant profiles; empty means the profile's
+	// db.path.
+	DBDir string
+	// Format is FormatHF or FormatGGUF.
+	Format string
+	// Type is the GGUF tensor type of the weight matrices: "f32", "f16" or "q8_0"
+	// (case-insensitive; default f16). Norms stay F32.
+	Type string
+	// Packed writes a quant profile as GPTQ tensors (Hugging Face format only).
+	Packed bool
+	// Out is the output directory (hf) or file (gguf).
+	Out string
+	// Force replaces an existing output.
+	Force bool
+	// ShardBytes is the maximum size of one safetensors shard (0: DefaultShardBytes).
+	ShardBytes int64
+	// Warn receives warnings (nil: discarded).
+	Warn io.Writer
+}
+
+// Result summarises an export.
+type Result struct {
+	// Out is the written path.
+	Out string `json:"out"`
+	// Format and Type are the output format and (GGUF) tensor type.
+	Format string `json:"format"`
+	Type   string `json:"type,omitempty"`
+	// Bytes is the output's size on disk (all files).
+	Bytes int64 `json:"bytes"`
+	// Files lists the written files, relative to Out for a directory.
+	Files []string `json:"files"`
+	// Blocks is the number of blocks written; SourceBlocks the model's.
+	Blocks       int `json:"blocks"`
+	SourceBlocks int `json:"source_blocks"`
+	// BlockMap[i] is the source block of written block i.
+	BlockMap []int `json:"block_map"`
+	// Removed lists the source blocks removed (both sub-blocks dropped); ZeroedAttn and
+	// ZeroedMLP the source blocks whose o_proj or down_proj was zeroed.
+	Removed    []int `json:"removed"`
+	ZeroedAttn []int `json:"zeroed_attn"`
+	ZeroedMLP  []int `json:"zeroed_mlp"`
+	// Warnings repeats the warnings written to Options.Warn.
+	Warnings []string `json:"warnings,omitempty"`
+}
+
+// source is the loaded input of an export.
+type source struct {
+	dir         string
+	cfg         *hf.Config
+	ck          *hf.Checkpoint
+	fingerprint string
+	dense       *model.Model
+	tok         *tokenizer.Tokenizer
+}
+
+// plan is the compressed model to write: blocks in output order.
+type plan struct {
+	src    *source
+	m      *model.Model // weights of the compressed model (sub-blocks not yet zeroed)
+	blocks []planBlock
+	prof   *profile.Profile
+	db     *db.DB
+	quant  map[string]int // quant profile levels (bits) by layer name, for --packed
+}
+
+// planBlock is one written block.
+type planBlock struct {
+	src               int  // source block index
+	zeroAttn, zeroMLP bool // output projection zeroed
+}
+
+// Run performs the export described by o.
+func Run(o Options) (*Result, error) {
+	res := &Result{Format: o.Format}
+	warn := func(format string, args ...any) {
+		s := fmt.Sprintf(format, args...)
+		res.Warnings = append(res.Warnings, s)
+		if o.Warn != nil {
+			fmt.Fprintf(o.Warn, "warning: %s\n", s)
+		}
+	}
+	if o.Profile == nil {
+		return nil, fmt.Errorf("export: no profile")
+	}
+	if o.Out == "" {
+		return nil, fmt.Errorf("export: no output path (--out)")
+	}
+	var ggufType string
+	switch o.Format {
+	case FormatHF:
+		if o.Type != "" {
+			return nil, fmt.Errorf("export: --type %s applies to --format gguf only", o.Type)
+		}
+	case FormatGGUF:
+		t, err := parseGGUFType(o.Type)
+		if err != nil {
+			return nil, err
+		}
+		ggufType = t
+		res.Type = t
+		if o.Packed {
+			return nil, fmt.Errorf("export: --packed applies to --format hf only (GGUF is written from the dequantized weights)")
+		}
+	default:
+		return nil, fmt.Errorf("export: format %q, want hf or gguf", o.Format)
+	}
+	if o.Packed && o.Profile.Mode != profile.ModeQuant {
+		return nil, fmt.Errorf("export: --packed needs a quant profile, %s is a %s profile", o.ProfilePath, o.Profile.Mode)
+	}
+	if _, err := os.Lstat(o.Out); err == nil && !o.Force {
+		return nil, fmt.Errorf("export: %s exists (use --force to replace it)", o.Out)
+	}
+
+	src, err := loadSource(o.ModelDir)
+	if err != nil {
+		return nil, err
+	}
+	defer src.ck.Close()
+	pl, err := makePlan(src, o, warn)
+	if err != nil {
+		return nil, err
+	}
+	res.SourceBlocks = len(src.dense.Blocks)
+	for _, b := range pl.blocks {
+		res.BlockMap = append(res.BlockMap, b.src)
+		if b.zeroAttn {
+			res.ZeroedAttn = append(res.ZeroedAttn, b.src)
+		}
+		if b.zeroMLP {
+			res.ZeroedMLP = append(res.ZeroedMLP, b.src)
+		}
+	}
+	res.Blocks = len(pl.blocks)
+	kept := map[int]bool{}
+	for _, b := range pl.blocks {
+		kept[b.src] = true
+	}
+	for i := range src.dense.Blocks {
+		if !kept[i] {
+			res.Removed = append(res.Removed, i)
+		}
+	}
+	if len(pl.blocks) == 0 {
+		return nil, fmt.Errorf("export: %s drops every block; there is nothing to export", o.ProfilePath)
+	}
+
+	switch o.Format {
+	case FormatHF:
+		err = writeDirAtomic(o.Out, o.Force, func(dir string) error {
+			return writeHF(dir, pl, o, res)
+		})
+	case FormatGGUF:
+		err = writeFileAtomic(o.Out, o.Force, func(path string) error {
+			return writeGGUF(path, pl, ggufType, res)
+		})
+	}
+	if err != nil {
+		return nil, err
+	}
+	res.Out = o.Out
+	res.Bytes, res.Files, err = diskUsage(o.Out)
+	if err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// loadSource reads the model directory: config, checkpoint, float32 model and tokenizer.
+func loadSource(dir string) (*source, error) {
+	if dir == "" {
+		return nil, fmt.Errorf("export: no model directory (--model)")
+	}
+	cfg, err := hf.LoadConfig(dir)
+	if err != nil {
+		return nil, err
+	}
+	ck, err := hf.OpenCheckpoint(dir)
+	if err != nil {
+		return nil, err
+	}
+	m, err := model.New(cfg, ck)
+	if err != nil {
+		ck.Close()
+		return nil, err
+	}
+	tok, err := tokenizer.Load(dir)
+	if err != nil {
+		ck.Close()
+		return nil, err
+	}
+	return &source{dir: dir, cfg: cfg, ck: ck, fingerprint: ck.Fingerprint(), dense: m, tok: tok}, nil
+}
+
+// makePlan checks the profile against the model and builds the compressed model.
+func makePlan(src *source, o Options, warn func(string, ...any)) (*plan, error) {
+	p := o.Profile
+	name := o.ProfilePath
+	if name == "" {
+		name = "the profile"
+	}
+	switch {
+	case p.Model == nil || p.Model.Fingerprint == "":
+		warn("%s has no model fingerprint: it cannot be checked against %s", name, src.dir)
+	case p.Model.Fingerprint != src.fingerprint:
+		return nil, fmt.Errorf("export: %s field model.fingerprint is %.16s… (model %s), but %s has fingerprint %.16s…: the profile was made for another model",
+			name, p.Model.Fingerprint, p.Model.Path, src.dir, src.fingerprint)
+	}
+	pl := &plan{src: src, prof: p}
+	n := len(src.dense.Blocks)
+	dropAttn := make([]bool, n)
+	dropMLP := make([]bool, n)
+	switch p.Mode {
+	case profile.ModeDrop:
+		if len(p.Levels) < 2*n {
+			warn("%s covers %d of the %d drop units; the others are kept", name, len(p.Levels), 2*n)
+		}
+		for unit, l := range p.Levels {
+			b, attn, err := candidate.DropUnit(unit, n)
+			if err != nil {
+				return nil, fmt.Errorf("export: %s: field levels: %w", name, err)
+			}
+			if l != 0 && l != 1 {
+				return nil, fmt.Errorf("export: %s: field levels: unit %s has drop level %d, want 0 or 1", name, unit, l)
+			}
+			if attn {
+				dropAttn[b] = l == 1
+			} else {
+				dropMLP[b] = l == 1
+			}
+		}
+		pl.m = src.dense
+	case profile.ModeSparse, profile.ModeQuant:
+		dir := o.DBDir
+		if dir == "" && p.DB != nil {
+			dir = p.DB.Path
+		}
+		if dir == "" {
+			return nil, fmt.Errorf("export: %s is a %s profile: it needs its level database (--db DIR, or the profile's db.path)", name, p.Mode)
+		}
+		d, err := db.Open(dir)
+		if err != nil {
+			return nil, err
+		}
+		m, warnings, err := db.ApplyProfile(src.dense, src.fingerprint, p, d)
+		if err != nil {
+			return nil, fmt.Errorf("export: %s: %w", name, err)
+		}
+		for _, w := range warnings {
+			warn("%s: %s", name, w)
+		}
+		pl.m, pl.db = m, d
+		if p.Mode == profile.ModeQuant {
+			pl.quant = p.Levels
+		}
+	default:
+		return nil, fmt.Errorf("export: %s: mode %q, want drop, sparse or quant", name, p.Mode)
+	}
+	for i := 0; i < n; i++ {
+		if dropAttn[i] && dropMLP[i] {
+			continue
+		}
+		pl.blocks = append(pl.blocks, planBlock{src: i, zeroAttn: dropAttn[i], zeroMLP: dropMLP[i]})
+	}
+	return pl, nil
+}
+
+// layerWeights returns the weight and bias of written block b's layer k, with the output
+// projection of a dropped sub-block zeroed (fresh zero slices; the model is not modified).
+func (pl *plan) layerWeights(b planBlock, k model.LayerKind) (w, bias []float32) {
+	l := pl.m.Blocks[b.src].Layer(k)
+	if (k == model.OProj && b.zeroAttn) || (k == model.DownProj && b.zeroMLP) {
+		w = make([]float32, len(l.W))
+		if l.B != nil {
+			bias = make([]float32, len(l.B))
+		}
+		return w, bias
+	}
+	return l.W, l.B
+}
+
+// zeroed reports whether layer k of written block b is a zeroed output projection.
+func (b planBlock) zeroed(k model.LayerKind) bool {
+	return (k == model.OProj && b.zeroAttn) || (k == model.DownProj && b.zeroMLP)
+}
+
+// provenance is the content of evopress.json.
+type provenance struct {
+	Format  string           `json:"format"`
+	Created string           `json:"created"`
+	Source  profile.Ref      `json:"source_model"`
+	Profile *profile.Profile `json:"profile"`
+	// ProfilePath is the profile file exported.
+	ProfilePath string       `json:"profile_path,omitempty"`
+	DB          *profile.Ref `json:"db,omitempty"`
+	Export      struct {
+		Format string `json:"format"`
+		Packed bool   `json:"packed,omitempty"`
+		// BlockMap[i] is the source block of exported block i.
+		BlockMap   []int `json:"block_map"`
+		Removed    []int `json:"removed_blocks"`
+		ZeroedAttn []int `json:"zeroed_attention"`
+		ZeroedMLP  []int `json:"zeroed_mlp"`
+	} `json:"export"`
+}
+
+func (pl *plan) provenance(o Options, res *Result) ([]byte, error) {
+	var pv provenance
+	pv.Format = "evopress-export/v1"
+	pv.Created = time.Now().UTC().Format(time.RFC3339)
+	abs, err := filepath.Abs(pl.src.dir)
+	if err != nil {
+		abs = pl.src.dir
+	}
+	pv.Source = profile.Ref{Path: abs, Fingerprint: pl.src.fingerprint}
+	pv.Profile = pl.prof
+	pv.ProfilePath = o.ProfilePath
+	if pl.db != nil {
+		pv.DB = &profile.Ref{Path: pl.db.Dir(), Fingerprint: pl.db.Fingerprint()}
+	}
+	pv.Export.Format = o.Format
+	pv.Export.Packed = o.Packed
+	pv.Export.BlockMap = nonNil(res.BlockMap)
+	pv.Export.Removed = nonNil(res.Removed)
+	pv.Export.ZeroedAttn = nonNil(res.ZeroedAttn)
+	pv.Export.ZeroedMLP = nonNil(res.ZeroedMLP)
+	b, err := json.MarshalIndent(pv, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	return append(b, '\n'), nil
+}
+
+func nonNil(s []int) []int {
+	if s == nil {
+		return []int{}
+	}
+	return s
+}
+
+// writeDirAtomic fills a fresh temporary directory next to out and renames it to out (replacing
+// an existing out only when force is set).
+func writeDirAtomic(out string, force bool, fill func(dir string) error) (err error) {
+	parent := filepath.Dir(filepath.Clean(out))
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return fmt.Errorf("export: %v", err)
+	}
+	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(out)+".tmp*")
+	if err != nil {
+		return fmt.Errorf("export: %v", err)
+	}
+	defer func() {
+		if err != nil {
+			os.RemoveAll(tmp)
+		}
+	}()
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		return fmt.Errorf("export: %v", err)
+	}
+	if err := fill(tmp); err != nil {
+		return err
+	}
+	return replace(tmp, out, force)
+}
+
+// writeFileAtomic writes a file through a temporary path next to out.
+func writeFileAtomic(out string, force bool, fill func(path string) error) (err error) {
+	parent := filepath.Dir(filepath.Clean(out))
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return fmt.Errorf("export: %v", err)
+	}
+	f, err := os.CreateTemp(parent, "."+filepath.Base(out)+".tmp*")
+	if err != nil {
+		return fmt.Errorf("export: %v", err)
+	}
+	tmp := f.Name()
+	f.Close()
+	defer func() {
+		if err != nil {
+			os.Remove(tmp)
+		}
+	}()
+	if err := fill(tmp); err != nil {
+		return err
+	}
+	if err := os.Chmod(tmp, 0o644); err != nil {
+		return fmt.Errorf("export: %v", err)
+	}
+	return replace(tmp, out, force)
+}
+
+// replace renames tmp to out; an existing out (only with force) is moved aside first and removed
+// once the new output is in place.
+func replace(tmp, out string, force bool) error {
+	if _, err := os.Lstat(out); err == nil {
+		if !force {
+			return fmt.Errorf("export: %s exists (use --force to replace it)", out)
+		}
+		old := tmp + ".old"
+		if err := os.Rename(out, old); err != nil {
+			return fmt.Errorf("export: moving the existing %s aside: %v", out, err)
+		}
+		if err := os.Rename(tmp, out); err != nil {
+			os.Rename(old, out)
+			return fmt.Errorf("export: %v", err)
+		}
+		if err := os.RemoveAll(old); err != nil {
+			return fmt.Errorf("export: removing the previous %s (now %s): %v", out, old, err)
+		}
+		return nil
+	}
+	if err := os.Rename(tmp, out); err != nil {
+		return fmt.Errorf("export: %v", err)
+	}
+	return nil
+}
+
+// diskUsage returns the total size of path (a file or a directory) and its files.
+func diskUsage(path string) (int64, []string, error) {
+	var total int64
+	var files []string
+	err := filepath.Walk(path, func(p string, info os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		if info.Mode().IsRegular() {
+			total += info.Size()
+			rel, _ := filepath.Rel(path, p)
+			if rel == "." {
+				rel = filepath.Base(p)
+			}
+			files = append(files, rel)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, nil, fmt.Errorf("export: %v", err)
+	}
+	return total, files, nil
+}
+
+// parseGGUFType normalises a --type value ("" means f16).
+func parseGGUFType(t string) (string, error) {
+	switch strings.ToLower(t) {
+	case "", "f16":
+		return "f16", nil
+	case "f32":
+		return "f32", nil
+	case "q8_0":
+		return "q8_0", nil
+	}
+	return "", fmt.Errorf("export: --type %q, want f32, f16 or q8_0", t)
+}

@@ -1,0 +1,259 @@
+package export
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/evopress/evopress/candidate"
+	"github.com/evopress/evopress/hf"
+	"github.com/evopress/evopress/model"
+	"github.com/evopress/evopress/profile"
+)
+
+// sharedModels is where the shared test models live, relative to this package.
+const sharedModels = "../../shared/models"
+
+// sharedModelDir returns the directory of a shared model or skips the test.
+func sharedModelDir(t testing.TB, name string) string {
+	t.Helper()
+	dir := filepath.Join(sharedModels, name)
+	if _, err := os.Stat(filepath.Join(dir, "config.json")); err != nil {
+		t.Skipf("shared model %s not available (%v); tests using it need ../shared next to the repository", name, err)
+	}
+	return dir
+}
+
+// dropProfile is a drop profile of a 12-block model with block 3 fully dropped, block 7's MLP
+// and block 9's attention dropped, every other unit kept.
+func dropProfile(fp string) *profile.Profile {
+	p := profile.New(profile.ModeDrop)
+	for i := 0; i < 12; i++ {
+		p.Levels[fmt.Sprintf("model.layers.%d.self_attn", i)] = 0
+		p.Levels[fmt.Sprintf("model.layers.%d.mlp", i)] = 0
+	}
+	p.Levels["model.layers.3.self_attn"] = 1
+	p.Levels["model.layers.3.mlp"] = 1
+	p.Levels["model.layers.7.mlp"] = 1
+	p.Levels["model.layers.9.self_attn"] = 1
+	if fp != "" {
+		p.Model = &profile.Ref{Path: "llama-pd-11m", Fingerprint: fp}
+	}
+	return p
+}
+
+// testSeqs returns n deterministic random token sequences of length T.
+func testSeqs(vocab, n, T int) [][]int {
+	rng := rand.New(rand.NewPCG(7, 11))
+	out := make([][]int, n)
+	for i := range out {
+		out[i] = make([]int, T)
+		for j := range out[i] {
+			out[i][j] = rng.IntN(vocab)
+		}
+	}
+	return out
+}
+
+// sameFunction checks that a and b give the same NLL on seqs and the same logits on seqs[0].
+func sameFunction(t *testing.T, a, b *model.Model, seqs [][]int, tol float64) {
+	t.Helper()
+	na, ca, err := a.SequenceNLL(seqs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nb, cb, err := b.SequenceNLL(seqs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ca != cb || math.Abs(na-nb) > tol*math.Abs(na) {
+		t.Errorf("NLL %v over %d tokens, want %v over %d (relative tolerance %g)", nb, cb, na, ca, tol)
+	}
+	la, _ := a.Logits(seqs[0])
+	lb, _ := b.Logits(seqs[0])
+	var maxd float64
+	for i := range la {
+		maxd = max(maxd, math.Abs(float64(la[i]-lb[i])))
+	}
+	if maxd > tol*10 {
+		t.Errorf("logits differ by up to %g", maxd)
+	}
+}
+
+func TestExportHFDropRoundTrip(t *testing.T) {
+	dir := sharedModelDir(t, "llama-pd-11m")
+	dense, fp, err := model.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := dropProfile(fp)
+	want, err := candidate.ApplyDrop(dense, p.Levels)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seqs := testSeqs(dense.Vocab, 3, 48)
+
+	for _, tc := range []struct {
+		name   string
+		shard  int64
+		shards int
+	}{
+		{"single", 0, 1},
+		{"sharded", 6 << 20, 4},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), "exported")
+			var warn bytes.Buffer
+			res, err := Run(Options{ModelDir: dir, Profile: p, ProfilePath: "drop.json", Format: FormatHF, Out: out, ShardBytes: tc.shard, Warn: &warn})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if warn.Len() != 0 {
+				t.Errorf("unexpected warnings: %s", warn.String())
+			}
+			if res.Blocks != 11 || !slices.Equal(res.Removed, []int{3}) || !slices.Equal(res.ZeroedAttn, []int{9}) || !slices.Equal(res.ZeroedMLP, []int{7}) {
+				t.Errorf("result %+v", res)
+			}
+			wantMap := []int{0, 1, 2, 4, 5, 6, 7, 8, 9, 10, 11}
+			if !slices.Equal(res.BlockMap, wantMap) {
+				t.Errorf("block map %v, want %v", res.BlockMap, wantMap)
+			}
+			got, _, err := model.Load(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got.Blocks) != 11 || got.Config.NumHiddenLayers != 11 {
+				t.Fatalf("exported model has %d blocks (config %d), want 11", len(got.Blocks), got.Config.NumHiddenLayers)
+			}
+			sameFunction(t, want, got, seqs, 1e-6)
+
+			// Zeroed projections, and an untouched block is bit-identical to its source.
+			if !allZero(got.Blocks[6].Down.W) || allZero(got.Blocks[6].O.W) {
+				t.Errorf("written block 6 (source 7): down_proj should be zero and o_proj not")
+			}
+			if !allZero(got.Blocks[8].O.W) || allZero(got.Blocks[8].Down.W) {
+				t.Errorf("written block 8 (source 9): o_proj should be zero and down_proj not")
+			}
+			if !slices.Equal(got.Blocks[3].Q.W, dense.Blocks[4].Q.W) || !slices.Equal(got.Blocks[10].Gate.W, dense.Blocks[11].Gate.W) {
+				t.Errorf("renumbered blocks do not hold their source weights")
+			}
+
+			ck, err := hf.OpenCheckpoint(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ck.Close()
+			if len(ck.Files()) != tc.shards {
+				t.Errorf("%d safetensors files, want %d", len(ck.Files()), tc.shards)
+			}
+			if info, _ := ck.Info("model.layers.0.self_attn.q_proj.weight"); info.DType != hf.BF16 {
+				t.Errorf("dtype %s, want the source's BF16", info.DType)
+			}
+			for _, f := range []string{"tokenizer.json", "tokenizer_config.json", "tokenizer.model", "generation_config.json"} {
+				a, _ := os.ReadFile(filepath.Join(dir, f))
+				b, err := os.ReadFile(filepath.Join(out, f))
+				if err != nil || !bytes.Equal(a, b) {
+					t.Errorf("%s not copied unchanged (%v)", f, err)
+				}
+			}
+			var pv provenance
+			b, err := os.ReadFile(filepath.Join(out, ProvenanceFile))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := json.Unmarshal(b, &pv); err != nil {
+				t.Fatal(err)
+			}
+			if pv.Source.Fingerprint != fp || pv.Profile.Mode != "drop" || pv.Profile.Levels["model.layers.3.mlp"] != 1 || !slices.Equal(pv.Export.BlockMap, wantMap) {
+				t.Errorf("evopress.json: %s", b)
+			}
+			// config.json keeps the other fields as written.
+			cfgA, _ := hf.LoadConfig(dir)
+			for _, f := range cfgA.Fields() {
+				ra, _ := cfgA.Raw(f)
+				rb, ok := got.Config.Raw(f)
+				if f != "num_hidden_layers" && (!ok || !bytes.Equal(ra, rb)) {
+					t.Errorf("config field %s: %s, want %s", f, rb, ra)
+				}
+			}
+		})
+	}
+}
+
+func allZero(x []float32) bool {
+	for _, v := range x {
+		if v != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func TestExportGuardRails(t *testing.T) {
+	dir := sharedModelDir(t, "llama-pd-11m")
+	tmp := t.TempDir()
+	out := filepath.Join(tmp, "m.gguf")
+	if err := os.WriteFile(out, []byte("keep"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := dropProfile("")
+	var warn bytes.Buffer
+	_, err := Run(Options{ModelDir: dir, Profile: p, Format: FormatGGUF, Out: out, Warn: &warn})
+	if err == nil || !strings.Contains(err.Error(), "--force") {
+		t.Fatalf("existing output: err = %v, want a refusal naming --force", err)
+	}
+	if b, _ := os.ReadFile(out); string(b) != "keep" {
+		t.Fatalf("existing output modified")
+	}
+	res, err := Run(Options{ModelDir: dir, Profile: p, ProfilePath: "hand.json", Format: FormatGGUF, Out: out, Force: true, Warn: &warn})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(warn.String(), "hand.json has no model fingerprint") || len(res.Warnings) == 0 {
+		t.Errorf("no fingerprint warning: %q", warn.String())
+	}
+	if b, _ := os.ReadFile(out); !bytes.HasPrefix(b, []byte("GGUF")) {
+		t.Errorf("--force did not replace the output")
+	}
+	entries, _ := os.ReadDir(tmp)
+	if len(entries) != 1 {
+		t.Errorf("temporary files left behind: %v", entries)
+	}
+
+	bad := dropProfile(strings.Repeat("0", 64))
+	_, err = Run(Options{ModelDir: dir, Profile: bad, ProfilePath: "other.json", Format: FormatHF, Out: filepath.Join(tmp, "x")})
+	if err == nil || !strings.Contains(err.Error(), "other.json") || !strings.Contains(err.Error(), "fingerprint") {
+		t.Errorf("fingerprint mismatch: err = %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(tmp, "x")); !os.IsNotExist(err) {
+		t.Errorf("failed export left output behind")
+	}
+
+	for _, tc := range []struct {
+		o    Options
+		want string
+	}{
+		{Options{Format: "onnx"}, "want hf or gguf"},
+		{Options{Format: FormatGGUF, Type: "q4_k"}, "want f32, f16 or q8_0"},
+		{Options{Format: FormatHF, Type: "f16"}, "--format gguf only"},
+		{Options{Format: FormatHF, Packed: true}, "needs a quant profile"},
+		{Options{Format: FormatGGUF, Packed: true}, "--format hf only"},
+	} {
+		tc.o.ModelDir, tc.o.Profile, tc.o.Out = dir, p, filepath.Join(tmp, "y")
+		if _, err := Run(tc.o); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%+v: err = %v, want %q", tc.o.Format, err, tc.want)
+		}
+	}
+	sp := profile.New(profile.ModeSparse)
+	sp.Levels["model.layers.0.self_attn.q_proj"] = 1
+	if _, err := Run(Options{ModelDir: dir, Profile: sp, ProfilePath: "s.json", Format: FormatHF, Out: filepath.Join(tmp, "z")}); err == nil || !strings.Contains(err.Error(), "level database") {
+		t.Errorf("sparse profile without a database: err = %v", err)
+	}
+}

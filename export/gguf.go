@@ -1,0 +1,467 @@
+package export
+
+import (
+	"bufio"
+	"encoding/binary"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/evopress/evopress/hf"
+	"github.com/evopress/evopress/model"
+	"github.com/evopress/evopress/tokenizer"
+)
+
+// GGUF constants (ggml/docs/gguf.md, ggml.h).
+const (
+	ggufMagic     = 0x46554747 // "GGUF" little-endian
+	ggufVersion   = 3
+	ggufAlignment = 32
+
+	// Metadata value types.
+	ggufUint32  = 4
+	ggufInt32   = 5
+	ggufFloat32 = 6
+	ggufBool    = 7
+	ggufString  = 8
+	ggufArray   = 9
+
+	// Tensor types (enum ggml_type).
+	GGMLTypeF32  = 0
+	GGMLTypeF16  = 1
+	GGMLTypeQ8_0 = 8
+
+	// Q8_0Block is the number of values in one Q8_0 block: a float16 scale and 32 int8 codes.
+	Q8_0Block = 32
+	// Q8_0BlockBytes is the size of one Q8_0 block.
+	Q8_0BlockBytes = 2 + Q8_0Block
+
+	// File types (enum llama_ftype).
+	fileTypeAllF32    = 0
+	fileTypeMostlyF16 = 1
+	fileTypeMostlyQ8  = 7
+)
+
+// ggufKV is a metadata key with its encoded type and value.
+type ggufKV struct {
+	key string
+	typ uint32
+	val []byte
+}
+
+// ggufTensor is a tensor to write: dims in GGUF order (ne0, the contiguous dimension, first).
+type ggufTensor struct {
+	name string
+	dims []uint64
+	typ  uint32
+	vals []float32
+}
+
+func (t *ggufTensor) numel() int {
+	n := 1
+	for _, d := range t.dims {
+		n *= int(d)
+	}
+	return n
+}
+
+func (t *ggufTensor) size() int64 {
+	n := int64(t.numel())
+	switch t.typ {
+	case GGMLTypeF32:
+		return 4 * n
+	case GGMLTypeF16:
+		return 2 * n
+	case GGMLTypeQ8_0:
+		return n / Q8_0Block * Q8_0BlockBytes
+	}
+	panic("export: unknown GGML type")
+}
+
+// ggufFile accumulates metadata and tensors.
+type ggufFile struct {
+	kvs     []ggufKV
+	tensors []*ggufTensor
+}
+
+func str(s string) []byte {
+	b := binary.LittleEndian.AppendUint64(nil, uint64(len(s)))
+	return append(b, s...)
+}
+
+func (f *ggufFile) addString(k, v string) { f.kvs = append(f.kvs, ggufKV{k, ggufString, str(v)}) }
+func (f *ggufFile) addUint32(k string, v int) {
+	f.kvs = append(f.kvs, ggufKV{k, ggufUint32, binary.LittleEndian.AppendUint32(nil, uint32(v))})
+}
+func (f *ggufFile) addFloat32(k string, v float64) {
+	f.kvs = append(f.kvs, ggufKV{k, ggufFloat32, binary.LittleEndian.AppendUint32(nil, math.Float32bits(float32(v)))})
+}
+func (f *ggufFile) addBool(k string, v bool) {
+	b := byte(0)
+	if v {
+		b = 1
+	}
+	f.kvs = append(f.kvs, ggufKV{k, ggufBool, []byte{b}})
+}
+
+// addArray adds an array of n elements of type elem, each appended by put.
+func (f *ggufFile) addArray(k string, elem uint32, n int, put func(b []byte, i int) []byte) {
+	b := binary.LittleEndian.AppendUint32(nil, elem)
+	b = binary.LittleEndian.AppendUint64(b, uint64(n))
+	for i := 0; i < n; i++ {
+		b = put(b, i)
+	}
+	f.kvs = append(f.kvs, ggufKV{k, ggufArray, b})
+}
+
+// write writes the file: header, metadata, tensor infos, aligned tensor data.
+func (f *ggufFile) write(path string) (err error) {
+	fh, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return fmt.Errorf("export: %v", err)
+	}
+	defer func() {
+		if cerr := fh.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("export: %v", cerr)
+		}
+	}()
+	w := bufio.NewWriterSize(fh, 1<<20)
+	var n int64
+	put := func(b []byte) {
+		w.Write(b)
+		n += int64(len(b))
+	}
+	le := binary.LittleEndian
+	put(le.AppendUint32(nil, ggufMagic))
+	put(le.AppendUint32(nil, ggufVersion))
+	put(le.AppendUint64(nil, uint64(len(f.tensors))))
+	put(le.AppendUint64(nil, uint64(len(f.kvs))))
+	for _, kv := range f.kvs {
+		put(str(kv.key))
+		put(le.AppendUint32(nil, kv.typ))
+		put(kv.val)
+	}
+	var off int64
+	offsets := make([]int64, len(f.tensors))
+	for i, t := range f.tensors {
+		put(str(t.name))
+		put(le.AppendUint32(nil, uint32(len(t.dims))))
+		for _, d := range t.dims {
+			put(le.AppendUint64(nil, d))
+		}
+		put(le.AppendUint32(nil, t.typ))
+		put(le.AppendUint64(nil, uint64(off)))
+		offsets[i] = off
+		off = alignUp(off+t.size(), ggufAlignment)
+	}
+	pad := func(to int64) {
+		if to > n {
+			put(make([]byte, to-n))
+		}
+	}
+	pad(alignUp(n, ggufAlignment))
+	start := n
+	buf := make([]byte, 0, 1<<16)
+	for i, t := range f.tensors {
+		pad(start + offsets[i])
+		const chunk = 1 << 14 // values per chunk, a multiple of Q8_0Block
+		for lo := 0; lo < len(t.vals); lo += chunk {
+			vals := t.vals[lo:min(lo+chunk, len(t.vals))]
+			buf = encodeGGML(buf[:0], t.typ, vals)
+			put(buf)
+		}
+	}
+	if err := w.Flush(); err != nil {
+		return fmt.Errorf("export: writing %s: %v", path, err)
+	}
+	if err := fh.Sync(); err != nil {
+		return fmt.Errorf("export: %s: sync: %v", path, err)
+	}
+	return nil
+}
+
+func alignUp(n, a int64) int64 { return (n + a - 1) / a * a }
+
+// encodeGGML appends vals encoded as GGML type typ to b.
+func encodeGGML(b []byte, typ uint32, vals []float32) []byte {
+	switch typ {
+	case GGMLTypeF32:
+		for _, v := range vals {
+			b = binary.LittleEndian.AppendUint32(b, math.Float32bits(v))
+		}
+	case GGMLTypeF16:
+		for _, v := range vals {
+			b = binary.LittleEndian.AppendUint16(b, hf.Float32ToFloat16(v))
+		}
+	case GGMLTypeQ8_0:
+		for lo := 0; lo < len(vals); lo += Q8_0Block {
+			b = AppendQ8_0Block(b, vals[lo:lo+Q8_0Block])
+		}
+	}
+	return b
+}
+
+// AppendQ8_0Block appends the Q8_0 encoding of 32 values to b, as ggml's quantize_row_q8_0_ref
+// computes it: d = max|x|/127 (float32), stored as float16; q = round(x·(1/d)) with halves
+// rounded away from zero (roundf), as int8; all-zero blocks store d = 0 and zero codes.
+func AppendQ8_0Block(b []byte, x []float32) []byte {
+	var amax float32
+	for _, v := range x[:Q8_0Block] {
+		amax = max(amax, float32(math.Abs(float64(v))))
+	}
+	d := amax / 127
+	var id float32
+	if d != 0 {
+		id = 1 / d
+	}
+	b = binary.LittleEndian.AppendUint16(b, hf.Float32ToFloat16(d))
+	for _, v := range x[:Q8_0Block] {
+		b = append(b, byte(int8(math.Round(float64(v*id)))))
+	}
+	return b
+}
+
+// PermuteQK reorders the rows of a q_proj or k_proj weight [heads·headDim × in] (or a bias,
+// in = 1) from Hugging Face's rotate-half layout to llama.cpp's interleaved one, as
+// convert_hf_to_gguf.py's LlamaModel.permute does: within each head, row s·headDim/2 + i moves
+// to row 2i + s.
+func PermuteQK(w []float32, heads, in int) []float32 {
+	out := make([]float32, len(w))
+	hd := len(w) / in / heads
+	half := hd / 2
+	for h := 0; h < heads; h++ {
+		for s := 0; s < 2; s++ {
+			for i := 0; i < half; i++ {
+				src := (h*hd + s*half + i) * in
+				dst := (h*hd + 2*i + s) * in
+				copy(out[dst:dst+in], w[src:src+in])
+			}
+		}
+	}
+	return out
+}
+
+// writeGGUF writes pl as a GGUF file at path with weight matrices of type typ ("f32", "f16",
+// "q8_0").
+func writeGGUF(path string, pl *plan, typ string, res *Result) error {
+	cfg := pl.src.cfg
+	if cfg.ModelType == "qwen2" {
+		return fmt.Errorf("export: GGUF export writes the llama architecture; %s is a qwen2 model (export --format hf instead)", cfg.Path)
+	}
+	if cfg.QKVBias || cfg.OutputBias || cfg.MLPBias {
+		return fmt.Errorf("export: %s: llama.cpp's llama architecture has no biases on the linear layers (attention_bias or mlp_bias is set); export --format hf instead", cfg.Path)
+	}
+	m := pl.m
+	var f ggufFile
+	matType, fileType := uint32(GGMLTypeF16), fileTypeMostlyF16
+	switch typ {
+	case "f32":
+		matType, fileType = GGMLTypeF32, fileTypeAllF32
+	case "q8_0":
+		matType, fileType = GGMLTypeQ8_0, fileTypeMostlyQ8
+	}
+	name := filepath.Base(filepath.Clean(pl.src.dir))
+	f.addString("general.architecture", "llama")
+	f.addString("general.name", name)
+	f.addUint32("general.file_type", fileType)
+	f.addUint32("general.quantization_version", 2)
+	f.addUint32("general.alignment", ggufAlignment)
+	f.addUint32("llama.block_count", len(pl.blocks))
+	f.addUint32("llama.context_length", cfg.MaxPositionEmbeddings)
+	f.addUint32("llama.embedding_length", cfg.HiddenSize)
+	f.addUint32("llama.feed_forward_length", cfg.IntermediateSize)
+	f.addUint32("llama.attention.head_count", cfg.NumAttentionHeads)
+	f.addUint32("llama.attention.head_count_kv", cfg.NumKeyValueHeads)
+	f.addFloat32("llama.rope.freq_base", cfg.RopeTheta)
+	f.addFloat32("llama.attention.layer_norm_rms_epsilon", cfg.RMSNormEps)
+	f.addUint32("llama.rope.dimension_count", cfg.HeadDim)
+	f.addUint32("llama.vocab_size", m.Vocab)
+	if cfg.HeadDim*cfg.NumAttentionHeads != cfg.HiddenSize {
+		f.addUint32("llama.attention.key_length", cfg.HeadDim)
+		f.addUint32("llama.attention.value_length", cfg.HeadDim)
+	}
+	var ropeFreqs []float32
+	if rs := cfg.RopeScaling; rs != nil {
+		switch rs.Type {
+		case "linear":
+			f.addString("llama.rope.scaling.type", "linear")
+			f.addFloat32("llama.rope.scaling.factor", rs.Factor)
+		case "llama3":
+			// llama.cpp divides the base frequencies by rope_freqs (convert_hf_to_gguf.py
+			// generate_extra_tensors): factor_i = base_inv_freq_i / scaled_inv_freq_i.
+			scaled := cfg.RopeInvFreq()
+			ropeFreqs = make([]float32, len(scaled))
+			for i, s := range scaled {
+				base := 1 / math.Pow(cfg.RopeTheta, float64(2*i)/float64(cfg.HeadDim))
+				ropeFreqs[i] = float32(base / s)
+			}
+		default:
+			return fmt.Errorf("export: %s: field rope_scaling: type %q is not supported by the GGUF export", cfg.Path, rs.Type)
+		}
+	}
+	if err := addTokenizer(&f, pl.src, m.Vocab, res); err != nil {
+		return err
+	}
+
+	add := func(name string, vals []float32, dims ...int) {
+		t := &ggufTensor{name: name, vals: vals}
+		for _, d := range dims {
+			t.dims = append(t.dims, uint64(d))
+		}
+		t.typ = GGMLTypeF32
+		if len(dims) == 2 {
+			t.typ = matType
+			if matType == GGMLTypeQ8_0 && dims[0]%Q8_0Block != 0 {
+				t.typ = GGMLTypeF16 // as the converter falls back for rows Q8_0 cannot tile
+			}
+		}
+		f.tensors = append(f.tensors, t)
+	}
+	add("token_embd.weight", m.Embed, m.Hidden, m.Vocab)
+	if ropeFreqs != nil {
+		add("rope_freqs.weight", ropeFreqs, len(ropeFreqs))
+	}
+	ggufNames := [model.NumLayerKinds]string{"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"}
+	for i, b := range pl.blocks {
+		sb := &m.Blocks[b.src]
+		p := fmt.Sprintf("blk.%d.", i)
+		add(p+"attn_norm.weight", sb.AttnNorm, m.Hidden)
+		for k := model.LayerKind(0); k < model.NumLayerKinds; k++ {
+			l := sb.Layer(k)
+			w, _ := pl.layerWeights(b, k)
+			switch k {
+			case model.QProj:
+				w = PermuteQK(w, m.Heads, l.In)
+			case model.KProj:
+				w = PermuteQK(w, m.KVHeads, l.In)
+			}
+			add(p+ggufNames[k]+".weight", w, l.In, l.Out)
+			if k == model.OProj {
+				add(p+"ffn_norm.weight", sb.MLPNorm, m.Hidden)
+			}
+		}
+	}
+	add("output_norm.weight", m.Norm, m.Hidden)
+	if !cfg.TieWordEmbeddings {
+		add("output.weight", m.Head, m.Hidden, m.Vocab)
+	}
+	return f.write(path)
+}
+
+// addTokenizer writes the tokenizer metadata: "llama" (SentencePiece-style, with scores) or
+// "gpt2" (byte-level, with merges), padded with unused "[PADi]" tokens up to the model's
+// vocabulary size as llama.cpp's converter does.
+func addTokenizer(f *ggufFile, src *source, vocab int, res *Result) error {
+	tok := src.tok
+	if tok.VocabSize() > vocab {
+		return fmt.Errorf("export: %s: the tokenizer has %d tokens but config.json vocab_size is %d", src.dir, tok.VocabSize(), vocab)
+	}
+	tokens := make([]string, vocab)
+	types := make([]int32, vocab)
+	for id := range tokens {
+		s := tok.Token(id)
+		tt := tok.TokenType(id)
+		if id >= tok.VocabSize() || (s == "" && tt == tokenizer.TokenUnused) {
+			s, tt = fmt.Sprintf("[PAD%d]", id), tokenizer.TokenUnused
+		}
+		tokens[id], types[id] = s, int32(tt)
+	}
+	if tok.Kind() == tokenizer.KindByteLevel {
+		f.addString("tokenizer.ggml.model", "gpt2")
+		pre := "default"
+		switch src.cfg.ModelType {
+		case "llama":
+			pre = "llama-bpe"
+		case "qwen2":
+			pre = "qwen2"
+		}
+		f.addString("tokenizer.ggml.pre", pre)
+	} else {
+		f.addString("tokenizer.ggml.model", "llama")
+		f.addString("tokenizer.ggml.pre", "default")
+	}
+	f.addArray("tokenizer.ggml.tokens", ggufString, vocab, func(b []byte, i int) []byte { return append(b, str(tokens[i])...) })
+	if tok.Kind() != tokenizer.KindByteLevel {
+		scores, note := tokenScores(src.dir, tok, vocab)
+		if note != "" {
+			res.Warnings = append(res.Warnings, note)
+		}
+		f.addArray("tokenizer.ggml.scores", ggufFloat32, vocab, func(b []byte, i int) []byte {
+			return binary.LittleEndian.AppendUint32(b, math.Float32bits(scores[i]))
+		})
+	}
+	f.addArray("tokenizer.ggml.token_type", ggufInt32, vocab, func(b []byte, i int) []byte {
+		return binary.LittleEndian.AppendUint32(b, uint32(types[i]))
+	})
+	if tok.Kind() == tokenizer.KindByteLevel {
+		merges := tok.Merges()
+		f.addArray("tokenizer.ggml.merges", ggufString, len(merges), func(b []byte, i int) []byte { return append(b, str(merges[i])...) })
+	}
+	bos, eos, unk := tok.BOS(), tok.EOS(), tok.UNK()
+	if bos < 0 && len(src.cfg.BOSTokenID) > 0 {
+		bos = src.cfg.BOSTokenID[0]
+	}
+	if eos < 0 && len(src.cfg.EOSTokenID) > 0 {
+		eos = src.cfg.EOSTokenID[0]
+	}
+	if bos >= 0 {
+		f.addUint32("tokenizer.ggml.bos_token_id", bos)
+	}
+	if eos >= 0 {
+		f.addUint32("tokenizer.ggml.eos_token_id", eos)
+	}
+	if unk >= 0 {
+		f.addUint32("tokenizer.ggml.unknown_token_id", unk)
+	}
+	prefix, suffix := tok.SpecialIDs()
+	f.addBool("tokenizer.ggml.add_bos_token", bos >= 0 && len(prefix) > 0 && prefix[0] == bos)
+	f.addBool("tokenizer.ggml.add_eos_token", eos >= 0 && len(suffix) > 0 && suffix[len(suffix)-1] == eos)
+	return nil
+}
+
+// tokenScores returns the SentencePiece scores of the vocabulary: those of tokenizer.model when
+// the directory has one that matches the vocabulary (what llama.cpp's converter reads), else the
+// scores a SentencePiece BPE model assigns, minus the rank among the normal tokens (0 for the
+// others), which orders merges as tokenizer.json's vocabulary does. Padding ids get -1000, as
+// in the converter. The note says which source was used when it was not tokenizer.model.
+func tokenScores(dir string, tok *tokenizer.Tokenizer, vocab int) ([]float32, string) {
+	scores := make([]float32, vocab)
+	for i := tok.VocabSize(); i < vocab; i++ {
+		scores[i] = -1000
+	}
+	note := ""
+	if data, err := os.ReadFile(filepath.Join(dir, "tokenizer.model")); err == nil {
+		pieces, err := ParseSentencePieceModel(data)
+		switch {
+		case err != nil:
+			note = fmt.Sprintf("%s: %v; token scores derived from tokenizer.json", filepath.Join(dir, "tokenizer.model"), err)
+		case len(pieces) > tok.VocabSize():
+			note = fmt.Sprintf("%s has %d pieces, the tokenizer %d tokens; token scores derived from tokenizer.json", filepath.Join(dir, "tokenizer.model"), len(pieces), tok.VocabSize())
+		default:
+			ok := true
+			for id, p := range pieces {
+				if p.Piece != tok.Token(id) {
+					note = fmt.Sprintf("%s: piece %d is %q, tokenizer.json's token %q; token scores derived from tokenizer.json", filepath.Join(dir, "tokenizer.model"), id, p.Piece, tok.Token(id))
+					ok = false
+					break
+				}
+			}
+			if ok {
+				for id, p := range pieces {
+					scores[id] = p.Score
+				}
+				return scores, ""
+			}
+		}
+	}
+	rank := 0
+	for id := 0; id < tok.VocabSize(); id++ {
+		if tok.TokenType(id) == tokenizer.TokenNormal {
+			scores[id] = -float32(rank)
+			rank++
+		}
+	}
+	return scores, strings.TrimSpace(note)
+}

@@ -1,0 +1,216 @@
+package export
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+
+	"github.com/evopress/evopress/hf"
+	"github.com/evopress/evopress/model"
+)
+
+// ProvenanceFile is the name of the file recording an export's profile and provenance.
+const ProvenanceFile = "evopress.json"
+
+// copiedFiles are the files of a model directory copied unchanged into a Hugging Face export
+// (those present).
+var copiedFiles = []string{
+	"tokenizer.json", "tokenizer_config.json", "tokenizer.model", "special_tokens_map.json",
+	"added_tokens.json", "vocab.json", "merges.txt", "generation_config.json", "chat_template.jinja",
+	"chat_template.json", "README.md", "LICENSE",
+}
+
+// hfTensor is a tensor of a Hugging Face export with its encoded size.
+type hfTensor struct {
+	hf.TensorData
+	bytes int64
+}
+
+// writeHF writes the Hugging Face model directory of pl into dir.
+func writeHF(dir string, pl *plan, o Options, res *Result) error {
+	src := pl.src
+	tensors, qcfg, err := pl.hfTensors(o.Packed)
+	if err != nil {
+		return err
+	}
+	overrides := map[string]any{"num_hidden_layers": len(pl.blocks)}
+	if qcfg != nil {
+		overrides["quantization_config"] = qcfg
+	}
+	cfgBytes, err := src.cfg.MarshalWith(overrides)
+	if err != nil {
+		return err
+	}
+	if err := hf.WriteFileAtomic(filepath.Join(dir, hf.ConfigFileName), cfgBytes); err != nil {
+		return err
+	}
+	if err := writeShards(dir, tensors, o.ShardBytes); err != nil {
+		return err
+	}
+	for _, name := range copiedFiles {
+		if err := copyFile(filepath.Join(src.dir, name), filepath.Join(dir, name)); err != nil {
+			return err
+		}
+	}
+	pv, err := pl.provenance(o, res)
+	if err != nil {
+		return err
+	}
+	return hf.WriteFileAtomic(filepath.Join(dir, ProvenanceFile), pv)
+}
+
+// storeDType is the dtype a tensor is written in: the source tensor's dtype when it is a float
+// type the writer encodes, else F32.
+func (pl *plan) storeDType(srcName string) hf.DType {
+	if info, ok := pl.src.ck.Info(srcName); ok {
+		switch info.DType {
+		case hf.F32, hf.F16, hf.BF16:
+			return info.DType
+		}
+	}
+	return hf.F32
+}
+
+// hfTensors lists the tensors of the export in checkpoint order (embedding, blocks, norm, head).
+// With packed, quantized layers become GPTQ tensors and the quantization_config is returned.
+func (pl *plan) hfTensors(packed bool) ([]hfTensor, map[string]any, error) {
+	m := pl.m
+	var out []hfTensor
+	add := func(name, srcName string, shape []int, vals []float32) {
+		dt := pl.storeDType(srcName)
+		out = append(out, hfTensor{
+			TensorData: hf.TensorData{Name: name, DType: dt, Shape: shape, F32: vals},
+			bytes:      int64(len(vals) * dt.Size()),
+		})
+	}
+	var gq *gptqWriter
+	if packed {
+		var err error
+		if gq, err = newGPTQWriter(pl); err != nil {
+			return nil, nil, err
+		}
+	}
+	add("model.embed_tokens.weight", "model.embed_tokens.weight", []int{m.Vocab, m.Hidden}, m.Embed)
+	for i, b := range pl.blocks {
+		sb := &m.Blocks[b.src]
+		srcP := fmt.Sprintf("model.layers.%d.", b.src)
+		p := fmt.Sprintf("model.layers.%d.", i)
+		add(p+"input_layernorm.weight", srcP+"input_layernorm.weight", []int{m.Hidden}, sb.AttnNorm)
+		add(p+"post_attention_layernorm.weight", srcP+"post_attention_layernorm.weight", []int{m.Hidden}, sb.MLPNorm)
+		for k := model.LayerKind(0); k < model.NumLayerKinds; k++ {
+			l := sb.Layer(k)
+			w, bias := pl.layerWeights(b, k)
+			srcName := model.LayerName(b.src, k)
+			name := model.LayerName(i, k)
+			if gq != nil {
+				ts, err := gq.layer(srcName, name, b.src, k, l)
+				if err != nil {
+					return nil, nil, err
+				}
+				if ts != nil {
+					out = append(out, ts...)
+					if bias != nil {
+						add(name+".bias", srcName+".bias", []int{l.Out}, bias)
+					}
+					continue
+				}
+			}
+			add(name+".weight", srcName+".weight", []int{l.Out, l.In}, w)
+			if bias != nil {
+				add(name+".bias", srcName+".bias", []int{l.Out}, bias)
+			}
+		}
+	}
+	add("model.norm.weight", "model.norm.weight", []int{m.Hidden}, m.Norm)
+	if !pl.src.cfg.TieWordEmbeddings {
+		add("lm_head.weight", "lm_head.weight", []int{m.Vocab, m.Hidden}, m.Head)
+	}
+	if gq != nil {
+		return out, gq.config(), nil
+	}
+	return out, nil, nil
+}
+
+// writeShards writes the tensors as model.safetensors, or as model-0000i-of-0000n.safetensors
+// files of at most shardBytes each (a larger single tensor gets a file of its own) with
+// model.safetensors.index.json, as transformers' save_pretrained does.
+func writeShards(dir string, tensors []hfTensor, shardBytes int64) error {
+	if shardBytes <= 0 {
+		shardBytes = DefaultShardBytes
+	}
+	var shards [][]hf.TensorData
+	var cur []hf.TensorData
+	var curBytes, total int64
+	for _, t := range tensors {
+		if len(cur) > 0 && curBytes+t.bytes > shardBytes {
+			shards = append(shards, cur)
+			cur, curBytes = nil, 0
+		}
+		cur = append(cur, t.TensorData)
+		curBytes += t.bytes
+		total += t.bytes
+	}
+	if len(cur) > 0 {
+		shards = append(shards, cur)
+	}
+	meta := map[string]string{"format": "pt"}
+	if len(shards) == 1 {
+		return hf.WriteSafetensors(filepath.Join(dir, "model.safetensors"), shards[0], meta)
+	}
+	weightMap := map[string]string{}
+	for i, s := range shards {
+		name := fmt.Sprintf("model-%05d-of-%05d.safetensors", i+1, len(shards))
+		if err := hf.WriteSafetensors(filepath.Join(dir, name), s, meta); err != nil {
+			return err
+		}
+		for _, t := range s {
+			weightMap[t.Name] = name
+		}
+	}
+	index := map[string]any{
+		"metadata":   map[string]any{"total_size": total},
+		"weight_map": weightMap,
+	}
+	b, err := json.MarshalIndent(index, "", "  ")
+	if err != nil {
+		return err
+	}
+	return hf.WriteFileAtomic(filepath.Join(dir, "model.safetensors.index.json"), append(b, '\n'))
+}
+
+// copyFile copies src to dst when src exists.
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if os.IsNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("export: %v", err)
+	}
+	defer in.Close()
+	outF, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return fmt.Errorf("export: %v", err)
+	}
+	if _, err := io.Copy(outF, in); err != nil {
+		outF.Close()
+		return fmt.Errorf("export: copying %s: %v", src, err)
+	}
+	if err := outF.Close(); err != nil {
+		return fmt.Errorf("export: %v", err)
+	}
+	return nil
+}
+
+// sortedKeys returns the keys of m in order.
+func sortedKeys[V any](m map[string]V) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}

@@ -1,0 +1,90 @@
+package fitness
+
+import (
+	"context"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/evopress/evopress/candidate"
+	"github.com/evopress/evopress/model"
+	"github.com/evopress/evopress/search"
+	"github.com/evopress/evopress/search/drop"
+)
+
+// BenchmarkEvaluateDrop measures fitness evaluations per second of one EvoPress depth-pruning
+// generation's first stage — 32 offspring of a parent, each 1–3 switches away (r =
+// min(U{1..3}, U{1..3})), k = 25% of the blocks — on a batch of 8 chunks of 256 tokens of
+// llama-pd-11m (babyllama-1m when absent), with and without prefix reuse. The dense
+// distributions are cached before the timer starts, as they are during a search.
+//
+//	go test ./fitness -run XXX -bench EvaluateDrop -benchtime 3x
+func BenchmarkEvaluateDrop(b *testing.B) {
+	dir := filepath.Join(sharedModels, "llama-pd-11m")
+	if _, err := os.Stat(dir); err != nil {
+		dir = filepath.Join(sharedModels, "babyllama-1m")
+	}
+	if _, err := os.Stat(dir); err != nil {
+		b.Skipf("skipping: no model under %s", sharedModels)
+	}
+	m, _, err := model.Load(dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	n := len(m.Blocks)
+	mode, err := drop.New(n, 0.25, drop.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	units := mode.Units()
+	build, err := candidate.DropBuilder(m, units)
+	if err != nil {
+		b.Fatal(err)
+	}
+	const chunks, T, lambda = 8, 256, 32
+	p := pool(m, chunks, T)
+	teacher, err := NewTeacher(m, p, Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	parent := mode.Initial(rng)[0]
+	var cands []search.Profile
+	seen := map[string]bool{parent.String(): true}
+	for len(cands) < lambda {
+		c := parent.Clone()
+		for range min(1+rng.IntN(3), 1+rng.IntN(3)) {
+			c = mode.Mutate(rng, c)
+		}
+		if !seen[c.String()] {
+			seen[c.String()] = true
+			cands = append(cands, c)
+		}
+	}
+	batch := search.Batch{Chunks: []int{0, 1, 2, 3, 4, 5, 6, 7}, Tokens: chunks * T}
+	if _, err := teacher.entries(batch.Chunks); err != nil {
+		b.Fatal(err)
+	}
+	for _, reuse := range []bool{false, true} {
+		name := "full"
+		if reuse {
+			name = "prefix-reuse"
+		}
+		b.Run(name, func(b *testing.B) {
+			ev, err := NewEvaluator(teacher, units, build, KL)
+			if err != nil {
+				b.Fatal(err)
+			}
+			ev.PrefixReuse = reuse
+			for b.Loop() {
+				if _, err := ev.Evaluate(context.Background(), parent, cands, batch); err != nil {
+					b.Fatal(err)
+				}
+			}
+			run, full, _ := ev.Stats()
+			b.ReportMetric(float64(b.N*lambda)/b.Elapsed().Seconds(), "evals/s")
+			b.ReportMetric(float64(run)/float64(full), "blocks-run/full")
+		})
+	}
+}

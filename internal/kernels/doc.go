@@ -1,0 +1,77 @@
+// Package kernels provides the float32 compute kernels of evopress: a
+// general matrix multiply (Gemm, GemmSerial) for the model forward (linear
+// layers y = x·Wᵀ, attention Q·Kᵀ and P·V) and for Hessian accumulation
+// (H += Xᵀ·X), and the vector operations around it (Dot, Axpy, Scale, Max,
+// SumExp, ExpTo, SiLUMul, RMSNorm).
+//
+// # Two implementations of every kernel
+//
+// Each kernel exists twice: a portable Go version (generic.go, always
+// compiled) and an AVX2/FMA Go-assembly version (*_amd64.s, built on amd64
+// unless the noasm build tag is given). dispatch_amd64.go declares the
+// assembly functions and picks one implementation per call from the
+// package variable useAsm, which is set at start-up to
+// cpu.X86.HasAVX2 && cpu.X86.HasFMA (golang.org/x/sys/cpu); the tests flip
+// it so that both implementations are checked on the same machine.
+// dispatch_noasm.go (//go:build !amd64 || noasm) routes everything to the Go
+// versions, so `go test -tags noasm` exercises the portable build. No cgo.
+//
+// # Gemm
+//
+// C = alpha·op(A)·op(B) + beta·C on row-major matrices, in the manner of
+// BLIS/GotoBLAS:
+//
+//   - The micro-kernel (gemm_amd64.s) keeps a 6×16 tile of C in 12 ymm
+//     registers; each step of k loads one 16-wide row of packed B (2 ymm),
+//     broadcasts 6 values of A and issues 12 FMAs (4 steps unrolled). On
+//     Zen 3 this reaches ~32 flop/cycle per core, i.e. close to peak.
+//   - The micro-kernel reads A through strides, A(i,p) = a[i*rs + p*cs], so A
+//     is usually not packed at all: a row-major A (x in x·Wᵀ) is read in
+//     place with rs=lda, cs=1, and a transposed A (Xᵀ in XᵀX) with rs=1,
+//     cs=lda. Only a transposed A whose stride is a multiple of 512 floats
+//     (whose rows alias into few cache sets) is packed into kc×6 panels, as
+//     is the last partial 6-row panel.
+//   - B is always packed, kc×16 micro-panels in the order the kernel reads
+//     them; packing handles op(B): a plain B is copied 16 floats at a time, a
+//     transposed B (HF weights W[out×in] in x·Wᵀ) is transposed 8×8 at a time
+//     in assembly.
+//   - Blocking: k in blocks of ≤256 (a 16 KB B micro-panel stays in L1), rows
+//     in blocks of ≤144 (the A block, 144 KB, stays in L2), columns in blocks
+//     of ≤4096 (the packed B block, ≤4 MB, lives in L3). Block sizes are
+//     balanced (k=704 → 3 blocks of 235) rather than cut at the limit.
+//   - Edges: partial tiles (m%6, n%16) are computed into a 6×16 scratch tile
+//     and copied out, so any m, n, k and strides work.
+//   - beta is applied by the first k block (beta==0 stores without reading C,
+//     so NaNs in C are ignored); later k blocks accumulate.
+//   - Gemm splits C into up to 4·GOMAXPROCS tiles (each ≥1 Mflop, shaped to
+//     minimise their perimeter) that GOMAXPROCS goroutines, the caller
+//     included, take from an atomic counter; below 4 Mflop it runs serially.
+//     GemmSerial never starts goroutines, for callers that parallelise at a
+//     higher level (e.g. attention heads).
+//   - Packing buffers come from a sync.Pool, so calls do not allocate in the
+//     steady state and concurrent calls never share a buffer.
+//
+// # Vector kernels
+//
+// Dot, Axpy, Scale and Max process 32 floats per iteration with 4
+// independent accumulators. The exponential (SumExp, ExpTo, SiLUMul) is
+// Cephes' expf: n = round(x·log2e), r = x − n·ln2 with ln2 split in two
+// (Cody–Waite), exp(r) = 1 + r + r²·P(r) with a degree-5 polynomial, and the
+// result scaled by 2^n in two steps so that gradual underflow is right; the
+// input is clamped to [−104, 89] (results 0 and +Inf at the ends), NaN
+// propagates. It is within ~2 ulp (≈2.4e-7 relative) of the correctly rounded
+// exp for normal results. Sums of exponentials are accumulated in float64.
+// SiLU uses e = exp(−|g|) and sigmoid = 1/(1+e) or e/(1+e) by the sign of g,
+// which has neither overflow nor cancellation for any finite g. RMSNorm
+// accumulates the mean of squares in float64. In the assembly versions the
+// exponential-based kernels process 16 elements per step and send the last
+// len%8 elements through the same vector code on a zero-padded copy, so a
+// result does not depend on an element's position; Dot, Axpy, Scale and Max
+// finish with scalar FMA/max instructions.
+//
+// # Errors
+//
+// Inconsistent dimensions, strides or slice lengths are programming errors
+// and panic with a message naming the argument; values (NaN, Inf, huge or
+// tiny numbers) never cause a panic.
+package kernels
