@@ -5,8 +5,11 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"testing"
 
+	"github.com/evopress/evopress/compress"
 	"github.com/evopress/evopress/hf"
 	"github.com/evopress/evopress/model"
 )
@@ -278,12 +281,50 @@ func TestErrors(t *testing.T) {
 	}
 }
 
-func BenchmarkRunBlock(b *testing.B) {
-	m := tinyModel(b, 9, 2)
-	seqs := tinySeqs(10, 32, 64, m.Vocab)
+// BenchmarkHessian measures the accumulation of one batch of 16 sequences × 256 tokens into a
+// Hessian of llama-pd-11m's input widths (256: attention and MLP inputs; 704: down_proj). GFLOP/s
+// counts the n(n+1)·rows flops of the symmetric product XᵀX; gemm-GFLOP/s counts 2n²·rows, as a
+// general matrix product would.
+func BenchmarkHessian(b *testing.B) {
+	const rows = 16 * 256
+	for _, cols := range []int{256, 704} {
+		b.Run(fmt.Sprintf("%dx%d", rows, cols), func(b *testing.B) {
+			rng := rand.New(rand.NewPCG(1, uint64(cols)))
+			X := make([]float32, rows*cols)
+			for i := range X {
+				X[i] = float32(rng.NormFloat64())
+			}
+			h, _ := compress.NewHessian(cols)
+			for b.Loop() {
+				if err := h.Add(X, rows); err != nil {
+					b.Fatal(err)
+				}
+			}
+			sec := b.Elapsed().Seconds() / float64(b.N)
+			n := float64(cols)
+			b.ReportMetric(n*(n+1)*rows/sec/1e9, "GFLOP/s")
+			b.ReportMetric(2*n*n*rows/sec/1e9, "gemm-GFLOP/s")
+		})
+	}
+}
+
+// BenchmarkStatsBlock measures the calibration statistics of one block of the real llama-pd-11m
+// (forward + the block's four Hessians) over 32 sequences of 256 tokens.
+func BenchmarkStatsBlock(b *testing.B) {
+	dir := filepath.Join("..", "..", "shared", "models", "llama-pd-11m")
+	if _, err := os.Stat(dir); err != nil {
+		b.Skipf("%s is absent", dir)
+	}
+	m, _, err := model.Load(dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	seqs := tinySeqs(1, 32, 256, m.Vocab)
 	for b.Loop() {
-		if err := Run(context.Background(), m, seqs, Options{}, func(int, *Stats) error { return nil }); err != nil {
+		err := Run(context.Background(), m, seqs, Options{Blocks: 1}, func(int, *Stats) error { return nil })
+		if err != nil {
 			b.Fatal(err)
 		}
 	}
+	b.ReportMetric(float64(32*256)*float64(b.N)/b.Elapsed().Seconds(), "tokens/s")
 }

@@ -238,13 +238,13 @@ func (b *builder) resume() error {
 	old, err := ParseManifest(data, mpath)
 	if err != nil {
 		if b.cfg.Force {
-			return nil
+			return b.discard()
 		}
 		return fmt.Errorf("cannot resume the database in %s: %w (use another output directory, or force a rebuild)", b.cfg.Out, err)
 	}
 	if diff := headerDiff(old, b.man); diff != "" {
 		if b.cfg.Force {
-			return nil
+			return b.discard()
 		}
 		return fmt.Errorf("%s holds a database built with other settings: field %s; use another output directory, or force a rebuild", mpath, diff)
 	}
@@ -259,6 +259,15 @@ func (b *builder) resume() error {
 		}
 	}
 	return nil
+}
+
+// discard removes the manifest and the level files of a database being replaced (nothing else in
+// the output directory).
+func (b *builder) discard() error {
+	if err := os.Remove(filepath.Join(b.cfg.Out, ManifestFile)); err != nil && !os.IsNotExist(err) {
+		return err
+	}
+	return os.RemoveAll(filepath.Join(b.cfg.Out, "levels"))
 }
 
 // intact reports whether every level file of a layer is present with its recorded checksum.

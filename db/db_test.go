@@ -358,6 +358,14 @@ func TestBuildSettingsMismatch(t *testing.T) {
 	if got := open(t, cfg.Out).Manifest().Sparse.Target; got != 0.6 {
 		t.Errorf("target after forced rebuild %v", got)
 	}
+	// Forcing a quant database over it leaves no sparse level file behind.
+	q0 := tm.config(cfg.Out, ModeQuant, MethodRTN)
+	q0.Quant.Bits = []int{4}
+	q0.Force = true
+	build(t, q0)
+	if files := snapshot(t, cfg.Out); len(files) != 1+14 {
+		t.Errorf("%d files after replacing the database, want the manifest and 14 levels", len(files))
+	}
 	for _, bad := range []func(*BuildConfig){
 		func(c *BuildConfig) { c.Method = MethodGPTQ },
 		func(c *BuildConfig) { c.Sparse.Target = 1 },
@@ -579,6 +587,19 @@ func TestProfiles(t *testing.T) {
 	build(t, qu)
 	ds, dq := open(t, sp.Out), open(t, qu.Out)
 
+	layers, target, D, err := ds.SparseLayers()
+	if err != nil || len(layers) != 14 || target != 0.5 || D != ds.Manifest().Sparse.WeightsDiff {
+		t.Fatalf("SparseLayers: %d layers, target %v, D %d, %v", len(layers), target, D, err)
+	}
+	if _, err := sparse.New(sparse.Config{Layers: layers, Sparsity: target, D: D}); err != nil {
+		t.Errorf("the sparse search mode rejects the database's layers: %v", err)
+	}
+	if layers[0].Lo != -2 || layers[0].Hi != 2 || layers[0].Numel != 4096 {
+		t.Errorf("layer 0: %+v", layers[0])
+	}
+	if _, _, _, err := dq.SparseLayers(); err == nil {
+		t.Error("SparseLayers of a quant database")
+	}
 	p, err := UniformProfile(ds, 0)
 	if err != nil {
 		t.Fatal(err)

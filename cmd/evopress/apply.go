@@ -6,6 +6,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/evopress/evopress/candidate"
+	"github.com/evopress/evopress/db"
 	"github.com/evopress/evopress/model"
 	"github.com/evopress/evopress/profile"
 )
@@ -23,6 +24,8 @@ func applyProfileFile(cmd *cobra.Command, lm *loaded, path, dbDir string) (*mode
 func applyProfile(cmd *cobra.Command, lm *loaded, p *profile.Profile, path, dbDir string) (*model.Model, error) {
 	warn := cmd.ErrOrStderr()
 	switch {
+	case p.Mode != profile.ModeDrop:
+		// db.ApplyProfile checks (and warns about) the fingerprints of sparse and quant profiles.
 	case p.Model == nil || p.Model.Fingerprint == "":
 		fmt.Fprintf(warn, "warning: %s has no model fingerprint: it cannot be checked against %s\n", path, lm.Name)
 	case p.Model.Fingerprint != lm.Fingerprint:
@@ -40,7 +43,23 @@ func applyProfile(cmd *cobra.Command, lm *loaded, p *profile.Profile, path, dbDi
 		}
 		return m, nil
 	default:
-		_ = dbDir
-		return nil, errNotImplemented("applying "+p.Mode+" profiles", "#4")
+		if dbDir == "" && p.DB != nil {
+			dbDir = p.DB.Path
+		}
+		if dbDir == "" {
+			return nil, fmt.Errorf("%s is a %s profile: --db is required (the level database it was made with)", path, p.Mode)
+		}
+		d, err := db.Open(dbDir)
+		if err != nil {
+			return nil, err
+		}
+		m, warns, err := db.ApplyProfile(lm.Model, lm.Fingerprint, p, d)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		for _, w := range warns {
+			fmt.Fprintf(warn, "warning: %s: %s\n", path, w)
+		}
+		return m, nil
 	}
 }

@@ -157,7 +157,11 @@ func runZeroshot(cmd *cobra.Command, o zeroshotOptions) error {
 		fmt.Fprintf(w, "%-14s %6d  %.4f ± %.4f   %.4f ± %.4f   %7.1fs  %s\n",
 			r.Task, r.N, r.Acc, r.AccStderr, r.AccNorm, r.AccNormStderr, r.Seconds, r.File)
 		if r.Truncated > 0 {
-			fmt.Fprintf(w, "%-14s %d requests truncated from the left to fit the window\n", "", r.Truncated)
+			fmt.Fprintf(w, "%-14s %d requests truncated from the left to fit the window", "", r.Truncated)
+			if r.Partial > 0 {
+				fmt.Fprintf(w, ", %d of them with only the continuation's last tokens scored", r.Partial)
+			}
+			fmt.Fprintln(w)
 		}
 	}
 	return nil

@@ -115,10 +115,7 @@ Defaults follow the EvoPress reference: λ = 32, stages 2:2048,1:32768, floor(k(
 	f.register(dropCmd)
 	dropCmd.Flags().BoolVar(&f.wholeBlocks, "whole-blocks", false, "drop whole blocks (attention and MLP together)")
 	dropCmd.Flags().StringSliceVar(&f.keep, "keep", nil, "units (or blocks, model.layers.N) that may not be dropped")
-	cmd.AddCommand(dropCmd,
-		stubCmd("sparse", "Per-layer unstructured sparsity levels from a SparseGPT database", "#5"),
-		stubCmd("quant", "Per-layer bit-widths from a GPTQ database", "#5"),
-	)
+	cmd.AddCommand(dropCmd, newSearchSparseCmd(), newSearchQuantCmd())
 	return cmd
 }
 
@@ -132,6 +129,11 @@ func defaultsOf(mode search.Mode) search.Settings {
 
 // searchSetup makes a mode and its candidate builder for a loaded model.
 type searchSetup func(lm *loaded) (search.Mode, fitness.Builder, error)
+
+// annotator fills a mode's extra profile fields (db, values) for a final profile.
+type annotator interface {
+	annotate(p *profile.Profile, levels search.Profile) error
+}
 
 // runSearch is the search pipeline every mode shares: load, calibrate, run the engine with
 // checkpoints, write the profile.
@@ -249,6 +251,11 @@ func runSearch(cmd *cobra.Command, f *searchFlags, setup searchSetup) error {
 		"calib": calibSource, "calib_chunks": len(pool), "fitness": string(kind), "kl_topk": f.klTopK,
 		"evaluations": res.Evaluations, "tokens": res.Tokens, "elapsed_s": res.Elapsed.Seconds(),
 		"this_run_s": time.Since(start).Seconds(), "blocks_computed": run, "blocks_full_forward": full,
+	}
+	if an, ok := mode.(annotator); ok {
+		if err := an.annotate(p, res.Profile); err != nil {
+			return err
+		}
 	}
 	if err := p.Write(f.out); err != nil {
 		return err

@@ -19,14 +19,17 @@
 // (lm-eval's add_bos_token=False for Llama-family models); Options.Prefix (the CLI's --add-bos)
 // puts the tokenizer's BOS before every request. An input longer than the model's
 // max_position_embeddings (Options.MaxLen) is truncated from the left, keeping the continuation:
-// the model sees (context+continuation)[-(MaxLen+1):][:-1].
+// the model sees (context+continuation)[-(MaxLen+1):][:-1]. A continuation longer than the window
+// by itself (which lm-eval cannot score) is scored on its last MaxLen tokens only; Result.Partial
+// counts such requests.
 //
 // # Batching
 //
-// Requests are sorted by length, longest first, and run in batches right-padded to the batch's
-// longest input; causal attention makes the padding invisible to the real positions, so the score
-// of a request does not depend on its batch (the tests check this against one-at-a-time
-// forwards).
+// A request whose input is a prefix of another's (one context with one-token answers, as BoolQ's
+// " no"/" yes") takes its logits from the longer sequence. The other sequences are sorted by
+// length, longest first, and run in batches right-padded to the batch's longest input; causal
+// attention makes the padding invisible to the real positions, so the score of a request does not
+// depend on its batch (the tests check this against one-at-a-time forwards).
 //
 // # Task files
 //

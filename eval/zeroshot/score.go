@@ -82,31 +82,56 @@ func clip(s string) string {
 // Score is the outcome of one request.
 type Score struct {
 	LogLik float64 // Σ log p(continuation token | everything before it), natural log
-	Greedy bool    // every continuation token was the model's argmax
-	Tokens int     // continuation tokens scored
-	Cut    int     // context tokens dropped from the left to fit MaxLen
+	Greedy bool    // every scored continuation token was the model's argmax
+	Tokens int     // continuation tokens scored (fewer than the continuation's only when it overflows the window)
+	Cut    int     // tokens dropped from the left to fit MaxLen
 }
 
 // input returns the tokens the model sees for r under maxLen (lm-eval:
 // (context+continuation)[-(maxLen+1):][:-1]), the targets of its last len(targets) positions, and
-// how many tokens were cut from the left.
-func input(r Request, maxLen int) (inp, targets []int, cut int, err error) {
+// how many tokens were cut from the left. A continuation longer than maxLen (which lm-eval cannot
+// score) keeps only its last maxLen tokens as targets, each conditioned on the window before it.
+func input(r Request, maxLen int) (inp, targets []int, cut int) {
 	all := append(append(make([]int, 0, len(r.Context)+len(r.Continuation)), r.Context...), r.Continuation...)
-	if len(r.Continuation) > maxLen {
-		return nil, nil, 0, fmt.Errorf("continuation of %d tokens does not fit the %d-token window", len(r.Continuation), maxLen)
-	}
 	if len(all) > maxLen+1 {
 		cut = len(all) - (maxLen + 1)
 		all = all[cut:]
 	}
-	return all[:len(all)-1], all[len(all)-len(r.Continuation):], cut, nil
+	n := min(len(r.Continuation), len(all)-1)
+	return all[:len(all)-1], all[len(all)-n:], cut
 }
 
-// ScoreRequests computes the log-likelihood of every request's continuation under m. Requests are
-// sorted by input length (longest first) and run in batches of opt.Batch sequences, each right-
-// padded to the longest in its batch: causal attention makes the padding invisible to the
-// positions before it, so a request's score does not depend on its batch mates. Sorting keeps the
-// padding small.
+// hasPrefix reports whether p is a prefix of s.
+func hasPrefix(s, p []int) bool {
+	if len(p) > len(s) {
+		return false
+	}
+	for i, v := range p {
+		if s[i] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// lessTokens orders token sequences lexicographically, a prefix before its extensions.
+func lessTokens(a, b []int) bool {
+	for i := 0; i < len(a) && i < len(b); i++ {
+		if a[i] != b[i] {
+			return a[i] < b[i]
+		}
+	}
+	return len(a) < len(b)
+}
+
+// ScoreRequests computes the log-likelihood of every request's continuation under m.
+//
+// A request whose input is a prefix of another's (the same context with a one-token continuation,
+// as BoolQ's " no"/" yes", or identical requests) reads its logits from that longer sequence:
+// causal attention makes them the same. The remaining sequences are sorted by length, longest
+// first, and run in batches of opt.Batch sequences, each right-padded to the longest in its batch:
+// the padding is invisible to the positions before it, so a request's score does not depend on its
+// batch mates. Sorting keeps the padding small.
 func ScoreRequests(ctx context.Context, m *model.Model, reqs []Request, opt Options) ([]Score, error) {
 	batch := opt.Batch
 	if batch < 1 {
@@ -119,44 +144,69 @@ func ScoreRequests(ctx context.Context, m *model.Model, reqs []Request, opt Opti
 	if maxLen <= 0 {
 		return nil, fmt.Errorf("no maximum length: the model's config has no max_position_embeddings and none was given")
 	}
-	type prepared struct {
-		inp, targets []int
-	}
-	preps := make([]prepared, len(reqs))
+	inps := make([][]int, len(reqs))
+	targets := make([][]int, len(reqs))
 	scores := make([]Score, len(reqs))
 	for i, r := range reqs {
 		if len(r.Context) == 0 || len(r.Continuation) == 0 {
 			return nil, fmt.Errorf("request %d: empty context or continuation", i)
 		}
-		inp, tg, cut, err := input(r, maxLen)
-		if err != nil {
-			return nil, fmt.Errorf("request %d: %w", i, err)
+		var cut int
+		inps[i], targets[i], cut = input(r, maxLen)
+		scores[i] = Score{Tokens: len(targets[i]), Cut: cut}
+	}
+
+	// host[i] is the request whose sequence request i reads its logits from. In lexicographic
+	// order a prefix comes right before the sequences that extend it, so each request's host is
+	// found by walking forward while the next sequence extends the current one.
+	lex := make([]int, len(reqs))
+	for i := range lex {
+		lex[i] = i
+	}
+	sort.SliceStable(lex, func(a, b int) bool { return lessTokens(inps[lex[a]], inps[lex[b]]) })
+	host := make([]int, len(reqs))
+	guests := map[int][]int{}
+	for k := len(lex) - 1; k >= 0; k-- {
+		i := lex[k]
+		host[i] = i
+		if k+1 < len(lex) && hasPrefix(inps[lex[k+1]], inps[i]) {
+			host[i] = host[lex[k+1]]
 		}
-		preps[i] = prepared{inp, tg}
-		scores[i] = Score{Tokens: len(tg), Cut: cut}
+		guests[host[i]] = append(guests[host[i]], i)
 	}
-	order := make([]int, len(reqs))
-	for i := range order {
-		order[i] = i
+	hosts := make([]int, 0, len(guests))
+	for h := range guests {
+		hosts = append(hosts, h)
 	}
-	sort.SliceStable(order, func(a, b int) bool { return len(preps[order[a]].inp) > len(preps[order[b]].inp) })
+	sort.Slice(hosts, func(a, b int) bool {
+		if la, lb := len(inps[hosts[a]]), len(inps[hosts[b]]); la != lb {
+			return la > lb
+		}
+		return hosts[a] < hosts[b]
+	})
 
 	start := time.Now()
-	for lo := 0; lo < len(order); lo += batch {
+	done := 0
+	for lo := 0; lo < len(hosts); lo += batch {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		idx := order[lo:min(lo+batch, len(order))]
-		T := len(preps[idx[0]].inp)
-		seqs := make([][]int, len(idx))
+		hs := hosts[lo:min(lo+batch, len(hosts))]
+		T := len(inps[hs[0]])
+		seqs := make([][]int, len(hs))
 		var rows []int
-		for b, i := range idx {
-			p := preps[i]
+		rowIndex := map[int]int{} // batch row → index into rows
+		for b, h := range hs {
 			seq := make([]int, T) // right padding with token 0: never seen by the real positions
-			copy(seq, p.inp)
+			copy(seq, inps[h])
 			seqs[b] = seq
-			for t := len(p.inp) - len(p.targets); t < len(p.inp); t++ {
-				rows = append(rows, b*T+t)
+			for _, i := range guests[h] {
+				for t := len(inps[i]) - len(targets[i]); t < len(inps[i]); t++ {
+					if _, ok := rowIndex[b*T+t]; !ok {
+						rowIndex[b*T+t] = len(rows)
+						rows = append(rows, b*T+t)
+					}
+				}
 			}
 		}
 		a, err := m.Embedding(seqs)
@@ -165,26 +215,32 @@ func ScoreRequests(ctx context.Context, m *model.Model, reqs []Request, opt Opti
 		}
 		m.Forward(a, 0, len(m.Blocks), nil)
 		logits := m.LogitsAt(a, rows)
-		k := 0
-		for _, i := range idx {
-			p := preps[i]
-			var ll float64
-			greedy := true
-			for _, tok := range p.targets {
-				l := logits[k]
-				k++
-				ll += float64(l[tok] - model.LogSumExp(l))
-				for _, v := range l {
-					if v > l[tok] {
-						greedy = false
-						break
+		lse := make([]float32, len(rows))
+		for k, l := range logits {
+			lse[k] = model.LogSumExp(l)
+		}
+		for b, h := range hs {
+			for _, i := range guests[h] {
+				var ll float64
+				greedy := true
+				off := len(inps[i]) - len(targets[i])
+				for j, tok := range targets[i] {
+					k := rowIndex[b*T+off+j]
+					l := logits[k]
+					ll += float64(l[tok] - lse[k])
+					for _, v := range l {
+						if v > l[tok] {
+							greedy = false
+							break
+						}
 					}
 				}
+				scores[i].LogLik, scores[i].Greedy = ll, greedy
+				done++
 			}
-			scores[i].LogLik, scores[i].Greedy = ll, greedy
 		}
 		if opt.Progress != nil {
-			opt.Progress(lo+len(idx), len(order), time.Since(start))
+			opt.Progress(done, len(reqs), time.Since(start))
 		}
 	}
 	return scores, nil
@@ -204,8 +260,11 @@ type Result struct {
 	AccBytesStderr float64 `json:"acc_bytes_stderr"`
 	File           string  `json:"file"`
 	Requests       int     `json:"requests"`  // (context, continuation) pairs scored
-	Truncated      int     `json:"truncated"` // requests whose context was cut from the left
-	Seconds        float64 `json:"seconds"`   // tokenization and forward time
+	Truncated      int     `json:"truncated"` // requests whose input was cut from the left to fit the window
+	// Partial counts requests whose continuation alone overflowed the window: only its last
+	// max-len tokens were scored (lm-eval cannot score these at all).
+	Partial int     `json:"partial"`
+	Seconds float64 `json:"seconds"` // tokenization and forward time
 }
 
 // ItemResult is the verdict on one item.
@@ -295,6 +354,9 @@ func Evaluate(ctx context.Context, m *model.Model, enc Encoder, t *Task, opt Opt
 			lls[c] = scores[k].LogLik
 			if scores[k].Cut > 0 {
 				res.Truncated++
+			}
+			if scores[k].Tokens < len(reqs[k].Continuation) {
+				res.Partial++
 			}
 			k++
 		}

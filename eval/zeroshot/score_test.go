@@ -148,26 +148,20 @@ func TestInput(t *testing.T) {
 		ctx, cont, maxLen int
 		inp, targets      []int
 		cut               int
-		err               bool
 	}{
-		{"fits", 3, 2, 8, []int{0, 1, 2, 3}, []int{3, 4}, 0, false},
-		{"exactly maxLen+1", 4, 2, 5, []int{0, 1, 2, 3, 4}, []int{4, 5}, 0, false},
-		{"cut from the left", 6, 2, 5, []int{1, 2, 3, 4, 5, 6}[1:], []int{6, 7}, 2, false},
-		{"continuation fills the window", 1, 3, 3, []int{0, 1, 2}, []int{1, 2, 3}, 0, false},
-		{"continuation too long", 1, 4, 3, nil, nil, 0, true},
+		{"fits", 3, 2, 8, []int{0, 1, 2, 3}, []int{3, 4}, 0},
+		{"exactly maxLen+1", 4, 2, 5, []int{0, 1, 2, 3, 4}, []int{4, 5}, 0},
+		{"cut from the left", 6, 2, 5, []int{2, 3, 4, 5, 6}, []int{6, 7}, 2},
+		{"continuation fills the window", 1, 3, 3, []int{0, 1, 2}, []int{1, 2, 3}, 0},
+		// Longer than the window: only the last maxLen continuation tokens are scored.
+		{"continuation too long", 1, 4, 3, []int{1, 2, 3}, []int{2, 3, 4}, 1},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			r := Request{Context: seq(0, tc.ctx), Continuation: seq(tc.ctx, tc.cont)}
-			inp, tg, cut, err := input(r, tc.maxLen)
-			if tc.err {
-				if err == nil {
-					t.Fatal("no error")
-				}
-				return
-			}
-			if err != nil || !reflect.DeepEqual(inp, tc.inp) || !reflect.DeepEqual(tg, tc.targets) || cut != tc.cut {
-				t.Errorf("got %v %v cut %d (%v), want %v %v cut %d", inp, tg, cut, err, tc.inp, tc.targets, tc.cut)
+			inp, tg, cut := input(r, tc.maxLen)
+			if !reflect.DeepEqual(inp, tc.inp) || !reflect.DeepEqual(tg, tc.targets) || cut != tc.cut {
+				t.Errorf("got %v %v cut %d, want %v %v cut %d", inp, tg, cut, tc.inp, tc.targets, tc.cut)
 			}
 		})
 	}
@@ -231,10 +225,7 @@ func TestMeanStderr(t *testing.T) {
 // log-softmax. It shares nothing with ScoreRequests but input().
 func naive(t *testing.T, m *model.Model, r Request, maxLen int) (float64, bool) {
 	t.Helper()
-	inp, targets, _, err := input(r, maxLen)
-	if err != nil {
-		t.Fatal(err)
-	}
+	inp, targets, _ := input(r, maxLen)
 	logits, err := m.Logits(inp)
 	if err != nil {
 		t.Fatal(err)
@@ -331,6 +322,17 @@ func TestBatchInvariance(t *testing.T) {
 		n := 3 + (i*7)%(len(ids)-8)
 		reqs = append(reqs, Request{Context: ids[:n], Continuation: ids[n : n+1+i%4]})
 	}
+	// Requests that share their input with others: one-token choices after one context (as
+	// BoolQ's " no"/" yes"), a duplicate, a request whose input is a prefix of another's, and (under
+	// the 12-token window) a continuation longer than the window.
+	reqs = append(reqs,
+		Request{Context: ids[:9], Continuation: []int{ids[9]}},
+		Request{Context: ids[:9], Continuation: []int{ids[20]}},
+		Request{Context: ids[:9], Continuation: []int{5}},
+		Request{Context: ids[:9], Continuation: ids[9:12]},
+		reqs[3],
+		Request{Context: ids[:2], Continuation: ids[2:20]},
+	)
 	for _, maxLen := range []int{0, 12} {
 		var ref []Score
 		for _, batch := range []int{1, 5, 12} {
@@ -355,7 +357,7 @@ func TestBatchInvariance(t *testing.T) {
 		cut := 0
 		for i, r := range reqs {
 			ll, greedy := naive(t, m, r, ml)
-			if math.Abs(ll-ref[i].LogLik) > 1e-5+1e-6*math.Abs(ll) || greedy != ref[i].Greedy || ref[i].Tokens != len(r.Continuation) {
+			if math.Abs(ll-ref[i].LogLik) > 1e-5+1e-6*math.Abs(ll) || greedy != ref[i].Greedy || ref[i].Tokens != min(len(r.Continuation), ml) {
 				t.Errorf("maxLen %d request %d: %+v, naive %.6f %v", maxLen, i, ref[i], ll, greedy)
 			}
 			cut += ref[i].Cut
@@ -456,5 +458,36 @@ func TestCertainTask(t *testing.T) {
 	}
 	if res.Task != "arc_easy" || res.N != len(questions) || res.Acc != 1 || res.AccNorm != 1 || res.AccStderr != 0 || res.AccNormStderr != 0 {
 		t.Errorf("result %+v (answers %q), items %+v", res, golds, items)
+	}
+}
+
+// TestEvaluateTruncation: under a tiny window every request of the hand-made PIQA item is cut
+// from the left, and the long answer's continuation overflows the window by itself (Partial).
+func TestEvaluateTruncation(t *testing.T) {
+	m, tok := embedded(t)
+	task, err := Read(strings.NewReader(strings.Split(handTask, "\n")[1]), "hand.jsonl", nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const maxLen = 6
+	partial := 0
+	for _, c := range task.Items[0].Choices {
+		r, err := Encode(tok, nil, c.Context, c.Continuation)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(r.Continuation) > maxLen {
+			partial++
+		}
+	}
+	if partial != 1 {
+		t.Fatalf("%d overflowing answers, the test wants 1", partial)
+	}
+	res, _, err := Evaluate(context.Background(), m, tok, task, Options{MaxLen: maxLen})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Truncated != 2 || res.Partial != 1 {
+		t.Errorf("truncated %d partial %d, want 2 and 1", res.Truncated, res.Partial)
 	}
 }

@@ -10,9 +10,9 @@ import (
 // Register tile of the micro-kernel and cache blocking parameters.
 //
 // The micro-kernel keeps an mr×nr block of C in 12 ymm registers (6 rows × 2
-// vectors of 8 floats). kcBlk×nr floats of packed B (16 KB) stay in L1 while
-// the mcBlk×kcBlk block of packed A (144 KB) stays in L2; ncBlk×kcBlk floats of
-// packed B (up to 4 MB) live in L3.
+// vectors of 8 floats). A kcBlk×nr micro-panel of packed B (16 KB) stays in
+// L1 while the kernel sweeps down an mcBlk×kcBlk block of A (≤144 KB, in L2);
+// the kcBlk×ncBlk block of packed B (≤4 MB) lives in L3.
 const (
 	mr    = 6
 	nr    = 16
@@ -34,7 +34,7 @@ const (
 // op(X) is X or Xᵀ, op(A) is m×k, op(B) is k×n, C is m×n; lda/ldb/ldc are row
 // strides (elements). beta==0 means C is overwritten (NaNs in C ignored).
 // Work is split across GOMAXPROCS goroutines when large enough.
-// Safe for concurrent use by several goroutines.
+// Safe for concurrent use by several goroutines. C must not overlap A or B.
 //
 // Wrong dimensions, strides or slice lengths are programming errors and panic
 // with a message naming the argument.
