@@ -229,3 +229,28 @@ func TestUnitBlock(t *testing.T) {
 		}
 	}
 }
+
+func TestMeasure(t *testing.T) {
+	m := loadBaby(t)
+	n := len(m.Blocks)
+	units := dropUnits(n)
+	build, _ := candidate.DropBuilder(m, units)
+	p := pool(m, 4, 40)
+	teacher, _ := NewTeacher(m, p, Options{Batch: 3})
+	cand := make(search.Profile, 2*n)
+	cand[1] = 1
+	cm, _ := build(cand)
+	kl, nll, err := teacher.Measure(cm, []int{0, 1, 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := bruteKL(t, m, cm, [][]int{p[0], p[1], p[3]}, 0)
+	s, c, _ := cm.SequenceNLL([][]int{p[0], p[1], p[3]})
+	if math.Abs(kl-want) > 2e-3*want || math.Abs(nll-s/float64(c)) > 1e-9 {
+		t.Errorf("Measure = KL %v NLL %v; want %v %v", kl, nll, want, s/float64(c))
+	}
+	kl0, _, _ := teacher.Measure(m, []int{2})
+	if math.Abs(kl0) > 2e-4 {
+		t.Errorf("dense KL to itself %v", kl0)
+	}
+}

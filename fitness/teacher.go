@@ -256,3 +256,52 @@ func (e *entry) klRow(pos int, logits []float32, k int, scratch []float32) float
 	}
 	return kl
 }
+
+// Measure returns the mean KL(dense ‖ m) and m's mean next-token NLL over the given pool chunks
+// in full, from one forward of m per batch of chunks: the held-out comparison of a compressed
+// model with the dense one.
+func (t *Teacher) Measure(m *model.Model, chunks []int) (kl, nll float64, err error) {
+	var klSum, nllSum float64
+	n := 0
+	for lo := 0; lo < len(chunks); lo += t.opt.Batch {
+		hi := min(lo+t.opt.Batch, len(chunks))
+		ents, err := t.entries(chunks[lo:hi])
+		if err != nil {
+			return 0, 0, err
+		}
+		tokens := make([][]int, hi-lo)
+		for i, c := range chunks[lo:hi] {
+			tokens[i] = t.pool[c]
+		}
+		a, err := m.Embedding(tokens)
+		if err != nil {
+			return 0, 0, err
+		}
+		m.Forward(a, 0, len(m.Blocks), nil)
+		T := a.T
+		kls := make([]float64, a.Rows())
+		nlls := make([]float64, a.Rows())
+		k := t.opt.TopK
+		m.ForEachLogits(a, func(row int, logits []float32) {
+			b, pos := row/T, row%T
+			nlls[row] = float64(model.LogSumExp(logits) - logits[tokens[b][pos+1]])
+			sp := scratchPool.Get().(*[]float32)
+			if len(*sp) < len(logits) {
+				*sp = make([]float32, len(logits))
+			}
+			kls[row] = ents[b].klRow(pos, logits, k, *sp)
+			scratchPool.Put(sp)
+		})
+		for b := 0; b < a.B; b++ {
+			for p := 0; p < T-1; p++ {
+				klSum += kls[b*T+p]
+				nllSum += nlls[b*T+p]
+				n++
+			}
+		}
+	}
+	if n == 0 {
+		return 0, 0, fmt.Errorf("fitness: Measure: no tokens")
+	}
+	return klSum / float64(n), nllSum / float64(n), nil
+}

@@ -111,17 +111,26 @@ func TestPPLErrors(t *testing.T) {
 
 func TestDemoQuick(t *testing.T) {
 	dir := t.TempDir()
-	out, err := run(t, "demo", "--quick", "--out", dir)
+	out, err := run(t, "demo", "--quick", "--out", dir, "--cache", filepath.Join(dir, "cache"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range []string{"dense", "perplexity", "Greedy sample"} {
+	for _, s := range []string{"| dense |", "| shortgpt | drop |", "| window-cosine | drop |", "| shortened-ppl | drop |",
+		"| EvoPress | drop |", "| uniform SparseGPT | sparse |", "| EvoPress | sparse |", "| uniform GPTQ | quant |", "| EvoPress | quant |", "greedy sample"} {
 		if !strings.Contains(out, s) {
 			t.Errorf("demo output lacks %q:\n%s", s, out)
 		}
 	}
-	if _, err := os.Stat(filepath.Join(dir, "report.md")); err != nil {
-		t.Error(err)
+	for _, f := range []string{"report.md", "results.json", "drop-evopress.json", "sparse-evopress.json", "quant-evopress.json"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Error(err)
+		}
+	}
+	// Every profile the demo wrote evaluates through the CLI.
+	for _, f := range []string{"drop-evopress.json", "sparse-evopress.json", "quant-evopress.json"} {
+		if _, err := run(t, "ppl", "--profile", filepath.Join(dir, f), "--max-seqs", "1"); err != nil {
+			t.Errorf("%s: %v", f, err)
+		}
 	}
 }
 

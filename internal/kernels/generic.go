@@ -24,18 +24,36 @@ func gemmKernelGo(kc int, a []float32, rs, cs int, b, c []float32, ldc int, alph
 		for j := 0; j < nr; j += 4 {
 			var s00, s01, s02, s03, s10, s11, s12, s13 float32
 			bj := b[j:]
-			for p := 0; p < kc; p++ {
-				a0, a1 := a0s[p*cs], a1s[p*cs]
-				bp := bj[p*nr : p*nr+4]
-				b0, b1, b2, b3 := bp[0], bp[1], bp[2], bp[3]
-				s00 += a0 * b0
-				s01 += a0 * b1
-				s02 += a0 * b2
-				s03 += a0 * b3
-				s10 += a1 * b0
-				s11 += a1 * b1
-				s12 += a1 * b2
-				s13 += a1 * b3
+			if cs == 1 {
+				// A rows read in place: contiguous, so the loop ranges over them.
+				a1u := a1s[:len(a0s)]
+				for p, a0 := range a0s {
+					a1 := a1u[p]
+					bp := bj[p*nr : p*nr+4 : p*nr+4]
+					b0, b1, b2, b3 := bp[0], bp[1], bp[2], bp[3]
+					s00 += a0 * b0
+					s01 += a0 * b1
+					s02 += a0 * b2
+					s03 += a0 * b3
+					s10 += a1 * b0
+					s11 += a1 * b1
+					s12 += a1 * b2
+					s13 += a1 * b3
+				}
+			} else {
+				for p := 0; p < kc; p++ {
+					a0, a1 := a0s[p*cs], a1s[p*cs]
+					bp := bj[p*nr : p*nr+4 : p*nr+4]
+					b0, b1, b2, b3 := bp[0], bp[1], bp[2], bp[3]
+					s00 += a0 * b0
+					s01 += a0 * b1
+					s02 += a0 * b2
+					s03 += a0 * b3
+					s10 += a1 * b0
+					s11 += a1 * b1
+					s12 += a1 * b2
+					s13 += a1 * b3
+				}
 			}
 			d0 := c0[j : j+4]
 			d1 := c1[j : j+4]
