@@ -2,11 +2,13 @@ package db
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/evopress/evopress/calib"
@@ -730,5 +732,57 @@ func TestRoundedValues(t *testing.T) {
 	}
 	if err := roundValues(w[3:], "f16"); err == nil {
 		t.Error("70000 accepted as float16")
+	}
+}
+
+// TestConcurrentApply applies profiles from several goroutines through a small cache (run with
+// -race): every result must hold exactly the decoded levels.
+func TestConcurrentApply(t *testing.T) {
+	tm := newTiny(t, 13, hf.F32)
+	cfg := tm.config(filepath.Join(t.TempDir(), "db"), ModeQuant, MethodRTN)
+	cfg.Quant.Bits = []int{2, 3, 4}
+	build(t, cfg)
+	d := open(t, cfg.Out)
+	d.SetCacheBudget(5 * 96 * 64 * 4)
+	want := map[[2]int][]float32{}
+	for bits := 2; bits <= 4; bits++ {
+		w := make([]float32, 96*64)
+		if err := d.Decode("model.layers.1.mlp.gate_proj", bits, w); err != nil {
+			t.Fatal(err)
+		}
+		want[[2]int{1, bits}] = w
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 30; i++ {
+				bits := 2 + (g+i)%3
+				levels := map[string]int{}
+				for _, l := range d.Layers() {
+					levels[l] = 2 + (g+i+len(l))%3
+				}
+				levels["model.layers.1.mlp.gate_proj"] = bits
+				c, err := d.Apply(tm.m, levels)
+				if err != nil {
+					errs <- err
+					return
+				}
+				if !bitsEqual(c.Blocks[1].Gate.W, want[[2]int{1, bits}]) {
+					errs <- fmt.Errorf("goroutine %d: wrong weights for %d bits", g, bits)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if s := d.CacheStats(); s.Used > s.Budget {
+		t.Errorf("cache over budget: %+v", s)
 	}
 }

@@ -28,6 +28,7 @@ type realSpec struct {
 	bits               []int
 	evalLevels         []int // uniform profiles evaluated (sparse: 0; quant: bits)
 	sequential         bool
+	values             string // sparse value rounding
 }
 
 func realSpecs() []realSpec {
@@ -39,6 +40,7 @@ func realSpecs() []realSpec {
 			realSpec{name: fmt.Sprintf("wanda-%d", pct), mode: ModeSparse, method: MethodWanda, target: t, levels: 0, evalLevels: []int{0}},
 			realSpec{name: fmt.Sprintf("magnitude-%d", pct), mode: ModeSparse, method: MethodMagnitude, target: t, levels: 0, evalLevels: []int{0}})
 	}
+	s = append(s, realSpec{name: "sparsegpt-50-f16", mode: ModeSparse, method: MethodSparseGPT, target: 0.5, levels: 8, evalLevels: []int{0}, values: "f16"})
 	return append(s,
 		realSpec{name: "gptq", mode: ModeQuant, method: MethodGPTQ, bits: []int{2, 3, 4, 5, 6, 7, 8}, evalLevels: []int{2, 3, 4, 8}},
 		realSpec{name: "gptq-sequential", mode: ModeQuant, method: MethodGPTQ, bits: []int{2, 3, 4, 5, 6, 7, 8}, evalLevels: []int{2, 3, 4, 8}, sequential: true},
@@ -158,6 +160,7 @@ func realModel(t *testing.T, shared, root, name string, maxSeqs int, only map[st
 		if sp.mode == ModeSparse {
 			cfg.Sparse = DefaultSparseParams(sp.target)
 			cfg.Sparse.Levels = sp.levels
+			cfg.Sparse.Values = sp.values
 		} else {
 			cfg.Quant = DefaultQuantParams()
 			cfg.Quant.Bits = sp.bits

@@ -49,11 +49,16 @@ func newPlot(title string) *plot.Plot {
 	p := plot.New()
 	p.Title.Text = title
 	p.Title.TextStyle.Font.Size = vg.Points(13)
-	p.Title.Padding = vg.Points(8)
+	p.Title.TextStyle.Font.Variant = "Sans"
+	p.Title.Padding = vg.Points(10)
 	for _, a := range []*plot.Axis{&p.X, &p.Y} {
 		a.Label.TextStyle.Font.Size = vg.Points(11)
+		a.Label.TextStyle.Font.Variant = "Sans"
 		a.Tick.Label.Font.Size = vg.Points(9.5)
+		a.Tick.Label.Font.Variant = "Sans"
 	}
+	p.Legend.TextStyle.Font.Variant = "Sans"
+	p.Legend.TextStyle.Font.Size = vg.Points(9.5)
 	return p
 }
 
@@ -67,7 +72,9 @@ func renderPNG(w, h vg.Length, fn func(c draw.Canvas)) ([]byte, error) {
 				err = fmt.Errorf("drawing: %v", r)
 			}
 		}()
-		fn(draw.New(c))
+		// A margin keeps labels off the image's edges.
+		m := vg.Points(8)
+		fn(draw.Crop(draw.New(c), m, -m, m, -m))
 	}()
 	if err != nil {
 		return nil, err
@@ -105,15 +112,47 @@ func trimZeros(s string) string {
 	return s
 }
 
-// countTicks labels the default ticks with humanCount.
-type countTicks struct{}
+// niceTicks labels about five to ten round values (1, 2, 2.5 or 5 × 10^k apart) of a linear
+// axis; integer keeps the step at 1 or more; count labels with humanCount.
+type niceTicks struct {
+	integer, count bool
+}
 
 // Ticks implements plot.Ticker.
-func (countTicks) Ticks(min, max float64) []plot.Tick {
-	ts := plot.DefaultTicks{}.Ticks(min, max)
-	for i := range ts {
-		if ts[i].Label != "" {
-			ts[i].Label = humanCount(ts[i].Value)
+func (nt niceTicks) Ticks(min, max float64) []plot.Tick {
+	if !(max > min) || math.IsInf(max-min, 0) {
+		return plot.DefaultTicks{}.Ticks(min, max)
+	}
+	raw := (max - min) / 6
+	mag := math.Pow(10, math.Floor(math.Log10(raw)))
+	step := 10 * mag
+	for _, m := range []float64{1, 2, 2.5, 5, 10} {
+		if m*mag >= raw {
+			step = m * mag
+			break
+		}
+	}
+	if nt.integer && step < 1 {
+		step = 1
+	}
+	var ts []plot.Tick
+	first := math.Ceil(min/step-1e-9) * step
+	for i := 0; i < 100; i++ {
+		v := first + float64(i)*step
+		if v > max+step*1e-9 {
+			break
+		}
+		if math.Abs(v) < step*1e-9 {
+			v = 0
+		}
+		label := strconv.FormatFloat(v, 'g', 6, 64)
+		if nt.count {
+			label = humanCount(v)
+		}
+		ts = append(ts, plot.Tick{Value: v, Label: label})
+		// Unlabelled minor ticks halfway.
+		if mid := v + step/2; mid < max && (!nt.integer || step >= 2 && math.Mod(step, 2) == 0) {
+			ts = append(ts, plot.Tick{Value: mid})
 		}
 	}
 	return ts
@@ -166,11 +205,11 @@ func (logTicks) Ticks(min, max float64) []plot.Tick {
 func fitnessLabel(kind string) string {
 	switch kind {
 	case "kl":
-		return "fitness: KL to dense model (nats/token)"
+		return "KL to dense (nats/token)"
 	case "ppl":
-		return "fitness: NLL (nats/token)"
+		return "NLL (nats/token)"
 	}
-	return "fitness (lower is better)"
+	return "fitness"
 }
 
 // fitnessPNG plots the parent's fitness against the generation (tokens false) or the tokens
@@ -201,18 +240,27 @@ func fitnessPNG(h []search.Record, tokens bool, kind, name string) ([]byte, erro
 	p.Y.Label.Text = fitnessLabel(kind)
 	if tokens {
 		p.X.Label.Text = "input tokens scored (cumulative, all candidates)"
-		p.X.Tick.Marker = countTicks{}
+		p.X.Tick.Marker = niceTicks{count: true}
 	} else {
 		p.X.Label.Text = "generation (0 = initial population)"
+		p.X.Tick.Marker = niceTicks{integer: true}
 	}
+	p.Y.Tick.Marker = niceTicks{}
 	lo, hi := math.Inf(1), math.Inf(-1)
 	for _, pt := range line {
 		lo, hi = math.Min(lo, pt.Y), math.Max(hi, pt.Y)
 	}
+	// Headroom at the top keeps the legend off the curve.
 	if lo > 0 && hi/lo >= 10 {
 		p.Y.Scale = plot.LogScale{}
 		p.Y.Tick.Marker = logTicks{}
-		p.Y.Label.Text += ", log scale"
+		p.Y.Label.Text += ", log"
+		p.Y.Min, p.Y.Max = lo/math.Pow(hi/lo, 0.04), hi*math.Pow(hi/lo, 0.3)
+	} else if hi > lo {
+		p.Y.Min, p.Y.Max = lo-0.04*(hi-lo), hi+0.3*(hi-lo)
+	} else {
+		d := math.Max(math.Abs(hi)*0.05, 1e-6)
+		p.Y.Min, p.Y.Max = lo-d, hi+2*d
 	}
 	l, err := plotter.NewLine(line)
 	if err != nil {
@@ -236,7 +284,6 @@ func fitnessPNG(h []search.Record, tokens bool, kind, name string) ([]byte, erro
 		p.Legend.Add("an offspring replaced the parent", rs)
 	}
 	p.Legend.Top = true
-	p.Legend.TextStyle.Font.Size = vg.Points(9.5)
 	if len(line) == 1 {
 		// A single point: give the axes some room.
 		p.X.Min, p.X.Max = line[0].X-1, line[0].X+1
@@ -244,7 +291,7 @@ func fitnessPNG(h []search.Record, tokens bool, kind, name string) ([]byte, erro
 			p.X.Min, p.X.Max = 0, 2*math.Max(line[0].X, 1)
 		}
 	}
-	return plotPNG(p, 8*vg.Inch, 4.5*vg.Inch)
+	return plotPNG(p, 8*vg.Inch, 4.8*vg.Inch)
 }
 
 // projections are the seven linear layers of a Llama block, in order, with short labels.
@@ -460,7 +507,7 @@ func dropPNG(p *profile.Profile, name string) ([]byte, error) {
 	}
 	pl := newPlot(fmt.Sprintf("%s: dropped sub-blocks (red ×) — %d attention, %d MLP of %d blocks", name, na, nm, len(g.blocks)))
 	w, h, font := gridSize(len(g.blocks), len(g.rows), 0)
-	font = vg.Points(11)
+	font = vg.Points(18)
 	cl := &cells{g: g, font: font,
 		color: func(v float64) color.Color {
 			if v == 1 {
@@ -527,7 +574,7 @@ func heatPNG(p *profile.Profile, name, title, label string, value func(u string)
 		}
 		return c
 	}
-	barW := 1.25 * vg.Inch
+	barW := 1.5 * vg.Inch
 	w, h, font := gridSize(len(g.blocks), len(g.rows), barW)
 	pl := newPlot(fmt.Sprintf("%s: %s", name, title))
 	pl.Add(&cells{g: g, font: font, color: colorOf, text: func(v float64) string {
@@ -548,7 +595,7 @@ func heatPNG(p *profile.Profile, name, title, label string, value func(u string)
 		main := draw.Crop(c, 0, -barW, 0, 0)
 		pl.Draw(main)
 		// Align the colour bar with the cells: below the title, above the x axis.
-		side := draw.Crop(c, w-barW+0.2*vg.Inch, -0.55*vg.Inch, 0.75*vg.Inch, -0.5*vg.Inch)
+		side := draw.Crop(c, c.Max.X-c.Min.X-barW+0.25*vg.Inch, -0.2*vg.Inch, 0.6*vg.Inch, -0.45*vg.Inch)
 		cb.Draw(side)
 	})
 }
@@ -607,6 +654,7 @@ func methodsPNG(results []MethodResult) ([]byte, error) {
 		p.X.Min, p.X.Max = lo/1.6, hi*2.2
 	} else {
 		p.X.Min, p.X.Max = 0, hi*1.18
+		p.X.Tick.Marker = niceTicks{}
 	}
 	n := len(bars)
 	var yt []plot.Tick

@@ -113,14 +113,20 @@ func runZeroshot(cmd *cobra.Command, o zeroshotOptions) error {
 		}
 	}
 	opt := zeroshot.Options{Batch: o.batch, MaxLen: o.maxLen}
+	// The BOS token: the tokenizer's own prefix, else config.json's bos_token_id, else EOS (lm-eval's
+	// prefix_token_id). It conditions requests with an empty context, and all under --add-bos.
+	if prefix, _ := lm.Tok.SpecialIDs(); len(prefix) > 0 {
+		opt.Empty = prefix
+	} else if ids := m.Config.BOSTokenID; len(ids) > 0 {
+		opt.Empty = ids[:1]
+	} else if ids := m.Config.EOSTokenID; len(ids) > 0 && !o.addBOS {
+		opt.Empty = ids[:1]
+	}
 	if o.addBOS {
-		if prefix, _ := lm.Tok.SpecialIDs(); len(prefix) > 0 {
-			opt.Prefix = prefix
-		} else if ids := m.Config.BOSTokenID; len(ids) > 0 {
-			opt.Prefix = ids[:1]
-		} else {
+		if len(opt.Empty) == 0 {
 			return fmt.Errorf("--add-bos: %s has no BOS token", lm.Name)
 		}
+		opt.Prefix = opt.Empty
 	}
 	results := make([]zeroshot.Result, 0, len(tasks))
 	for _, t := range tasks {

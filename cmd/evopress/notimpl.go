@@ -14,7 +14,3 @@ func stubCmd(use, short, issue string) *cobra.Command {
 		},
 	}
 }
-
-func newReportCmd() *cobra.Command {
-	return stubCmd("report RUN_DIR", "Write a Markdown/HTML report with plots for a run", "#7")
-}

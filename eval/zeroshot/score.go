@@ -26,9 +26,11 @@ type Options struct {
 	// max_position_embeddings). Longer requests are truncated from the left, as lm-eval does.
 	MaxLen int
 	// Prefix is put before every context's tokens (the BOS token under --add-bos; none by
-	// default, as lm-eval's Hugging Face backend for Llama-family models). A request with an
-	// empty context needs a prefix to condition on, and fails without one.
+	// default, as lm-eval's Hugging Face backend for Llama-family models).
 	Prefix []int
+	// Empty replaces an empty context when Prefix is empty (lm-eval's prefix_token_id: the BOS
+	// token, else EOS). A request with an empty context fails when both are empty.
+	Empty []int
 	// Progress, when not nil, is called after each forward batch with the requests scored so far.
 	Progress func(done, total int, elapsed time.Duration)
 }
@@ -45,9 +47,11 @@ type Request struct {
 // whole[len(context_enc):] (where a token merges across the boundary, the model thus sees
 // context_enc + whole[len(context_enc):], not whole — as lm-eval). With a
 // SentencePiece (Llama) tokenizer the continuation " A" thus becomes the one token "▁A" as it is
-// tokenized inside the whole text, not encode(" A") = "▁", "▁A" (the prefix space of a text start).
-// prefix (BOS) precedes both encodings. An empty context is replaced by prefix alone.
-func Encode(enc Encoder, prefix []int, ctx, cont string) (Request, error) {
+// tokenized inside the whole text, not encode(" A"), which gains an extra "▁" for the prefix space
+// the normalizer puts at the start of a text.
+// prefix (BOS) precedes both encodings. An empty context is replaced by prefix alone, or by
+// empty when there is no prefix, and the continuation is encoded on its own.
+func Encode(enc Encoder, prefix, empty []int, ctx, cont string) (Request, error) {
 	trimmed := strings.TrimRightFunc(ctx, unicode.IsSpace)
 	if n := len(ctx) - len(trimmed); n > 0 {
 		cont = ctx[len(trimmed):] + cont
@@ -55,7 +59,10 @@ func Encode(enc Encoder, prefix []int, ctx, cont string) (Request, error) {
 	}
 	if ctx == "" {
 		if len(prefix) == 0 {
-			return Request{}, fmt.Errorf("empty context and no prefix token to condition on (use --add-bos)")
+			prefix = empty
+		}
+		if len(prefix) == 0 {
+			return Request{}, fmt.Errorf("empty context and no BOS token to condition on")
 		}
 		c := enc.Encode(cont, false)
 		if len(c) == 0 {
@@ -269,11 +276,11 @@ type Result struct {
 
 // ItemResult is the verdict on one item.
 type ItemResult struct {
-	LogLiks            []float64 // per choice
-	Pred, PredNorm     int       // argmax of the raw and of the length-normalised log-likelihoods
-	PredBytes          int       // argmax normalised by UTF-8 length
-	Correct, CorrectNm bool      // Pred == Gold, PredNorm == Gold
-	CorrectBytes       bool      // PredBytes == Gold
+	LogLiks              []float64 // per choice
+	Pred, PredNorm       int       // argmax of the raw and of the length-normalised log-likelihoods
+	PredBytes            int       // argmax normalised by UTF-8 length
+	Correct, CorrectNorm bool      // Pred == Gold, PredNorm == Gold
+	CorrectBytes         bool      // PredBytes == Gold
 }
 
 // argmax returns the first index of the largest value (numpy's argmax for values without NaN).
@@ -287,10 +294,10 @@ func argmax(x []float64) int {
 	return best
 }
 
-// Judge turns the log-likelihoods of an item's choices into predictions, as lm-eval's
-// multiple-choice process_results: pred = argmax(ll), pred_norm = argmax(ll / len(choice)) with
-// len counting characters (Unicode code points) of the answer without the delimiter, and
-// pred_bytes = argmax(ll / UTF-8 bytes).
+// Judge turns the log-likelihoods of an item's choices (one per choice, in order) into
+// predictions, as lm-eval's multiple-choice process_results: pred = argmax(ll), pred_norm =
+// argmax(ll / len(choice)) with len counting characters (Unicode code points) of the answer
+// without the delimiter, and pred_bytes = argmax(ll / UTF-8 bytes).
 func Judge(it Item, lls []float64) ItemResult {
 	norm := make([]float64, len(lls))
 	byt := make([]float64, len(lls))
@@ -299,7 +306,7 @@ func Judge(it Item, lls []float64) ItemResult {
 		byt[i] = ll / float64(len(it.Choices[i].Norm))
 	}
 	r := ItemResult{LogLiks: lls, Pred: argmax(lls), PredNorm: argmax(norm), PredBytes: argmax(byt)}
-	r.Correct, r.CorrectNm, r.CorrectBytes = r.Pred == it.Gold, r.PredNorm == it.Gold, r.PredBytes == it.Gold
+	r.Correct, r.CorrectNorm, r.CorrectBytes = r.Pred == it.Gold, r.PredNorm == it.Gold, r.PredBytes == it.Gold
 	return r
 }
 
@@ -331,7 +338,7 @@ func Evaluate(ctx context.Context, m *model.Model, enc Encoder, t *Task, opt Opt
 	var reqs []Request
 	for _, it := range t.Items {
 		for ci, c := range it.Choices {
-			r, err := Encode(enc, opt.Prefix, c.Context, c.Continuation)
+			r, err := Encode(enc, opt.Prefix, opt.Empty, c.Context, c.Continuation)
 			if err != nil {
 				return Result{}, nil, fmt.Errorf("%s:%d: choice %d: %w", t.Path, it.Line, ci, err)
 			}
@@ -361,7 +368,7 @@ func Evaluate(ctx context.Context, m *model.Model, enc Encoder, t *Task, opt Opt
 			k++
 		}
 		items[i] = Judge(it, lls)
-		acc[i], accN[i], accB[i] = b2f(items[i].Correct), b2f(items[i].CorrectNm), b2f(items[i].CorrectBytes)
+		acc[i], accN[i], accB[i] = b2f(items[i].Correct), b2f(items[i].CorrectNorm), b2f(items[i].CorrectBytes)
 	}
 	res.Acc, res.AccStderr = MeanStderr(acc)
 	res.AccNorm, res.AccNormStderr = MeanStderr(accN)

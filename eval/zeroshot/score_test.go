@@ -71,23 +71,24 @@ func TestEncode(t *testing.T) {
 	id := func(w string) int { return enc.Encode(w, false)[0] }
 	tests := []struct {
 		name, ctx, cont string
-		prefix          []int
+		prefix, empty   []int
 		want            Request
 		err             string
 	}{
-		{"plain", "x y", " z", nil, Request{[]int{id("x"), id(" y")}, []int{id(" z")}}, ""},
-		{"trailing space moves", "x y ", "z", nil, Request{[]int{id("x"), id(" y")}, []int{id(" z")}}, ""},
-		{"prefix", "x", " z w", []int{1}, Request{[]int{1, id("x")}, []int{id(" z"), id(" w")}}, ""},
-		{"empty context with prefix", "", " z", []int{1}, Request{[]int{1}, []int{id(" z")}}, ""},
-		{"empty context without prefix", " ", "z", nil, Request{}, "empty context"},
+		{"plain", "x y", " z", nil, nil, Request{[]int{id("x"), id(" y")}, []int{id(" z")}}, ""},
+		{"trailing space moves", "x y ", "z", nil, nil, Request{[]int{id("x"), id(" y")}, []int{id(" z")}}, ""},
+		{"prefix", "x", " z w", []int{1}, []int{2}, Request{[]int{1, id("x")}, []int{id(" z"), id(" w")}}, ""},
+		{"empty context with prefix", "", " z", []int{1}, []int{2}, Request{[]int{1}, []int{id(" z")}}, ""},
+		{"empty context, BOS", " ", "z", nil, []int{2}, Request{[]int{2}, []int{id(" z")}}, ""},
+		{"empty context, no BOS", " ", "z", nil, nil, Request{}, "empty context"},
 		// "x a" + " b" encodes as x, " ab": the context's 2 tokens leave nothing.
-		{"merge across boundary", "x a", " b", nil, Request{}, "encodes to no tokens"},
+		{"merge across boundary", "x a", " b", nil, nil, Request{}, "encodes to no tokens"},
 		// "x a" + " b c": whole is x, " ab", " c"; the continuation is whole[2:] = " c" (lm-eval's rule).
-		{"merge keeps lm-eval slice", "x a", " b c", nil, Request{[]int{id("x"), id(" a")}, []int{id(" c")}}, ""},
+		{"merge keeps lm-eval slice", "x a", " b c", nil, nil, Request{[]int{id("x"), id(" a")}, []int{id(" c")}}, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := Encode(enc, tc.prefix, tc.ctx, tc.cont)
+			got, err := Encode(enc, tc.prefix, tc.empty, tc.ctx, tc.cont)
 			if tc.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.err) {
 					t.Fatalf("error %v, want %q", err, tc.err)
@@ -110,7 +111,7 @@ func TestEncode(t *testing.T) {
 func TestEncodeSentencePiece(t *testing.T) {
 	_, tok := embedded(t)
 	ctx := "Question: Is the sea wet?\nAnswer:"
-	r, err := Encode(tok, nil, ctx, " yes")
+	r, err := Encode(tok, nil, nil, ctx, " yes")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +130,7 @@ func TestEncodeSentencePiece(t *testing.T) {
 	}
 	// With BOS as prefix.
 	prefix, _ := tok.SpecialIDs()
-	rb, err := Encode(tok, prefix, ctx, " yes")
+	rb, err := Encode(tok, prefix, nil, ctx, " yes")
 	if err != nil || len(prefix) != 1 || rb.Context[0] != prefix[0] || !reflect.DeepEqual(rb.Continuation, r.Continuation) {
 		t.Errorf("with BOS %v: %v, %v", prefix, rb, err)
 	}
@@ -194,7 +195,7 @@ func TestJudge(t *testing.T) {
 			if r.Pred != tc.pred || r.PredNorm != tc.predNorm || r.PredBytes != tc.predB {
 				t.Errorf("pred %d %d %d, want %d %d %d", r.Pred, r.PredNorm, r.PredBytes, tc.pred, tc.predNorm, tc.predB)
 			}
-			if r.Correct != (tc.pred == tc.it.Gold) || r.CorrectNm != (tc.predNorm == tc.it.Gold) || r.CorrectBytes != (tc.predB == tc.it.Gold) {
+			if r.Correct != (tc.pred == tc.it.Gold) || r.CorrectNorm != (tc.predNorm == tc.it.Gold) || r.CorrectBytes != (tc.predB == tc.it.Gold) {
 				t.Errorf("correctness flags %+v", r)
 			}
 		})
@@ -280,7 +281,7 @@ func TestBatchedMatchesNaive(t *testing.T) {
 		it := task.Items[0]
 		want := make([]float64, len(it.Choices))
 		for c, ch := range it.Choices {
-			r, err := Encode(tok, nil, ch.Context, ch.Continuation)
+			r, err := Encode(tok, nil, nil, ch.Context, ch.Continuation)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -302,7 +303,7 @@ func TestBatchedMatchesNaive(t *testing.T) {
 			if j := Judge(it, want); j.Pred != items[0].Pred || j.PredNorm != items[0].PredNorm {
 				t.Errorf("%s batch %d: predictions %d/%d, naive %d/%d", task.Name, batch, items[0].Pred, items[0].PredNorm, j.Pred, j.PredNorm)
 			}
-			if res.Acc != b2f(items[0].Correct) || res.AccNorm != b2f(items[0].CorrectNm) {
+			if res.Acc != b2f(items[0].Correct) || res.AccNorm != b2f(items[0].CorrectNorm) {
 				t.Errorf("%s: acc %v acc_norm %v vs item %+v", task.Name, res.Acc, res.AccNorm, items[0])
 			}
 		}
@@ -427,7 +428,7 @@ func TestCertainTask(t *testing.T) {
 			if !ok || len(w) < 3 || len(w) > 6 || strings.IndexFunc(w, func(r rune) bool { return r > unicode.MaxASCII || !unicode.IsLower(r) }) >= 0 {
 				continue
 			}
-			if r, err := Encode(tok, nil, ctx, " "+w); err != nil || !reflect.DeepEqual(r.Continuation, []int{id}) {
+			if r, err := Encode(tok, nil, nil, ctx, " "+w); err != nil || !reflect.DeepEqual(r.Continuation, []int{id}) {
 				continue
 			}
 			byLen[len(w)] = append(byLen[len(w)], w)
@@ -472,7 +473,7 @@ func TestEvaluateTruncation(t *testing.T) {
 	const maxLen = 6
 	partial := 0
 	for _, c := range task.Items[0].Choices {
-		r, err := Encode(tok, nil, c.Context, c.Continuation)
+		r, err := Encode(tok, nil, nil, c.Context, c.Continuation)
 		if err != nil {
 			t.Fatal(err)
 		}
