@@ -422,11 +422,14 @@ func (m *Manifest) Layer(name string) *LayerInfo {
 }
 
 // headerDiff names the first top-level field in which two manifests' build settings differ ("" when
-// they agree), ignoring the layers and the completion flag.
+// they agree), ignoring the layers, the completion flag and the informative paths of the model and
+// the calibration text (their identities are the fingerprint and the SHA-256).
 func headerDiff(a, b *Manifest) string {
 	ha, hb := *a, *b
 	ha.Layers, hb.Layers = nil, nil
 	ha.Complete, hb.Complete = false, false
+	ha.Model.Path, hb.Model.Path = "", ""
+	ha.Calibration.Source, hb.Calibration.Source = "", ""
 	ja, _ := json.Marshal(&ha)
 	jb, _ := json.Marshal(&hb)
 	if bytes.Equal(ja, jb) {

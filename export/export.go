@@ -118,6 +118,7 @@ type plan struct {
 	prof   *profile.Profile
 	db     *db.DB
 	quant  map[string]int // quant profile levels (bits) by layer name, for --packed
+	warn   func(format string, args ...any)
 }
 
 // planBlock is one written block.
@@ -208,7 +209,7 @@ func Run(o Options) (*Result, error) {
 		})
 	case FormatGGUF:
 		err = writeFileAtomic(o.Out, o.Force, func(path string) error {
-			return writeGGUF(path, pl, ggufType, res)
+			return writeGGUF(path, pl, ggufType)
 		})
 	}
 	if err != nil {
@@ -262,7 +263,7 @@ func makePlan(src *source, o Options, warn func(string, ...any)) (*plan, error) 
 		return nil, fmt.Errorf("export: %s field model.fingerprint is %.16s… (model %s), but %s has fingerprint %.16s…: the profile was made for another model",
 			name, p.Model.Fingerprint, p.Model.Path, src.dir, src.fingerprint)
 	}
-	pl := &plan{src: src, prof: p}
+	pl := &plan{src: src, prof: p, warn: warn}
 	n := len(src.dense.Blocks)
 	dropAttn := make([]bool, n)
 	dropMLP := make([]bool, n)

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 
+	gguf "github.com/gpustack/gguf-parser-go"
+
 	"github.com/evopress/evopress/candidate"
 	"github.com/evopress/evopress/hf"
 	"github.com/evopress/evopress/model"
@@ -256,4 +258,75 @@ func TestExportGuardRails(t *testing.T) {
 	if _, err := Run(Options{ModelDir: dir, Profile: sp, ProfilePath: "s.json", Format: FormatHF, Out: filepath.Join(tmp, "z")}); err == nil || !strings.Contains(err.Error(), "level database") {
 		t.Errorf("sparse profile without a database: err = %v", err)
 	}
+}
+
+// TestExportTiedModel exports babyllama-1m (tied embeddings, F32, character-level SentencePiece
+// vocabulary without byte fallback) with block 1 removed and block 3's MLP zeroed.
+func TestExportTiedModel(t *testing.T) {
+	dir := sharedModelDir(t, "babyllama-1m")
+	dense, fp, err := model.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := profile.New(profile.ModeDrop)
+	p.Model = &profile.Ref{Fingerprint: fp}
+	for b := 0; b < 5; b++ {
+		p.Levels[fmt.Sprintf("model.layers.%d.self_attn", b)] = boolLevel(b == 1)
+		p.Levels[fmt.Sprintf("model.layers.%d.mlp", b)] = boolLevel(b == 1 || b == 3)
+	}
+	want, err := candidate.ApplyDrop(dense, p.Levels)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmp := t.TempDir()
+	var warn bytes.Buffer
+	if _, err := Run(Options{ModelDir: dir, Profile: p, Format: FormatHF, Out: filepath.Join(tmp, "hf"), Warn: &warn}); err != nil {
+		t.Fatal(err)
+	}
+	got, _, err := model.Load(filepath.Join(tmp, "hf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Blocks) != 4 || !got.Config.TieWordEmbeddings {
+		t.Fatalf("%d blocks, tied %v", len(got.Blocks), got.Config.TieWordEmbeddings)
+	}
+	ck, err := hf.OpenCheckpoint(filepath.Join(tmp, "hf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ck.Close()
+	if _, ok := ck.Info("lm_head.weight"); ok {
+		t.Errorf("tied model exported with lm_head.weight")
+	}
+	sameFunction(t, want, got, testSeqs(dense.Vocab, 3, 40), 1e-6)
+
+	res, err := Run(Options{ModelDir: dir, Profile: p, Format: FormatGGUF, Type: "q8_0", Out: filepath.Join(tmp, "m.gguf"), Warn: &warn})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if warn.Len() != 0 {
+		t.Errorf("warnings: %s", warn.String())
+	}
+	if res.Blocks != 4 {
+		t.Errorf("%d blocks", res.Blocks)
+	}
+	gf, err := gguf.ParseGGUFFile(filepath.Join(tmp, "m.gguf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, hasEmbd := gf.TensorInfos.Get("token_embd.weight")
+	_, hasOut := gf.TensorInfos.Get("output.weight")
+	if !hasEmbd || hasOut || len(gf.TensorInfos) != 1+4*9+1 {
+		t.Errorf("tied GGUF: %d tensors, token_embd %v, output %v; want 38, true, false", len(gf.TensorInfos), hasEmbd, hasOut)
+	}
+	if n := len(kvArray(t, gf, "tokenizer.ggml.tokens").ValuesString()); n != dense.Vocab {
+		t.Errorf("%d tokens, want %d", n, dense.Vocab)
+	}
+}
+
+func boolLevel(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

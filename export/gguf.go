@@ -245,7 +245,7 @@ func PermuteQK(w []float32, heads, in int) []float32 {
 
 // writeGGUF writes pl as a GGUF file at path with weight matrices of type typ ("f32", "f16",
 // "q8_0").
-func writeGGUF(path string, pl *plan, typ string, res *Result) error {
+func writeGGUF(path string, pl *plan, typ string) error {
 	cfg := pl.src.cfg
 	if cfg.ModelType == "qwen2" {
 		return fmt.Errorf("export: GGUF export writes the llama architecture; %s is a qwen2 model (export --format hf instead)", cfg.Path)
@@ -301,7 +301,7 @@ func writeGGUF(path string, pl *plan, typ string, res *Result) error {
 			return fmt.Errorf("export: %s: field rope_scaling: type %q is not supported by the GGUF export", cfg.Path, rs.Type)
 		}
 	}
-	if err := addTokenizer(&f, pl.src, m.Vocab, res); err != nil {
+	if err := addTokenizer(&f, pl.src, m.Vocab, pl.warn); err != nil {
 		return err
 	}
 
@@ -353,7 +353,7 @@ func writeGGUF(path string, pl *plan, typ string, res *Result) error {
 // addTokenizer writes the tokenizer metadata: "llama" (SentencePiece-style, with scores) or
 // "gpt2" (byte-level, with merges), padded with unused "[PADi]" tokens up to the model's
 // vocabulary size as llama.cpp's converter does.
-func addTokenizer(f *ggufFile, src *source, vocab int, res *Result) error {
+func addTokenizer(f *ggufFile, src *source, vocab int, warn func(string, ...any)) error {
 	tok := src.tok
 	if tok.VocabSize() > vocab {
 		return fmt.Errorf("export: %s: the tokenizer has %d tokens but config.json vocab_size is %d", src.dir, tok.VocabSize(), vocab)
@@ -386,7 +386,7 @@ func addTokenizer(f *ggufFile, src *source, vocab int, res *Result) error {
 	if tok.Kind() != tokenizer.KindByteLevel {
 		scores, note := tokenScores(src.dir, tok, vocab)
 		if note != "" {
-			res.Warnings = append(res.Warnings, note)
+			warn("%s", note)
 		}
 		f.addArray("tokenizer.ggml.scores", ggufFloat32, vocab, func(b []byte, i int) []byte {
 			return binary.LittleEndian.AppendUint32(b, math.Float32bits(scores[i]))

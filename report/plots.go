@@ -354,12 +354,26 @@ func newGrid(p *profile.Profile, known []struct{ unit, label string }, value fun
 		maxBlock = max(maxBlock, n)
 	}
 	sort.Strings(g.other)
-	// Show every block from 0 to the last one: a block absent from the profile is dense.
-	for b := 0; b <= maxBlock; b++ {
-		g.blocks = append(g.blocks, b)
+	// Show every block from 0 to the last one (a block absent from the profile is dense), unless
+	// the numbering is too sparse for that to be useful.
+	if maxBlock < 2*len(blocks)+8 {
+		for b := 0; b <= maxBlock; b++ {
+			g.blocks = append(g.blocks, b)
+		}
+	} else {
+		for b := range blocks {
+			g.blocks = append(g.blocks, b)
+		}
+		sort.Ints(g.blocks)
+	}
+	anyKnown := false
+	for _, k := range known {
+		anyKnown = anyKnown || rests[k.unit]
 	}
 	for _, k := range known {
-		g.rows, g.rowUnits = append(g.rows, k.label), append(g.rowUnits, k.unit)
+		if anyKnown {
+			g.rows, g.rowUnits = append(g.rows, k.label), append(g.rowUnits, k.unit)
+		}
 		delete(rests, k.unit)
 	}
 	var extra []string
@@ -482,7 +496,7 @@ func gridSize(nb, nr int, extra vg.Length) (w, h, font vg.Length) {
 		cell, font = 0.36*vg.Inch, vg.Points(6)
 	}
 	if nb > 48 {
-		cell, font = 0.22*vg.Inch, 0
+		cell, font = min(0.22*vg.Inch, 18*vg.Inch/vg.Length(nb)), 0
 	}
 	w = 1.7*vg.Inch + vg.Length(nb)*cell + extra
 	w = max(w, 7*vg.Inch)
@@ -589,6 +603,7 @@ func heatPNG(p *profile.Profile, name, title, label string, value func(u string)
 	cb.HideX()
 	cb.Y.Padding = 0
 	cb.Y.Label.Text = label
+	cb.Y.Tick.Marker = niceTicks{}
 	bar := &plotter.ColorBar{ColorMap: cm, Vertical: true}
 	cb.Add(bar)
 	return renderPNG(w, h, func(c draw.Canvas) {

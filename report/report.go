@@ -538,6 +538,17 @@ func writeProfile(d *document, p *profile.Profile, name, slug string, addImage f
 			d.add(t)
 		}
 	}
+	missing := 0
+	for _, row := range g.z {
+		for _, v := range row {
+			if math.IsNaN(v) {
+				missing++
+			}
+		}
+	}
+	if missing > 0 {
+		d.p("%d grey cells marked – are units the profile does not list: they stay dense.", missing)
+	}
 	if len(g.other) > 0 {
 		var items []string
 		for _, u := range g.other {
@@ -673,9 +684,13 @@ func writeReproduce(d *document, r *Run) {
 	if len(t.rows) > 0 {
 		d.add(t)
 	}
-	if r.Command != "" {
+	command := r.Command
+	if command == "" {
+		command = commandOf(p)
+	}
+	if command != "" {
 		d.p("The command that made this run:")
-		d.add(codeBlock{r.Command})
+		d.add(codeBlock{command})
 		return
 	}
 	if cmd := rebuildCommand(r); cmd != "" {

@@ -469,7 +469,7 @@ func TestRecordedCommand(t *testing.T) {
 	for _, tc := range tests {
 		p := synthProfile(profile.ModeDrop, 4, 3, h)
 		p.Search["command"] = tc.command
-		files, err := Write(t.TempDir(), Input{Runs: []*Run{{Profile: p, History: h, Command: commandOf(p)}}})
+		files, err := Write(t.TempDir(), Input{Runs: []*Run{{Profile: p, History: h}}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -526,5 +526,50 @@ func TestLogTicks(t *testing.T) {
 		if strings.Join(got, " ") != strings.Join(tc.labels, " ") {
 			t.Errorf("logTicks(%v, %v) labels %v, want %v", tc.min, tc.max, got, tc.labels)
 		}
+	}
+}
+
+// TestOddProfiles checks profiles a search does not write but a user may hand in: levels
+// without values, partial coverage, units outside the blocks, sparse block numbers, many blocks.
+func TestOddProfiles(t *testing.T) {
+	tests := []struct {
+		name   string
+		mode   string
+		levels map[string]int
+		want   []string
+	}{
+		{"quant levels only, 40 blocks", profile.ModeQuant, func() map[string]int {
+			m := map[string]int{}
+			for b := range 40 {
+				for i, pr := range projNames {
+					m[fmt.Sprintf("model.layers.%d.%s", b, pr)] = 2 + (b+i)%3
+				}
+			}
+			return m
+		}(), []string{"bits (codes only)", "units per bit width — 2: 94, 3: 93, 4: 93"}},
+		{"sparse levels only, partial", profile.ModeSparse, map[string]int{
+			"model.layers.0.self_attn.q_proj": 3, "model.layers.2.mlp.up_proj": 5, "lm_head": 2,
+		}, []string{"database level", "| 1 | — | — |", "`lm_head`: level 2"}},
+		{"sparse block numbers", profile.ModeDrop, map[string]int{
+			"model.layers.0.mlp": 1, "model.layers.1000000.self_attn": 1, "model.layers.7.self_attn": 0,
+		}, []string{"attention dropped in blocks: 1000000 (1 of 3)", "MLP dropped in blocks: 0 (1 of 3)"}},
+		{"other architecture names", profile.ModeSparse, map[string]int{
+			"transformer.h.layers.0.attn.c_attn": 2, "transformer.h.layers.1.attn.c_attn": 4,
+		}, []string{"| block | attn.c\\_attn |", "| 1 | 4 |"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := profile.New(tc.mode)
+			p.Levels = tc.levels
+			dir := t.TempDir()
+			if k := keepDir(t, "odd-"+tc.mode); k != "" {
+				dir = k
+			}
+			files, err := Write(dir, Input{Runs: []*Run{{Profile: p}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkReport(t, files, tc.want)
+		})
 	}
 }

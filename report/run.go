@@ -251,15 +251,15 @@ type RunResult struct {
 // error messages.
 func ParseResult(data []byte, name string) (*RunResult, error) {
 	var f struct {
-		Mode        *string          `json:"mode"`
-		Units       []string         `json:"units"`
-		Profile     []int            `json:"profile"`
-		Fitness     json.RawMessage  `json:"fitness"`
-		Generations int              `json:"generations"`
-		Evaluations int64            `json:"evaluations"`
-		Tokens      int64            `json:"tokens"`
-		History     []search.Record  `json:"history"`
-		ElapsedNS   int64            `json:"elapsed_ns"`
+		Mode        *string         `json:"mode"`
+		Units       []string        `json:"units"`
+		Profile     []int           `json:"profile"`
+		Fitness     json.RawMessage `json:"fitness"`
+		Generations int             `json:"generations"`
+		Evaluations int64           `json:"evaluations"`
+		Tokens      int64           `json:"tokens"`
+		History     []search.Record `json:"history"`
+		ElapsedNS   int64           `json:"elapsed_ns"`
 	}
 	if err := json.Unmarshal(data, &f); err != nil {
 		return nil, fmt.Errorf("%s: %v", name, err)

@@ -43,9 +43,11 @@
 //     and copied out, so any m, n, k and strides work.
 //   - beta is applied by the first k block (beta==0 stores without reading C,
 //     so NaNs in C are ignored); later k blocks accumulate.
-//   - Gemm splits C into up to 4·GOMAXPROCS tiles (each ≥1 Mflop, shaped to
-//     minimise their perimeter) that GOMAXPROCS goroutines, the caller
-//     included, take from an atomic counter; below 4 Mflop it runs serially.
+//   - Gemm splits C into up to 4·GOMAXPROCS tiles (each ≥1 Mflop and ≥96
+//     wide in a split dimension, shaped to minimise their perimeter) that
+//     GOMAXPROCS goroutines, the caller included, take from an atomic
+//     counter, which keeps the load balanced when cores are shared; below
+//     4 Mflop it runs serially.
 //     GemmSerial never starts goroutines, for callers that parallelise at a
 //     higher level (e.g. attention heads).
 //   - Packing buffers come from a sync.Pool, so calls do not allocate in the

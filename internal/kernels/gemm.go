@@ -23,11 +23,13 @@ const (
 
 // Parallel split of Gemm: below parallelMinFlops (2·m·n·k) Gemm stays on the
 // calling goroutine; otherwise C is cut into up to tilesPerProc·GOMAXPROCS
-// tiles of at least minTileFlops each.
+// tiles of at least minTileFlops each and, where a dimension is split, at
+// least minTileEdge wide.
 const (
 	parallelMinFlops = 1 << 22
 	minTileFlops     = 1 << 20
 	tilesPerProc     = 4
+	minTileEdge      = 96 // smaller tiles lose ~25% per core (edges, packing)
 )
 
 // Gemm computes C = alpha·op(A)·op(B) + beta·C for row-major matrices, where
@@ -156,9 +158,9 @@ func gemmTrivial(m, n, k int, alpha, beta float32, c []float32, ldc int) bool {
 }
 
 // splitGrid chooses a pm×pn grid of tiles of C (pm·pn ≤ tiles, as many as
-// possible) that keeps every tile at least one register tile wide and
-// minimises the tile's perimeter m/pm + n/pn (its packing and memory traffic
-// per flop).
+// possible) whose tiles are at least minTileEdge rows and columns (unless
+// that dimension is not split) and minimises the tile's perimeter
+// m/pm + n/pn (its packing and memory traffic per flop).
 func splitGrid(m, n, tiles int) (pm, pn int) {
 	best := -1.0
 	for p := tiles; p >= 2 && best < 0; p-- {
@@ -167,7 +169,7 @@ func splitGrid(m, n, tiles int) (pm, pn int) {
 				continue
 			}
 			j := p / i
-			if (i > 1 && m < i*mr) || (j > 1 && n < j*nr) {
+			if (i > 1 && m < i*minTileEdge) || (j > 1 && n < j*minTileEdge) {
 				continue
 			}
 			cost := float64(m)/float64(i) + float64(n)/float64(j)

@@ -288,6 +288,10 @@ func TestSplitGrid(t *testing.T) {
 		{12, 1000, 4, 1, 4},
 		{600, 640, 4, 2, 2},
 		{5, 1000, 3, 1, 3},
+		{256, 256, 8, 2, 2},   // tiles stay ≥ minTileEdge
+		{8192, 256, 8, 8, 1},  // rows split, columns kept whole
+		{150, 150, 8, 1, 1},   // too small to split at all
+		{8192, 4096, 8, 4, 2}, // LM head: 2048×2048 tiles
 	} {
 		pm, pn := splitGrid(tc.m, tc.n, tc.p)
 		if pm != tc.pm || pn != tc.pn {

@@ -291,3 +291,38 @@ func TestVecPanics(t *testing.T) {
 		}()
 	}
 }
+
+func TestNaNSemantics(t *testing.T) {
+	nan := float32(math.NaN())
+	for _, asm := range paths() {
+		withPath(t, asm, func() {
+			name := pathName(asm)
+			for _, n := range []int{1, 5, 8, 13, 40} {
+				x := make([]float32, n)
+				for i := range x {
+					x[i] = nan
+				}
+				if got := Max(x); !math.IsInf(float64(got), -1) {
+					t.Errorf("%s n=%d: Max(all NaN) = %g, want -Inf", name, n, got)
+				}
+				x[n/2] = 3
+				if got := Max(x); got != 3 {
+					t.Errorf("%s n=%d: Max(NaNs and 3) = %g, want 3", name, n, got)
+				}
+				g := make([]float32, n)
+				u := make([]float32, n)
+				for i := range g {
+					g[i], u[i] = 1, 1
+				}
+				g[n-1] = nan
+				SiLUMul(g, u)
+				if !math.IsNaN(float64(g[n-1])) {
+					t.Errorf("%s n=%d: SiLU(NaN) = %g, want NaN", name, n, g[n-1])
+				}
+				if want := float32(1 / (1 + math.Exp(-1))); n > 1 && math.Abs(float64(g[0]-want)) > 1e-6 {
+					t.Errorf("%s n=%d: SiLU(1) = %g, want %g", name, n, g[0], want)
+				}
+			}
+		})
+	}
+}
