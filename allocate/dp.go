@@ -86,7 +86,7 @@ func DPSparse(cfg sparse.Config, errs [][]float64) (search.Profile, float64, err
 			}
 			for v := l.Lo; v <= l.Hi; v++ {
 				t := s + v - sLo
-				if nc := c + errs[i][v-l.Lo]; nc < next[t] {
+				if nc := c + errs[i][v-l.Lo]; nc < next[t] && v != l.Hi {
 					next[t] = nc
 					ch[t] = int8(v - l.Lo)
 				}
@@ -154,7 +154,7 @@ func DPQuant(cfg quant.Config, errs [][]float64) (search.Profile, float64, error
 	for _, l := range layers {
 		most += l.Numel / g * int64(l.Bits[len(l.Bits)-1]-l.Bits[0])
 	}
-	capUnits = min(capUnits, most) - 1
+	capUnits = min(capUnits, most)
 	W := capUnits + 1
 	if W*int64(len(layers)) > MaxDPCells {
 		return nil, 0, fmt.Errorf("allocate: quant DP needs %d×%d states (gcd of layer sizes %d), more than %d", len(layers), W, g, MaxDPCells)

@@ -235,20 +235,28 @@ func (m *Model) attention(B, T int, ws *workspace) {
 				k := ws.k[b*T*nkv+kv*d:]
 				v := ws.v[b*T*nkv+kv*d:]
 				out := ws.att[b*T*nq+hd*d:]
-				kernels.GemmSerial(false, true, T, T, d, scale, q, nq, k, nkv, 0, s, T)
-				for t := 0; t < T; t++ {
-					row := s[t*T : (t+1)*T]
-					mx := kernels.Max(row[:t+1])
-					sum := kernels.ExpTo(row[:t+1], row[:t+1], mx)
-					kernels.Scale(1/sum, row[:t+1])
-					clear(row[t+1:])
+				// Causal attention by row tiles: rows [r0, r1) attend to columns [0, r1) only,
+				// which skips most of the masked upper triangle.
+				for r0 := 0; r0 < T; r0 += attnTile {
+					r1 := min(r0+attnTile, T)
+					kernels.GemmSerial(false, true, r1-r0, r1, d, scale, q[r0*nq:], nq, k, nkv, 0, s, r1)
+					for t := r0; t < r1; t++ {
+						row := s[(t-r0)*r1 : (t-r0+1)*r1]
+						mx := kernels.Max(row[:t+1])
+						sum := kernels.ExpTo(row[:t+1], row[:t+1], mx)
+						kernels.Scale(1/sum, row[:t+1])
+						clear(row[t+1:])
+					}
+					kernels.GemmSerial(false, false, r1-r0, d, r1, 1, s, r1, v, nkv, 0, out[r0*nq:], nq)
 				}
-				kernels.GemmSerial(false, false, T, d, T, 1, s, T, v, nkv, 0, out, nq)
 			}
 		}(ws.scores[w])
 	}
 	wg.Wait()
 }
+
+// attnTile is the row tile of causal attention.
+const attnTile = 64
 
 // parallelRows splits [0, n) into contiguous ranges of at least grain rows across GOMAXPROCS
 // goroutines and waits for them.
