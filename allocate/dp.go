@@ -86,7 +86,7 @@ func DPSparse(cfg sparse.Config, errs [][]float64) (search.Profile, float64, err
 			}
 			for v := l.Lo; v <= l.Hi; v++ {
 				t := s + v - sLo
-				if nc := c + errs[i][v-l.Lo]; nc < next[t] && v != l.Hi {
+				if nc := c + errs[i][v-l.Lo]; nc < next[t] {
 					next[t] = nc
 					ch[t] = int8(v - l.Lo)
 				}

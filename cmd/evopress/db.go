@@ -204,7 +204,7 @@ func runDBBuild(cmd *cobra.Command, mode string, o dbBuildOptions) error {
 	cfg.Model = lm.Model
 	cfg.ModelInfo = db.ModelInfo{Path: lm.Name, Fingerprint: lm.Fingerprint, DType: lm.Model.Config.TorchDtype}
 	cfg.Calibration = db.CalibInfo{Source: source, SHA256: hex.EncodeToString(sum[:]), FileTokens: len(ids), Seed: o.seed}
-	cfg.Progress = dbProgress(cmd, len(cfg.Calib))
+	cfg.Progress = dbProgress(cmd)
 	prep := time.Since(start)
 	res, err := db.Build(cmd.Context(), cfg)
 	if err != nil {
@@ -291,7 +291,7 @@ func levelSizes(m *db.Manifest) []levelRow {
 
 // dbProgress prints build progress on stderr: a line per layer, and on a terminal the
 // calibration passes rewritten in place.
-func dbProgress(cmd *cobra.Command, seqs int) func(db.Event) {
+func dbProgress(cmd *cobra.Command) func(db.Event) {
 	w := cmd.ErrOrStderr()
 	term := w == os.Stderr && isTerminal(os.Stderr)
 	start := time.Now()
@@ -301,6 +301,8 @@ func dbProgress(cmd *cobra.Command, seqs int) func(db.Event) {
 		case "calib":
 			if term {
 				fmt.Fprintf(w, "\rdb: block %d: %d/%d calibration sequences (%s)   ", e.Block, e.Done, e.Total, el)
+			} else if e.Done == e.Total {
+				fmt.Fprintf(w, "db: block %d: %d calibration sequences through the block (%s elapsed)\n", e.Block, e.Total, el)
 			}
 		case "reuse":
 			fmt.Fprintf(w, "db: [%d/%d] %s: %d levels kept from the earlier build\n", e.Done, e.Total, e.Layer, e.Levels)

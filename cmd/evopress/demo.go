@@ -25,6 +25,7 @@ import (
 	"github.com/evopress/evopress/internal/atomicfile"
 	"github.com/evopress/evopress/model"
 	"github.com/evopress/evopress/profile"
+	"github.com/evopress/evopress/report"
 	"github.com/evopress/evopress/search"
 	"github.com/evopress/evopress/search/drop"
 	"github.com/evopress/evopress/search/quant"
@@ -90,6 +91,7 @@ type demoRow struct {
 	KL      float64 `json:"kl"`
 	Seconds float64 `json:"seconds"`
 	Note    string  `json:"note,omitempty"`
+	target  float64
 }
 
 type demo struct {
@@ -150,7 +152,7 @@ func runDemo(cmd *cobra.Command, o demoOptions) error {
 	fmt.Fprintf(d.w, "held-out evaluation: the first %d of %d sequences of %d tokens of the embedded eval text; calibration: %d sequences of the embedded calib text\n\n",
 		len(held), len(allEval), d.plan.seqLen, len(pool))
 
-	if err := d.measure("dense", "dense", "100%", lm.Model, 0, ""); err != nil {
+	if err := d.measure("dense", "dense", "100%", 1, lm.Model, 0, ""); err != nil {
 		return err
 	}
 	if err := d.depth(); err != nil {
@@ -183,21 +185,21 @@ func runDemo(cmd *cobra.Command, o demoOptions) error {
 	sample := strings.ReplaceAll(lm.Tok.Decode(append(promptIDs, gen...), true), "\n", " ")
 	fmt.Fprintf(d.w, "\ndense greedy sample: %s\n", sample)
 	total := time.Since(start)
-	if err := d.writeReport(table, sample, total); err != nil {
+	if err := d.writeReport(sample, total); err != nil {
 		return err
 	}
-	fmt.Fprintf(d.w, "\ndemo finished in %s; report in %s\n", total.Round(time.Second), filepath.Join(o.out, "report.md"))
+	fmt.Fprintf(d.w, "\ndemo finished in %s; report in %s (and report.html)\n", total.Round(time.Second), filepath.Join(o.out, "report.md"))
 	return nil
 }
 
 // measure evaluates a model on the held-out subsample and records a table row.
-func (d *demo) measure(method, mode, budget string, m *model.Model, seconds float64, note string) error {
+func (d *demo) measure(method, mode, budget string, target float64, m *model.Model, seconds float64, note string) error {
 	kl, nll, err := d.held.Measure(m, d.heldIdx)
 	if err != nil {
 		return err
 	}
 	kl = math.Max(kl, 0) // the dense model's KL to itself is 0 up to float16 rounding of the cache
-	r := demoRow{Method: method, Mode: mode, Budget: budget, PPL: math.Exp(nll), KL: kl, Seconds: seconds, Note: note}
+	r := demoRow{Method: method, Mode: mode, Budget: budget, PPL: math.Exp(nll), KL: kl, Seconds: seconds, Note: note, target: target}
 	d.rows = append(d.rows, r)
 	fmt.Fprintf(d.w, "%-22s %-6s %-10s ppl %8.3f  KL %.4f  %6.1f s\n", method, mode, budget, r.PPL, r.KL, seconds)
 	return nil
@@ -269,7 +271,7 @@ func (d *demo) depth() error {
 		if err := d.writeProfile("drop-"+string(meth), "drop", target, res.Units, res.Profile, string(meth), nil); err != nil {
 			return err
 		}
-		if err := d.measure(string(meth), "drop", budget, cm, res.Elapsed.Seconds(), "whole blocks"); err != nil {
+		if err := d.measure(string(meth), "drop", budget, target, cm, res.Elapsed.Seconds(), "whole blocks"); err != nil {
 			return err
 		}
 	}
@@ -285,20 +287,20 @@ func (d *demo) depth() error {
 	if err := d.writeProfile("drop-evopress", "drop", target, res.Units, res.Profile, "evopress", nil); err != nil {
 		return err
 	}
-	return d.measure("EvoPress", "drop", budget, cm, el.Seconds(), fmt.Sprintf("%d generations, %d evaluations", res.Generations, res.Evaluations))
+	return d.measure("EvoPress", "drop", budget, target, cm, el.Seconds(), fmt.Sprintf("%d generations, %d evaluations", res.Generations, res.Evaluations))
 }
 
 // buildDB builds (or reuses) a level database in the cache folder.
-func (d *demo) buildDB(cache string, cfg db.BuildConfig, key string) (*db.DB, float64, error) {
+func (d *demo) buildDB(cache string, cfg db.BuildConfig, key string) (*db.DB, string, error) {
 	text, _, err := readText("", assets.CalibText, data.Raw)
 	if err != nil {
-		return nil, 0, err
+		return nil, "", err
 	}
 	sum := sha256.Sum256([]byte(text))
 	ids := d.lm.Tok.Encode(text, false)
 	seqs, err := data.CalibrationPool(ids, d.plan.seqLen, d.plan.dbCalibTokens)
 	if err != nil {
-		return nil, 0, err
+		return nil, "", err
 	}
 	cfg.Out = filepath.Join(cache, fmt.Sprintf("demo-%s-%.12s-%s-%d", cfg.Mode, d.lm.Fingerprint, key, d.plan.dbCalibTokens))
 	cfg.Model = d.lm.Model
@@ -309,15 +311,15 @@ func (d *demo) buildDB(cache string, cfg db.BuildConfig, key string) (*db.DB, fl
 	fmt.Fprintf(d.log, "level database %s ...\n", cfg.Out)
 	res, err := db.Build(d.ctx, cfg)
 	if err != nil {
-		return nil, 0, err
+		return nil, "", err
 	}
+	note := fmt.Sprintf("database built in %.1f s", res.Seconds)
 	if len(res.Reused) > 0 && len(res.Computed) == 0 {
-		fmt.Fprintf(d.log, "  reused from the cache (%d layers)\n", len(res.Reused))
-	} else {
-		fmt.Fprintf(d.log, "  built %d layers in %.1f s\n", len(res.Computed), res.Seconds)
+		note = "database reused from " + cache
 	}
+	fmt.Fprintf(d.log, "  %s\n", note)
 	dd, err := db.Open(cfg.Out)
-	return dd, res.Seconds, err
+	return dd, note, err
 }
 
 // sparsity compares uniform SparseGPT with EvoPress at 50%.
@@ -325,7 +327,7 @@ func (d *demo) sparsity(cache string) error {
 	const target = 0.5
 	params := db.DefaultSparseParams(target)
 	params.Levels = d.plan.sparseLevels
-	dd, buildSec, err := d.buildDB(cache, db.BuildConfig{Mode: db.ModeSparse, Method: db.MethodSparseGPT, Sparse: params}, fmt.Sprintf("s%g-L%d", target, params.Levels))
+	dd, dbNote, err := d.buildDB(cache, db.BuildConfig{Mode: db.ModeSparse, Method: db.MethodSparseGPT, Sparse: params}, fmt.Sprintf("s%g-L%d", target, params.Levels))
 	if err != nil {
 		return err
 	}
@@ -348,7 +350,7 @@ func (d *demo) sparsity(cache string) error {
 	if err := d.writeProfile("sparse-uniform", "sparse", target, units, uniform, "uniform", dd); err != nil {
 		return err
 	}
-	if err := d.measure("uniform SparseGPT", "sparse", "50%", um, buildSec, "database build time"); err != nil {
+	if err := d.measure("uniform SparseGPT", "sparse", "50%", target, um, 0, dbNote); err != nil {
 		return err
 	}
 	res, el, err := d.evolve(mode, build, "sparse-evopress")
@@ -359,7 +361,7 @@ func (d *demo) sparsity(cache string) error {
 	if err := d.writeProfile("sparse-evopress", "sparse", target, units, res.Profile, "evopress", dd); err != nil {
 		return err
 	}
-	return d.measure("EvoPress", "sparse", "50%", em, el.Seconds(), fmt.Sprintf("%d generations, %d evaluations", res.Generations, res.Evaluations))
+	return d.measure("EvoPress", "sparse", "50%", target, em, el.Seconds(), fmt.Sprintf("%d generations, %d evaluations", res.Generations, res.Evaluations))
 }
 
 // quantization compares uniform 3-bit GPTQ with EvoPress at 3 bits on average.
@@ -367,7 +369,7 @@ func (d *demo) quantization(cache string) error {
 	const target = 3
 	params := db.DefaultQuantParams()
 	params.Bits = []int{2, 3, 4, 5}
-	dd, buildSec, err := d.buildDB(cache, db.BuildConfig{Mode: db.ModeQuant, Method: db.MethodGPTQ, Quant: params}, "b2345-g128")
+	dd, dbNote, err := d.buildDB(cache, db.BuildConfig{Mode: db.ModeQuant, Method: db.MethodGPTQ, Quant: params}, "b2345-g128")
 	if err != nil {
 		return err
 	}
@@ -396,7 +398,7 @@ func (d *demo) quantization(cache string) error {
 	if err := d.writeProfile("quant-uniform", "quant", target, units, uniform, "uniform", dd); err != nil {
 		return err
 	}
-	if err := d.measure("uniform GPTQ", "quant", "3 bits", um, buildSec, "database build time"); err != nil {
+	if err := d.measure("uniform GPTQ", "quant", "3 bits", target, um, 0, dbNote); err != nil {
 		return err
 	}
 	res, el, err := d.evolve(mode, build, "quant-evopress")
@@ -407,7 +409,7 @@ func (d *demo) quantization(cache string) error {
 	if err := d.writeProfile("quant-evopress", "quant", target, units, res.Profile, "evopress", dd); err != nil {
 		return err
 	}
-	return d.measure("EvoPress", "quant", "3 bits", em, el.Seconds(), fmt.Sprintf("%d generations, %d evaluations", res.Generations, res.Evaluations))
+	return d.measure("EvoPress", "quant", "3 bits", target, em, el.Seconds(), fmt.Sprintf("%d generations, %d evaluations", res.Generations, res.Evaluations))
 }
 
 func (d *demo) table() string {
@@ -419,27 +421,43 @@ func (d *demo) table() string {
 	return b.String()
 }
 
-func (d *demo) writeReport(table, sample string, total time.Duration) error {
-	var b strings.Builder
-	fmt.Fprintf(&b, "# evopress demo\n\n")
-	fmt.Fprintf(&b, "Model `%s` (fingerprint `%.16s…`), %d blocks, %.2fM parameters. Total time %s on %d cores.\n\n",
-		d.lm.Name, d.lm.Fingerprint, len(d.lm.Model.Blocks), float64(d.lm.Model.NumParams())/1e6, total.Round(time.Second), runtime.GOMAXPROCS(0))
-	fmt.Fprintf(&b, "Held-out perplexity and KL to the dense model on the first %d sequences of %d tokens of `%s` (a subsample, for time). "+
-		"Searches: fast preset (λ = 16, stages %s, %d generations, seed %d) on calibration sequences of `%s`; "+
-		"baseline statistics on %d calibration tokens; level databases on %d calibration tokens.\n\n",
-		len(d.heldIdx), d.plan.seqLen, assets.EvalText, search.FormatStages(d.plan.stages), d.plan.generations, d.seed, assets.CalibText,
-		d.plan.baselineTokens, d.plan.dbCalibTokens)
-	b.WriteString(table)
-	fmt.Fprintf(&b, "\nThe profiles are in this folder (`*.json`, evaluate with `evopress ppl --profile`); search runs in `*.run/`.\n\n")
-	fmt.Fprintf(&b, "Dense greedy sample:\n\n> %s\n", sample)
-	if err := atomicfile.WriteFile(filepath.Join(d.out, "report.md"), []byte(b.String()), 0o644); err != nil {
-		return err
-	}
+func (d *demo) writeReport(sample string, total time.Duration) error {
 	rows, err := json.MarshalIndent(d.rows, "", "  ")
 	if err != nil {
 		return err
 	}
-	return atomicfile.WriteFile(filepath.Join(d.out, "results.json"), rows, 0o644)
+	if err := atomicfile.WriteFile(filepath.Join(d.out, "results.json"), rows, 0o644); err != nil {
+		return err
+	}
+	in := report.Input{
+		Title: "evopress demo",
+		Notes: []string{fmt.Sprintf("Embedded model %s (fingerprint %.16s…). Held-out perplexity and KL on the first %d sequences of %d tokens of %s; "+
+			"searches with λ = 16, stages %s, %d generations, seed %d, on calibration sequences of %s; "+
+			"baseline statistics on %d calibration tokens; level databases on %d calibration tokens. Total time %s on %d cores.",
+			d.lm.Name, d.lm.Fingerprint, len(d.heldIdx), d.plan.seqLen, assets.EvalText, search.FormatStages(d.plan.stages),
+			d.plan.generations, d.seed, assets.CalibText, d.plan.baselineTokens, d.plan.dbCalibTokens, total.Round(time.Second), runtime.GOMAXPROCS(0)),
+			"The profiles are in this folder (*.json; evaluate one with `evopress ppl --profile FILE`), the search runs in *.run/.",
+			"Dense greedy sample: " + sample},
+		Generated: time.Now(),
+	}
+	for _, r := range d.rows {
+		in.Results = append(in.Results, report.MethodResult{Method: r.Method, Mode: r.Mode, Budget: r.Budget, Target: r.target,
+			PPL: r.PPL, KL: r.KL, Seconds: r.Seconds, Note: r.Note})
+	}
+	for _, name := range []string{"drop-evopress", "sparse-evopress", "quant-evopress"} {
+		run, err := report.LoadRun(filepath.Join(d.out, name+".run"), filepath.Join(d.out, name+".json"))
+		if err != nil {
+			return err
+		}
+		run.Name = name
+		in.Runs = append(in.Runs, run)
+	}
+	files, err := report.Write(d.out, in)
+	if err != nil {
+		return err
+	}
+	printReportFiles(d.log, files)
+	return nil
 }
 
 func levelsMap(units []string, p search.Profile) map[string]int {

@@ -251,6 +251,7 @@ func runSearch(cmd *cobra.Command, f *searchFlags, setup searchSetup) error {
 		"calib": calibSource, "calib_chunks": len(pool), "fitness": string(kind), "kl_topk": f.klTopK,
 		"evaluations": res.Evaluations, "tokens": res.Tokens, "elapsed_s": res.Elapsed.Seconds(),
 		"this_run_s": time.Since(start).Seconds(), "blocks_computed": run, "blocks_full_forward": full,
+		"command": strings.Join(os.Args, " "),
 	}
 	if an, ok := mode.(annotator); ok {
 		if err := an.annotate(p, res.Profile); err != nil {
@@ -265,6 +266,9 @@ func runSearch(cmd *cobra.Command, f *searchFlags, setup searchSetup) error {
 		return err
 	}
 	if err := atomicfile.WriteFile(filepath.Join(runDir, "result.json"), resJSON, 0o644); err != nil {
+		return err
+	}
+	if err := writeSearchReport(stderr, runDir, f.out); err != nil {
 		return err
 	}
 	if f.json {
