@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -468,4 +469,121 @@ func FuzzParseSentencePieceModel(f *testing.F) {
 			}
 		}
 	})
+}
+
+// byteLevelAlphabet returns GPT-2's bytes_to_unicode characters in byte order.
+func byteLevelAlphabet() []string {
+	out := make([]string, 256)
+	n := 0
+	for b := 0; b < 256; b++ {
+		if (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF) {
+			out[b] = string(rune(b))
+		} else {
+			out[b] = string(rune(256 + n))
+			n++
+		}
+	}
+	return out
+}
+
+// TestExportGGUFByteLevel exports a model with a byte-level BPE tokenizer (Llama-3 style,
+// 260 tokens for a 4096-row embedding): tokenizer.ggml.model gpt2 with merges, no scores, and
+// unused padding tokens up to the vocabulary size.
+func TestExportGGUFByteLevel(t *testing.T) {
+	dir, _, fp := tinyModel(t)
+	alpha := byteLevelAlphabet()
+	vocab := map[string]int{}
+	for i, s := range alpha {
+		vocab[s] = i
+	}
+	vocab["Ġt"], vocab["he"] = 256, 257
+	tj := map[string]any{
+		"version": "1.0",
+		"model":   map[string]any{"type": "BPE", "vocab": vocab, "merges": []string{"Ġ t", "h e"}, "byte_fallback": false, "ignore_merges": true},
+		"added_tokens": []any{
+			map[string]any{"id": 258, "content": "<|begin_of_text|>", "special": true, "normalized": false, "lstrip": false, "rstrip": false, "single_word": false},
+			map[string]any{"id": 259, "content": "<|end_of_text|>", "special": true, "normalized": false, "lstrip": false, "rstrip": false, "single_word": false},
+		},
+		"normalizer":    nil,
+		"pre_tokenizer": map[string]any{"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true},
+		"decoder":       map[string]any{"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true, "use_regex": true},
+	}
+	b, _ := json.Marshal(tj)
+	if err := os.WriteFile(filepath.Join(dir, "tokenizer.json"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tc := `{"bos_token": "<|begin_of_text|>", "eos_token": "<|end_of_text|>", "add_bos_token": true}`
+	if err := os.WriteFile(filepath.Join(dir, "tokenizer_config.json"), []byte(tc), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := profile.New(profile.ModeDrop)
+	p.Model = &profile.Ref{Fingerprint: fp}
+	p.Levels["model.layers.0.mlp"] = 1
+	out := filepath.Join(t.TempDir(), "m.gguf")
+	if _, err := Run(Options{ModelDir: dir, Profile: p, Format: FormatGGUF, Out: out}); err != nil {
+		t.Fatal(err)
+	}
+	gf, err := gguf.ParseGGUFFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, pre := kvString(t, gf, "tokenizer.ggml.model"), kvString(t, gf, "tokenizer.ggml.pre"); m != "gpt2" || pre != "llama-bpe" {
+		t.Errorf("tokenizer model %q pre %q", m, pre)
+	}
+	if _, ok := gf.Header.MetadataKV.Get("tokenizer.ggml.scores"); ok {
+		t.Errorf("byte-level tokenizer written with scores")
+	}
+	if merges := kvArray(t, gf, "tokenizer.ggml.merges").ValuesString(); !slices.Equal(merges, []string{"Ġ t", "h e"}) {
+		t.Errorf("merges %q", merges)
+	}
+	toks := kvArray(t, gf, "tokenizer.ggml.tokens").ValuesString()
+	types := kvArray(t, gf, "tokenizer.ggml.token_type").ValuesInt32()
+	if len(toks) != 4096 || len(types) != 4096 {
+		t.Fatalf("%d tokens, %d types", len(toks), len(types))
+	}
+	for id, s := range toks {
+		want, wantType := "", int32(1)
+		switch {
+		case id < 256:
+			want = alpha[id]
+		case id == 256:
+			want = "Ġt"
+		case id == 257:
+			want = "he"
+		case id == 258:
+			want, wantType = "<|begin_of_text|>", 3
+		case id == 259:
+			want, wantType = "<|end_of_text|>", 3
+		default:
+			want, wantType = fmt.Sprintf("[PAD%d]", id), 5
+		}
+		if s != want || types[id] != wantType {
+			t.Fatalf("token %d: %q type %d, want %q %d", id, s, types[id], want, wantType)
+		}
+	}
+	if bos, eos := kvUint(t, gf, "tokenizer.ggml.bos_token_id"), kvUint(t, gf, "tokenizer.ggml.eos_token_id"); bos != 258 || eos != 259 {
+		t.Errorf("bos %d eos %d", bos, eos)
+	}
+	if !kvBool(t, gf, "tokenizer.ggml.add_bos_token") {
+		t.Errorf("add_bos_token false")
+	}
+	if n := kvUint(t, gf, "llama.block_count"); n != 2 {
+		t.Errorf("block_count %d", n)
+	}
+}
+
+// unpackBits is the inverse of packBits (a test helper).
+func unpackBits(src []uint32, bits, n int) []uint32 {
+	mask := uint32(1)<<bits - 1
+	out := make([]uint32, n)
+	for k := range out {
+		bit := k * bits
+		w, off := bit/32, bit%32
+		v := src[w] >> off
+		if off+bits > 32 {
+			v |= src[w+1] << (32 - off)
+		}
+		out[k] = v & mask
+	}
+	return out
 }

@@ -92,7 +92,7 @@ func checkGPTQ(name string, q *compress.Quantized, g int) error {
 
 // layer returns the GPTQ tensors of a written layer (name) from its source layer (srcName), or
 // nil when the profile leaves the layer dense.
-func (w *gptqWriter) layer(srcName, name string, _ int, _ model.LayerKind, l *model.Linear) ([]hfTensor, error) {
+func (w *gptqWriter) layer(srcName, name string, l *model.Linear) ([]hfTensor, error) {
 	q := w.q[srcName]
 	if q == nil {
 		w.dense = append(w.dense, name)
@@ -188,22 +188,6 @@ func packBits(vals []uint32, bits int, dst []uint32) {
 			dst[w+1] |= v >> (32 - off)
 		}
 	}
-}
-
-// unpackBits is the inverse of packBits.
-func unpackBits(src []uint32, bits, n int) []uint32 {
-	mask := uint32(1)<<bits - 1
-	out := make([]uint32, n)
-	for k := range out {
-		bit := k * bits
-		w, off := bit/32, bit%32
-		v := src[w] >> off
-		if off+bits > 32 {
-			v |= src[w+1] << (32 - off)
-		}
-		out[k] = v & mask
-	}
-	return out
 }
 
 // config returns the quantization_config: the most common bit-width as "bits", GPTQModel

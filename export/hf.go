@@ -106,7 +106,7 @@ func (pl *plan) hfTensors(packed bool) ([]hfTensor, map[string]any, error) {
 			srcName := model.LayerName(b.src, k)
 			name := model.LayerName(i, k)
 			if gq != nil {
-				ts, err := gq.layer(srcName, name, b.src, k, l)
+				ts, err := gq.layer(srcName, name, l)
 				if err != nil {
 					return nil, nil, err
 				}

@@ -294,7 +294,7 @@ func runBaselineDB(cmd *cobra.Command, f *baselineDBFlags, mode string) error {
 	if err != nil {
 		return err
 	}
-	if !inner.(interface{ Legal(search.Profile) bool }).Legal(levels) {
+	if !inner.Legal(levels) {
 		return fmt.Errorf("internal error: %s profile is not legal", method)
 	}
 	fit, err := sc.score(ctx, []search.Profile{levels})
