@@ -99,7 +99,8 @@ func TestPPLErrors(t *testing.T) {
 		{[]string{"ppl", "--model", "/nonexistent/model"}, "/nonexistent/model"},
 		{[]string{"ppl", "--data", "/nonexistent.txt"}, "/nonexistent.txt"},
 		{[]string{"ppl", "--seq-len", "1"}, "seq-len"},
-		{[]string{"search", "sparse", "--target", "0.5"}, "not implemented"},
+		{[]string{"search", "sparse", "--target", "0.5", "--out", "x.json"}, "--db is required"},
+		{[]string{"search", "drop", "--target", "0.25"}, "--out is required"},
 	}
 	for _, tc := range tests {
 		_, err := run(t, tc.args...)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/evopress/evopress/assets"
 	"github.com/evopress/evopress/candidate"
@@ -251,7 +252,7 @@ func runSearch(cmd *cobra.Command, f *searchFlags, setup searchSetup) error {
 		"calib": calibSource, "calib_chunks": len(pool), "fitness": string(kind), "kl_topk": f.klTopK,
 		"evaluations": res.Evaluations, "tokens": res.Tokens, "elapsed_s": res.Elapsed.Seconds(),
 		"this_run_s": time.Since(start).Seconds(), "blocks_computed": run, "blocks_full_forward": full,
-		"command": strings.Join(os.Args, " "),
+		"command": commandLine(cmd),
 	}
 	if an, ok := mode.(annotator); ok {
 		if err := an.annotate(p, res.Profile); err != nil {
@@ -297,4 +298,27 @@ func printSearchSummary(w io.Writer, p *profile.Profile, res *search.Result, run
 		fmt.Fprintf(w, "dropped: %s\n", strings.Join(dropped, " "))
 	}
 	fmt.Fprintf(w, "profile written to %s\n", out)
+}
+
+// commandLine reconstructs the command as typed: its path and the flags that were set.
+func commandLine(cmd *cobra.Command) string {
+	parts := []string{cmd.CommandPath()}
+	cmd.Flags().Visit(func(fl *pflag.Flag) {
+		v := fl.Value.String()
+		if sv, ok := fl.Value.(pflag.SliceValue); ok {
+			v = strings.Join(sv.GetSlice(), ",")
+		}
+		if fl.Value.Type() == "bool" {
+			parts = append(parts, "--"+fl.Name)
+			if v != "true" {
+				parts[len(parts)-1] += "=" + v
+			}
+			return
+		}
+		if v == "" || strings.ContainsAny(v, " \t'\"$") {
+			v = "'" + strings.ReplaceAll(v, "'", `'\''`) + "'"
+		}
+		parts = append(parts, "--"+fl.Name, v)
+	})
+	return strings.Join(parts, " ")
 }
