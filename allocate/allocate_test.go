@@ -325,7 +325,8 @@ func TestOWLProfileOptimalAndExact(t *testing.T) {
 			dev := func(p search.Profile) float64 {
 				var d float64
 				for i, v := range p {
-					d += math.Abs(cfg.Sparsity + float64(v)*float64(cfg.D)/float64(cfg.Layers[i].Numel) - target[i])
+					e := cfg.Sparsity + float64(v)*float64(cfg.D)/float64(cfg.Layers[i].Numel) - target[i]
+					d += e * e
 				}
 				return d
 			}

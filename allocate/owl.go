@@ -133,10 +133,12 @@ func OWLBlockSparsities(ratios []float64, s, lambda float64) []float64 {
 // OWLProfile turns per-layer target sparsities into the nearest legal profile of the sparse
 // mode: each layer's level is its target rounded to the nearest level (ℓ = round((s_i − s)·numel/D)
 // clamped to [Lo, Hi]), then the budget Σℓ = 0 is restored by greedy single-level moves, each
-// time moving (down while Σℓ > 0, up while Σℓ < 0) the layer whose sparsity deviation
-// |s + ℓ·D/numel − s_i| grows least (ties: the earlier layer). Each layer's deviation is convex in
-// its level and the rounded start minimises every one of them, so the greedy result minimises
-// the total deviation Σ|sparsity_i − s_i| over all legal profiles.
+// time moving (down while Σℓ > 0, up while Σℓ < 0) the layer whose squared sparsity deviation
+// (s + ℓ·D/numel − s_i)² grows least (ties: the earlier layer). Each layer's deviation is
+// strictly convex in its level and the rounded start minimises every one of them, so the greedy
+// result minimises the total Σ(sparsity_i − s_i)² over all legal profiles. (The squared
+// deviation spreads the correction over many layers; an absolute deviation would be flat beyond
+// the target and pile every move onto one layer.)
 func OWLProfile(cfg sparse.Config, target []float64) (search.Profile, error) {
 	mode, err := sparse.New(cfg)
 	if err != nil {
@@ -147,7 +149,8 @@ func OWLProfile(cfg sparse.Config, target []float64) (search.Profile, error) {
 		return nil, fmt.Errorf("allocate: %d target sparsities for %d layers", len(target), len(layers))
 	}
 	dev := func(i, v int) float64 {
-		return math.Abs(cfg.Sparsity + float64(v)*float64(cfg.D)/float64(layers[i].Numel) - target[i])
+		e := cfg.Sparsity + float64(v)*float64(cfg.D)/float64(layers[i].Numel) - target[i]
+		return e * e
 	}
 	p := make(search.Profile, len(layers))
 	sum := 0

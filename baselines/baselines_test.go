@@ -260,6 +260,7 @@ func TestStatsAgainstBruteForce(t *testing.T) {
 			{NormRatio, "", argminK(bs.ratio, k)},
 			{WindowCosine, WindowAll, window(bs.angAll, n, k)},
 			{WindowCosine, WindowLast, window(bs.angEnd, n, k)},
+			{WindowCosine, "", window(bs.angEnd, n, k)}, // the default: the paper's last token
 		} {
 			o := opt
 			o.WindowPositions = tc.pos

@@ -143,15 +143,15 @@ func (s *Stats) BlockInfluence() []float64 {
 }
 
 // WindowDistances returns, for every window start ℓ = 0 … n−k, the angular distance between
-// h_ℓ and h_{ℓ+k} (positions WindowAll or WindowLast).
+// h_ℓ and h_{ℓ+k} (positions WindowLast, the default when empty, or WindowAll).
 func (s *Stats) WindowDistances(k int, positions string) ([]float64, error) {
 	if k < 1 || k > s.Blocks {
 		return nil, fmt.Errorf("baselines: window of %d blocks in a %d-block model", k, s.Blocks)
 	}
 	src := s.Angular
 	switch positions {
-	case WindowAll, "":
-	case WindowLast:
+	case WindowAll:
+	case WindowLast, "":
 		src = s.AngularLast
 	default:
 		return nil, fmt.Errorf("baselines: window positions %q, want %q or %q", positions, WindowAll, WindowLast)
@@ -189,7 +189,7 @@ func runStats(ctx context.Context, m *model.Model, pool [][]int, mode *drop.Mode
 	case WindowCosine:
 		pos := opt.WindowPositions
 		if pos == "" {
-			pos = WindowAll
+			pos = WindowLast
 		}
 		d, err := st.WindowDistances(k, pos)
 		if err != nil {

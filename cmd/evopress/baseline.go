@@ -50,7 +50,8 @@ the same profile file as "search drop" (with its "method" field set):
 
   shortgpt       ShortGPT block influence 1 − mean cos(block input, block output); drop the k lowest
   window-cosine  Gromov et al.: angular distance between the hidden states before and after each
-                 window of k consecutive blocks; drop the closest window (--window-positions all|last)
+                 window of k consecutive blocks, at the last token of each sequence as in the
+                 paper (--window-positions all: every position); drop the closest window
   shortened-ppl  Shortened-LLaMA: calibration perplexity with each single block removed; drop the k
                  whose removal hurts least
   norm-ratio     weight subcloning: mean ‖f(x) − x‖/‖f(x)‖ per block; drop the k lowest
@@ -80,7 +81,7 @@ of the perplexity batch (shortened-ppl, default 32768), of the fitness batch (ex
 	fl.IntVar(&f.maxProfiles, "max-profiles", baselines.DefaultMaxProfiles, "exhaustive: refuse spaces larger than this")
 	fl.BoolVar(&f.wholeBlocks, "whole-blocks", false, "random, exhaustive: drop whole blocks (attention and MLP together)")
 	fl.StringSliceVar(&f.keep, "keep", nil, "units (or blocks, model.layers.N) that may not be dropped")
-	fl.StringVar(&f.windowPositions, "window-positions", baselines.WindowAll, "window-cosine: average over all positions, or the last token of each sequence (Gromov et al.)")
+	fl.StringVar(&f.windowPositions, "window-positions", baselines.WindowLast, "window-cosine: the last token of each sequence (Gromov et al.), or the mean over all positions")
 	fl.IntVar(&f.klTopK, "kl-topk", 0, "random, exhaustive: restrict KL to the dense model's top-k tokens (0: full)")
 	fl.IntVar(&f.cacheMB, "cache-mb", 2048, "memory for cached dense distributions (MiB)")
 	fl.BoolVar(&f.noReuse, "no-prefix-reuse", false, "recompute every candidate from the first block (slower; same result)")

@@ -35,7 +35,7 @@ func TestBaselineDropCLI(t *testing.T) {
 		extra  []string
 	}{
 		{"shortgpt", nil},
-		{"window-cosine", []string{"--window-positions", "last"}},
+		{"window-cosine", []string{"--window-positions", "all"}},
 		{"norm-ratio", nil},
 		{"shortened-ppl", []string{"--tokens", "512"}},
 		{"random", []string{"--samples", "6", "--tokens", "256"}},
