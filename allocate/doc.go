@@ -15,6 +15,17 @@
 //     calibration fitness.
 //   - Random: seeded random legal profiles, the best of which a Scorer picks.
 //
+// OWL follows its reference code (lib/prune_all.py, prune_wanda_outlier): the outlier ratio of a
+// block is the share of its concatenated Wanda scores above M × their mean, with ‖x_j‖ from the
+// calibration inputs run through the dense model, and the ratios are scaled to [0, 2λ] and
+// subtracted from the target around their mean. Deviations: the pruned weights come from the level
+// database (SparseGPT in EvoPress's comparison, Wanda in OWL's paper); ‖x_j‖ comes from the
+// diagonal of the calibration Hessian (the same up to a factor the ratio cancels) on the project's
+// calibration pool instead of 128 C4 sequences of 2048 tokens; OWL's clamp of a sparsity ≤ 0 to
+// 0.01 is replaced by the database's level ranges, rounding to the nearest level and the exact
+// budget restoration of OWLProfile; and the (λ, M) grid point is chosen by calibration KL (the
+// paper tunes it per model).
+//
 // The package holds the allocation logic only; scoring candidates (KL to the dense model on
 // calibration tokens) is the caller's Scorer, so the algorithms are testable on their own.
 package allocate

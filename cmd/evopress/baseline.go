@@ -88,29 +88,8 @@ of the perplexity batch (shortened-ppl, default 32768), of the fitness batch (ex
 	fl.StringVar(&f.scores, "scores", "", "random, exhaustive: also write every scored profile with its fitness (JSON) to this file")
 	fl.StringVar(&f.out, "out", "", "profile file to write (required)")
 	fl.BoolVar(&f.json, "json", false, "print the profile as one JSON object")
-	cmd.AddCommand(dropCmd,
-		notYetBaseline("sparse", "Sparsity baselines: uniform SparseGPT, OWL"),
-		notYetBaseline("quant", "Quantization baselines: uniform GPTQ, DP"),
-	)
+	cmd.AddCommand(dropCmd, newBaselineSparseCmd(), newBaselineQuantCmd())
 	return cmd
-}
-
-// notYetBaseline is `baseline sparse|quant`, provided by issue #5; --method uniform needs the
-// level database (package db), which is not there yet either.
-func notYetBaseline(use, short string) *cobra.Command {
-	return &cobra.Command{
-		Use:                use,
-		Short:              short + " (not implemented yet)",
-		DisableFlagParsing: true,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			for i, a := range args {
-				if a == "--method=uniform" || (a == "--method" && i+1 < len(args) && args[i+1] == "uniform") {
-					return fmt.Errorf("evopress baseline %s --method uniform is not implemented yet: it needs the level database (package db; tracked in issue #5)", use)
-				}
-			}
-			return errNotImplemented("evopress baseline "+use, "#5")
-		},
-	}
 }
 
 func runBaselineDrop(cmd *cobra.Command, f *baselineFlags) error {

@@ -80,9 +80,9 @@ func TestBaselineErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"baseline", "sparse", "--method", "owl"}, "issue #5"},
-		{[]string{"baseline", "quant", "--method=dp"}, "issue #5"},
-		{[]string{"baseline", "sparse", "--method", "uniform"}, "level database"},
+		{[]string{"baseline", "sparse", "--method", "owl"}, "--out is required"},
+		{[]string{"baseline", "quant", "--method=dp", "--out", "x.json"}, "--target is required"},
+		{[]string{"baseline", "sparse", "--method", "uniform", "--out", "x.json"}, "--db"},
 		{[]string{"baseline", "drop", "--method", "magic", "--out", "x.json"}, "unknown depth-pruning method"},
 		{[]string{"baseline", "drop", "--method", "shortgpt"}, "--out is required"},
 		{[]string{"baseline", "drop", "--out", "x.json"}, "--method is required"},
