@@ -20,6 +20,9 @@ type PPLResult struct {
 	SeqLen          int     `json:"seq_len"`
 	TokensPerSecond float64 `json:"tokens_per_second"` // input tokens per second of forward computation
 	Seconds         float64 `json:"seconds"`           // forward computation time
+	// KL is the mean KL(dense ‖ model) per predicted token on the same chunks, when asked for
+	// (ppl --kl with a profile).
+	KL *float64 `json:"kl,omitempty"`
 }
 
 // Progress, when not nil, is called after each batch with the sequences done so far.

@@ -10,6 +10,7 @@ import (
 	"github.com/evopress/evopress/assets"
 	"github.com/evopress/evopress/data"
 	"github.com/evopress/evopress/eval"
+	"github.com/evopress/evopress/fitness"
 )
 
 type pplOptions struct {
@@ -17,7 +18,7 @@ type pplOptions struct {
 	seqLen, maxSeqs     int
 	batch               int
 	profile, db         string
-	json                bool
+	json, kl            bool
 }
 
 func newPPLCmd() *cobra.Command {
@@ -44,6 +45,7 @@ Without --model and --data it uses the embedded model and the embedded held-out 
 	f.StringVar(&o.profile, "profile", "", "compression profile (JSON) to apply before evaluating")
 	f.StringVar(&o.db, "db", "", "level database for sparse and quant profiles")
 	f.BoolVar(&o.json, "json", false, "print one JSON object")
+	f.BoolVar(&o.kl, "kl", false, "also report the mean KL(dense ‖ compressed) per predicted token (runs the dense model too)")
 	return cmd
 }
 
@@ -89,6 +91,22 @@ func runPPL(cmd *cobra.Command, o pplOptions) error {
 		return err
 	}
 	res.TotalTokens = len(ids)
+	if o.kl {
+		teacher, err := fitness.NewTeacher(lm.Model, chunks, fitness.Options{Batch: o.batch})
+		if err != nil {
+			return err
+		}
+		idx := make([]int, len(chunks))
+		for i := range idx {
+			idx[i] = i
+		}
+		kl, _, err := teacher.Measure(m, idx)
+		if err != nil {
+			return err
+		}
+		kl = max(kl, 0) // the dense model's KL to itself is 0 up to the cache's float16 rounding
+		res.KL = &kl
+	}
 	if o.json {
 		return printJSON(cmd.OutOrStdout(), res)
 	}
@@ -97,6 +115,9 @@ func runPPL(cmd *cobra.Command, o pplOptions) error {
 	fmt.Fprintf(w, "data       %s (%s), %d tokens\n", source, format, len(ids))
 	fmt.Fprintf(w, "sequences  %d × %d tokens, %d predicted\n", res.Seqs, res.SeqLen, res.Tokens)
 	fmt.Fprintf(w, "perplexity %.4f (mean NLL %.6f)\n", res.PPL, res.NLL)
+	if res.KL != nil {
+		fmt.Fprintf(w, "KL         %.5f nats/token to the dense model\n", *res.KL)
+	}
 	fmt.Fprintf(w, "speed      %.0f tokens/s (%.1f s forward)\n", res.TokensPerSecond, res.Seconds)
 	return nil
 }

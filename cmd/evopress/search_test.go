@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -88,5 +89,33 @@ func TestProfileFingerprintMismatch(t *testing.T) {
 	_, err := run(t, "ppl", "--model", filepath.Join(sharedDir, "models", "babyllama-1m"), "--profile", path, "--max-seqs", "1")
 	if err == nil || !strings.Contains(err.Error(), "fingerprint") {
 		t.Errorf("error %v, want a fingerprint mismatch", err)
+	}
+}
+
+func TestPPLKL(t *testing.T) {
+	needShared(t)
+	m := filepath.Join(sharedDir, "models", "babyllama-1m")
+	p := profile.New(profile.ModeDrop)
+	p.Levels["model.layers.2.mlp"] = 1
+	path := filepath.Join(t.TempDir(), "p.json")
+	if err := p.Write(path); err != nil {
+		t.Fatal(err)
+	}
+	klOf := func(args ...string) float64 {
+		out, err := run(t, append([]string{"ppl", "--model", m, "--max-seqs", "3", "--kl", "--json"}, args...)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got struct{ KL *float64 }
+		if err := json.Unmarshal([]byte(out[strings.IndexByte(out, '{'):]), &got); err != nil || got.KL == nil {
+			t.Fatalf("no kl in %s (%v)", out, err)
+		}
+		return *got.KL
+	}
+	if kl := klOf(); kl > 1e-4 {
+		t.Errorf("dense KL to itself = %v", kl)
+	}
+	if kl := klOf("--profile", path); kl < 1e-3 {
+		t.Errorf("KL of a model without one MLP = %v, want clearly positive", kl)
 	}
 }
