@@ -77,7 +77,7 @@ func planFor(quick bool) demoPlan {
 			stages: []search.Stage{{Survivors: 2, Tokens: 256}, {Survivors: 1, Tokens: 512}}, baselineTokens: 1024,
 			dbCalibTokens: 4096, sparseLevels: 2}
 	}
-	return demoPlan{seqLen: 256, calibTokens: 131072, evalSeqs: 48, generations: 8, initTokens: 512,
+	return demoPlan{seqLen: 256, calibTokens: 131072, evalSeqs: 48, generations: 14, initTokens: 512,
 		stages: []search.Stage{{Survivors: 4, Tokens: 512}, {Survivors: 1, Tokens: 4096}}, baselineTokens: 8192,
 		dbCalibTokens: 32768, sparseLevels: 4}
 }
