@@ -28,8 +28,6 @@ import (
 	"github.com/evopress/evopress/report"
 	"github.com/evopress/evopress/search"
 	"github.com/evopress/evopress/search/drop"
-	"github.com/evopress/evopress/search/quant"
-	"github.com/evopress/evopress/search/sparse"
 )
 
 type demoOptions struct {
@@ -331,12 +329,7 @@ func (d *demo) sparsity(cache string) error {
 	if err != nil {
 		return err
 	}
-	man := dd.Manifest()
-	cfg := sparse.Config{Sparsity: man.Sparse.Target, D: man.Sparse.WeightsDiff}
-	for _, l := range man.Layers {
-		cfg.Layers = append(cfg.Layers, sparse.Layer{Name: l.Name, Numel: l.Numel, Lo: l.Levels[0].Level, Hi: l.Levels[len(l.Levels)-1].Level})
-	}
-	mode, err := sparse.New(cfg)
+	mode, err := sparseModeFromDB(dd, search.GroupDefault)
 	if err != nil {
 		return err
 	}
@@ -373,15 +366,7 @@ func (d *demo) quantization(cache string) error {
 	if err != nil {
 		return err
 	}
-	cfg := quant.Config{Target: target}
-	for _, l := range dd.Manifest().Layers {
-		var bits []int
-		for _, lv := range l.Levels {
-			bits = append(bits, lv.Level)
-		}
-		cfg.Layers = append(cfg.Layers, quant.Layer{Name: l.Name, Numel: l.Numel, Bits: bits})
-	}
-	mode, err := quant.New(cfg)
+	mode, err := quantModeFromDB(dd, target, search.GroupDefault)
 	if err != nil {
 		return err
 	}

@@ -77,6 +77,29 @@ func openDB(dir string, lm *loaded, cacheMB int, want string) (*db.DB, error) {
 	return d, nil
 }
 
+// sparseModeFromDB is the sparse search mode over a sparse database's layers and level ranges.
+func sparseModeFromDB(d *db.DB, rule search.GroupBy) (*sparse.Mode, error) {
+	man := d.Manifest()
+	cfg := sparse.Config{Sparsity: man.Sparse.Target, D: man.Sparse.WeightsDiff, GroupBy: rule}
+	for _, l := range man.Layers {
+		cfg.Layers = append(cfg.Layers, sparse.Layer{Name: l.Name, Numel: l.Numel, Lo: l.Levels[0].Level, Hi: l.Levels[len(l.Levels)-1].Level})
+	}
+	return sparse.New(cfg)
+}
+
+// quantModeFromDB is the quant search mode over a quant database's layers and bit-widths.
+func quantModeFromDB(d *db.DB, target float64, rule search.GroupBy) (*quant.Mode, error) {
+	cfg := quant.Config{Target: target, GroupBy: rule}
+	for _, l := range d.Manifest().Layers {
+		var bits []int
+		for _, lv := range l.Levels {
+			bits = append(bits, lv.Level)
+		}
+		cfg.Layers = append(cfg.Layers, quant.Layer{Name: l.Name, Numel: l.Numel, Bits: bits})
+	}
+	return quant.New(cfg)
+}
+
 // dbBuilder builds candidate models by swapping database levels into the dense model.
 func dbBuilder(d *db.DB, m *model.Model, units []string) fitness.Builder {
 	return func(p search.Profile) (*model.Model, error) {
@@ -115,12 +138,7 @@ of uniform sparsity s. Defaults follow the EvoPress reference: λ = 64, stages 8
 				if err != nil {
 					return nil, nil, err
 				}
-				cfg := sparse.Config{Sparsity: man.Sparse.Target, D: man.Sparse.WeightsDiff, GroupBy: rule}
-				for _, l := range man.Layers {
-					lo, hi := l.Levels[0].Level, l.Levels[len(l.Levels)-1].Level
-					cfg.Layers = append(cfg.Layers, sparse.Layer{Name: l.Name, Numel: l.Numel, Lo: lo, Hi: hi})
-				}
-				mode, err := sparse.New(cfg)
+				mode, err := sparseModeFromDB(d, rule)
 				if err != nil {
 					return nil, nil, err
 				}
@@ -159,15 +177,7 @@ several random profiles. Defaults follow the EvoPress reference: λ = 128, stage
 				if err != nil {
 					return nil, nil, err
 				}
-				cfg := quant.Config{Target: f.target, GroupBy: rule}
-				for _, l := range d.Manifest().Layers {
-					var bits []int
-					for _, lv := range l.Levels {
-						bits = append(bits, lv.Level)
-					}
-					cfg.Layers = append(cfg.Layers, quant.Layer{Name: l.Name, Numel: l.Numel, Bits: bits})
-				}
-				mode, err := quant.New(cfg)
+				mode, err := quantModeFromDB(d, f.target, rule)
 				if err != nil {
 					return nil, nil, err
 				}
