@@ -320,17 +320,16 @@ func nanScores(n int) []float64 {
 	return s
 }
 
-// lowestK returns the k candidates (indices into scores, restricted to allowed) with the lowest
-// scores, ties broken by the lower index, in increasing index order. NaN ranks last.
-func lowestK(scores []float64, allowed []int, k int) []int {
-	idx := slices.Clone(allowed)
+// sortByScore orders indices by their score, lowest first; NaN ranks last and ties go to the
+// lower index.
+func sortByScore(idx []int, scores []float64) {
 	key := func(i int) float64 {
 		if math.IsNaN(scores[i]) {
 			return math.Inf(1)
 		}
 		return scores[i]
 	}
-	slices.SortStableFunc(idx, func(a, b int) int {
+	slices.SortFunc(idx, func(a, b int) int {
 		switch ka, kb := key(a), key(b); {
 		case ka < kb:
 			return -1
@@ -339,6 +338,13 @@ func lowestK(scores []float64, allowed []int, k int) []int {
 		}
 		return a - b
 	})
+}
+
+// lowestK returns the k candidates (indices into scores, restricted to allowed) with the lowest
+// scores, ties broken by the lower index, in increasing index order. NaN ranks last.
+func lowestK(scores []float64, allowed []int, k int) []int {
+	idx := slices.Clone(allowed)
+	sortByScore(idx, scores)
 	out := slices.Clone(idx[:k])
 	slices.Sort(out)
 	return out

@@ -67,21 +67,7 @@ func rankScored(cands []search.Profile, fit []float64) []Scored {
 	for i := range idx {
 		idx[i] = i
 	}
-	key := func(i int) float64 {
-		if math.IsNaN(fit[i]) {
-			return math.Inf(1)
-		}
-		return fit[i]
-	}
-	slices.SortStableFunc(idx, func(a, b int) int {
-		switch ka, kb := key(a), key(b); {
-		case ka < kb:
-			return -1
-		case ka > kb:
-			return 1
-		}
-		return 0
-	})
+	sortByScore(idx, fit)
 	out := make([]Scored, len(idx))
 	for r, i := range idx {
 		out[r] = Scored{Profile: cands[i], Fitness: fit[i]}
