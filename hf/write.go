@@ -6,9 +6,9 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"github.com/evopress/evopress/internal/atomicfile"
+	"io"
 	"math"
-	"os"
-	"path/filepath"
 	"sort"
 	"strconv"
 )
@@ -74,38 +74,14 @@ func WriteFileAtomic(path string, data []byte) error {
 
 // writeAtomic writes path through a temporary file in the same directory;
 // write errors are sticky in the bufio.Writer and reported by Flush.
-func writeAtomic(path string, fill func(w *bufio.Writer)) (err error) {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
+func writeAtomic(path string, fill func(w *bufio.Writer)) error {
+	err := atomicfile.Write(path, 0o644, func(f io.Writer) error {
+		w := bufio.NewWriterSize(f, 1<<20)
+		fill(w)
+		return w.Flush() // write errors are sticky in the bufio.Writer
+	})
 	if err != nil {
-		return fmt.Errorf("hf: %s: %v", path, err)
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	w := bufio.NewWriterSize(tmp, 1<<20)
-	fill(w)
-	if err := w.Flush(); err != nil {
-		return fmt.Errorf("hf: %s: writing %s: %v", path, tmp.Name(), err)
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		return fmt.Errorf("hf: %s: %v", path, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("hf: %s: sync: %v", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("hf: %s: %v", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("hf: %s: %v", path, err)
-	}
-	if d, err := os.Open(dir); err == nil {
-		d.Sync() // best effort: not every platform can sync a directory
-		d.Close()
+		return fmt.Errorf("hf: %s: %w", path, err)
 	}
 	return nil
 }

@@ -5,11 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/evopress/evopress/internal/atomicfile"
 	"io"
 	"math"
 	"math/rand/v2"
 	"os"
-	"path/filepath"
 	"reflect"
 	"strconv"
 	"time"
@@ -79,40 +79,9 @@ func (c *FileCheckpointer) Save(st *State) error {
 // WriteFileAtomic replaces path with data: it writes a temporary file in the same directory,
 // syncs it, renames it over path and syncs the directory, so the file is either the old or the
 // new content even across a crash.
-func WriteFileAtomic(path string, data []byte, perm os.FileMode) (err error) {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("search: writing %s: %w", path, err)
-	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	if _, err = f.Write(data); err != nil {
-		return fmt.Errorf("search: writing %s: %w", tmp, err)
-	}
-	if err = f.Chmod(perm); err != nil {
-		return fmt.Errorf("search: writing %s: %w", tmp, err)
-	}
-	if err = f.Sync(); err != nil {
-		return fmt.Errorf("search: syncing %s: %w", tmp, err)
-	}
-	if err = f.Close(); err != nil {
-		return fmt.Errorf("search: closing %s: %w", tmp, err)
-	}
-	if err = os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("search: renaming %s to %s: %w", tmp, path, err)
-	}
-	if d, derr := os.Open(dir); derr == nil {
-		serr := d.Sync()
-		d.Close()
-		if serr != nil {
-			return fmt.Errorf("search: syncing directory %s: %w", dir, serr)
-		}
+func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
+	if err := atomicfile.WriteFile(path, data, perm); err != nil {
+		return fmt.Errorf("search: %w", err)
 	}
 	return nil
 }
