@@ -504,8 +504,16 @@ func (e *engine) progress() Progress {
 	return Progress{
 		Mode: e.mode.Name(), Generation: e.gen, Generations: e.cfg.Generations,
 		Best: e.fitness, Replaced: last.Replaced, Evaluations: e.evaluations, Tokens: e.tokens,
-		Elapsed: last.Elapsed, ETA: eta,
+		Elapsed: last.Elapsed, ETA: eta, Workers: e.workers(),
 	}
+}
+
+// workers asks the evaluator for its workers' status, when it has any.
+func (e *engine) workers() []WorkerStatus {
+	if r, ok := e.eval.(WorkerReporter); ok {
+		return r.Workers()
+	}
+	return nil
 }
 
 func (e *engine) result() *Result {

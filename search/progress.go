@@ -27,6 +27,28 @@ type Progress struct {
 	Elapsed time.Duration
 	// ETA estimates the time left from this session's pace; negative when unknown.
 	ETA time.Duration
+	// Workers describes the workers that scored candidates, when the evaluator reports them
+	// (WorkerReporter); nil otherwise.
+	Workers []WorkerStatus
+}
+
+// WorkerStatus describes one worker of a distributed evaluator.
+type WorkerStatus struct {
+	// ID names the worker (host, process and index).
+	ID string `json:"id"`
+	// Connected tells whether the worker is answering (it has sent a heartbeat recently).
+	Connected bool `json:"connected"`
+	// Evaluations counts the candidates it scored and Tokens the input tokens it processed.
+	Evaluations int64 `json:"evaluations"`
+	Tokens      int64 `json:"tokens"`
+	// Rate is its candidates scored per second since it joined.
+	Rate float64 `json:"evals_per_s"`
+}
+
+// WorkerReporter is implemented by evaluators that spread work over workers; the engine copies
+// Workers into every Progress.
+type WorkerReporter interface {
+	Workers() []WorkerStatus
 }
 
 // Observer receives progress reports; it runs on the search goroutine and should be quick.
@@ -111,8 +133,28 @@ func FormatProgress(p Progress) string {
 	if p.ETA >= 0 {
 		eta = roundDuration(p.ETA).String()
 	}
-	return fmt.Sprintf("%s %s best %s%s evals %d tokens %s elapsed %s eta %s",
+	line := fmt.Sprintf("%s %s best %s%s evals %d tokens %s elapsed %s eta %s",
 		p.Mode, gen, best, mark, p.Evaluations, humanCount(p.Tokens), roundDuration(p.Elapsed), eta)
+	if len(p.Workers) > 0 {
+		line += " " + FormatWorkers(p.Workers)
+	}
+	return line
+}
+
+// FormatWorkers renders worker statuses compactly, e.g. "workers 2/3 [a 4.1/s, b 3.9/s, c lost]":
+// connected of known, then each worker's evaluations per second.
+func FormatWorkers(ws []WorkerStatus) string {
+	n := 0
+	parts := make([]string, len(ws))
+	for i, w := range ws {
+		if w.Connected {
+			n++
+			parts[i] = fmt.Sprintf("%s %.3g/s", w.ID, w.Rate)
+		} else {
+			parts[i] = w.ID + " lost"
+		}
+	}
+	return fmt.Sprintf("workers %d/%d [%s]", n, len(ws), strings.Join(parts, ", "))
 }
 
 func roundDuration(d time.Duration) time.Duration {
@@ -140,7 +182,8 @@ func humanCount(n int64) string {
 // JSONLogger writes one JSON object per report (log/slog's JSON handler, message
 // "generation"): time, level, msg, mode, generation, generations, best (a number, or the
 // string "NaN"/"+Inf" when not finite), replaced, evaluations, tokens, elapsed_s, eta_s
-// (negative when unknown).
+// (negative when unknown), and workers (a list of WorkerStatus objects) when the evaluator
+// reports them.
 type JSONLogger struct {
 	l *slog.Logger
 }
@@ -156,7 +199,7 @@ func (j *JSONLogger) Observe(p Progress) {
 	if math.IsNaN(p.Best) || math.IsInf(p.Best, 0) {
 		best = slog.String("best", fmt.Sprint(p.Best))
 	}
-	j.l.LogAttrs(context.Background(), slog.LevelInfo, "generation",
+	attrs := []slog.Attr{
 		slog.String("mode", p.Mode),
 		slog.Int("generation", p.Generation),
 		slog.Int("generations", p.Generations),
@@ -166,5 +209,9 @@ func (j *JSONLogger) Observe(p Progress) {
 		slog.Int64("tokens", p.Tokens),
 		slog.Float64("elapsed_s", p.Elapsed.Seconds()),
 		slog.Float64("eta_s", p.ETA.Seconds()),
-	)
+	}
+	if p.Workers != nil {
+		attrs = append(attrs, slog.Any("workers", p.Workers))
+	}
+	j.l.LogAttrs(context.Background(), slog.LevelInfo, "generation", attrs...)
 }

@@ -12,16 +12,22 @@ import (
 	"syscall"
 )
 
-func main() {
+func main() { os.Exit(runMain(os.Args[1:])) }
+
+// runMain runs the command line args (without the program name) and returns the exit status:
+// 0, 1 on an error, 130 when interrupted.
+func runMain(args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	root := newRootCmd()
+	root.SetArgs(args)
 	if err := root.ExecuteContext(ctx); err != nil {
 		if errors.Is(err, context.Canceled) {
 			fmt.Fprintln(os.Stderr, "evopress: interrupted")
-			os.Exit(130)
+			return 130
 		}
 		fmt.Fprintln(os.Stderr, "evopress:", err)
-		os.Exit(1)
+		return 1
 	}
+	return 0
 }

@@ -27,6 +27,7 @@ mistral and qwen2 families. Without --model, commands use the embedded default m
 		newTokenizeCmd(),
 		newPPLCmd(),
 		newSearchCmd(),
+		newWorkerCmd(),
 		newBaselineCmd(),
 		newDBCmd(),
 		newExportCmd(),

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,10 +15,12 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/evopress/evopress/assets"
-	"github.com/evopress/evopress/candidate"
+	"github.com/evopress/evopress/cluster"
 	"github.com/evopress/evopress/data"
+	"github.com/evopress/evopress/db"
 	"github.com/evopress/evopress/fitness"
 	"github.com/evopress/evopress/internal/atomicfile"
+	"github.com/evopress/evopress/internal/kernels"
 	"github.com/evopress/evopress/profile"
 	"github.com/evopress/evopress/search"
 	"github.com/evopress/evopress/search/drop"
@@ -40,6 +43,7 @@ type searchFlags struct {
 	target                 float64
 	wholeBlocks            bool
 	keep                   []string
+	nats                   natsFlags
 }
 
 func (f *searchFlags) register(cmd *cobra.Command) {
@@ -64,6 +68,7 @@ func (f *searchFlags) register(cmd *cobra.Command) {
 	fl.BoolVar(&f.logJSON, "log-json", false, "progress as JSON lines on stderr instead of a progress line")
 	fl.BoolVar(&f.noReuse, "no-prefix-reuse", false, "recompute every candidate from the first block (slower; same result)")
 	fl.BoolVar(&f.json, "json", false, "print the result as one JSON object")
+	f.nats.registerSearch(cmd)
 }
 
 func (f *searchFlags) overrides(cmd *cobra.Command) (search.Overrides, error) {
@@ -103,13 +108,9 @@ multi-step selection, scoring candidates by KL divergence to the dense model on 
 Defaults follow the EvoPress reference: λ = 32, stages 2:2048,1:32768, floor(k(n−k)/1.5) generations.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runSearch(cmd, &f, func(lm *loaded) (search.Mode, fitness.Builder, error) {
+			return runSearch(cmd, &f, func(lm *loaded) (search.Mode, *db.DB, error) {
 				mode, err := drop.New(len(lm.Model.Blocks), f.target, drop.Options{WholeBlocks: f.wholeBlocks, Keep: f.keep})
-				if err != nil {
-					return nil, nil, err
-				}
-				build, err := candidate.DropBuilder(lm.Model, mode.Units())
-				return mode, build, err
+				return mode, nil, err
 			})
 		},
 	}
@@ -128,8 +129,9 @@ func defaultsOf(mode search.Mode) search.Settings {
 	return search.Settings{Offspring: 32, Stages: []search.Stage{{Survivors: 2, Tokens: 2048}, {Survivors: 1, Tokens: 32768}}, Generations: 100, InitTokens: 2048}
 }
 
-// searchSetup makes a mode and its candidate builder for a loaded model.
-type searchSetup func(lm *loaded) (search.Mode, fitness.Builder, error)
+// searchSetup makes a mode for a loaded model, with the level database it draws on (nil for
+// drop).
+type searchSetup func(lm *loaded) (search.Mode, *db.DB, error)
 
 // annotator fills a mode's extra profile fields (db, values) for a final profile.
 type annotator interface {
@@ -154,7 +156,7 @@ func runSearch(cmd *cobra.Command, f *searchFlags, setup searchSetup) error {
 	if err != nil {
 		return err
 	}
-	mode, build, err := setup(lm)
+	mode, levelDB, err := setup(lm)
 	if err != nil {
 		return err
 	}
@@ -175,11 +177,14 @@ func runSearch(cmd *cobra.Command, f *searchFlags, setup searchSetup) error {
 	if err != nil {
 		return err
 	}
-	ev, err := fitness.NewEvaluator(teacher, mode.Units(), build, kind)
-	if err != nil {
-		return err
+	resources := newWorkerResources(lm, text, calibSource, levelDB, f.cacheMB)
+	job := cluster.Job{Mode: mode.Name(), Units: mode.Units(), Model: lm.Name, ModelFingerprint: lm.Fingerprint,
+		CalibSHA256: resources.sha, SeqLen: f.seqLen, CalibTokens: f.calibTokens, PoolChunks: len(pool),
+		Fitness: string(kind), TopK: f.klTopK, PrefixReuse: !f.noReuse, Kernels: kernels.Implementation()}
+	if levelDB != nil {
+		job.DBFingerprint = levelDB.Fingerprint()
 	}
-	ev.PrefixReuse = !f.noReuse
+	resources.seedTeacher(&job, teacher)
 
 	runDir := f.runDir
 	if runDir == "" {
@@ -224,6 +229,16 @@ func runSearch(cmd *cobra.Command, f *searchFlags, setup searchSetup) error {
 		fileLog.Observe(p)
 		screen(p)
 	}))
+	logLevel := slog.LevelWarn // a search on this machine only: nothing to say unless it goes wrong
+	if f.nats.url != "" || f.nats.listen != "" {
+		logLevel = slog.LevelInfo
+	}
+	ec, err := startCluster(cmd.Context(), cmd, &f.nats, job, resources, clusterLogger(stderr, f.logJSON, logLevel))
+	if err != nil {
+		return err
+	}
+	defer ec.Close()
+	ev := ec.co
 	fmt.Fprintf(stderr, "search %s on %s: %d units, λ=%d, stages %s, %d generations, seed %d, pool %d×%d tokens from %s\n",
 		mode.Name(), lm.Name, len(mode.Units()), cfg.Offspring, search.FormatStages(cfg.Stages), cfg.Generations, cfg.Seed, len(pool), f.seqLen, calibSource)
 
@@ -235,7 +250,8 @@ func runSearch(cmd *cobra.Command, f *searchFlags, setup searchSetup) error {
 		}
 		return err
 	}
-	run, full, _ := ev.Stats()
+	cst := ev.Stats()
+	run, full := cst.BlocksRun, cst.BlocksFull
 	p := profile.New(mode.Name())
 	p.Target = f.target
 	p.Model = &profile.Ref{Path: lm.Name, Fingerprint: lm.Fingerprint}
@@ -252,7 +268,7 @@ func runSearch(cmd *cobra.Command, f *searchFlags, setup searchSetup) error {
 		"calib": calibSource, "calib_chunks": len(pool), "fitness": string(kind), "kl_topk": f.klTopK,
 		"evaluations": res.Evaluations, "tokens": res.Tokens, "elapsed_s": res.Elapsed.Seconds(),
 		"this_run_s": time.Since(start).Seconds(), "blocks_computed": run, "blocks_full_forward": full,
-		"command": commandLine(cmd),
+		"command": commandLine(cmd), "workers": len(ev.Workers()), "resent_tasks": cst.Resent,
 	}
 	if an, ok := mode.(annotator); ok {
 		if err := an.annotate(p, res.Profile); err != nil {

@@ -124,7 +124,7 @@ of uniform sparsity s. Defaults follow the EvoPress reference: λ = 64, stages 8
 400 generations; --preset fast for λ = 16, stages 4:512,1:8192.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runSearch(cmd, &f, func(lm *loaded) (search.Mode, fitness.Builder, error) {
+			return runSearch(cmd, &f, func(lm *loaded) (search.Mode, *db.DB, error) {
 				d, err := openDB(dbDir, lm, dbCacheMB, db.ModeSparse)
 				if err != nil {
 					return nil, nil, err
@@ -143,7 +143,7 @@ of uniform sparsity s. Defaults follow the EvoPress reference: λ = 64, stages 8
 					return nil, nil, err
 				}
 				units := mode.Units()
-				return &dbMode{Mode: mode, d: d, units: units}, dbBuilder(d, lm.Model, units), nil
+				return &dbMode{Mode: mode, d: d, units: units}, d, nil
 			})
 		},
 	}
@@ -168,7 +168,7 @@ several random profiles. Defaults follow the EvoPress reference: λ = 128, stage
 16:2048,4:16384,1:131072, 150 generations; --preset fast for λ = 16, stages 4:512,1:8192.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runSearch(cmd, &f, func(lm *loaded) (search.Mode, fitness.Builder, error) {
+			return runSearch(cmd, &f, func(lm *loaded) (search.Mode, *db.DB, error) {
 				d, err := openDB(dbDir, lm, dbCacheMB, db.ModeQuant)
 				if err != nil {
 					return nil, nil, err
@@ -182,7 +182,7 @@ several random profiles. Defaults follow the EvoPress reference: λ = 128, stage
 					return nil, nil, err
 				}
 				units := mode.Units()
-				return &dbMode{Mode: mode, d: d, units: units}, dbBuilder(d, lm.Model, units), nil
+				return &dbMode{Mode: mode, d: d, units: units}, d, nil
 			})
 		},
 	}

@@ -1,0 +1,524 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/evopress/evopress/search"
+	"github.com/evopress/evopress/search/drop"
+)
+
+// fakeFitness is a deterministic, non-additive function of a profile and a batch, standing in
+// for the KL of a candidate model.
+func fakeFitness(p search.Profile, b search.Batch) float64 {
+	s := 0.0
+	for i, l := range p {
+		s += float64(l) * math.Sin(float64(i+1)*1.7)
+	}
+	s = s*s + 0.3*s
+	for _, c := range b.Chunks {
+		s += 1e-3 * math.Cos(float64(c)*float64(p[c%len(p)]+1))
+	}
+	return s + float64(b.Tokens)*1e-6
+}
+
+var fakeEval = search.EvaluatorFunc(func(ctx context.Context, parent search.Profile, cands []search.Profile, b search.Batch) ([]float64, error) {
+	out := make([]float64, len(cands))
+	for i, c := range cands {
+		out[i] = fakeFitness(c, b)
+	}
+	return out, nil
+})
+
+var testIdentity = Identity{ModelFingerprint: "model-fp", CalibSHA256: "calib-sha", Kernels: "test-kernels"}
+
+func testJob() Job {
+	return Job{Mode: "drop", Model: "test-model", ModelFingerprint: "model-fp", CalibSHA256: "calib-sha", Kernels: "test-kernels", SeqLen: 8, PoolChunks: 64}
+}
+
+// preparer serves the fake fitness; eval, when set, replaces it.
+type preparer struct {
+	id   Identity
+	eval search.Evaluator
+}
+
+func (p *preparer) Identity() Identity { return p.id }
+func (p *preparer) Prepare(job *Job) (search.Evaluator, error) {
+	if p.eval != nil {
+		return p.eval, nil
+	}
+	return fakeEval, nil
+}
+
+// harness is an in-process NATS server with a coordinator and workers on their own
+// connections.
+type harness struct {
+	t    *testing.T
+	srv  *Server
+	co   *Coordinator
+	ctx  context.Context
+	stop context.CancelFunc
+	wg   sync.WaitGroup
+	mu   sync.Mutex
+	errs map[string]error
+}
+
+func newHarness(t *testing.T, opt Options) *harness {
+	t.Helper()
+	srv, err := StartServer("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &harness{t: t, srv: srv, errs: map[string]error{}}
+	h.ctx, h.stop = context.WithCancel(context.Background())
+	nc := h.conn()
+	h.co, err = NewCoordinator(nc, testJob(), opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		h.stop()
+		h.wg.Wait()
+		h.co.Close()
+		srv.Shutdown()
+	})
+	return h
+}
+
+func (h *harness) conn() *nats.Conn {
+	nc, err := Connect(ConnectOptions{}, h.srv.InProcess())
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.t.Cleanup(nc.Close)
+	return nc
+}
+
+// worker starts a worker on its own connection, which it returns.
+func (h *harness) worker(id string, p Preparer, o WorkerOptions) *nats.Conn {
+	nc := h.conn()
+	o.ID = id
+	h.wg.Add(1)
+	go func() {
+		defer h.wg.Done()
+		err := RunWorker(h.ctx, nc, p, o)
+		h.mu.Lock()
+		h.errs[id] = err
+		h.mu.Unlock()
+	}()
+	return nc
+}
+
+func (h *harness) waitWorkers(n int) {
+	h.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for h.co.Connected() < n {
+		if time.Now().After(deadline) {
+			h.t.Fatalf("%d workers connected, want %d", h.co.Connected(), n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func searchConfig() search.Config {
+	return search.Config{Offspring: 12, Stages: []search.Stage{{Survivors: 3, Tokens: 16}, {Survivors: 1, Tokens: 64}},
+		Generations: 15, InitTokens: 64, Seed: 7, SeqLen: 8, PoolChunks: 64}
+}
+
+func runSearch(t *testing.T, ev search.Evaluator) *search.Result {
+	t.Helper()
+	mode, err := drop.New(10, 0.3, drop.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := search.Run(context.Background(), searchConfig(), mode, ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+func sameRun(t *testing.T, got, want *search.Result) {
+	t.Helper()
+	if !got.Profile.Equal(want.Profile) || math.Float64bits(got.Fitness) != math.Float64bits(want.Fitness) {
+		t.Fatalf("profile %v fitness %v, single-process run %v fitness %v", got.Profile, got.Fitness, want.Profile, want.Fitness)
+	}
+	if len(got.History) != len(want.History) {
+		t.Fatalf("%d history records, want %d", len(got.History), len(want.History))
+	}
+	for i := range got.History {
+		g, w := got.History[i], want.History[i]
+		if math.Float64bits(g.Best) != math.Float64bits(w.Best) || g.Replaced != w.Replaced {
+			t.Fatalf("generation %d: best %v replaced %v, want %v %v", i, g.Best, g.Replaced, w.Best, w.Replaced)
+		}
+	}
+}
+
+// The same seed gives the same run with 1 or 3 workers as with the evaluator called directly.
+func TestSameResultAnyWorkerCount(t *testing.T) {
+	want := runSearch(t, fakeEval)
+	for _, n := range []int{1, 3} {
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			h := newHarness(t, Options{})
+			for i := range n {
+				h.worker(fmt.Sprintf("w%d", i), &preparer{id: testIdentity}, WorkerOptions{})
+			}
+			h.waitWorkers(n)
+			got := runSearch(t, h.co)
+			sameRun(t, got, want)
+			st := h.co.Stats()
+			if st.Evaluations != got.Evaluations || st.Resent != 0 {
+				t.Fatalf("stats %+v, want %d evaluations and nothing re-sent", st, got.Evaluations)
+			}
+			var sum int64
+			for _, w := range h.co.Workers() {
+				if !w.Connected || w.Evaluations == 0 || w.Rate <= 0 {
+					t.Errorf("worker %+v: want connected with evaluations", w)
+				}
+				sum += w.Evaluations
+			}
+			if sum != got.Evaluations {
+				t.Fatalf("workers scored %d candidates, the search %d", sum, got.Evaluations)
+			}
+		})
+	}
+}
+
+// blockingEval blocks every task after the first `free` until ctx ends.
+type blockingEval struct {
+	free    int64
+	n       atomic.Int64
+	started chan struct{}
+}
+
+func (b *blockingEval) Evaluate(ctx context.Context, parent search.Profile, cands []search.Profile, bt search.Batch) ([]float64, error) {
+	if b.n.Add(1) > b.free {
+		select {
+		case b.started <- struct{}{}:
+		default:
+		}
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	return fakeEval(ctx, parent, cands, bt)
+}
+
+// A worker that dies mid-task (its connection closes while it holds a task) is detected by
+// the heartbeat timeout; its task goes to the other worker and the run is unchanged.
+func TestWorkerDiesMidTask(t *testing.T) {
+	want := runSearch(t, fakeEval)
+	h := newHarness(t, Options{Heartbeat: 20 * time.Millisecond, WorkerTimeout: 200 * time.Millisecond})
+	be := &blockingEval{free: 3, started: make(chan struct{}, 1)}
+	dying := h.worker("dying", &preparer{id: testIdentity, eval: be}, WorkerOptions{})
+	h.waitWorkers(1)
+	go func() {
+		<-be.started
+		dying.Close() // the process is gone: no heartbeats, no result
+	}()
+	h.worker("healthy", &preparer{id: testIdentity}, WorkerOptions{})
+	got := runSearch(t, h.co)
+	sameRun(t, got, want)
+	if st := h.co.Stats(); st.Resent == 0 {
+		t.Fatalf("stats %+v: want a re-sent task", st)
+	}
+	ws := h.co.Workers()
+	if len(ws) != 2 || ws[0].Connected || !ws[1].Connected {
+		t.Fatalf("workers %+v: want dying lost and healthy connected", ws)
+	}
+}
+
+// A worker whose computation hangs while its heartbeats go on is caught by the task timeout.
+func TestHungTaskResent(t *testing.T) {
+	want := runSearch(t, fakeEval)
+	h := newHarness(t, Options{Heartbeat: 20 * time.Millisecond, TaskTimeout: 300 * time.Millisecond})
+	be := &blockingEval{free: 2, started: make(chan struct{}, 1)}
+	h.worker("hung", &preparer{id: testIdentity, eval: be}, WorkerOptions{})
+	h.waitWorkers(1)
+	h.worker("healthy", &preparer{id: testIdentity}, WorkerOptions{})
+	got := runSearch(t, h.co)
+	sameRun(t, got, want)
+	if st := h.co.Stats(); st.Resent == 0 {
+		t.Fatalf("stats %+v: want a re-sent task", st)
+	}
+}
+
+func TestWrongWorkerRefused(t *testing.T) {
+	cases := []struct {
+		name string
+		id   Identity
+		want string
+	}{
+		{"model", Identity{ModelFingerprint: "other", CalibSHA256: "calib-sha", Kernels: "test-kernels"}, "model fingerprint"},
+		{"calib", Identity{ModelFingerprint: "model-fp", CalibSHA256: "other", Kernels: "test-kernels"}, "calibration text"},
+		{"kernels", Identity{ModelFingerprint: "model-fp", CalibSHA256: "calib-sha", Kernels: "generic/arm64"}, "kernels"},
+	}
+	h := newHarness(t, Options{})
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			err := RunWorker(ctx, h.conn(), &preparer{id: c.id}, WorkerOptions{ID: c.name})
+			if !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("err %v, want refusal naming %q", err, c.want)
+			}
+		})
+	}
+	if n := h.co.Connected(); n != 0 {
+		t.Fatalf("%d workers connected after refusals", n)
+	}
+}
+
+func TestDatabaseRequired(t *testing.T) {
+	job := testJob()
+	job.DBFingerprint = "db-fp"
+	if r := job.Mismatch(testIdentity); !strings.Contains(r, "--db") {
+		t.Fatalf("mismatch %q, want it to ask for --db", r)
+	}
+	id := testIdentity
+	id.DBFingerprint = "other-db"
+	if r := job.Mismatch(id); !strings.Contains(r, "level database fingerprint") {
+		t.Fatalf("mismatch %q", r)
+	}
+	id.DBFingerprint = "db-fp"
+	if r := job.Mismatch(id); r != "" {
+		t.Fatalf("mismatch %q for a matching worker", r)
+	}
+}
+
+func TestWorkerErrorFailsEvaluate(t *testing.T) {
+	h := newHarness(t, Options{})
+	bad := search.EvaluatorFunc(func(ctx context.Context, parent search.Profile, cands []search.Profile, b search.Batch) ([]float64, error) {
+		return nil, fmt.Errorf("chunk 99 outside the pool")
+	})
+	h.worker("bad", &preparer{id: testIdentity, eval: bad}, WorkerOptions{})
+	h.waitWorkers(1)
+	_, err := h.co.Evaluate(context.Background(), nil, []search.Profile{{0, 1}}, search.Batch{Chunks: []int{1}, Tokens: 8})
+	if err == nil || !strings.Contains(err.Error(), "worker bad: chunk 99") {
+		t.Fatalf("err %v, want the worker's error", err)
+	}
+}
+
+func TestEvaluateCancelledWithoutWorkers(t *testing.T) {
+	h := newHarness(t, Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	_, err := h.co.Evaluate(ctx, nil, []search.Profile{{0, 1}}, search.Batch{Chunks: []int{1}, Tokens: 8})
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err %v, want the context's", err)
+	}
+	// A worker that joins later gets nothing of the cancelled call, and new calls work.
+	h.worker("late", &preparer{id: testIdentity}, WorkerOptions{})
+	got, err := h.co.Evaluate(context.Background(), nil, []search.Profile{{0, 1}, {1, 0}}, search.Batch{Chunks: []int{1}, Tokens: 8})
+	if err != nil || len(got) != 2 || got[0] != fakeFitness(search.Profile{0, 1}, search.Batch{Chunks: []int{1}, Tokens: 8}) {
+		t.Fatalf("got %v, %v", got, err)
+	}
+}
+
+func TestSecondCoordinatorRefused(t *testing.T) {
+	h := newHarness(t, Options{})
+	_, err := NewCoordinator(h.conn(), testJob(), Options{})
+	if err == nil || !strings.Contains(err.Error(), "--nats-subject") {
+		t.Fatalf("err %v, want a clash on the subject", err)
+	}
+	other, err := NewCoordinator(h.conn(), testJob(), Options{Subject: "other"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other.Close()
+}
+
+// A worker with Once returns when its search ends; a worker without waits for the next.
+func TestWorkerOutlivesSearch(t *testing.T) {
+	h := newHarness(t, Options{})
+	done := make(chan error, 1)
+	nc := h.conn()
+	go func() {
+		done <- RunWorker(h.ctx, nc, &preparer{id: testIdentity}, WorkerOptions{ID: "once", Once: true})
+	}()
+	h.waitWorkers(1)
+	h.co.Close()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("worker with Once still running after the search ended")
+	}
+}
+
+func TestResultBitsRoundTrip(t *testing.T) {
+	in := []float64{0.1, math.NaN(), math.Inf(1), -0, 1e-300}
+	var r Result
+	r.SetFitness(in)
+	out := r.Fitness()
+	for i := range in {
+		if math.Float64bits(in[i]) != math.Float64bits(out[i]) {
+			t.Fatalf("value %d: %v became %v", i, in[i], out[i])
+		}
+	}
+}
+
+func TestParseListen(t *testing.T) {
+	cases := []struct {
+		in                       string
+		host                     string
+		port                     int
+		user, pass, token, fails string
+	}{
+		{in: "127.0.0.1:4222", host: "127.0.0.1", port: 4222},
+		{in: ":0", host: "0.0.0.0", port: -1},
+		{in: "nats://u:p@10.0.0.1:5000", host: "10.0.0.1", port: 5000, user: "u", pass: "p"},
+		{in: "nats://s3cret@localhost:4222", host: "localhost", port: 4222, token: "s3cret"},
+		{in: "tls://h:1", fails: "scheme"},
+		{in: "localhost", fails: "HOST:PORT"},
+		{in: "h:99999", fails: "bad port"},
+	}
+	for _, c := range cases {
+		h, p, u, pw, tok, err := parseListen(c.in)
+		if c.fails != "" {
+			if err == nil || !strings.Contains(err.Error(), c.fails) {
+				t.Errorf("%q: err %v, want %q", c.in, err, c.fails)
+			}
+			continue
+		}
+		if err != nil || h != c.host || p != c.port || u != c.user || pw != c.pass || tok != c.token {
+			t.Errorf("%q: %q %d %q %q %q %v", c.in, h, p, u, pw, tok, err)
+		}
+	}
+}
+
+// Over TCP with a password: a worker without it cannot connect, one with it serves.
+func TestListenWithPassword(t *testing.T) {
+	srv, err := StartServer("nats://evo:pw@127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Shutdown()
+	u := srv.ClientURL()
+	if _, err := Connect(ConnectOptions{URL: u}); err == nil {
+		t.Fatal("connected without credentials")
+	}
+	authed := strings.Replace(u, "nats://", "nats://evo:pw@", 1)
+	nc, err := Connect(ConnectOptions{URL: authed})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	co, err := NewCoordinator(nc, testJob(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer co.Close()
+	wc, err := Connect(ConnectOptions{URL: authed})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer wc.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go RunWorker(ctx, wc, &preparer{id: testIdentity}, WorkerOptions{ID: "tcp"})
+	got, err := co.Evaluate(context.Background(), nil, []search.Profile{{1, 0}}, search.Batch{Chunks: []int{3}, Tokens: 8})
+	if err != nil || got[0] != fakeFitness(search.Profile{1, 0}, search.Batch{Chunks: []int{3}, Tokens: 8}) {
+		t.Fatalf("got %v, %v", got, err)
+	}
+}
+
+// BenchmarkRoundTrip measures the coordinator's overhead per task: one Evaluate call of one
+// candidate scored by a worker that does no work, through an in-process connection or TCP on
+// loopback, with profiles of 84 units (llama-pd-11m's linear layers) and 1 or 16 candidates
+// per task.
+func BenchmarkRoundTrip(b *testing.B) {
+	nothing := search.EvaluatorFunc(func(ctx context.Context, parent search.Profile, cands []search.Profile, bt search.Batch) ([]float64, error) {
+		return make([]float64, len(cands)), nil
+	})
+	for _, transport := range []string{"inprocess", "tcp"} {
+		for _, nc := range []int{1, 16} {
+			b.Run(fmt.Sprintf("%s/cands=%d", transport, nc), func(b *testing.B) {
+				listen := ""
+				if transport == "tcp" {
+					listen = "127.0.0.1:0"
+				}
+				srv, err := StartServer(listen)
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer srv.Shutdown()
+				conn := func() *nats.Conn {
+					var c *nats.Conn
+					if transport == "tcp" {
+						c, err = Connect(ConnectOptions{URL: srv.ClientURL()})
+					} else {
+						c, err = Connect(ConnectOptions{}, srv.InProcess())
+					}
+					if err != nil {
+						b.Fatal(err)
+					}
+					return c
+				}
+				cc, wc := conn(), conn()
+				defer cc.Close()
+				defer wc.Close()
+				co, err := NewCoordinator(cc, testJob(), Options{})
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer co.Close()
+				ctx, cancel := context.WithCancel(context.Background())
+				defer cancel()
+				go RunWorker(ctx, wc, &preparer{id: testIdentity, eval: nothing}, WorkerOptions{ID: "w"})
+				for co.Connected() == 0 {
+					time.Sleep(time.Millisecond)
+				}
+				parent := make(search.Profile, 84)
+				cands := make([]search.Profile, nc)
+				for i := range cands {
+					cands[i] = parent.Clone()
+					cands[i][i%84] = 4
+				}
+				batch := search.Batch{Stage: 1, Generation: 1, Chunks: make([]int, 32), Tokens: 8192}
+				for i := range batch.Chunks {
+					batch.Chunks[i] = 7 * i
+				}
+				b.ResetTimer()
+				for b.Loop() {
+					if _, err := co.Evaluate(context.Background(), parent, cands, batch); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
+}
+
+// TestMessageSizes logs the size of the messages of a typical task (llama-pd-11m sparse
+// search, λ = 16 on 2 chunks, 84 units), for the scaling notes.
+func TestMessageSizes(t *testing.T) {
+	parent := make(search.Profile, 84)
+	cands := make([]search.Profile, 16)
+	for i := range cands {
+		cands[i] = parent.Clone()
+		cands[i][i] = -3
+		cands[i][83-i] = 3
+	}
+	task, _ := json.Marshal(WorkReply{Task: &Task{ID: 12345, Parent: parent, Cands: cands, Batch: search.Batch{Stage: 1, Generation: 100, Chunks: []int{17, 403}, Tokens: 512}}})
+	var r Result
+	r.Task, r.Worker, r.Tokens, r.Seconds = 12345, "gpu-node-17-12345", 8192, 1.25
+	r.SetFitness(make([]float64, 16))
+	res, _ := json.Marshal(r)
+	hb, _ := json.Marshal(Heartbeat{Worker: "gpu-node-17-12345", Task: 12345})
+	t.Logf("task of 16 candidates × 84 units: %d bytes; result: %d bytes; heartbeat: %d bytes", len(task), len(res), len(hb))
+	if len(task) > 8<<10 || len(res) > 1<<10 {
+		t.Fatalf("messages larger than expected: task %d, result %d bytes", len(task), len(res))
+	}
+}

@@ -1,0 +1,244 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/evopress/evopress/search"
+)
+
+// Preparer is what a worker holds: a loaded model, calibration text and, for sparse and quant
+// searches, a level database.
+type Preparer interface {
+	// Identity returns the fingerprints of what the worker holds, sent when joining.
+	Identity() Identity
+	// Prepare checks job against what the worker holds (Job.Mismatch and anything else the
+	// job needs, such as the size of the calibration pool) and returns the evaluator that
+	// scores its tasks. It is called once per job joined; it may cache across jobs.
+	Prepare(job *Job) (search.Evaluator, error)
+}
+
+// BlockStats is implemented by evaluators that count block forwards (fitness.Evaluator); the
+// worker reports the counts with each result.
+type BlockStats interface {
+	Stats() (blocksRun, blocksFull, tokens int64)
+}
+
+// WorkerOptions configures a worker. Zero fields take the defaults.
+type WorkerOptions struct {
+	// Subject is the subject prefix (default DefaultSubject).
+	Subject string
+	// ID names the worker (default HOST-PID); it must be unique among a search's workers.
+	ID string
+	// Once makes RunWorker return when its first job ends instead of waiting for the next.
+	Once bool
+	// Log receives events (joined, waiting for a search, job ended; at debug level every
+	// task); nil discards them.
+	Log *slog.Logger
+	// OnTask, when set, is called as a task starts (tests use it to interrupt a worker
+	// mid-task).
+	OnTask func(id uint64)
+}
+
+// ErrRefused wraps the reason a coordinator refused a worker.
+var ErrRefused = errors.New("refused by the search")
+
+// RunWorker joins searches on nc and scores their tasks until ctx is cancelled (it then
+// returns nil), the coordinator refuses it (an error wrapping ErrRefused) or, with Once, the
+// first job ends. Without a coordinator on the subject it waits, asking every second.
+func RunWorker(ctx context.Context, nc *nats.Conn, p Preparer, o WorkerOptions) error {
+	if o.Subject == "" {
+		o.Subject = DefaultSubject
+	}
+	host, _ := os.Hostname()
+	if o.ID == "" {
+		o.ID = fmt.Sprintf("%s-%d", host, os.Getpid())
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	hello, err := json.Marshal(Hello{Protocol: Protocol, Worker: o.ID, Host: host, PID: os.Getpid(), Identity: p.Identity()})
+	if err != nil {
+		return err
+	}
+	waiting := false
+	for {
+		if ctx.Err() != nil {
+			return nil
+		}
+		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		m, err := nc.RequestWithContext(rctx, joinSubject(o.Subject), hello)
+		cancel()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			if errors.Is(err, nats.ErrConnectionClosed) {
+				return fmt.Errorf("cluster: NATS connection closed")
+			}
+			if !waiting {
+				o.Log.Info("waiting for a search", "subject", joinSubject(o.Subject))
+				waiting = true
+			}
+			sleep(ctx, time.Second)
+			continue
+		}
+		var r JoinReply
+		if err := json.Unmarshal(m.Data, &r); err != nil {
+			return fmt.Errorf("cluster: malformed join reply: %w", err)
+		}
+		if r.Refused != "" {
+			return fmt.Errorf("%w: %s", ErrRefused, r.Refused)
+		}
+		if r.Job == nil {
+			return fmt.Errorf("cluster: join reply without a job")
+		}
+		job := r.Job
+		if job.Protocol != Protocol {
+			return fmt.Errorf("%w: protocol %q, this worker speaks %q", ErrRefused, job.Protocol, Protocol)
+		}
+		if reason := job.Mismatch(p.Identity()); reason != "" {
+			return fmt.Errorf("%w: this worker has %s", ErrRefused, reason)
+		}
+		ev, err := p.Prepare(job)
+		if err != nil {
+			return fmt.Errorf("cluster: preparing for search %s: %w", job.ID, err)
+		}
+		waiting = false
+		o.Log.Info("joined", "search", job.ID, "mode", job.Mode, "model", job.Model, "worker", o.ID)
+		if err := serve(ctx, nc, job, ev, o); err != nil {
+			return err
+		}
+		o.Log.Info("search ended", "search", job.ID)
+		if o.Once {
+			return nil
+		}
+	}
+}
+
+// serve scores the tasks of one job until the coordinator goes away or asks the worker to
+// join again (nil), or ctx is cancelled (nil).
+func serve(ctx context.Context, nc *nats.Conn, job *Job, ev search.Evaluator, o WorkerOptions) error {
+	var current atomic.Uint64
+	beat := func() {
+		data, _ := json.Marshal(Heartbeat{Worker: o.ID, Task: current.Load()})
+		nc.Publish(heartbeatSubject(o.Subject, job.ID), data)
+	}
+	hbCtx, stopHB := context.WithCancel(ctx)
+	defer stopHB()
+	go func() {
+		t := time.NewTicker(time.Duration(max(job.HeartbeatMS, 10)) * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-hbCtx.Done():
+				return
+			case <-t.C:
+				beat()
+			}
+		}
+	}()
+	req, _ := json.Marshal(WorkRequest{Worker: o.ID})
+	wait := time.Duration(job.PollMS)*time.Millisecond + 10*time.Second
+	timeouts := 0
+	for {
+		rctx, cancel := context.WithTimeout(ctx, wait)
+		m, err := nc.RequestWithContext(rctx, workSubject(o.Subject, job.ID), req)
+		cancel()
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err != nil {
+			if errors.Is(err, nats.ErrConnectionClosed) {
+				return fmt.Errorf("cluster: NATS connection closed")
+			}
+			if errors.Is(err, nats.ErrNoResponders) {
+				return nil // the coordinator is gone
+			}
+			if timeouts++; timeouts >= 2 {
+				return nil
+			}
+			continue
+		}
+		timeouts = 0
+		var rep WorkReply
+		if err := json.Unmarshal(m.Data, &rep); err != nil {
+			return fmt.Errorf("cluster: malformed work reply: %w", err)
+		}
+		if rep.Rejoin {
+			return nil
+		}
+		if rep.Task == nil {
+			continue
+		}
+		t := rep.Task
+		current.Store(t.ID)
+		beat()
+		o.Log.Debug("task started", "task", t.ID, "candidates", len(t.Cands), "stage", t.Batch.Stage, "generation", t.Batch.Generation, "tokens", t.Batch.Tokens)
+		if o.OnTask != nil {
+			o.OnTask(t.ID)
+		}
+		res := score(ctx, ev, t)
+		res.Worker = o.ID
+		o.Log.Debug("task done", "task", t.ID, "seconds", res.Seconds, "error", res.Err)
+		current.Store(0)
+		if ctx.Err() != nil {
+			return nil
+		}
+		data, err := json.Marshal(res)
+		if err != nil {
+			return err
+		}
+		if err := nc.Publish(resultSubject(o.Subject, job.ID), data); err != nil {
+			return fmt.Errorf("cluster: publishing a result: %w", err)
+		}
+		nc.Flush()
+	}
+}
+
+// score evaluates one task.
+func score(ctx context.Context, ev search.Evaluator, t *Task) Result {
+	res := Result{Task: t.ID}
+	var run0, full0, tok0 int64
+	bs, hasStats := ev.(BlockStats)
+	if hasStats {
+		run0, full0, tok0 = bs.Stats()
+	}
+	start := time.Now()
+	f, err := ev.Evaluate(ctx, t.Parent, t.Cands, t.Batch)
+	res.Seconds = time.Since(start).Seconds()
+	if err != nil {
+		res.Err = err.Error()
+		return res
+	}
+	if len(f) != len(t.Cands) {
+		res.Err = fmt.Sprintf("evaluator returned %d values for %d candidates", len(f), len(t.Cands))
+		return res
+	}
+	res.SetFitness(f)
+	if hasStats {
+		run, full, tok := bs.Stats()
+		res.BlocksRun, res.BlocksFull, res.Tokens = run-run0, full-full0, tok-tok0
+	} else {
+		res.Tokens = int64(len(t.Cands) * t.Batch.Tokens)
+	}
+	return res
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}

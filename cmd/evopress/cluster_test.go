@@ -1,0 +1,197 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/evopress/evopress/profile"
+)
+
+// TestMain lets the test binary stand in for the evopress binary: with EVOPRESS_TEST_CLI=1 it
+// runs its arguments as an evopress command line (the worker processes of the cluster test).
+func TestMain(m *testing.M) {
+	if os.Getenv("EVOPRESS_TEST_CLI") == "1" {
+		os.Exit(runMain(os.Args[1:]))
+	}
+	os.Exit(m.Run())
+}
+
+// clusterSearchArgs is a short drop search on the embedded llama-pd-11m whose tasks take long
+// enough (~0.1–0.5 s) to kill a worker in the middle of one.
+func clusterSearchArgs(out string, extra ...string) []string {
+	args := []string{"search", "drop", "--target", "0.25", "--calib-tokens", "16384", "--offspring", "8",
+		"--stages", "2:512,1:2048", "--init-tokens", "512", "--generations", "4", "--seed", "3", "--out", out}
+	return append(args, extra...)
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// lineWatcher collects a process's stderr and signals when a line contains a pattern.
+type lineWatcher struct {
+	mu    sync.Mutex
+	buf   bytes.Buffer
+	match func(string) bool
+	hit   chan struct{}
+	once  sync.Once
+}
+
+func (w *lineWatcher) consume(r io.Reader) {
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		line := sc.Text()
+		w.mu.Lock()
+		w.buf.WriteString(line + "\n")
+		w.mu.Unlock()
+		if w.match != nil && w.match(line) {
+			w.once.Do(func() { close(w.hit) })
+		}
+	}
+}
+
+func (w *lineWatcher) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.String()
+}
+
+// startWorker runs `evopress worker` as a separate process (this test binary).
+func startWorker(t *testing.T, url, id string, match func(string) bool) (*exec.Cmd, *lineWatcher) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "worker", "--nats", url, "--id", id, "--verbose")
+	cmd.Env = append(os.Environ(), "EVOPRESS_TEST_CLI=1")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	w := &lineWatcher{match: match, hit: make(chan struct{})}
+	go w.consume(stderr)
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	return cmd, w
+}
+
+// TestClusterWorkerKilledMidSearch is the loopback integration test: a search with the
+// embedded NATS server listening on 127.0.0.1, two worker processes, one killed (SIGKILL) in
+// the middle of a task; the search must end with exactly the profile and fitness of the
+// single-process run, having re-sent the lost task.
+func TestClusterWorkerKilledMidSearch(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts worker processes")
+	}
+	dir := t.TempDir()
+	single := filepath.Join(dir, "single.json")
+	if out, err := run(t, clusterSearchArgs(single)...); err != nil {
+		t.Fatalf("single-process search: %v\n%s", err, out)
+	}
+
+	port := freePort(t)
+	url := fmt.Sprintf("nats://127.0.0.1:%d", port)
+	dist := filepath.Join(dir, "dist.json")
+	type result struct {
+		out string
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		out, err := run(t, clusterSearchArgs(dist, "--nats-listen", fmt.Sprintf("127.0.0.1:%d", port), "--worker-timeout", "2s")...)
+		done <- result{out, err}
+	}()
+	// The victim is killed as it starts its fourth task: past initialisation, mid-search.
+	started := 0
+	victim, vw := startWorker(t, url, "victim", func(line string) bool {
+		if strings.Contains(line, "task started") {
+			started++
+		}
+		return started == 4
+	})
+	_, sw := startWorker(t, url, "survivor", nil)
+	select {
+	case <-vw.hit:
+		if err := victim.Process.Kill(); err != nil {
+			t.Fatal(err)
+		}
+	case r := <-done:
+		t.Fatalf("search ended before the victim took 4 tasks: %v\n%s\nvictim:\n%s", r.err, r.out, vw)
+	case <-time.After(3 * time.Minute):
+		t.Fatalf("victim took no 4th task in 3 minutes:\n%s", vw)
+	}
+	var r result
+	select {
+	case r = <-done:
+	case <-time.After(5 * time.Minute):
+		t.Fatalf("distributed search did not finish\nsurvivor:\n%s", sw)
+	}
+	if r.err != nil {
+		t.Fatalf("distributed search: %v\n%s", r.err, r.out)
+	}
+	if !strings.Contains(r.out, "worker lost") || !strings.Contains(r.out, "re-sending task") {
+		t.Errorf("search log shows no lost worker and re-sent task:\n%s", r.out)
+	}
+	if !strings.Contains(r.out, "victim lost") {
+		t.Errorf("progress lines do not show the lost worker:\n%s", r.out)
+	}
+	a, err := profile.Read(single, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := profile.Read(dist, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(a.Levels, b.Levels) || *a.Fitness != *b.Fitness {
+		t.Fatalf("distributed profile %v (fitness %v) differs from single-process %v (fitness %v)", b.Levels, *b.Fitness, a.Levels, *a.Fitness)
+	}
+	if b.Search["resent_tasks"].(float64) < 1 {
+		t.Errorf("profile records %v re-sent tasks, want ≥ 1", b.Search["resent_tasks"])
+	}
+}
+
+// A worker holding another model is refused and exits with the reason.
+func TestClusterWrongModelRefused(t *testing.T) {
+	needShared(t)
+	port := freePort(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		root := newRootCmd()
+		root.SetOut(io.Discard)
+		root.SetErr(io.Discard)
+		root.SetArgs(clusterSearchArgs(filepath.Join(t.TempDir(), "p.json"), "--nats-listen", fmt.Sprintf("127.0.0.1:%d", port)))
+		root.ExecuteContext(ctx)
+	}()
+	defer func() { cancel(); <-done }()
+	cmd := exec.Command(os.Args[0], "worker", "--nats", fmt.Sprintf("nats://127.0.0.1:%d", port), "--once",
+		"--model", filepath.Join(sharedDir, "models", "babyllama-1m"))
+	cmd.Env = append(os.Environ(), "EVOPRESS_TEST_CLI=1")
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "refused by the search") || !strings.Contains(string(out), "model fingerprint") {
+		t.Fatalf("worker with babyllama-1m: err %v\n%s", err, out)
+	}
+}
