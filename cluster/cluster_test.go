@@ -14,36 +14,64 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/evopress/evopress/fitness"
 	"github.com/evopress/evopress/search"
 	"github.com/evopress/evopress/search/drop"
 )
 
-// fakeFitness is a deterministic, non-additive function of a profile and a batch, standing in
-// for the KL of a candidate model.
-func fakeFitness(p search.Profile, b search.Batch) float64 {
+// chunkFitness is a deterministic, non-additive function of a profile and a chunk, standing in
+// for a candidate model's summed KL on one calibration sequence of 7 predicting positions.
+func chunkFitness(p search.Profile, c int) float64 {
 	s := 0.0
 	for i, l := range p {
 		s += float64(l) * math.Sin(float64(i+1)*1.7)
 	}
-	s = s*s + 0.3*s
-	for _, c := range b.Chunks {
-		s += 1e-3 * math.Cos(float64(c)*float64(p[c%len(p)]+1))
-	}
-	return s + float64(b.Tokens)*1e-6
+	return s*s + 0.3*s + 1e-3*math.Cos(float64(c)*float64(p[c%len(p)]+1))
 }
 
-var fakeEval = search.EvaluatorFunc(func(ctx context.Context, parent search.Profile, cands []search.Profile, b search.Batch) ([]float64, error) {
-	out := make([]float64, len(cands))
-	for i, c := range cands {
-		out[i] = fakeFitness(c, b)
+// fakeSubBatch is the fake evaluator's sequences per sub-batch (the test job's SubBatch).
+const fakeSubBatch = 2
+
+// rangeEval is the fake evaluator: sums of chunkFitness per sub-batch, merged with
+// fitness.Combine like the real one.
+type rangeEval struct{}
+
+func (rangeEval) EvaluateRange(ctx context.Context, parent search.Profile, cands []search.Profile, b search.Batch, lo, hi int) ([][]float64, int, error) {
+	var sums [][]float64
+	count := 0
+	for k := lo; k < hi; k++ {
+		row := make([]float64, len(cands))
+		chunks := b.Chunks[k*fakeSubBatch : min((k+1)*fakeSubBatch, len(b.Chunks))]
+		for i, c := range cands {
+			for _, ch := range chunks {
+				row[i] += chunkFitness(c, ch)
+			}
+		}
+		sums = append(sums, row)
+		count += 7 * len(chunks)
 	}
-	return out, nil
-})
+	return sums, count, nil
+}
+
+func (e rangeEval) Evaluate(ctx context.Context, parent search.Profile, cands []search.Profile, b search.Batch) ([]float64, error) {
+	sums, count, err := e.EvaluateRange(ctx, parent, cands, b, 0, (len(b.Chunks)+fakeSubBatch-1)/fakeSubBatch)
+	if err != nil {
+		return nil, err
+	}
+	return fitness.Combine([][][]float64{sums}, []int{count}, len(cands)), nil
+}
+
+var fakeEval search.Evaluator = rangeEval{}
+
+func fakeFitness(p search.Profile, b search.Batch) float64 {
+	f, _ := fakeEval.Evaluate(context.Background(), nil, []search.Profile{p}, b)
+	return f[0]
+}
 
 var testIdentity = Identity{ModelFingerprint: "model-fp", CalibSHA256: "calib-sha", Kernels: "test-kernels"}
 
 func testJob() Job {
-	return Job{Mode: "drop", Model: "test-model", ModelFingerprint: "model-fp", CalibSHA256: "calib-sha", Kernels: "test-kernels", SeqLen: 8, PoolChunks: 64}
+	return Job{Mode: "drop", Model: "test-model", ModelFingerprint: "model-fp", CalibSHA256: "calib-sha", Kernels: "test-kernels", SeqLen: 8, PoolChunks: 64, SubBatch: fakeSubBatch}
 }
 
 // preparer serves the fake fitness; eval, when set, replaces it.
@@ -164,10 +192,11 @@ func sameRun(t *testing.T, got, want *search.Result) {
 	}
 }
 
-// The same seed gives the same run with 1 or 3 workers as with the evaluator called directly.
+// The same seed gives the same run with 1, 3 or 9 workers as with the evaluator called
+// directly; with 9, the last stage (2 candidates with 4 sub-batches) is split into ranges.
 func TestSameResultAnyWorkerCount(t *testing.T) {
 	want := runSearch(t, fakeEval)
-	for _, n := range []int{1, 3} {
+	for _, n := range []int{1, 3, 9} {
 		t.Run(fmt.Sprint(n), func(t *testing.T) {
 			h := newHarness(t, Options{})
 			for i := range n {
@@ -179,6 +208,9 @@ func TestSameResultAnyWorkerCount(t *testing.T) {
 			st := h.co.Stats()
 			if st.Evaluations != got.Evaluations || st.Resent != 0 {
 				t.Fatalf("stats %+v, want %d evaluations and nothing re-sent", st, got.Evaluations)
+			}
+			if (st.RangeTasks > 0) != (n == 9) {
+				t.Fatalf("%d workers: %d range tasks", n, st.RangeTasks)
 			}
 			var sum int64
 			for _, w := range h.co.Workers() {
@@ -210,30 +242,45 @@ func (b *blockingEval) Evaluate(ctx context.Context, parent search.Profile, cand
 		<-ctx.Done()
 		return nil, ctx.Err()
 	}
-	return fakeEval(ctx, parent, cands, bt)
+	return fakeEval.Evaluate(ctx, parent, cands, bt)
+}
+
+func (b *blockingEval) EvaluateRange(ctx context.Context, parent search.Profile, cands []search.Profile, bt search.Batch, lo, hi int) ([][]float64, int, error) {
+	if _, err := b.Evaluate(ctx, parent, cands, bt); err != nil {
+		return nil, 0, err
+	}
+	return rangeEval{}.EvaluateRange(ctx, parent, cands, bt, lo, hi)
 }
 
 // A worker that dies mid-task (its connection closes while it holds a task) is detected by
-// the heartbeat timeout; its task goes to the other worker and the run is unchanged.
+// the heartbeat timeout; its task goes to another worker and the run is unchanged. With 8
+// healthy workers the last stage is split into ranges, and the dying worker holds one.
 func TestWorkerDiesMidTask(t *testing.T) {
 	want := runSearch(t, fakeEval)
-	h := newHarness(t, Options{Heartbeat: 20 * time.Millisecond, WorkerTimeout: 200 * time.Millisecond})
-	be := &blockingEval{free: 3, started: make(chan struct{}, 1)}
-	dying := h.worker("dying", &preparer{id: testIdentity, eval: be}, WorkerOptions{})
-	h.waitWorkers(1)
-	go func() {
-		<-be.started
-		dying.Close() // the process is gone: no heartbeats, no result
-	}()
-	h.worker("healthy", &preparer{id: testIdentity}, WorkerOptions{})
-	got := runSearch(t, h.co)
-	sameRun(t, got, want)
-	if st := h.co.Stats(); st.Resent == 0 {
-		t.Fatalf("stats %+v: want a re-sent task", st)
-	}
-	ws := h.co.Workers()
-	if len(ws) != 2 || ws[0].Connected || !ws[1].Connected {
-		t.Fatalf("workers %+v: want dying lost and healthy connected", ws)
+	for _, healthy := range []int{1, 8} {
+		t.Run(fmt.Sprint(healthy), func(t *testing.T) {
+			h := newHarness(t, Options{Heartbeat: 20 * time.Millisecond, WorkerTimeout: 200 * time.Millisecond})
+			be := &blockingEval{free: 3, started: make(chan struct{}, 1)}
+			dying := h.worker("dying", &preparer{id: testIdentity, eval: be}, WorkerOptions{})
+			h.waitWorkers(1)
+			go func() {
+				<-be.started
+				dying.Close() // the process is gone: no heartbeats, no result
+			}()
+			for i := range healthy {
+				h.worker(fmt.Sprintf("healthy%d", i), &preparer{id: testIdentity}, WorkerOptions{})
+			}
+			h.waitWorkers(1 + healthy)
+			got := runSearch(t, h.co)
+			sameRun(t, got, want)
+			if st := h.co.Stats(); st.Resent == 0 || (healthy == 8) != (st.RangeTasks > 0) {
+				t.Fatalf("stats %+v: want a re-sent task (and range tasks with 8 workers)", st)
+			}
+			ws := h.co.Workers()
+			if len(ws) != 1+healthy || ws[0].Connected || !ws[1].Connected {
+				t.Fatalf("workers %+v: want dying lost and the others connected", ws)
+			}
+		})
 	}
 }
 

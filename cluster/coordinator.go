@@ -16,6 +16,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/evopress/evopress/fitness"
 	"github.com/evopress/evopress/search"
 )
 
@@ -81,6 +82,8 @@ type Coordinator struct {
 type Stats struct {
 	// Tasks handed out (re-sends included) and Resent of them re-sent after a fault.
 	Tasks, Resent int64
+	// RangeTasks counts the tasks made that score part of a candidate's batch.
+	RangeTasks int64
 	// Evaluations is the candidates scored, Tokens the input tokens the workers processed.
 	Evaluations, Tokens int64
 	// BlocksRun and BlocksFull: block forwards computed, and those full forwards would need.
@@ -111,6 +114,10 @@ type task struct {
 	index   int    // its first candidate in the call
 	worker  string // "" while queued
 	sent    time.Time
+	// a Range task: candidate index's sub-batches [subLo, subHi), the call's range number rng
+	isRange      bool
+	subLo, subHi int
+	rng          int
 }
 
 type call struct {
@@ -119,6 +126,9 @@ type call struct {
 	done      chan struct{}
 	finished  bool
 	err       error
+	// split calls: parts[i][j] and counts[i][j] are candidate i's sums over its j-th range
+	parts  [][][][]float64
+	counts [][]int
 }
 
 func (cl *call) finish(err error) {
@@ -229,10 +239,11 @@ func (c *Coordinator) connectedLocked() int {
 	return n
 }
 
-// Evaluate implements search.Evaluator: the candidates are cut into one contiguous share per
-// connected worker (at least one), the shares are handed to the workers that ask, and the call
-// returns when every share is scored, a worker reports an error, or ctx is cancelled. With no
-// worker connected it waits for one.
+// Evaluate implements search.Evaluator: the candidates are cut into tasks (see split), the
+// tasks are handed to the workers that ask, and the call returns when every task is scored, a
+// worker reports an error, or ctx is cancelled. With no worker connected it waits for one.
+// Split candidates are merged with fitness.Combine, which repeats the additions of a
+// whole-batch evaluation in order: the values are bit-identical to unsplit ones.
 func (c *Coordinator) Evaluate(ctx context.Context, parent search.Profile, cands []search.Profile, b search.Batch) ([]float64, error) {
 	if len(cands) == 0 {
 		return nil, nil
@@ -243,18 +254,10 @@ func (c *Coordinator) Evaluate(ctx context.Context, parent search.Profile, cands
 		c.mu.Unlock()
 		return nil, fmt.Errorf("cluster: coordinator closed")
 	}
-	parts := min(len(cands), max(1, c.connectedLocked()))
-	var tasks []*task
-	for i := range parts {
-		lo, hi := i*len(cands)/parts, (i+1)*len(cands)/parts
-		c.nextID++
-		wire := Task{ID: c.nextID, Parent: parent, Cands: cands[lo:hi], Batch: b}
-		payload, err := json.Marshal(WorkReply{Task: &wire})
-		if err != nil {
-			c.mu.Unlock()
-			return nil, fmt.Errorf("cluster: encoding task: %w", err)
-		}
-		tasks = append(tasks, &task{id: wire.ID, payload: payload, n: hi - lo, call: cl, index: lo})
+	tasks, err := c.split(cl, parent, cands, b)
+	if err != nil {
+		c.mu.Unlock()
+		return nil, err
 	}
 	cl.remaining = len(tasks)
 	for _, t := range tasks {
@@ -276,6 +279,55 @@ func (c *Coordinator) Evaluate(ctx context.Context, parent search.Profile, cands
 		return nil, cl.err
 	}
 	return cl.fitness, nil
+}
+
+// split cuts a stage into tasks: one share of the candidates per connected worker or, when
+// there are fewer candidates than workers and the batch has several sub-batches, each
+// candidate's sub-batches into up to ⌈workers/candidates⌉ ranges. Called with c.mu held.
+func (c *Coordinator) split(cl *call, parent search.Profile, cands []search.Profile, b search.Batch) ([]*task, error) {
+	workers := max(1, c.connectedLocked())
+	nSub := 0
+	if c.job.SubBatch > 0 {
+		nSub = (len(b.Chunks) + c.job.SubBatch - 1) / c.job.SubBatch
+	}
+	var tasks []*task
+	add := func(wire Task, t *task) error {
+		c.nextID++
+		wire.ID, t.id = c.nextID, c.nextID
+		payload, err := json.Marshal(WorkReply{Task: &wire})
+		if err != nil {
+			return fmt.Errorf("cluster: encoding task: %w", err)
+		}
+		t.payload, t.call = payload, cl
+		tasks = append(tasks, t)
+		return nil
+	}
+	if len(cands) >= workers || nSub < 2 {
+		parts := min(len(cands), workers)
+		for i := range parts {
+			lo, hi := i*len(cands)/parts, (i+1)*len(cands)/parts
+			if err := add(Task{Parent: parent, Cands: cands[lo:hi], Batch: b}, &task{n: hi - lo, index: lo}); err != nil {
+				return nil, err
+			}
+		}
+		return tasks, nil
+	}
+	r := min(nSub, (workers+len(cands)-1)/len(cands))
+	cl.parts = make([][][][]float64, len(cands))
+	cl.counts = make([][]int, len(cands))
+	for i := range cands {
+		cl.parts[i] = make([][][]float64, r)
+		cl.counts[i] = make([]int, r)
+		for j := range r {
+			lo, hi := j*nSub/r, (j+1)*nSub/r
+			wire := Task{Parent: parent, Cands: cands[i : i+1], Batch: b, Range: true, SubLo: lo, SubHi: hi}
+			if err := add(wire, &task{n: 1, index: i, isRange: true, subLo: lo, subHi: hi, rng: j}); err != nil {
+				return nil, err
+			}
+			c.stats.RangeTasks++
+		}
+	}
+	return tasks, nil
 }
 
 // dropCallLocked forgets the unfinished tasks of cl.
@@ -445,22 +497,40 @@ func (c *Coordinator) onResult(m *nats.Msg) {
 		cl.finish(fmt.Errorf("worker %s: %s", r.Worker, r.Err))
 		return
 	}
-	f := r.Fitness()
-	if len(f) != t.n {
-		c.dropCallLocked(cl)
-		cl.finish(fmt.Errorf("cluster: worker %s returned %d fitness values for %d candidates", r.Worker, len(f), t.n))
-		return
+	evals := int64(t.n)
+	if t.isRange {
+		part := r.Partial()
+		if len(part) != t.subHi-t.subLo || r.Count <= 0 || slices.ContainsFunc(part, func(row []float64) bool { return len(row) != 1 }) {
+			c.dropCallLocked(cl)
+			cl.finish(fmt.Errorf("cluster: worker %s returned %d partial sums (count %d) for sub-batches [%d, %d) of one candidate", r.Worker, len(part), r.Count, t.subLo, t.subHi))
+			return
+		}
+		cl.parts[t.index][t.rng], cl.counts[t.index][t.rng] = part, r.Count
+		if t.rng > 0 {
+			evals = 0 // a candidate counts once, on its first range
+		}
+	} else {
+		f := r.Fitness()
+		if len(f) != t.n {
+			c.dropCallLocked(cl)
+			cl.finish(fmt.Errorf("cluster: worker %s returned %d fitness values for %d candidates", r.Worker, len(f), t.n))
+			return
+		}
+		copy(cl.fitness[t.index:], f)
 	}
-	copy(cl.fitness[t.index:], f)
 	if w != nil {
-		w.evals += int64(len(f))
+		w.evals += evals
 		w.tokens += r.Tokens
 	}
-	c.stats.Evaluations += int64(len(f))
+	c.stats.Evaluations += evals
 	c.stats.Tokens += r.Tokens
 	c.stats.BlocksRun += r.BlocksRun
 	c.stats.BlocksFull += r.BlocksFull
 	if cl.remaining--; cl.remaining == 0 {
+		for i := range cl.parts {
+			// the additions of one whole-batch evaluation, in the same order: bit-identical
+			cl.fitness[i] = fitness.Combine(cl.parts[i], cl.counts[i], 1)[0]
+		}
 		cl.finish(nil)
 	}
 }

@@ -78,6 +78,10 @@ type Job struct {
 	TopK    int    `json:"kl_topk"`
 	// PrefixReuse lets workers start candidates from the parent's hidden states.
 	PrefixReuse bool `json:"prefix_reuse"`
+	// SubBatch is how many sequences one forward processes. A stage with fewer candidates than
+	// workers is split further into ranges of these sub-batches (the fitness sums of ranges
+	// merge exactly); 0 keeps every candidate's batch whole.
+	SubBatch int `json:"sub_batch"`
 	// Kernels names the kernel implementation (kernels.Implementation); results are
 	// bit-identical only between equal implementations.
 	Kernels string `json:"kernels"`
@@ -152,12 +156,17 @@ type WorkReply struct {
 	Rejoin bool  `json:"rejoin,omitempty"`
 }
 
-// Task is a share of one selection stage: candidates scored on one batch.
+// Task is a share of one selection stage: candidates scored on one batch or, when Range is
+// set, on its sub-batches [SubLo, SubHi) (sub-batch k holds the chunks
+// Batch.Chunks[k·Job.SubBatch : (k+1)·Job.SubBatch]).
 type Task struct {
 	ID     uint64           `json:"id"`
 	Parent search.Profile   `json:"parent,omitempty"`
 	Cands  []search.Profile `json:"cands"`
 	Batch  search.Batch     `json:"batch"`
+	Range  bool             `json:"range,omitempty"`
+	SubLo  int              `json:"sub_lo,omitempty"`
+	SubHi  int              `json:"sub_hi,omitempty"`
 }
 
 // Result answers a Task. Fitness values travel as IEEE-754 bits so that NaN and ±Inf survive
@@ -173,6 +182,10 @@ type Result struct {
 	BlocksFull int64   `json:"blocks_full"`
 	Seconds    float64 `json:"seconds"`
 	Err        string  `json:"error,omitempty"`
+	// PartialBits answers a Range task: per sub-batch of the range, per candidate, the summed
+	// fitness (IEEE-754 bits), over Count predicting positions per candidate.
+	PartialBits [][]uint64 `json:"partial_bits,omitempty"`
+	Count       int        `json:"count,omitempty"`
 }
 
 // Fitness decodes the fitness values.
@@ -190,6 +203,30 @@ func (r *Result) SetFitness(f []float64) {
 	for i, v := range f {
 		r.FitnessBits[i] = math.Float64bits(v)
 	}
+}
+
+// Partial decodes the partial sums of a Range task.
+func (r *Result) Partial() [][]float64 {
+	out := make([][]float64, len(r.PartialBits))
+	for k, row := range r.PartialBits {
+		out[k] = make([]float64, len(row))
+		for i, b := range row {
+			out[k][i] = math.Float64frombits(b)
+		}
+	}
+	return out
+}
+
+// SetPartial encodes the partial sums of a Range task.
+func (r *Result) SetPartial(sums [][]float64, count int) {
+	r.PartialBits = make([][]uint64, len(sums))
+	for k, row := range sums {
+		r.PartialBits[k] = make([]uint64, len(row))
+		for i, v := range row {
+			r.PartialBits[k][i] = math.Float64bits(v)
+		}
+	}
+	r.Count = count
 }
 
 // Heartbeat tells the coordinator a worker is alive and which task it is scoring (0: none).

@@ -33,6 +33,13 @@ type BlockStats interface {
 	Stats() (blocksRun, blocksFull, tokens int64)
 }
 
+// RangeEvaluator is implemented by evaluators that can score part of a batch
+// (fitness.Evaluator): the summed fitness per sub-batch of [lo, hi) and candidate, and the
+// number of predicting positions per candidate. Workers need it for Range tasks.
+type RangeEvaluator interface {
+	EvaluateRange(ctx context.Context, parent search.Profile, cands []search.Profile, b search.Batch, lo, hi int) ([][]float64, int, error)
+}
+
 // WorkerOptions configures a worker. Zero fields take the defaults.
 type WorkerOptions struct {
 	// Subject is the subject prefix (default DefaultSubject).
@@ -214,17 +221,32 @@ func score(ctx context.Context, ev search.Evaluator, t *Task) Result {
 		run0, full0, tok0 = bs.Stats()
 	}
 	start := time.Now()
-	f, err := ev.Evaluate(ctx, t.Parent, t.Cands, t.Batch)
-	res.Seconds = time.Since(start).Seconds()
-	if err != nil {
-		res.Err = err.Error()
-		return res
+	if t.Range {
+		re, ok := ev.(RangeEvaluator)
+		if !ok {
+			res.Err = "this worker's evaluator cannot score part of a batch"
+			return res
+		}
+		sums, count, err := re.EvaluateRange(ctx, t.Parent, t.Cands, t.Batch, t.SubLo, t.SubHi)
+		res.Seconds = time.Since(start).Seconds()
+		if err != nil {
+			res.Err = err.Error()
+			return res
+		}
+		res.SetPartial(sums, count)
+	} else {
+		f, err := ev.Evaluate(ctx, t.Parent, t.Cands, t.Batch)
+		res.Seconds = time.Since(start).Seconds()
+		if err != nil {
+			res.Err = err.Error()
+			return res
+		}
+		if len(f) != len(t.Cands) {
+			res.Err = fmt.Sprintf("evaluator returned %d values for %d candidates", len(f), len(t.Cands))
+			return res
+		}
+		res.SetFitness(f)
 	}
-	if len(f) != len(t.Cands) {
-		res.Err = fmt.Sprintf("evaluator returned %d values for %d candidates", len(f), len(t.Cands))
-		return res
-	}
-	res.SetFitness(f)
 	if hasStats {
 		run, full, tok := bs.Stats()
 		res.BlocksRun, res.BlocksFull, res.Tokens = run-run0, full-full0, tok-tok0

@@ -105,21 +105,43 @@ func (e *Evaluator) firstChanged(parent, child search.Profile) int {
 	return f
 }
 
-// Evaluate implements search.Evaluator.
+// Evaluate implements search.Evaluator: EvaluateRange over every sub-batch, then Combine.
 func (e *Evaluator) Evaluate(ctx context.Context, parent search.Profile, cands []search.Profile, b search.Batch) ([]float64, error) {
+	sums, count, err := e.EvaluateRange(ctx, parent, cands, b, 0, e.SubBatches(b))
+	if err != nil {
+		return nil, err
+	}
+	return Combine([][][]float64{sums}, []int{count}, len(cands)), nil
+}
+
+// SubBatches returns how many forwards of SubBatch sequences cover the batch b.
+func (e *Evaluator) SubBatches(b search.Batch) int {
+	sub := max(1, e.SubBatch)
+	return (len(b.Chunks) + sub - 1) / sub
+}
+
+// EvaluateRange scores cands on the sub-batches [lo, hi) of b (sub-batch k holds the chunks
+// b.Chunks[k·SubBatch : (k+1)·SubBatch]). sums[k−lo][i] is candidate i's summed fitness over
+// the predicting positions of sub-batch k, and count the number of those positions (the same
+// for every candidate). Ranges scored apart and merged with Combine give exactly Evaluate's
+// values, which lets a distributed search split one candidate's batch over several workers.
+func (e *Evaluator) EvaluateRange(ctx context.Context, parent search.Profile, cands []search.Profile, b search.Batch, lo, hi int) (sums [][]float64, count int, err error) {
 	if len(b.Chunks) == 0 {
-		return nil, fmt.Errorf("fitness: empty batch")
+		return nil, 0, fmt.Errorf("fitness: empty batch")
+	}
+	if lo < 0 || hi > e.SubBatches(b) || lo >= hi {
+		return nil, 0, fmt.Errorf("fitness: sub-batch range [%d, %d) outside the batch's %d", lo, hi, e.SubBatches(b))
 	}
 	L := b.Tokens / len(b.Chunks)
 	if L < 2 {
-		return nil, fmt.Errorf("fitness: batch of %d tokens over %d chunks: sequences shorter than 2 tokens", b.Tokens, len(b.Chunks))
+		return nil, 0, fmt.Errorf("fitness: batch of %d tokens over %d chunks: sequences shorter than 2 tokens", b.Tokens, len(b.Chunks))
 	}
 	models := make([]*model.Model, len(cands))
 	first := make([]int, len(cands))
 	for i, c := range cands {
 		m, err := e.build(c)
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		models[i] = m
 		if parent != nil && e.PrefixReuse && len(parent) == len(c) {
@@ -136,23 +158,20 @@ func (e *Evaluator) Evaluate(ctx context.Context, parent search.Profile, cands [
 	if len(needed) > 0 {
 		m, err := e.build(parent)
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		parentModel = m
 	}
-	sums := make([]float64, len(cands))
-	count := 0
 	sub := max(1, e.SubBatch)
-	for lo := 0; lo < len(b.Chunks); lo += sub {
-		hi := min(lo+sub, len(b.Chunks))
-		chunks := b.Chunks[lo:hi]
+	for k := lo; k < hi; k++ {
+		chunks := b.Chunks[k*sub : min((k+1)*sub, len(b.Chunks))]
 		tokens := make([][]int, len(chunks))
 		for i, c := range chunks {
 			if c < 0 || c >= len(e.teacher.pool) {
-				return nil, fmt.Errorf("fitness: chunk %d outside the pool of %d", c, len(e.teacher.pool))
+				return nil, 0, fmt.Errorf("fitness: chunk %d outside the pool of %d", c, len(e.teacher.pool))
 			}
 			if len(e.teacher.pool[c]) < L {
-				return nil, fmt.Errorf("fitness: chunk %d has %d tokens, batch needs %d", c, len(e.teacher.pool[c]), L)
+				return nil, 0, fmt.Errorf("fitness: chunk %d has %d tokens, batch needs %d", c, len(e.teacher.pool[c]), L)
 			}
 			tokens[i] = e.teacher.pool[c][:L]
 		}
@@ -160,19 +179,19 @@ func (e *Evaluator) Evaluate(ctx context.Context, parent search.Profile, cands [
 		if e.kind == KL {
 			var err error
 			if ents, err = e.teacher.entries(chunks); err != nil {
-				return nil, err
+				return nil, 0, err
 			}
 		}
 		a0, err := e.teacher.dense.Embedding(tokens)
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		saved := map[int]*model.Activations{0: a0}
 		if parentModel != nil {
 			cur := a0.Clone()
 			for blk := 0; blk < e.nBlocks; blk++ {
 				if err := ctx.Err(); err != nil {
-					return nil, err
+					return nil, 0, err
 				}
 				parentModel.Forward(cur, blk, blk+1, nil)
 				if needed[blk+1] {
@@ -180,10 +199,11 @@ func (e *Evaluator) Evaluate(ctx context.Context, parent search.Profile, cands [
 				}
 			}
 		}
+		row := make([]float64, len(cands))
 		work := &model.Activations{}
 		for i, m := range models {
 			if err := ctx.Err(); err != nil {
-				return nil, err
+				return nil, 0, err
 			}
 			f := first[i]
 			work.CopyFrom(saved[f])
@@ -191,18 +211,36 @@ func (e *Evaluator) Evaluate(ctx context.Context, parent search.Profile, cands [
 			e.blocksRun.Add(int64(e.nBlocks - f))
 			e.blocksFull.Add(int64(e.nBlocks))
 			s, n := e.score(m, work, tokens, ents)
-			sums[i] += s
+			row[i] = s
 			if i == 0 {
 				count += n
 			}
 		}
+		sums = append(sums, row)
 		e.tokens.Add(int64(len(models) * len(chunks) * L))
 	}
-	out := make([]float64, len(cands))
-	for i := range out {
-		out[i] = sums[i] / float64(count)
+	return sums, count, nil
+}
+
+// Combine merges the partial sums of consecutive sub-batch ranges, in order (parts[j] and
+// counts[j] from EvaluateRange over the j-th range), into the mean fitness of n candidates:
+// the same additions in the same order as one EvaluateRange over the whole batch, so the
+// result is bit-identical to Evaluate's.
+func Combine(parts [][][]float64, counts []int, n int) []float64 {
+	sums := make([]float64, n)
+	count := 0
+	for j, part := range parts {
+		for _, row := range part {
+			for i := range sums {
+				sums[i] += row[i]
+			}
+		}
+		count += counts[j]
 	}
-	return out, nil
+	for i := range sums {
+		sums[i] /= float64(count)
+	}
+	return sums
 }
 
 // score returns the summed fitness over the predicting positions of a's sequences and their count.

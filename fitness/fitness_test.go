@@ -254,3 +254,52 @@ func TestMeasure(t *testing.T) {
 		t.Errorf("dense KL to itself %v", kl0)
 	}
 }
+
+// Sub-batch ranges scored apart, one candidate at a time, and merged with Combine give
+// Evaluate's values bit for bit (what a distributed search relies on when it splits a batch).
+func TestEvaluateRangeCombineIsExact(t *testing.T) {
+	m := loadBaby(t)
+	n := len(m.Blocks)
+	units := dropUnits(n)
+	build, _ := candidate.DropBuilder(m, units)
+	teacher, _ := NewTeacher(m, pool(m, 12, 32), Options{})
+	parent := make(search.Profile, 2*n)
+	parent[2], parent[n+3] = 1, 1
+	var cands []search.Profile
+	for _, sw := range [][2]int{{2, 0}, {n + 3, n + 1}, {2, 4}} {
+		c := parent.Clone()
+		c[sw[0]], c[sw[1]] = 0, 1
+		cands = append(cands, c)
+	}
+	b := search.Batch{Chunks: []int{0, 1, 3, 4, 6, 8, 9, 10, 11}, Tokens: 9 * 32}
+	for _, kind := range []Kind{KL, PPL} {
+		ev, _ := NewEvaluator(teacher, units, build, kind)
+		ev.SubBatch = 2
+		want, err := ev.Evaluate(context.Background(), parent, cands, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ns := ev.SubBatches(b); ns != 5 {
+			t.Fatalf("%d sub-batches of 2 for 9 chunks, want 5", ns)
+		}
+		for _, cuts := range [][]int{{0, 5}, {0, 1, 5}, {0, 2, 3, 5}, {0, 1, 2, 3, 4, 5}} {
+			for i, c := range cands {
+				var parts [][][]float64
+				var counts []int
+				for j := 0; j+1 < len(cuts); j++ {
+					s, cnt, err := ev.EvaluateRange(context.Background(), parent, []search.Profile{c}, b, cuts[j], cuts[j+1])
+					if err != nil {
+						t.Fatal(err)
+					}
+					parts, counts = append(parts, s), append(counts, cnt)
+				}
+				if got := Combine(parts, counts, 1)[0]; got != want[i] {
+					t.Errorf("%s cuts %v candidate %d: %v, Evaluate %v: must be bit-identical", kind, cuts, i, got, want[i])
+				}
+			}
+		}
+		if _, _, err := ev.EvaluateRange(context.Background(), parent, cands, b, 3, 6); err == nil {
+			t.Error("range past the last sub-batch accepted")
+		}
+	}
+}

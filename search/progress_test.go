@@ -25,6 +25,9 @@ func TestFormatProgress(t *testing.T) {
 			"quant gen 3/150 best 0.0123457 * evals 1234 tokens 3.10M elapsed 1m2s eta 9m40s"},
 		{search.Progress{Mode: "sparse", Generation: 400, Generations: 400, Best: 2, Tokens: 12345, Elapsed: 1500 * time.Millisecond},
 			"sparse gen 400/400 best 2 evals 0 tokens 12.3k elapsed 1.5s eta 0s"},
+		{search.Progress{Mode: "drop", Generation: 2, Generations: 4, Best: 1, ETA: -1, Workers: []search.WorkerStatus{
+			{ID: "a", Connected: true, Rate: 4.123}, {ID: "b", Connected: false, Rate: 9}, {ID: "c", Connected: true, Rate: 12.5}}},
+			"drop gen 2/4 best 1 evals 0 tokens 0 elapsed 0s eta ? workers 2/3 [a 4.12/s, b lost, c 12.5/s]"},
 	} {
 		if got := search.FormatProgress(tc.p); got != tc.want {
 			t.Errorf("FormatProgress = %q\nwant             %q", got, tc.want)

@@ -156,6 +156,9 @@ func (r *workerResources) Prepare(job *cluster.Job) (search.Evaluator, error) {
 		return nil, err
 	}
 	ev.PrefixReuse = job.PrefixReuse
+	if job.SubBatch > 0 {
+		ev.SubBatch = job.SubBatch
+	}
 	return ev, nil
 }
 

@@ -195,3 +195,36 @@ func TestClusterWrongModelRefused(t *testing.T) {
 		t.Fatalf("worker with babyllama-1m: err %v\n%s", err, out)
 	}
 }
+
+// In-process workers share the model, the teacher and the database: any number of them gives
+// the single worker's profile. With 5 workers and one sequence per sub-batch, the last stage
+// (2 survivors and the parent, 4 sequences) is split into ranges of sequences.
+func TestSearchInProcessWorkersSameProfile(t *testing.T) {
+	needShared(t)
+	dir := t.TempDir()
+	one, five := filepath.Join(dir, "one.json"), filepath.Join(dir, "five.json")
+	if out, err := run(t, searchArgs(one, "--generations", "3", "--sub-batch", "1")...); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	out, err := run(t, searchArgs(five, "--generations", "3", "--sub-batch", "1", "--workers", "5", "--log-json")...)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if !strings.Contains(out, `"workers":[{"id":"local0","connected":true`) {
+		t.Errorf("JSON progress lacks the workers:\n%s", out)
+	}
+	a, err := profile.Read(one, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := profile.Read(five, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(a.Levels, b.Levels) || *a.Fitness != *b.Fitness {
+		t.Fatalf("5 workers: %v (fitness %v), 1 worker: %v (fitness %v)", b.Levels, *b.Fitness, a.Levels, *a.Fitness)
+	}
+	if b.Search["workers"].(float64) != 5 || b.Search["range_tasks"].(float64) == 0 {
+		t.Errorf("profile records %v workers and %v range tasks, want 5 and some", b.Search["workers"], b.Search["range_tasks"])
+	}
+}

@@ -38,7 +38,7 @@ type searchFlags struct {
 	resume                 bool
 	fitness                string
 	klTopK                 int
-	cacheMB                int
+	cacheMB, subBatch      int
 	logJSON, json, noReuse bool
 	target                 float64
 	wholeBlocks            bool
@@ -65,6 +65,7 @@ func (f *searchFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&f.fitness, "fitness", "kl", "fitness: kl (to the dense model) or ppl")
 	fl.IntVar(&f.klTopK, "kl-topk", 0, "restrict KL to the dense model's top-k tokens (0: full distributions)")
 	fl.IntVar(&f.cacheMB, "cache-mb", 2048, "memory for cached dense distributions (MiB)")
+	fl.IntVar(&f.subBatch, "sub-batch", 16, "calibration sequences per forward; a stage with fewer candidates than workers splits batches into these (fitness sums in float64 follow this grouping)")
 	fl.BoolVar(&f.logJSON, "log-json", false, "progress as JSON lines on stderr instead of a progress line")
 	fl.BoolVar(&f.noReuse, "no-prefix-reuse", false, "recompute every candidate from the first block (slower; same result)")
 	fl.BoolVar(&f.json, "json", false, "print the result as one JSON object")
@@ -148,6 +149,9 @@ func runSearch(cmd *cobra.Command, f *searchFlags, setup searchSetup) error {
 	if err != nil {
 		return err
 	}
+	if f.subBatch < 1 {
+		return fmt.Errorf("--sub-batch %d: must be ≥ 1", f.subBatch)
+	}
 	ov, err := f.overrides(cmd)
 	if err != nil {
 		return err
@@ -180,7 +184,7 @@ func runSearch(cmd *cobra.Command, f *searchFlags, setup searchSetup) error {
 	resources := newWorkerResources(lm, text, calibSource, levelDB, f.cacheMB)
 	job := cluster.Job{Mode: mode.Name(), Units: mode.Units(), Model: lm.Name, ModelFingerprint: lm.Fingerprint,
 		CalibSHA256: resources.sha, SeqLen: f.seqLen, CalibTokens: f.calibTokens, PoolChunks: len(pool),
-		Fitness: string(kind), TopK: f.klTopK, PrefixReuse: !f.noReuse, Kernels: kernels.Implementation()}
+		Fitness: string(kind), TopK: f.klTopK, PrefixReuse: !f.noReuse, SubBatch: f.subBatch, Kernels: kernels.Implementation()}
 	if levelDB != nil {
 		job.DBFingerprint = levelDB.Fingerprint()
 	}
@@ -268,7 +272,7 @@ func runSearch(cmd *cobra.Command, f *searchFlags, setup searchSetup) error {
 		"calib": calibSource, "calib_chunks": len(pool), "fitness": string(kind), "kl_topk": f.klTopK,
 		"evaluations": res.Evaluations, "tokens": res.Tokens, "elapsed_s": res.Elapsed.Seconds(),
 		"this_run_s": time.Since(start).Seconds(), "blocks_computed": run, "blocks_full_forward": full,
-		"command": commandLine(cmd), "workers": len(ev.Workers()), "resent_tasks": cst.Resent,
+		"command": commandLine(cmd), "workers": len(ev.Workers()), "resent_tasks": cst.Resent, "sub_batch": f.subBatch, "range_tasks": cst.RangeTasks,
 	}
 	if an, ok := mode.(annotator); ok {
 		if err := an.annotate(p, res.Profile); err != nil {
