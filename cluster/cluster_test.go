@@ -193,7 +193,8 @@ func sameRun(t *testing.T, got, want *search.Result) {
 }
 
 // The same seed gives the same run with 1, 3 or 9 workers as with the evaluator called
-// directly; with 9, the last stage (2 candidates with 4 sub-batches) is split into ranges.
+// directly; with several, the last stage (4 candidates, 4 sub-batches) is split into ranges
+// of sub-batches (and, with 9, into groups of candidates too).
 func TestSameResultAnyWorkerCount(t *testing.T) {
 	want := runSearch(t, fakeEval)
 	for _, n := range []int{1, 3, 9} {
@@ -209,18 +210,18 @@ func TestSameResultAnyWorkerCount(t *testing.T) {
 			if st.Evaluations != got.Evaluations || st.Resent != 0 {
 				t.Fatalf("stats %+v, want %d evaluations and nothing re-sent", st, got.Evaluations)
 			}
-			if (st.RangeTasks > 0) != (n == 9) {
+			if (st.RangeTasks > 0) != (n > 1) {
 				t.Fatalf("%d workers: %d range tasks", n, st.RangeTasks)
 			}
-			var sum int64
+			sum := 0.0
 			for _, w := range h.co.Workers() {
 				if !w.Connected || w.Evaluations == 0 || w.Rate <= 0 {
 					t.Errorf("worker %+v: want connected with evaluations", w)
 				}
 				sum += w.Evaluations
 			}
-			if sum != got.Evaluations {
-				t.Fatalf("workers scored %d candidates, the search %d", sum, got.Evaluations)
+			if math.Abs(sum-float64(got.Evaluations)) > 1e-9*sum {
+				t.Fatalf("workers scored %v candidates, the search %d", sum, got.Evaluations)
 			}
 		})
 	}
@@ -253,8 +254,8 @@ func (b *blockingEval) EvaluateRange(ctx context.Context, parent search.Profile,
 }
 
 // A worker that dies mid-task (its connection closes while it holds a task) is detected by
-// the heartbeat timeout; its task goes to another worker and the run is unchanged. With 8
-// healthy workers the last stage is split into ranges, and the dying worker holds one.
+// the heartbeat timeout; its task goes to another worker and the run is unchanged. The last
+// stage is split into ranges of sub-batches.
 func TestWorkerDiesMidTask(t *testing.T) {
 	want := runSearch(t, fakeEval)
 	for _, healthy := range []int{1, 8} {
@@ -273,8 +274,8 @@ func TestWorkerDiesMidTask(t *testing.T) {
 			h.waitWorkers(1 + healthy)
 			got := runSearch(t, h.co)
 			sameRun(t, got, want)
-			if st := h.co.Stats(); st.Resent == 0 || (healthy == 8) != (st.RangeTasks > 0) {
-				t.Fatalf("stats %+v: want a re-sent task (and range tasks with 8 workers)", st)
+			if st := h.co.Stats(); st.Resent == 0 || st.RangeTasks == 0 {
+				t.Fatalf("stats %+v: want a re-sent task and range tasks", st)
 			}
 			ws := h.co.Workers()
 			if len(ws) != 1+healthy || ws[0].Connected || !ws[1].Connected {

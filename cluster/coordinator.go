@@ -96,7 +96,7 @@ type workerState struct {
 	joined    time.Time
 	lastSeen  time.Time
 	connected bool
-	evals     int64
+	evals     float64
 	tokens    int64
 }
 
@@ -114,7 +114,7 @@ type task struct {
 	index   int    // its first candidate in the call
 	worker  string // "" while queued
 	sent    time.Time
-	// a Range task: candidate index's sub-batches [subLo, subHi), the call's range number rng
+	// a Range task: sub-batches [subLo, subHi) of its candidates, the call's range number rng
 	isRange      bool
 	subLo, subHi int
 	rng          int
@@ -126,9 +126,10 @@ type call struct {
 	done      chan struct{}
 	finished  bool
 	err       error
-	// split calls: parts[i][j] and counts[i][j] are candidate i's sums over its j-th range
-	parts  [][][][]float64
-	counts [][]int
+	// split batches: parts[i][j] and counts[i][j] are candidate i's sums over the j-th range
+	parts       [][][][]float64
+	counts      [][]int
+	batchChunks int
 }
 
 func (cl *call) finish(err error) {
@@ -281,53 +282,57 @@ func (c *Coordinator) Evaluate(ctx context.Context, parent search.Profile, cands
 	return cl.fitness, nil
 }
 
-// split cuts a stage into tasks: one share of the candidates per connected worker or, when
-// there are fewer candidates than workers and the batch has several sub-batches, each
-// candidate's sub-batches into up to ⌈workers/candidates⌉ ranges. Called with c.mu held.
+// split cuts a stage into at most max(1, connected workers) tasks: r ranges of the batch's
+// sub-batches (r = min(sub-batches, workers)) times c groups of the candidates (c =
+// min(candidates, ⌊workers/r⌋)). Ranges come first because they cost nothing extra: every
+// sub-batch needs its own dense distributions and parent prefix anyway, while two groups of
+// candidates on the same sub-batch both compute them. With r = 1 the tasks score whole
+// batches. Called with c.mu held.
 func (c *Coordinator) split(cl *call, parent search.Profile, cands []search.Profile, b search.Batch) ([]*task, error) {
 	workers := max(1, c.connectedLocked())
-	nSub := 0
-	if c.job.SubBatch > 0 {
-		nSub = (len(b.Chunks) + c.job.SubBatch - 1) / c.job.SubBatch
-	}
+	nSub := c.subBatches(len(b.Chunks))
+	cl.batchChunks = len(b.Chunks)
+	r := min(nSub, workers)
+	groups := min(len(cands), max(1, workers/r))
 	var tasks []*task
-	add := func(wire Task, t *task) error {
-		c.nextID++
-		wire.ID, t.id = c.nextID, c.nextID
-		payload, err := json.Marshal(WorkReply{Task: &wire})
-		if err != nil {
-			return fmt.Errorf("cluster: encoding task: %w", err)
+	if r > 1 {
+		cl.parts = make([][][][]float64, len(cands))
+		cl.counts = make([][]int, len(cands))
+		for i := range cands {
+			cl.parts[i] = make([][][]float64, r)
+			cl.counts[i] = make([]int, r)
 		}
-		t.payload, t.call = payload, cl
-		tasks = append(tasks, t)
-		return nil
 	}
-	if len(cands) >= workers || nSub < 2 {
-		parts := min(len(cands), workers)
-		for i := range parts {
-			lo, hi := i*len(cands)/parts, (i+1)*len(cands)/parts
-			if err := add(Task{Parent: parent, Cands: cands[lo:hi], Batch: b}, &task{n: hi - lo, index: lo}); err != nil {
-				return nil, err
+	for j := range r {
+		lo, hi := j*nSub/r, (j+1)*nSub/r
+		for g := range groups {
+			clo, chi := g*len(cands)/groups, (g+1)*len(cands)/groups
+			wire := Task{Parent: parent, Cands: cands[clo:chi], Batch: b}
+			t := &task{n: chi - clo, index: clo, call: cl}
+			if r > 1 {
+				wire.Range, wire.SubLo, wire.SubHi = true, lo, hi
+				t.isRange, t.subLo, t.subHi, t.rng = true, lo, hi, j
+				c.stats.RangeTasks++
 			}
-		}
-		return tasks, nil
-	}
-	r := min(nSub, (workers+len(cands)-1)/len(cands))
-	cl.parts = make([][][][]float64, len(cands))
-	cl.counts = make([][]int, len(cands))
-	for i := range cands {
-		cl.parts[i] = make([][][]float64, r)
-		cl.counts[i] = make([]int, r)
-		for j := range r {
-			lo, hi := j*nSub/r, (j+1)*nSub/r
-			wire := Task{Parent: parent, Cands: cands[i : i+1], Batch: b, Range: true, SubLo: lo, SubHi: hi}
-			if err := add(wire, &task{n: 1, index: i, isRange: true, subLo: lo, subHi: hi, rng: j}); err != nil {
-				return nil, err
+			c.nextID++
+			wire.ID, t.id = c.nextID, c.nextID
+			payload, err := json.Marshal(WorkReply{Task: &wire})
+			if err != nil {
+				return nil, fmt.Errorf("cluster: encoding task: %w", err)
 			}
-			c.stats.RangeTasks++
+			t.payload = payload
+			tasks = append(tasks, t)
 		}
 	}
 	return tasks, nil
+}
+
+// subBatches is the number of sub-batches of a batch of n chunks (1 when SubBatch is 0).
+func (c *Coordinator) subBatches(n int) int {
+	if c.job.SubBatch <= 0 {
+		return 1
+	}
+	return max(1, (n+c.job.SubBatch-1)/c.job.SubBatch)
 }
 
 // dropCallLocked forgets the unfinished tasks of cl.
@@ -497,17 +502,24 @@ func (c *Coordinator) onResult(m *nats.Msg) {
 		cl.finish(fmt.Errorf("worker %s: %s", r.Worker, r.Err))
 		return
 	}
-	evals := int64(t.n)
+	evals, share := int64(t.n), float64(t.n)
 	if t.isRange {
 		part := r.Partial()
-		if len(part) != t.subHi-t.subLo || r.Count <= 0 || slices.ContainsFunc(part, func(row []float64) bool { return len(row) != 1 }) {
+		if len(part) != t.subHi-t.subLo || r.Count <= 0 || slices.ContainsFunc(part, func(row []float64) bool { return len(row) != t.n }) {
 			c.dropCallLocked(cl)
-			cl.finish(fmt.Errorf("cluster: worker %s returned %d partial sums (count %d) for sub-batches [%d, %d) of one candidate", r.Worker, len(part), r.Count, t.subLo, t.subHi))
+			cl.finish(fmt.Errorf("cluster: worker %s returned %d partial sums (count %d) for sub-batches [%d, %d) of %d candidates", r.Worker, len(part), r.Count, t.subLo, t.subHi, t.n))
 			return
 		}
-		cl.parts[t.index][t.rng], cl.counts[t.index][t.rng] = part, r.Count
+		for i := range t.n {
+			col := make([][]float64, len(part))
+			for k, row := range part {
+				col[k] = []float64{row[i]}
+			}
+			cl.parts[t.index+i][t.rng], cl.counts[t.index+i][t.rng] = col, r.Count
+		}
+		share *= float64(t.subHi-t.subLo) / float64(c.subBatches(cl.batchChunks))
 		if t.rng > 0 {
-			evals = 0 // a candidate counts once, on its first range
+			evals = 0 // a candidate counts once in the totals, on its first range
 		}
 	} else {
 		f := r.Fitness()
@@ -519,7 +531,7 @@ func (c *Coordinator) onResult(m *nats.Msg) {
 		copy(cl.fitness[t.index:], f)
 	}
 	if w != nil {
-		w.evals += evals
+		w.evals += share
 		w.tokens += r.Tokens
 	}
 	c.stats.Evaluations += evals

@@ -38,9 +38,10 @@ type WorkerStatus struct {
 	ID string `json:"id"`
 	// Connected tells whether the worker is answering (it has sent a heartbeat recently).
 	Connected bool `json:"connected"`
-	// Evaluations counts the candidates it scored and Tokens the input tokens it processed.
-	Evaluations int64 `json:"evaluations"`
-	Tokens      int64 `json:"tokens"`
+	// Evaluations counts the candidates it scored (a share of a candidate's batch counts as
+	// that share) and Tokens the input tokens it processed.
+	Evaluations float64 `json:"evaluations"`
+	Tokens      int64   `json:"tokens"`
 	// Rate is its candidates scored per second since it joined.
 	Rate float64 `json:"evals_per_s"`
 }

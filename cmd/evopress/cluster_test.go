@@ -210,7 +210,7 @@ func TestSearchInProcessWorkersSameProfile(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
-	if !strings.Contains(out, `"workers":[{"id":"local0","connected":true`) {
+	if !strings.Contains(out, `"workers":[{"id":"local`) || !strings.Contains(out, `"connected":true,"evaluations":`) {
 		t.Errorf("JSON progress lacks the workers:\n%s", out)
 	}
 	a, err := profile.Read(one, "")
