@@ -49,7 +49,7 @@ func (n *natsFlags) registerSearch(cmd *cobra.Command) {
 	n.registerConn(cmd, "score candidates on the workers of this NATS server (nats://[USER:PASS@]HOST:PORT, tls://…, comma-separated list); started with evopress worker")
 	fl := cmd.Flags()
 	fl.StringVar(&n.listen, "nats-listen", "", "start the embedded NATS server on HOST:PORT (or nats://USER:PASS@HOST:PORT) so that evopress worker processes can join")
-	fl.IntVar(&n.workers, "workers", 1, "in-process workers (default 1, or 0 with --nats/--nats-listen)")
+	fl.IntVar(&n.workers, "workers", 1, "in-process workers (0 unless given, with --nats or --nats-listen)")
 	fl.DurationVar(&n.workerTimeout, "worker-timeout", 15*time.Second, "a worker silent this long is lost and its candidates are re-sent")
 	fl.DurationVar(&n.taskTimeout, "task-timeout", 0, "re-send candidates unanswered this long even from a live worker (0: never)")
 }

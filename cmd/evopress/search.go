@@ -98,6 +98,12 @@ func newSearchCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "search drop|sparse|quant",
 		Short: "Evolutionary search of a compression profile",
+		Long: `search runs the (1+λ) evolutionary search of a compression profile for one mode.
+
+Candidates are scored by workers through NATS: by default one in-process worker on an embedded
+server (--workers N for more); --nats-listen HOST:PORT lets evopress worker processes on other hosts
+join, --nats URL uses a NATS server of your own. The same seed gives the same profile with any
+number of workers, and workers that die mid-search have their candidates re-sent (docs/cluster.md).`,
 	}
 	var f searchFlags
 	dropCmd := &cobra.Command{
