@@ -197,7 +197,6 @@ func serve(ctx context.Context, nc *nats.Conn, job *Job, ev search.Evaluator, o 
 		res := score(ctx, ev, t)
 		res.Worker = o.ID
 		o.Log.Debug("task done", "task", t.ID, "seconds", res.Seconds, "error", res.Err)
-		current.Store(0)
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -208,6 +207,9 @@ func serve(ctx context.Context, nc *nats.Conn, job *Job, ev search.Evaluator, o 
 		if err := nc.Publish(resultSubject(o.Subject, job.ID), data); err != nil {
 			return fmt.Errorf("cluster: publishing a result: %w", err)
 		}
+		// Only now may heartbeats stop naming the task: the coordinator reads this connection's
+		// messages in order, so it sees the result before a heartbeat without the task.
+		current.Store(0)
 		nc.Flush()
 	}
 }
