@@ -2,9 +2,10 @@
 // (github.com/nats-io/nats.go), so that one search can use many processes, hosts or GPUs.
 //
 // A Coordinator implements search.Evaluator: each Evaluate call (one selection stage) is cut
-// into tasks, each a contiguous share of the candidates with the parent and the calibration
-// batch (chunk indices into the calibration pool, never the tokens), and the tasks are handed to
-// the workers that ask for them. A Worker loads the model, the calibration text and the level
+// into at most one task per connected worker, each a share of the candidates with the parent
+// and the calibration batch (chunk indices into the calibration pool, never the tokens),
+// restricted to a range of the batch's sub-batches when the batch has several, and the tasks
+// are handed to the workers that ask for them. A Worker loads the model, the calibration text and the level
 // database once, joins the search, checks the fingerprints it is sent, and then asks for tasks,
 // scores them and publishes the fitness values.
 //
@@ -78,9 +79,9 @@ type Job struct {
 	TopK    int    `json:"kl_topk"`
 	// PrefixReuse lets workers start candidates from the parent's hidden states.
 	PrefixReuse bool `json:"prefix_reuse"`
-	// SubBatch is how many sequences one forward processes. A stage with fewer candidates than
-	// workers is split further into ranges of these sub-batches (the fitness sums of ranges
-	// merge exactly); 0 keeps every candidate's batch whole.
+	// SubBatch is how many sequences one forward processes. With several workers a batch of
+	// several sub-batches is split into ranges of them (the fitness sums of ranges merge
+	// exactly); 0 keeps every candidate's batch whole.
 	SubBatch int `json:"sub_batch"`
 	// Kernels names the kernel implementation (kernels.Implementation); results are
 	// bit-identical only between equal implementations.

@@ -65,7 +65,7 @@ func (f *searchFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&f.fitness, "fitness", "kl", "fitness: kl (to the dense model) or ppl")
 	fl.IntVar(&f.klTopK, "kl-topk", 0, "restrict KL to the dense model's top-k tokens (0: full distributions)")
 	fl.IntVar(&f.cacheMB, "cache-mb", 2048, "memory for cached dense distributions (MiB)")
-	fl.IntVar(&f.subBatch, "sub-batch", 16, "calibration sequences per forward; a stage with fewer candidates than workers splits batches into these (fitness sums in float64 follow this grouping)")
+	fl.IntVar(&f.subBatch, "sub-batch", 16, "calibration sequences per forward; with several workers, batches are split into these (fitness sums in float64 follow this grouping)")
 	fl.BoolVar(&f.logJSON, "log-json", false, "progress as JSON lines on stderr instead of a progress line")
 	fl.BoolVar(&f.noReuse, "no-prefix-reuse", false, "recompute every candidate from the first block (slower; same result)")
 	fl.BoolVar(&f.json, "json", false, "print the result as one JSON object")

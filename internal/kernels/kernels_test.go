@@ -313,3 +313,14 @@ func TestSplitGrid(t *testing.T) {
 		}
 	}
 }
+
+func TestImplementation(t *testing.T) {
+	got := Implementation()
+	want := "generic/" + runtime.GOARCH
+	if useAsm {
+		want = "avx2-fma/" + runtime.GOARCH
+	}
+	if got != want {
+		t.Fatalf("Implementation() = %q, want %q", got, want)
+	}
+}
