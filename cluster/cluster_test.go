@@ -260,7 +260,7 @@ func TestWorkerDiesMidTask(t *testing.T) {
 	want := runSearch(t, fakeEval)
 	for _, healthy := range []int{1, 8} {
 		t.Run(fmt.Sprint(healthy), func(t *testing.T) {
-			h := newHarness(t, Options{Heartbeat: 20 * time.Millisecond, WorkerTimeout: 200 * time.Millisecond})
+			h := newHarness(t, Options{Heartbeat: 50 * time.Millisecond, WorkerTimeout: time.Second})
 			be := &blockingEval{free: 3, started: make(chan struct{}, 1)}
 			dying := h.worker("dying", &preparer{id: testIdentity, eval: be}, WorkerOptions{})
 			h.waitWorkers(1)
