@@ -46,6 +46,24 @@ func freePort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
+// sameProfileFiles reads the profiles at want and got, fails unless their levels and fitness
+// are equal (what names got in the message), and returns got's.
+func sameProfileFiles(t *testing.T, want, got, what string) *profile.Profile {
+	t.Helper()
+	a, err := profile.Read(want, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := profile.Read(got, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(a.Levels, b.Levels) || *a.Fitness != *b.Fitness {
+		t.Fatalf("%s profile %v (fitness %v) differs from %v (fitness %v)", what, b.Levels, *b.Fitness, a.Levels, *a.Fitness)
+	}
+	return b
+}
+
 // lineWatcher collects a process's stderr and signals when a line contains a pattern.
 type lineWatcher struct {
 	mu    sync.Mutex
@@ -155,17 +173,7 @@ func TestClusterWorkerKilledMidSearch(t *testing.T) {
 	if !strings.Contains(r.out, "victim lost") {
 		t.Errorf("progress lines do not show the lost worker:\n%s", r.out)
 	}
-	a, err := profile.Read(single, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := profile.Read(dist, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !reflect.DeepEqual(a.Levels, b.Levels) || *a.Fitness != *b.Fitness {
-		t.Fatalf("distributed profile %v (fitness %v) differs from single-process %v (fitness %v)", b.Levels, *b.Fitness, a.Levels, *a.Fitness)
-	}
+	b := sameProfileFiles(t, single, dist, "distributed")
 	if b.Search["resent_tasks"].(float64) < 1 {
 		t.Errorf("profile records %v re-sent tasks, want ≥ 1", b.Search["resent_tasks"])
 	}
@@ -213,17 +221,7 @@ func TestSearchInProcessWorkersSameProfile(t *testing.T) {
 	if !strings.Contains(out, `"workers":[{"id":"local`) || !strings.Contains(out, `"connected":true,"evaluations":`) {
 		t.Errorf("JSON progress lacks the workers:\n%s", out)
 	}
-	a, err := profile.Read(one, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := profile.Read(five, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !reflect.DeepEqual(a.Levels, b.Levels) || *a.Fitness != *b.Fitness {
-		t.Fatalf("5 workers: %v (fitness %v), 1 worker: %v (fitness %v)", b.Levels, *b.Fitness, a.Levels, *a.Fitness)
-	}
+	b := sameProfileFiles(t, one, five, "5 workers")
 	if b.Search["workers"].(float64) != 5 || b.Search["range_tasks"].(float64) == 0 {
 		t.Errorf("profile records %v workers and %v range tasks, want 5 and some", b.Search["workers"], b.Search["range_tasks"])
 	}
