@@ -88,7 +88,7 @@ func (r *workerResources) Identity() cluster.Identity {
 // teacher returns the dense model's teacher over the job's calibration pool, shared by every
 // job with the same pool and top-k.
 func (r *workerResources) teacher(job *cluster.Job) (*fitness.Teacher, error) {
-	key := fmt.Sprintf("%d/%d/%d", job.SeqLen, job.CalibTokens, job.TopK)
+	key := teacherKey(job)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if t := r.teachers[key]; t != nil {
@@ -113,7 +113,12 @@ func (r *workerResources) teacher(job *cluster.Job) (*fitness.Teacher, error) {
 func (r *workerResources) seedTeacher(job *cluster.Job, t *fitness.Teacher) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.teachers[fmt.Sprintf("%d/%d/%d", job.SeqLen, job.CalibTokens, job.TopK)] = t
+	r.teachers[teacherKey(job)] = t
+}
+
+// teacherKey identifies what a teacher depends on: the pool's shape and the top-k.
+func teacherKey(job *cluster.Job) string {
+	return fmt.Sprintf("%d/%d/%d", job.SeqLen, job.CalibTokens, job.TopK)
 }
 
 // Prepare implements cluster.Preparer: a new evaluator (each worker counts its own block
