@@ -57,7 +57,7 @@ func (o *Options) defaults() {
 }
 
 // Coordinator hands the candidate evaluations of a search to workers; it implements
-// search.Evaluator and search.WorkerReporter.
+// search.Evaluator; pass its Workers to search.WithWorkerStatus.
 type Coordinator struct {
 	nc   *nats.Conn
 	job  Job
@@ -206,7 +206,7 @@ func (c *Coordinator) Stats() Stats {
 	return c.stats
 }
 
-// Workers reports every worker that joined, in join order (search.WorkerReporter).
+// Workers reports every worker that joined, in join order (for search.WithWorkerStatus).
 func (c *Coordinator) Workers() []search.WorkerStatus {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -656,7 +656,4 @@ func (c *Coordinator) Close() error {
 	return c.nc.Flush()
 }
 
-var (
-	_ search.Evaluator      = (*Coordinator)(nil)
-	_ search.WorkerReporter = (*Coordinator)(nil)
-)
+var _ search.Evaluator = (*Coordinator)(nil)

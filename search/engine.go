@@ -27,20 +27,17 @@ type Mode interface {
 	Mutate(rng *rand.Rand, p Profile) Profile
 	// Legal reports whether p is within the budget and every level within its unit's range.
 	Legal(p Profile) bool
-}
-
-// OffspringFilter is implemented by modes that reject some offspring relative to their parent
-// (the quant mode's free group rule rejects offspring changing too many levels). The engine
-// consults it after Legal.
-type OffspringFilter interface {
+	// AcceptOffspring reports whether child, a legal mutation of parent, may compete; the
+	// engine consults it after Legal. Most modes accept every child; the quant mode's free
+	// group rule rejects offspring changing too many levels.
 	AcceptOffspring(parent, child Profile) bool
-}
-
-// Signer is implemented by modes that can describe their problem instance (budget, level
-// ranges, group rule) in one string. The signature is stored in checkpoints, and resuming a
-// checkpoint whose signature differs is refused.
-type Signer interface {
+	// Signature describes the problem instance (budget, level ranges, group rule, database)
+	// in one string. It is stored in checkpoints, and resuming a checkpoint whose signature
+	// differs is refused.
 	Signature() string
+	// Defaults are the mode's reference search settings (population, stages, generations),
+	// which presets and explicit settings override (ResolveSettings).
+	Defaults() Settings
 }
 
 // Batch identifies the calibration data every candidate of one selection stage is scored on.
@@ -153,7 +150,14 @@ type options struct {
 	checkpointer Checkpointer
 	resume       *State
 	observers    []Observer
+	workers      func() []WorkerStatus
 	now          func() time.Time
+}
+
+// WithWorkerStatus makes every Progress report carry status(): the workers of an evaluator
+// that spreads candidates over several (the cluster's coordinator).
+func WithWorkerStatus(status func() []WorkerStatus) Option {
+	return func(o *options) { o.workers = status }
 }
 
 // WithCheckpointer hands the state to c after initialisation and after every generation.
@@ -182,13 +186,12 @@ const rngStream = 0x65766f7072657373 // "evopress"
 
 // engine is the state of one run.
 type engine struct {
-	cfg    Config
-	mode   Mode
-	eval   Evaluator
-	opts   options
-	units  []string
-	sig    string
-	filter OffspringFilter
+	cfg   Config
+	mode  Mode
+	eval  Evaluator
+	opts  options
+	units []string
+	sig   string
 
 	src *rand.PCG
 	rng *rand.Rand
@@ -230,10 +233,7 @@ func Run(ctx context.Context, cfg Config, mode Mode, eval Evaluator, opts ...Opt
 	if len(e.units) == 0 {
 		return nil, fmt.Errorf("search: mode %q has no units", mode.Name())
 	}
-	if s, ok := mode.(Signer); ok {
-		e.sig = s.Signature()
-	}
-	e.filter, _ = mode.(OffspringFilter)
+	e.sig = mode.Signature()
 	e.start = e.opts.now()
 
 	if st := e.opts.resume; st != nil {
@@ -374,7 +374,7 @@ func (e *engine) offspring() ([]Profile, error) {
 		if !e.mode.Legal(child) {
 			continue
 		}
-		if e.filter != nil && !e.filter.AcceptOffspring(e.parent, child) {
+		if !e.mode.AcceptOffspring(e.parent, child) {
 			continue
 		}
 		k := child.key()
@@ -508,10 +508,10 @@ func (e *engine) progress() Progress {
 	}
 }
 
-// workers asks the evaluator for its workers' status, when it has any.
+// workers asks for the workers' status when the run was given a way to (WithWorkerStatus).
 func (e *engine) workers() []WorkerStatus {
-	if r, ok := e.eval.(WorkerReporter); ok {
-		return r.Workers()
+	if e.opts.workers != nil {
+		return e.opts.workers()
 	}
 	return nil
 }

@@ -28,7 +28,7 @@ type Progress struct {
 	// ETA estimates the time left from this session's pace; negative when unknown.
 	ETA time.Duration
 	// Workers describes the workers that scored candidates, when the evaluator reports them
-	// (WorkerReporter); nil otherwise.
+	// (WithWorkerStatus); nil otherwise.
 	Workers []WorkerStatus
 }
 
@@ -44,12 +44,6 @@ type WorkerStatus struct {
 	Tokens      int64   `json:"tokens"`
 	// Rate is its candidates scored per second since it joined.
 	Rate float64 `json:"evals_per_s"`
-}
-
-// WorkerReporter is implemented by evaluators that spread work over workers; the engine copies
-// Workers into every Progress.
-type WorkerReporter interface {
-	Workers() []WorkerStatus
 }
 
 // Observer receives progress reports; it runs on the search goroutine and should be quick.

@@ -128,14 +128,6 @@ Defaults follow the EvoPress reference: λ = 32, stages 2:2048,1:32768, floor(k(
 	return cmd
 }
 
-// defaultsOf returns a mode's reference defaults.
-func defaultsOf(mode search.Mode) search.Settings {
-	if d, ok := mode.(interface{ Defaults() search.Settings }); ok {
-		return d.Defaults()
-	}
-	return search.Settings{Offspring: 32, Stages: []search.Stage{{Survivors: 2, Tokens: 2048}, {Survivors: 1, Tokens: 32768}}, Generations: 100, InitTokens: 2048}
-}
-
 // searchSetup makes a mode for a loaded model, with the level database it draws on (nil for
 // drop).
 type searchSetup func(lm *loaded) (search.Mode, *db.DB, error)
@@ -170,7 +162,7 @@ func runSearch(cmd *cobra.Command, f *searchFlags, setup searchSetup) error {
 	if err != nil {
 		return err
 	}
-	settings, err := search.ResolveSettings(f.preset, defaultsOf(mode), ov)
+	settings, err := search.ResolveSettings(f.preset, mode.Defaults(), ov)
 	if err != nil {
 		return err
 	}
@@ -249,6 +241,7 @@ func runSearch(cmd *cobra.Command, f *searchFlags, setup searchSetup) error {
 	}
 	defer ec.Close()
 	ev := ec.co
+	opts = append(opts, search.WithWorkerStatus(ev.Workers))
 	fmt.Fprintf(stderr, "search %s on %s: %d units, λ=%d, stages %s, %d generations, seed %d, pool %d×%d tokens from %s\n",
 		mode.Name(), lm.Name, len(mode.Units()), cfg.Offspring, search.FormatStages(cfg.Stages), cfg.Generations, cfg.Seed, len(pool), f.seqLen, calibSource)
 

@@ -39,24 +39,9 @@ func (m *dbMode) annotate(p *profile.Profile, levels search.Profile) error {
 	return nil
 }
 
-// Signature passes the inner mode's signature through (checkpoints compare it on resume).
-func (m *dbMode) Signature() string {
-	if s, ok := m.Mode.(search.Signer); ok {
-		return s.Signature() + " db=" + m.d.Fingerprint()
-	}
-	return "db=" + m.d.Fingerprint()
-}
-
-// AcceptOffspring passes the inner mode's offspring filter through.
-func (m *dbMode) AcceptOffspring(parent, child search.Profile) bool {
-	if f, ok := m.Mode.(search.OffspringFilter); ok {
-		return f.AcceptOffspring(parent, child)
-	}
-	return true
-}
-
-// Defaults passes the inner mode's defaults through.
-func (m *dbMode) Defaults() search.Settings { return defaultsOf(m.Mode) }
+// Signature adds the database's fingerprint to the inner mode's (checkpoints compare it on
+// resume).
+func (m *dbMode) Signature() string { return m.Mode.Signature() + " db=" + m.d.Fingerprint() }
 
 // openDB opens and checks a level database for a model.
 func openDB(dir string, lm *loaded, cacheMB int, want string) (*db.DB, error) {

@@ -186,6 +186,9 @@ func (m *Mode) Signature() string {
 	return fmt.Sprintf("drop n=%d k=%d whole=%t keep=%s", m.n, m.k, m.whole, strings.Join(m.kept, ","))
 }
 
+// AcceptOffspring accepts every legal child: the mode has no rule beyond Legal.
+func (m *Mode) AcceptOffspring(_, _ search.Profile) bool { return true }
+
 // Defaults returns the reference settings for this instance (see Defaults).
 func (m *Mode) Defaults() search.Settings { return Defaults(m.n, m.k) }
 
@@ -331,4 +334,3 @@ func (m *Mode) Dropped(p search.Profile) (attn, mlp []int) {
 }
 
 var _ search.Mode = (*Mode)(nil)
-var _ search.Signer = (*Mode)(nil)

@@ -352,7 +352,7 @@ func (m *Mode) Mutate(rng *rand.Rand, p search.Profile) search.Profile {
 	return q
 }
 
-// AcceptOffspring implements search.OffspringFilter: under GroupNone it rejects offspring more
+// AcceptOffspring implements search.Mode: under GroupNone it rejects offspring more
 // than MaxChanges width steps away from the parent, or whose removed bits exceed 1.25 times
 // their added bits (counted per unit against the parent); under the other rules it accepts all.
 func (m *Mode) AcceptOffspring(parent, child search.Profile) bool {
@@ -438,8 +438,4 @@ func (m *Mode) BitsPerWeight(p search.Profile, overhead Overhead) (perUnit []flo
 	return perUnit, float64(total) / float64(m.total), nil
 }
 
-var (
-	_ search.Mode            = (*Mode)(nil)
-	_ search.Signer          = (*Mode)(nil)
-	_ search.OffspringFilter = (*Mode)(nil)
-)
+var _ search.Mode = (*Mode)(nil)

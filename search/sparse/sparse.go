@@ -170,6 +170,9 @@ func Defaults() search.Settings {
 	}
 }
 
+// AcceptOffspring accepts every legal child: the mode has no rule beyond Legal.
+func (m *Mode) AcceptOffspring(_, _ search.Profile) bool { return true }
+
 // Defaults returns the reference settings (see the package-level Defaults).
 func (m *Mode) Defaults() search.Settings { return Defaults() }
 
@@ -256,4 +259,3 @@ func (m *Mode) String() string {
 }
 
 var _ search.Mode = (*Mode)(nil)
-var _ search.Signer = (*Mode)(nil)
