@@ -1,6 +1,7 @@
 package drop_test
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/evopress/evopress/search"
 	"github.com/evopress/evopress/search/drop"
+	"github.com/evopress/evopress/search/searchtest"
 )
 
 func TestTargetK(t *testing.T) {
@@ -130,110 +132,118 @@ func TestLegal(t *testing.T) {
 	}
 }
 
-// check verifies a profile's budget independently of Mode.Legal.
-func check(t *testing.T, p search.Profile, n, k int, whole bool, keep map[int]bool) {
-	t.Helper()
+// within is the budget of a drop profile, written independently of Mode.Legal: one 0/1 level
+// per unit, exactly k units of each kind dropped, no kept unit dropped and (whole) both units
+// of every block alike.
+func within(p search.Profile, n, k int, whole bool, keep map[int]bool) bool {
 	if len(p) != 2*n {
-		t.Fatalf("length %d", len(p))
+		return false
 	}
 	var dropped [2]int
 	for i, v := range p {
-		if v != 0 && v != 1 {
-			t.Fatalf("level %d at %d", v, i)
-		}
-		if v == 1 && keep[i] {
-			t.Fatalf("kept unit %d dropped in %v", i, p)
+		if v != 0 && v != 1 || v == 1 && keep[i] {
+			return false
 		}
 		dropped[i%2] += v
 	}
 	if dropped[0] != k || dropped[1] != k {
-		t.Fatalf("dropped %v, want %d of each kind: %v", dropped, k, p)
+		return false
 	}
-	if whole {
-		for b := range n {
-			if p[2*b] != p[2*b+1] {
-				t.Fatalf("block %d untied in %v", b, p)
-			}
+	for b := range n {
+		if whole && p[2*b] != p[2*b+1] {
+			return false
 		}
 	}
+	return true
 }
 
-func TestMutateWalks(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		n, k int
-		opts drop.Options
-		keep []int // unit indices
-	}{
-		{"plain", 32, 8, drop.Options{}, nil},
-		{"plain k=1", 5, 1, drop.Options{}, nil},
-		{"plain k=n-1", 5, 4, drop.Options{}, nil},
-		{"whole", 32, 8, drop.Options{WholeBlocks: true}, nil},
-		{"keep", 16, 5, drop.Options{Keep: []string{"model.layers.0", "model.layers.15", "model.layers.7.mlp"}}, []int{0, 1, 30, 31, 15}},
-		{"keep attention fixed", 4, 2, drop.Options{Keep: []string{"model.layers.0.self_attn", "model.layers.1.self_attn"}}, []int{0, 2}},
-		{"whole keep", 16, 5, drop.Options{WholeBlocks: true, Keep: []string{"model.layers.0.self_attn", "model.layers.15"}}, []int{0, 1, 30, 31}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			m, err := drop.NewK(tc.n, tc.k, tc.opts)
-			if err != nil {
-				t.Fatal(err)
-			}
-			keep := map[int]bool{}
-			for _, i := range tc.keep {
-				keep[i] = true
-			}
-			rng := rand.New(rand.NewPCG(7, 8))
-			inits := m.Initial(rng)
-			if len(inits) != drop.InitialCandidates {
-				t.Fatalf("%d initial profiles", len(inits))
-			}
-			for _, p := range inits {
-				check(t, p, tc.n, tc.k, tc.opts.WholeBlocks, keep)
-				if !m.Legal(p) {
-					t.Fatalf("initial %v not legal", p)
-				}
-			}
-			everDropped := map[int]bool{}
-			p := inits[0]
-			for step := range 5000 {
-				before := p.Clone()
-				q := m.Mutate(rng, p)
-				if !p.Equal(before) {
-					t.Fatalf("step %d: Mutate modified its input", step)
-				}
-				check(t, q, tc.n, tc.k, tc.opts.WholeBlocks, keep)
-				if !m.Legal(q) {
-					t.Fatalf("step %d: %v not legal", step, q)
-				}
-				changed := 0
-				for i := range q {
-					if q[i] != p[i] {
-						changed++
-					}
-				}
-				if want := map[bool]int{false: 2, true: 4}[tc.opts.WholeBlocks]; changed != want {
-					t.Fatalf("step %d: %d units changed, want %d", step, changed, want)
-				}
-				q[0] ^= 1 // the result must not alias the input
-				if !p.Equal(before) {
-					t.Fatalf("step %d: Mutate result aliases its input", step)
-				}
-				q[0] ^= 1
-				for i, v := range q {
-					if v == 1 {
-						everDropped[i] = true
-					}
-				}
-				p = q
-			}
-			for i := range 2 * tc.n {
-				attnFixed := tc.name == "keep attention fixed" && i%2 == 0
-				if !keep[i] && !everDropped[i] && !attnFixed {
-					t.Fatalf("unit %d never dropped in 5000 switches", i)
-				}
-			}
-		})
+// dropCase is a conformance case of NewK(n, k, opts); keep lists the kept unit indices and
+// fixed the units no switch can change.
+func dropCase(name string, n, k int, opts drop.Options, keep, fixed []int, enumerate bool) searchtest.Case {
+	kept := map[int]bool{}
+	for _, i := range keep {
+		kept[i] = true
 	}
+	build := func(n, k int, o drop.Options) func() (search.Mode, error) {
+		return func() (search.Mode, error) { return drop.NewK(n, k, o) }
+	}
+	c := searchtest.Case{
+		Name:   name,
+		New:    build(n, k, opts),
+		Within: func(p search.Profile) bool { return within(p, n, k, opts.WholeBlocks, kept) },
+		Invariant: func(p search.Profile) []int64 {
+			var d [2]int64
+			for i, v := range p {
+				d[i%2] += int64(v)
+			}
+			return d[:]
+		},
+		Step: func(p, q search.Profile) error {
+			// one kept unit and one dropped unit of the same kind trade levels (both units of
+			// two blocks with WholeBlocks)
+			var changed []int
+			for i := range q {
+				if q[i] != p[i] {
+					changed = append(changed, i)
+				}
+			}
+			if opts.WholeBlocks {
+				if len(changed) != 4 || changed[0]/2 != changed[1]/2 || changed[2]/2 != changed[3]/2 || p[changed[0]] == p[changed[2]] {
+					return fmt.Errorf("changed units %v, want both units of a kept and a dropped block", changed)
+				}
+				return nil
+			}
+			if len(changed) != 2 || changed[0]%2 != changed[1]%2 || p[changed[0]] == p[changed[1]] {
+				return fmt.Errorf("changed units %v, want a kept and a dropped unit of one kind", changed)
+			}
+			return nil
+		},
+		Fixed: fixed,
+		Variants: map[string]func() (search.Mode, error){
+			"k-1":      build(n, k-1, opts),
+			"n+1":      build(n+1, k, opts),
+			"whole":    build(n, k, drop.Options{WholeBlocks: !opts.WholeBlocks, Keep: opts.Keep}),
+			"keep one": build(n, k, drop.Options{WholeBlocks: opts.WholeBlocks, Keep: append(slices.Clone(opts.Keep), "model.layers.1.mlp")}),
+		},
+	}
+	if k == 1 {
+		c.Variants["k+1"] = build(n, k+1, opts)
+		delete(c.Variants, "k-1")
+	}
+	for name, v := range c.Variants {
+		if _, err := v(); err != nil {
+			delete(c.Variants, name) // not a valid instance (e.g. every block fixed)
+		}
+	}
+	if enumerate {
+		c.Levels = searchtest.Repeat(2*n, searchtest.Range(0, 2))
+	}
+	return c
+}
+
+// TestConformance runs the search mode conformance suite: small instances exhaustively, the
+// paper-sized ones along walks.
+func TestConformance(t *testing.T) {
+	keep := drop.Options{Keep: []string{"model.layers.0", "model.layers.2.mlp"}}
+	searchtest.Conformance(t, []searchtest.Case{
+		// enumerated: every level vector of {0,1,2}^units
+		dropCase("sub-blocks n=4 k=2", 4, 2, drop.Options{}, nil, nil, true),
+		dropCase("sub-blocks n=5 k=1", 5, 1, drop.Options{}, nil, nil, true),
+		dropCase("whole n=5 k=2", 5, 2, drop.Options{WholeBlocks: true}, nil, nil, true),
+		dropCase("keep n=4 k=1", 4, 1, keep, []int{0, 1, 5}, nil, true),
+		dropCase("whole keep n=4 k=1", 4, 1, drop.Options{WholeBlocks: true, Keep: []string{"model.layers.3.self_attn"}}, []int{6, 7}, nil, true),
+		// walks on larger instances
+		dropCase("sub-blocks n=32 k=8", 32, 8, drop.Options{}, nil, nil, false),
+		dropCase("sub-blocks n=5 k=4", 5, 4, drop.Options{}, nil, nil, false),
+		dropCase("whole n=32 k=8", 32, 8, drop.Options{WholeBlocks: true}, nil, nil, false),
+		dropCase("keep n=16 k=5", 16, 5, drop.Options{Keep: []string{"model.layers.0", "model.layers.15", "model.layers.7.mlp"}},
+			[]int{0, 1, 30, 31, 15}, []int{0, 1, 30, 31, 15}, false),
+		// attention units 0 and 1 kept, so attention 2 and 3 are always dropped
+		dropCase("keep attention fixed n=4 k=2", 4, 2, drop.Options{Keep: []string{"model.layers.0.self_attn", "model.layers.1.self_attn"}},
+			[]int{0, 2}, []int{0, 2, 4, 6}, false),
+		dropCase("whole keep n=16 k=5", 16, 5, drop.Options{WholeBlocks: true, Keep: []string{"model.layers.0.self_attn", "model.layers.15"}},
+			[]int{0, 1, 30, 31}, []int{0, 1, 30, 31}, false),
+	})
 }
 
 func TestMutateOddInput(t *testing.T) {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/evopress/evopress/search"
 	"github.com/evopress/evopress/search/quant"
+	"github.com/evopress/evopress/search/searchtest"
 )
 
 var llamaNumels = []int64{256 * 256, 256 * 64, 256 * 64, 256 * 256, 256 * 688, 256 * 688, 688 * 256}
@@ -181,124 +182,174 @@ func TestInitial(t *testing.T) {
 	}
 }
 
-func TestMutateWalks(t *testing.T) {
-	for _, tc := range []struct {
-		name   string
-		rule   search.GroupBy
-		target float64
-		bits   []int
-	}{
-		{"size 3", search.GroupDefault, 3, []int{2, 3, 4, 5, 6}},
-		{"size 2.25", search.GroupSize, 2.25, []int{2, 3, 4, 5, 6}},
-		{"kind 4", search.GroupKind, 4, []int{2, 3, 4, 5, 6, 7, 8}},
-		{"none 3", search.GroupNone, 3, []int{2, 3, 4, 5, 6}},
-		{"none 2.5", search.GroupNone, 2.5, []int{2, 3, 4, 5, 6}},
-		{"size sparse widths", search.GroupSize, 3.5, []int{2, 3, 4, 8}},
-		{"none sparse widths", search.GroupNone, 3.5, []int{2, 3, 4, 8}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			layers := llamaLayers(4, tc.bits)
-			m, err := quant.New(quant.Config{Layers: layers, Target: tc.target, GroupBy: tc.rule})
-			if err != nil {
-				t.Fatal(err)
-			}
-			budget := big.NewInt(budgetRef(layers, fmt.Sprint(tc.target)))
-			rng := rand.New(rand.NewPCG(9, 9))
-			p := m.Initial(rng)[0]
-			idx := func(i, b int) int { return slices.Index(layers[i].Bits, b) }
-			groupOf := func(i int) string {
-				if m.GroupBy() == search.GroupSize {
-					return fmt.Sprint(layers[i].Numel)
-				}
-				return search.UnitKind(layers[i].Name)
-			}
-			groupBits := func(p search.Profile) map[string]int64 {
-				s := map[string]int64{}
-				for i, b := range p {
-					s[groupOf(i)] += layers[i].Numel * int64(b)
-				}
-				return s
-			}
-			accepted, changedWidths := 0, map[int]bool{}
-			for step := range 5000 {
-				before := p.Clone()
-				q := m.Mutate(rng, p)
-				if !p.Equal(before) {
-					t.Fatalf("step %d: Mutate modified its input", step)
-				}
-				if len(q) != len(p) {
-					t.Fatalf("step %d: length %d", step, len(q))
-				}
-				for i, b := range q {
-					if idx(i, b) < 0 {
-						t.Fatalf("step %d: %d bits not allowed for %s", step, b, layers[i].Name)
-					}
-				}
-				if codeBitsRef(layers, q).Cmp(budget) > 0 {
-					t.Fatalf("step %d: %v over budget", step, q)
-				}
-				if !m.Legal(q) {
-					t.Fatalf("step %d: %v not legal", step, q)
-				}
-				// Independent reference for the filter: width steps and the added/removed bits.
-				steps, added, removed := 0, int64(0), int64(0)
-				var ups, downs []int
-				for i := range q {
-					d := idx(i, q[i]) - idx(i, p[i])
-					steps += max(d, -d)
-					if d > 0 {
-						ups = append(ups, i)
-						added += layers[i].Numel * int64(q[i]-p[i])
-					} else if d < 0 {
-						downs = append(downs, i)
-						removed += layers[i].Numel * int64(p[i]-q[i])
-					}
-				}
-				wantAccept := true
-				if m.GroupBy() == search.GroupNone {
-					wantAccept = steps <= quant.DefaultMaxChanges && float64(added)/float64(max(1, removed)) >= 0.8
-				}
-				if got := m.AcceptOffspring(p, q); got != wantAccept {
-					t.Fatalf("step %d: AcceptOffspring = %t, want %t (steps %d, added %d, removed %d)", step, got, wantAccept, steps, added, removed)
-				}
-				if q.Equal(p) {
-					continue
-				}
-				if m.GroupBy() != search.GroupNone {
-					// one unit up one width, one of the same group down one width
-					if len(ups) != 1 || len(downs) != 1 || steps != 2 || groupOf(ups[0]) != groupOf(downs[0]) {
-						t.Fatalf("step %d: ups %v downs %v steps %d", step, ups, downs, steps)
-					}
-					if !slices.Contains(tc.bits, 8) {
-						// contiguous widths, equal numels: group bit totals unchanged
-						gp, gq := groupBits(p), groupBits(q)
-						for g := range gp {
-							if gp[g] != gq[g] {
-								t.Fatalf("step %d: group %s bits %d → %d", step, g, gp[g], gq[g])
-							}
-						}
-					}
-				} else if len(ups) != 1 {
-					t.Fatalf("step %d: %d units went up, want 1", step, len(ups))
-				}
-				q[0] += 1000
-				if !p.Equal(before) {
-					t.Fatalf("step %d: Mutate result aliases its input", step)
-				}
-				q[0] -= 1000
-				if wantAccept {
-					accepted++
-					for _, i := range append(ups, downs...) {
-						changedWidths[i] = true
-					}
-					p = q
-				}
-			}
-			if accepted < 1000 || len(changedWidths) < len(layers)*3/4 {
-				t.Fatalf("walk accepted %d moves touching %d of %d units", accepted, len(changedWidths), len(layers))
-			}
-		})
+// quantCase is a conformance case of the quant mode; Within, Invariant, Step and Accept are
+// written from the layers alone (exact rationals for the budget). With contiguous widths and
+// equal numels inside every group, a grouped switch keeps each group's Σ numel·bits; otherwise
+// (free rule, gaps in the widths) the budget is only a bound.
+func quantCase(name string, layers []quant.Layer, target string, rule search.GroupBy, enumerate bool) searchtest.Case {
+	var tf float64
+	fmt.Sscan(target, &tf)
+	build := func(layers []quant.Layer, tf float64, rule search.GroupBy, maxChanges int) func() (search.Mode, error) {
+		return func() (search.Mode, error) {
+			return quant.New(quant.Config{Layers: layers, Target: tf, GroupBy: rule, MaxChanges: maxChanges})
+		}
 	}
+	resolved := rule
+	if resolved == search.GroupDefault {
+		resolved = search.GroupSize
+	}
+	groupOf := func(i int) string {
+		switch resolved {
+		case search.GroupSize:
+			return fmt.Sprint(layers[i].Numel)
+		case search.GroupKind:
+			return search.UnitKind(layers[i].Name)
+		}
+		return "all"
+	}
+	var groups []string
+	exact := resolved != search.GroupNone // every group: equal numels, contiguous widths
+	numelOf := map[string]int64{}
+	for i, l := range layers {
+		g := groupOf(i)
+		if !slices.Contains(groups, g) {
+			groups = append(groups, g)
+		}
+		if n, ok := numelOf[g]; ok && n != l.Numel {
+			exact = false
+		}
+		numelOf[g] = l.Numel
+		for j := 1; j < len(l.Bits); j++ {
+			exact = exact && l.Bits[j] == l.Bits[j-1]+1
+		}
+	}
+	budget := big.NewInt(budgetRef(layers, target))
+	idx := func(i, b int) int { return slices.Index(layers[i].Bits, b) }
+	c := searchtest.Case{
+		Name: name,
+		New:  build(layers, tf, rule, 0),
+		Within: func(p search.Profile) bool {
+			if len(p) != len(layers) {
+				return false
+			}
+			for i, b := range p {
+				if idx(i, b) < 0 {
+					return false
+				}
+			}
+			return codeBitsRef(layers, p).Cmp(budget) <= 0
+		},
+		Step: func(p, q search.Profile) error {
+			var ups, downs []int
+			steps := 0
+			for i := range q {
+				d := idx(i, q[i]) - idx(i, p[i])
+				steps += max(d, -d)
+				if d > 0 {
+					ups = append(ups, i)
+				} else if d < 0 {
+					downs = append(downs, i)
+				}
+			}
+			if resolved == search.GroupNone {
+				if len(ups) != 1 || idx(ups[0], q[ups[0]])-idx(ups[0], p[ups[0]]) != 1 {
+					return fmt.Errorf("ups %v, want one unit up one width", ups)
+				}
+				return nil
+			}
+			if len(ups) != 1 || len(downs) != 1 || steps != 2 || groupOf(ups[0]) != groupOf(downs[0]) {
+				return fmt.Errorf("ups %v downs %v steps %d, want one unit up and one of its group down one width", ups, downs, steps)
+			}
+			return nil
+		},
+		Accept: func(p, q search.Profile) bool {
+			if resolved != search.GroupNone {
+				return true
+			}
+			// width steps and added/removed bits against the parent
+			steps, added, removed := 0, int64(0), int64(0)
+			for i := range q {
+				d := idx(i, q[i]) - idx(i, p[i])
+				steps += max(d, -d)
+				if bits := layers[i].Numel * int64(q[i]-p[i]); bits > 0 {
+					added += bits
+				} else {
+					removed -= bits
+				}
+			}
+			return steps <= quant.DefaultMaxChanges && float64(added)/float64(max(1, removed)) >= 0.8
+		},
+		Variants: map[string]func() (search.Mode, error){
+			"target":      build(layers, tf+0.125, rule, 0),
+			"widths":      build(append([]quant.Layer{{layers[0].Name, layers[0].Numel, layers[0].Bits[1:]}}, layers[1:]...), tf, rule, 0),
+			"numel":       build(append([]quant.Layer{{layers[0].Name, layers[0].Numel + 1, layers[0].Bits}}, layers[1:]...), tf, rule, 0),
+			"max changes": build(layers, tf, rule, quant.DefaultMaxChanges+1),
+		},
+	}
+	for _, other := range []search.GroupBy{search.GroupNone, search.GroupSize, search.GroupKind} {
+		if other != resolved {
+			c.Variants["group "+other.String()] = build(layers, tf, other, 0)
+		}
+	}
+	for name, v := range c.Variants {
+		if _, err := v(); err != nil {
+			delete(c.Variants, name) // not a valid instance
+		}
+	}
+	if exact {
+		c.Invariant = func(p search.Profile) []int64 {
+			sums := make([]int64, len(groups))
+			for i, b := range p {
+				sums[slices.Index(groups, groupOf(i))] += layers[i].Numel * int64(b)
+			}
+			return sums
+		}
+	}
+	if enumerate {
+		for _, l := range layers {
+			c.Levels = append(c.Levels, append([]int{l.Bits[0] - 1}, append(slices.Clone(l.Bits), l.Bits[len(l.Bits)-1]+1)...))
+		}
+	}
+	return c
+}
+
+// TestConformance runs the search mode conformance suite: small instances exhaustively, under
+// every group rule and with integer and fractional targets, and four-block Llamas along walks.
+func TestConformance(t *testing.T) {
+	w := []int{2, 3, 4}
+	// size groups {q0, q1, o0} and {k0, k1}; kind groups {q0, q1}, {k0, k1}, {o0}
+	small := []quant.Layer{
+		{"model.layers.0.self_attn.q_proj", 64, w}, {"model.layers.0.self_attn.k_proj", 32, w},
+		{"model.layers.1.self_attn.q_proj", 64, w}, {"model.layers.1.self_attn.k_proj", 32, w},
+		{"model.layers.0.self_attn.o_proj", 64, w},
+	}
+	equal := []quant.Layer{{"a.q_proj", 48, w}, {"a.k_proj", 48, w}, {"b.q_proj", 48, w}, {"b.k_proj", 48, w}}
+	bitsOf := func(layers []quant.Layer) func(p0, p search.Profile) bool {
+		// the free rule at equal numels and contiguous widths: every switch lowers exactly the
+		// bits it adds, so the walk keeps the initial profile's Σ numel·bits
+		return func(p0, p search.Profile) bool { return codeBitsRef(layers, p0).Cmp(codeBitsRef(layers, p)) == 0 }
+	}
+	noneInt := quantCase("none 3 equal numels", equal, "3", search.GroupNone, true)
+	noneInt.Reachable = bitsOf(equal)
+	noneFrac := quantCase("none 2.5 equal numels", equal, "2.5", search.GroupNone, true)
+	noneFrac.Reachable = bitsOf(equal)
+	searchtest.Conformance(t, []searchtest.Case{
+		quantCase("size 3", small, "3", search.GroupSize, true),
+		quantCase("size 2.5", small, "2.5", search.GroupSize, true),
+		quantCase("size 3.3", small, "3.3", search.GroupSize, true),
+		quantCase("kind 3", small, "3", search.GroupKind, true),
+		quantCase("kind 2.75", small, "2.75", search.GroupKind, true),
+		quantCase("size gaps 3.5", []quant.Layer{{"a.q_proj", 16, []int{2, 3, 4, 8}}, {"b.q_proj", 16, []int{2, 3, 4, 8}}, {"c.q_proj", 16, []int{2, 3, 4, 8}}}, "3.5", search.GroupSize, false),
+		noneInt, noneFrac,
+		// four-block Llamas along walks
+		quantCase("llama size 3", llamaLayers(4, []int{2, 3, 4, 5, 6}), "3", search.GroupDefault, false),
+		quantCase("llama size 2.25", llamaLayers(4, []int{2, 3, 4, 5, 6}), "2.25", search.GroupSize, false),
+		quantCase("llama kind 4", llamaLayers(4, []int{2, 3, 4, 5, 6, 7, 8}), "4", search.GroupKind, false),
+		quantCase("llama none 3", llamaLayers(4, []int{2, 3, 4, 5, 6}), "3", search.GroupNone, false),
+		quantCase("llama none 2.5", llamaLayers(4, []int{2, 3, 4, 5, 6}), "2.5", search.GroupNone, false),
+		quantCase("llama size gaps 3.5", llamaLayers(4, []int{2, 3, 4, 8}), "3.5", search.GroupSize, false),
+		quantCase("llama none gaps 3.5", llamaLayers(4, []int{2, 3, 4, 8}), "3.5", search.GroupNone, false),
+	})
 }
 
 func TestAcceptOffspring(t *testing.T) {

@@ -4,10 +4,12 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/evopress/evopress/search"
+	"github.com/evopress/evopress/search/searchtest"
 	"github.com/evopress/evopress/search/sparse"
 )
 
@@ -127,89 +129,122 @@ func TestNewErrors(t *testing.T) {
 	}
 }
 
-func TestMutateWalks(t *testing.T) {
-	for _, rule := range []search.GroupBy{search.GroupDefault, search.GroupNone, search.GroupSize, search.GroupKind} {
-		t.Run(rule.String(), func(t *testing.T) {
-			layers, d := llamaLayers(t, 4, 0.6, 4)
-			m, err := sparse.New(sparse.Config{Layers: layers, Sparsity: 0.6, D: d, GroupBy: rule})
-			if err != nil {
-				t.Fatal(err)
+// sparseCase is a conformance case of the sparse mode on layers; Within, Invariant and Step
+// are written from the layers alone: levels within range summing to 0, every switch moving
+// one unit up and one of the same group down one level, so that each group's level sum (and
+// with it the pruned weights, D·Σℓ) is kept.
+func sparseCase(name string, layers []sparse.Layer, s float64, d int64, rule search.GroupBy, enumerate bool) searchtest.Case {
+	build := func(layers []sparse.Layer, s float64, d int64, rule search.GroupBy) func() (search.Mode, error) {
+		return func() (search.Mode, error) {
+			return sparse.New(sparse.Config{Layers: layers, Sparsity: s, D: d, GroupBy: rule})
+		}
+	}
+	groupOf := func(i int) string {
+		switch rule {
+		case search.GroupSize:
+			return fmt.Sprint(layers[i].Numel)
+		case search.GroupKind:
+			return search.UnitKind(layers[i].Name)
+		}
+		return "all"
+	}
+	var groups []string
+	for i := range layers {
+		if g := groupOf(i); !slices.Contains(groups, g) {
+			groups = append(groups, g)
+		}
+	}
+	c := searchtest.Case{
+		Name: name,
+		New:  build(layers, s, d, rule),
+		Within: func(p search.Profile) bool {
+			if len(p) != len(layers) {
+				return false
 			}
-			groupOf := func(i int) string {
-				switch m.GroupBy() {
-				case search.GroupSize:
-					return fmt.Sprint(layers[i].Numel)
-				case search.GroupKind:
-					return search.UnitKind(layers[i].Name)
+			var extra int64
+			for i, l := range p {
+				if l < layers[i].Lo || l > layers[i].Hi {
+					return false
 				}
-				return ""
+				extra += int64(l) * d
 			}
-			rng := rand.New(rand.NewPCG(5, 6))
-			init := m.Initial(rng)
-			if len(init) != 1 || !m.Legal(init[0]) {
-				t.Fatalf("Initial = %v", init)
+			return extra == 0
+		},
+		Invariant: func(p search.Profile) []int64 {
+			sums := make([]int64, len(groups))
+			for i, l := range p {
+				sums[slices.Index(groups, groupOf(i))] += int64(l)
 			}
-			for _, v := range init[0] {
-				if v != 0 {
-					t.Fatalf("initial profile not uniform: %v", init[0])
-				}
-			}
-			moved := map[int]bool{}
-			p := init[0]
-			for step := range 5000 {
-				before := p.Clone()
-				q := m.Mutate(rng, p)
-				if !p.Equal(before) {
-					t.Fatalf("step %d: Mutate modified its input", step)
-				}
-				// Independent budget check: pruned weights D·Σℓ, per group and in total.
-				var extra int64
-				groupSum := map[string]int64{}
-				var ups, downs []int
-				for i, l := range q {
-					if l < layers[i].Lo || l > layers[i].Hi {
-						t.Fatalf("step %d: level %d of %s outside %d..%d", step, l, layers[i].Name, layers[i].Lo, layers[i].Hi)
-					}
-					extra += int64(l) * d
-					groupSum[groupOf(i)] += int64(l) * d
-					switch q[i] - p[i] {
-					case 0:
-					case 1:
-						ups = append(ups, i)
-					case -1:
-						downs = append(downs, i)
-					default:
-						t.Fatalf("step %d: unit %d moved by %d", step, i, q[i]-p[i])
-					}
-				}
-				if extra != 0 || m.ExtraPruned(q) != 0 {
-					t.Fatalf("step %d: %d extra pruned weights", step, extra)
-				}
-				for g, s := range groupSum {
-					if s != 0 {
-						t.Fatalf("step %d: group %q holds %d extra pruned weights", step, g, s)
-					}
-				}
-				if len(ups) != 1 || len(downs) != 1 || groupOf(ups[0]) != groupOf(downs[0]) {
-					t.Fatalf("step %d: ups %v downs %v", step, ups, downs)
-				}
-				if !m.Legal(q) {
-					t.Fatalf("step %d: %v not legal", step, q)
-				}
-				q[ups[0]] += 100
-				if !p.Equal(before) {
-					t.Fatalf("step %d: Mutate result aliases its input", step)
-				}
-				q[ups[0]] -= 100
-				moved[ups[0]], moved[downs[0]] = true, true
-				p = q
-			}
-			for i, l := range layers {
-				if l.Lo < l.Hi && !moved[i] {
-					t.Errorf("%s never moved", l.Name)
+			return sums
+		},
+		Step: func(p, q search.Profile) error {
+			var ups, downs []int
+			for i := range q {
+				switch q[i] - p[i] {
+				case 0:
+				case 1:
+					ups = append(ups, i)
+				case -1:
+					downs = append(downs, i)
+				default:
+					return fmt.Errorf("unit %d moved by %d", i, q[i]-p[i])
 				}
 			}
-		})
+			if len(ups) != 1 || len(downs) != 1 || groupOf(ups[0]) != groupOf(downs[0]) {
+				return fmt.Errorf("ups %v downs %v, want one of each in one group", ups, downs)
+			}
+			return nil
+		},
+		Variants: map[string]func() (search.Mode, error){
+			"sparsity":  build(layers, s+0.01, d, rule),
+			"D":         build(layers, s, d+1, rule),
+			"range":     build(append([]sparse.Layer{{layers[0].Name, layers[0].Numel, layers[0].Lo + 1, layers[0].Hi}}, layers[1:]...), s, d, rule),
+			"numel":     build(append([]sparse.Layer{{layers[0].Name, layers[0].Numel + 1, layers[0].Lo, layers[0].Hi}}, layers[1:]...), s, d, rule),
+			"unit name": build(append([]sparse.Layer{{layers[0].Name + "x", layers[0].Numel, layers[0].Lo, layers[0].Hi}}, layers[1:]...), s, d, rule),
+		},
+	}
+	for _, other := range []search.GroupBy{search.GroupNone, search.GroupSize, search.GroupKind} {
+		if other == rule {
+			continue
+		}
+		c.Variants["group "+other.String()] = build(layers, s, d, other)
+	}
+	for name, v := range c.Variants {
+		if _, err := v(); err != nil {
+			delete(c.Variants, name) // not a valid instance
+		}
+	}
+	if enumerate {
+		for _, l := range layers {
+			c.Levels = append(c.Levels, searchtest.Range(l.Lo-1, l.Hi+1))
+		}
+	}
+	return c
+}
+
+// TestConformance runs the search mode conformance suite under every group rule (GroupDefault
+// is GroupNone): on four
+// layers whose size groups ({q0, k1}, {k0, q1}) differ from their kind groups exhaustively,
+// and on a four-block Llama along walks.
+func TestConformance(t *testing.T) {
+	small := []sparse.Layer{
+		{"model.layers.0.self_attn.q_proj", 64, -2, 2},
+		{"model.layers.0.self_attn.k_proj", 32, -1, 2},
+		{"model.layers.1.self_attn.q_proj", 32, -2, 1},
+		{"model.layers.1.self_attn.k_proj", 64, -1, 1},
+	}
+	large, d := llamaLayers(t, 4, 0.6, 4)
+	var cases []searchtest.Case
+	for _, rule := range []search.GroupBy{search.GroupNone, search.GroupSize, search.GroupKind} {
+		cases = append(cases, sparseCase("small "+rule.String(), small, 0.5, 8, rule, true),
+			sparseCase("llama "+rule.String(), large, 0.6, d, rule, false))
+	}
+	searchtest.Conformance(t, cases)
+	// GroupDefault resolves to GroupNone: the same instance, so the same signature.
+	def, _ := sparse.New(sparse.Config{Layers: small, Sparsity: 0.5, D: 8})
+	none, _ := sparse.New(sparse.Config{Layers: small, Sparsity: 0.5, D: 8, GroupBy: search.GroupNone})
+	if def.Signature() != none.Signature() {
+		t.Errorf("group default and none give signatures %q and %q", def.Signature(), none.Signature())
 	}
 }
 
