@@ -5,12 +5,11 @@ import (
 	"fmt"
 	"math"
 	"math/big"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/evopress/evopress/assets"
 	"github.com/evopress/evopress/candidate"
 	"github.com/evopress/evopress/data"
 	"github.com/evopress/evopress/fitness"
@@ -20,9 +19,8 @@ import (
 	"github.com/evopress/evopress/tokenizer"
 )
 
-const shared = "../../shared"
-
-// fixture is babyllama-1m (5 blocks) with a calibration pool of real text.
+// fixture is a real 5-block model — the first five blocks of the embedded llama-pd-11m, so
+// that exhaustive spaces stay small — with a calibration pool of the embedded text.
 type fixture struct {
 	m    *model.Model
 	pool [][]int
@@ -35,21 +33,27 @@ func load(t *testing.T) *fixture {
 	if fix != nil {
 		return fix
 	}
-	dir := filepath.Join(shared, "models", "babyllama-1m")
-	if _, err := os.Stat(dir); err != nil {
-		t.Skipf("skipping: %s is absent", dir)
-	}
-	m, _, err := model.Load(dir)
+	full, _, err := model.LoadFS(assets.FS(), assets.ModelDir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tok, err := tokenizer.Load(dir)
+	m := full.Clone()
+	m.Blocks = m.Blocks[:5]
+	tj, err := assets.ReadFile(assets.ModelDir + "/tokenizer.json")
 	if err != nil {
 		t.Fatal(err)
 	}
-	raw, err := os.ReadFile(filepath.Join(shared, "data", "pd-english", "calib.txt"))
+	tc, err := assets.ReadFile(assets.ModelDir + "/tokenizer_config.json")
 	if err != nil {
-		t.Skipf("skipping: calibration text absent: %v", err)
+		t.Fatal(err)
+	}
+	tok, err := tokenizer.Parse(tj, tc, assets.ModelName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := assets.ReadFile(assets.CalibText)
+	if err != nil {
+		t.Fatal(err)
 	}
 	text := string(raw[:min(len(raw), 40000)])
 	pool, err := data.CalibrationPool(tok.Encode(text, false), 32, 24*32)
@@ -82,8 +86,8 @@ func TestEveryMethodLegal(t *testing.T) {
 		for _, whole := range []bool{false, true} {
 			for k := 1; k <= 2; k++ {
 				opt := Options{K: k, WholeBlocks: whole, Tokens: 8 * 32, Seed: 3, Samples: 12}
-				if method == Random {
-					opt.Tokens = 4 * 32
+				if method == Random || method == Exhaustive {
+					opt.Tokens = 2 * 32 // they score up to 100 profiles each
 				}
 				res, err := Run(ctx, f.m, f.pool, method, opt)
 				if err != nil {

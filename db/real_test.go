@@ -1,3 +1,5 @@
+//go:build realdb
+
 package db
 
 import (
@@ -55,9 +57,10 @@ func cpuSeconds() float64 {
 
 // TestRealDatabases builds the level databases of the shared models on the pd-english
 // calibration text and measures the perplexity of their uniform profiles. It is an experiment
-// run by hand (tens of minutes on 2 cores), not a unit test:
+// run by hand (tens of minutes on 2 cores), not a unit test, so it is built only with the
+// realdb tag:
 //
-//	EVOPRESS_DB_REAL=/tmp/dbs go test ./db -run TestRealDatabases -v -timeout 6h
+//	EVOPRESS_DB_REAL=/tmp/dbs go test -tags realdb ./db -run TestRealDatabases -v -timeout 6h
 //
 // Databases go to $EVOPRESS_DB_REAL/<model>/<name> (an existing finished one is reused, so the
 // build time is only measured when it is built); the Markdown tables go to

@@ -28,7 +28,7 @@ import (
 // model and its fingerprint.
 func tinyModel(t *testing.T) (string, *model.Model, string) {
 	t.Helper()
-	tokDir := sharedModelDir(t, "llama-pd-11m")
+	tokDir := modelDir(t, "llama-pd-11m")
 	dir := t.TempDir()
 	const hidden, inter, blocks, heads, kv, vocab = 64, 96, 2, 4, 2, 4096
 	cfg := fmt.Sprintf(`{"architectures":["LlamaForCausalLM"],"model_type":"llama","hidden_size":%d,"intermediate_size":%d,"num_hidden_layers":%d,
@@ -393,7 +393,7 @@ func TestExportPackedGPTQ(t *testing.T) {
 }
 
 func TestTokenScoresFallback(t *testing.T) {
-	dir := sharedModelDir(t, "llama-pd-11m")
+	dir := modelDir(t, "llama-pd-11m")
 	src, err := loadSource(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -418,7 +418,7 @@ func TestTokenScoresFallback(t *testing.T) {
 }
 
 func TestParseSentencePieceModel(t *testing.T) {
-	dir := sharedModelDir(t, "llama-pd-11m")
+	dir := modelDir(t, "llama-pd-11m")
 	data, err := os.ReadFile(filepath.Join(dir, "tokenizer.model"))
 	if err != nil {
 		t.Fatal(err)

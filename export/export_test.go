@@ -23,9 +23,17 @@ import (
 // sharedModels is where the shared test models live, relative to this package.
 const sharedModels = "../../shared/models"
 
-// sharedModelDir returns the directory of a shared model or skips the test.
-func sharedModelDir(t testing.TB, name string) string {
+// embeddedModel is the repository's copy of llama-pd-11m, the model package assets embeds
+// (the same files as ../shared/models/llama-pd-11m).
+const embeddedModel = "../assets/llama-pd-11m"
+
+// modelDir returns the directory of a test model: llama-pd-11m is in the repository; any other
+// needs ../shared next to it, and the test is skipped without it.
+func modelDir(t testing.TB, name string) string {
 	t.Helper()
+	if name == "llama-pd-11m" {
+		return embeddedModel
+	}
 	dir := filepath.Join(sharedModels, name)
 	if _, err := os.Stat(filepath.Join(dir, "config.json")); err != nil {
 		t.Skipf("shared model %s not available (%v); tests using it need ../shared next to the repository", name, err)
@@ -90,7 +98,7 @@ func sameFunction(t *testing.T, a, b *model.Model, seqs [][]int, tol float64) {
 }
 
 func TestExportHFDropRoundTrip(t *testing.T) {
-	dir := sharedModelDir(t, "llama-pd-11m")
+	dir := modelDir(t, "llama-pd-11m")
 	dense, fp, err := model.Load(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -199,7 +207,7 @@ func allZero(x []float32) bool {
 }
 
 func TestExportGuardRails(t *testing.T) {
-	dir := sharedModelDir(t, "llama-pd-11m")
+	dir := modelDir(t, "llama-pd-11m")
 	tmp := t.TempDir()
 	out := filepath.Join(tmp, "m.gguf")
 	if err := os.WriteFile(out, []byte("keep"), 0o644); err != nil {
@@ -263,7 +271,7 @@ func TestExportGuardRails(t *testing.T) {
 // TestExportTiedModel exports babyllama-1m (tied embeddings, F32, character-level SentencePiece
 // vocabulary without byte fallback) with block 1 removed and block 3's MLP zeroed.
 func TestExportTiedModel(t *testing.T) {
-	dir := sharedModelDir(t, "babyllama-1m")
+	dir := modelDir(t, "babyllama-1m")
 	dense, fp, err := model.Load(dir)
 	if err != nil {
 		t.Fatal(err)

@@ -166,7 +166,7 @@ func kvArray(t *testing.T, gf *gguf.GGUFFile, key string) gguf.GGUFMetadataKVArr
 }
 
 func TestExportGGUF(t *testing.T) {
-	dir := sharedModelDir(t, "llama-pd-11m")
+	dir := modelDir(t, "llama-pd-11m")
 	dense, fp, err := model.Load(dir)
 	if err != nil {
 		t.Fatal(err)

@@ -3,14 +3,11 @@ package fitness
 import (
 	"context"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/evopress/evopress/candidate"
-	"github.com/evopress/evopress/model"
 	"github.com/evopress/evopress/search"
 	"github.com/evopress/evopress/search/drop"
 )
@@ -18,24 +15,14 @@ import (
 // BenchmarkEvaluateDrop measures fitness evaluations per second of one EvoPress depth-pruning
 // generation's first stage — 32 offspring of a parent, each 1–3 switches away (r =
 // min(U{1..3}, U{1..3})), k = 25% of the blocks — on a batch of 8 chunks of 256 tokens of
-// llama-pd-11m (babyllama-1m when absent), with and without prefix reuse. The dense
+// the embedded llama-pd-11m, with and without prefix reuse. The dense
 // distributions are cached before the timer starts, as they are during a search. Besides
 // wall-clock evaluations per second it reports evaluations per CPU-second of the process
 // (user + system), which stays meaningful on a machine shared with other jobs.
 //
 //	go test ./fitness -run XXX -bench EvaluateDrop -benchtime 3x
 func BenchmarkEvaluateDrop(b *testing.B) {
-	dir := filepath.Join(sharedModels, "llama-pd-11m")
-	if _, err := os.Stat(dir); err != nil {
-		dir = filepath.Join(sharedModels, "babyllama-1m")
-	}
-	if _, err := os.Stat(dir); err != nil {
-		b.Skipf("skipping: no model under %s", sharedModels)
-	}
-	m, _, err := model.Load(dir)
-	if err != nil {
-		b.Fatal(err)
-	}
+	m := loadModel(b)
 	n := len(m.Blocks)
 	mode, err := drop.New(n, 0.25, drop.Options{})
 	if err != nil {

@@ -4,24 +4,19 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"os"
-	"path/filepath"
 	"testing"
 
+	"github.com/evopress/evopress/assets"
 	"github.com/evopress/evopress/candidate"
 	"github.com/evopress/evopress/model"
 	"github.com/evopress/evopress/search"
 )
 
-const sharedModels = "../../shared/models"
-
-func loadBaby(t testing.TB) *model.Model {
+// loadModel returns the embedded model (llama-pd-11m): the tests need a real model, not the
+// shared references, so they run on a clean clone too.
+func loadModel(t testing.TB) *model.Model {
 	t.Helper()
-	dir := filepath.Join(sharedModels, "babyllama-1m")
-	if _, err := os.Stat(dir); err != nil {
-		t.Skipf("skipping: %s is absent", dir)
-	}
-	m, _, err := model.Load(dir)
+	m, _, err := model.LoadFS(assets.FS(), assets.ModelDir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +94,7 @@ func bruteKL(t *testing.T, dense, cand *model.Model, seqs [][]int, topk int) flo
 }
 
 func TestKLAgainstBruteForce(t *testing.T) {
-	m := loadBaby(t)
+	m := loadModel(t)
 	n := len(m.Blocks)
 	units := dropUnits(n)
 	build, err := candidate.DropBuilder(m, units)
@@ -138,7 +133,7 @@ func TestKLAgainstBruteForce(t *testing.T) {
 }
 
 func TestPrefixReuseIsExact(t *testing.T) {
-	m := loadBaby(t)
+	m := loadModel(t)
 	n := len(m.Blocks)
 	units := dropUnits(n)
 	build, _ := candidate.DropBuilder(m, units)
@@ -181,7 +176,7 @@ func TestPrefixReuseIsExact(t *testing.T) {
 }
 
 func TestPPLFitnessIsNLL(t *testing.T) {
-	m := loadBaby(t)
+	m := loadModel(t)
 	n := len(m.Blocks)
 	units := dropUnits(n)
 	build, _ := candidate.DropBuilder(m, units)
@@ -199,7 +194,7 @@ func TestPPLFitnessIsNLL(t *testing.T) {
 }
 
 func TestTeacherCacheBound(t *testing.T) {
-	m := loadBaby(t)
+	m := loadModel(t)
 	p := pool(m, 10, 32)
 	teacher, _ := NewTeacher(m, p, Options{CacheBytes: 1})
 	e1, err := teacher.entries([]int{0, 1, 2})
@@ -231,7 +226,7 @@ func TestUnitBlock(t *testing.T) {
 }
 
 func TestMeasure(t *testing.T) {
-	m := loadBaby(t)
+	m := loadModel(t)
 	n := len(m.Blocks)
 	units := dropUnits(n)
 	build, _ := candidate.DropBuilder(m, units)
@@ -258,7 +253,7 @@ func TestMeasure(t *testing.T) {
 // Sub-batch ranges scored apart, one candidate at a time, and merged with Combine give
 // Evaluate's values bit for bit (what a distributed search relies on when it splits a batch).
 func TestEvaluateRangeCombineIsExact(t *testing.T) {
-	m := loadBaby(t)
+	m := loadModel(t)
 	n := len(m.Blocks)
 	units := dropUnits(n)
 	build, _ := candidate.DropBuilder(m, units)

@@ -7,7 +7,7 @@ import (
 
 // BenchmarkLoadDefaultModel opens llama-pd-11m and converts every BF16 tensor to float32.
 func BenchmarkLoadDefaultModel(b *testing.B) {
-	dir := sharedModelDir(b, "llama-pd-11m")
+	dir := modelDir(b, "llama-pd-11m")
 	b.SetBytes(21913920)
 	for b.Loop() {
 		ck, err := OpenCheckpoint(dir)
@@ -25,7 +25,7 @@ func BenchmarkLoadDefaultModel(b *testing.B) {
 
 // BenchmarkWriteDefaultModelBF16 writes llama-pd-11m's tensors as BF16.
 func BenchmarkWriteDefaultModelBF16(b *testing.B) {
-	dir := sharedModelDir(b, "llama-pd-11m")
+	dir := modelDir(b, "llama-pd-11m")
 	ck, err := OpenCheckpoint(dir)
 	if err != nil {
 		b.Fatal(err)

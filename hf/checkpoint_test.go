@@ -70,7 +70,7 @@ func TestOpenSharedModels(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.model, func(t *testing.T) {
-			dir := sharedModelDir(t, tc.model)
+			dir := modelDir(t, tc.model)
 			cfg, err := LoadConfig(dir)
 			if err != nil {
 				t.Fatal(err)
@@ -150,7 +150,7 @@ func TestOpenSharedModels(t *testing.T) {
 // bytes: converting llama-pd-11m's tensors to float32 and writing them back as
 // BF16 reproduces every tensor's bytes exactly.
 func TestRewriteBF16Identical(t *testing.T) {
-	dir := sharedModelDir(t, "llama-pd-11m")
+	dir := modelDir(t, "llama-pd-11m")
 	ck, err := OpenCheckpoint(dir)
 	if err != nil {
 		t.Fatal(err)

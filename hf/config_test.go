@@ -15,9 +15,17 @@ import (
 // sharedModels is where the shared test models live, relative to this package.
 const sharedModels = "../../shared/models"
 
-// sharedModelDir returns the directory of a shared model or skips the test.
-func sharedModelDir(t testing.TB, name string) string {
+// embeddedModel is the repository's copy of llama-pd-11m, the model package assets embeds
+// (the same files as ../shared/models/llama-pd-11m).
+const embeddedModel = "../assets/llama-pd-11m"
+
+// modelDir returns the directory of a test model: llama-pd-11m is in the repository; any other
+// needs ../shared next to it, and the test is skipped without it.
+func modelDir(t testing.TB, name string) string {
 	t.Helper()
+	if name == "llama-pd-11m" {
+		return embeddedModel
+	}
 	dir := filepath.Join(sharedModels, name)
 	if _, err := os.Stat(filepath.Join(dir, "config.json")); err != nil {
 		t.Skipf("shared model %s not available (%v); tests using it need ../shared next to the repository", name, err)
@@ -47,7 +55,7 @@ func TestLoadConfigSharedModels(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.model, func(t *testing.T) {
-			dir := sharedModelDir(t, tc.model)
+			dir := modelDir(t, tc.model)
 			c, err := LoadConfig(dir)
 			if err != nil {
 				t.Fatal(err)
@@ -304,7 +312,7 @@ func TestRopeInvFreqPlainAndLinear(t *testing.T) {
 }
 
 func TestMarshalWith(t *testing.T) {
-	dir := sharedModelDir(t, "llama-pd-11m")
+	dir := modelDir(t, "llama-pd-11m")
 	c, err := LoadConfig(dir)
 	if err != nil {
 		t.Fatal(err)

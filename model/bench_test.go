@@ -2,18 +2,13 @@ package model
 
 import (
 	"math/rand/v2"
-	"path/filepath"
 	"testing"
 )
 
 // BenchmarkForward measures the forward + NLL throughput on llama-pd-11m, 32 sequences × 256 tokens
 // (the speed target's setting), reporting input tokens per second.
 func BenchmarkForward(b *testing.B) {
-	needShared(b)
-	m, _, err := Load(filepath.Join(sharedDir, "models", "llama-pd-11m"))
-	if err != nil {
-		b.Fatal(err)
-	}
+	m := embedded(b)
 	rng := rand.New(rand.NewPCG(1, 2))
 	tokens := make([][]int, 32)
 	for i := range tokens {

@@ -9,6 +9,8 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/evopress/evopress/assets"
 )
 
 const sharedDir = "../../shared"
@@ -18,6 +20,17 @@ func needShared(t testing.TB) {
 	if _, err := os.Stat(sharedDir); err != nil {
 		t.Skipf("skipping: %s (the shared models and reference numbers) is absent", sharedDir)
 	}
+}
+
+// embedded loads the model the assets package embeds (llama-pd-11m), for the tests that need a
+// real model but no reference numbers: they run on a clean clone too.
+func embedded(t testing.TB) *Model {
+	t.Helper()
+	m, _, err := LoadFS(assets.FS(), assets.ModelDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
 }
 
 type logitsRef struct {
@@ -103,11 +116,7 @@ func TestLogitsParity(t *testing.T) {
 // TestDeterministicAcrossGOMAXPROCS checks that the forward gives bit-identical results whatever
 // the parallelism: the search's same-seed-same-profile promise depends on it.
 func TestDeterministicAcrossGOMAXPROCS(t *testing.T) {
-	needShared(t)
-	m, _, err := Load(filepath.Join(sharedDir, "models", "babyllama-1m"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := embedded(t)
 	tokens := make([][]int, 5)
 	for i := range tokens {
 		tokens[i] = make([]int, 67)
@@ -133,11 +142,7 @@ func TestDeterministicAcrossGOMAXPROCS(t *testing.T) {
 }
 
 func TestSkipAndCloneAreIndependent(t *testing.T) {
-	needShared(t)
-	m, _, err := Load(filepath.Join(sharedDir, "models", "babyllama-1m"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := embedded(t)
 	seq := [][]int{{1, 5, 9, 13, 17, 21, 25, 29}}
 	base, _, _ := m.SequenceNLL(seq)
 	c := m.Clone()
@@ -165,11 +170,7 @@ func TestSkipAndCloneAreIndependent(t *testing.T) {
 }
 
 func TestHookSeesLayerInputs(t *testing.T) {
-	needShared(t)
-	m, _, err := Load(filepath.Join(sharedDir, "models", "babyllama-1m"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := embedded(t)
 	seen := map[LayerKind]int{}
 	a, _ := m.Embedding([][]int{{1, 2, 3, 4}, {5, 6, 7, 8}})
 	m.Forward(a, 1, 2, func(block int, kind LayerKind, x []float32, rows, cols int) {

@@ -14,14 +14,16 @@ import (
 	"testing"
 )
 
-// Shared material, relative to the package directory.
+// Test material, relative to the package directory: the reference ids and babyllama-1m are
+// shared material (tests needing them skip without ../shared); llama-pd-11m and the
+// pd-english text are the repository's copies, the files package assets embeds.
 const (
 	sharedDir     = "../../shared"
 	refDir        = sharedDir + "/reference/tokenizer"
-	pd11mDir      = sharedDir + "/models/llama-pd-11m"
 	babyDir       = sharedDir + "/models/babyllama-1m"
-	calibTextPath = sharedDir + "/data/pd-english/calib.txt"
-	evalTextPath  = sharedDir + "/data/pd-english/eval.txt"
+	pd11mDir      = "../assets/llama-pd-11m"
+	calibTextPath = "../assets/pd-english/calib.txt"
+	evalTextPath  = "../assets/pd-english/eval.txt"
 )
 
 // npmTokenizers are the tokenizer.json files of the reference tokenizers
