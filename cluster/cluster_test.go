@@ -149,12 +149,32 @@ func (h *harness) worker(id string, p Preparer, o WorkerOptions) *nats.Conn {
 
 func (h *harness) waitWorkers(n int) {
 	h.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for h.co.Connected() < n {
+	waitFor(h.t, 10*time.Second, func() bool { return h.co.Connected() >= n },
+		func() string { return fmt.Sprintf("%d workers connected, want %d", h.co.Connected(), n) })
+}
+
+// pollEvery is how often waitFor checks its condition.
+const pollEvery = 2 * time.Millisecond
+
+// holdsWithin checks cond every pollEvery until it holds or timeout has passed, and reports whether
+// it held: the tests wait for conditions this way rather than sleeping a fixed time, which is
+// both faster and robust on a loaded machine.
+func holdsWithin(timeout time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(timeout)
+	for !cond() {
 		if time.Now().After(deadline) {
-			h.t.Fatalf("%d workers connected, want %d", h.co.Connected(), n)
+			return cond()
 		}
-		time.Sleep(5 * time.Millisecond)
+		time.Sleep(pollEvery)
+	}
+	return true
+}
+
+// waitFor fails t with what() when cond does not hold within timeout (see holdsWithin).
+func waitFor(t testing.TB, timeout time.Duration, cond func() bool, what func() string) {
+	t.Helper()
+	if !holdsWithin(timeout, cond) {
+		t.Fatalf("after %v: %s", timeout, what())
 	}
 }
 
@@ -277,10 +297,11 @@ func TestWorkerDiesMidTask(t *testing.T) {
 			if st := h.co.Stats(); st.Resent == 0 || st.RangeTasks == 0 {
 				t.Fatalf("stats %+v: want a re-sent task and range tasks", st)
 			}
-			ws := h.co.Workers()
-			if len(ws) != 1+healthy || ws[0].Connected || !ws[1].Connected {
-				t.Fatalf("workers %+v: want dying lost and the others connected", ws)
-			}
+			var ws []search.WorkerStatus
+			waitFor(t, 10*time.Second, func() bool {
+				ws = h.co.Workers()
+				return len(ws) == 1+healthy && !ws[0].Connected && ws[1].Connected
+			}, func() string { return fmt.Sprintf("workers %+v: want dying lost and the others connected", ws) })
 		})
 	}
 }
@@ -525,9 +546,8 @@ func BenchmarkRoundTrip(b *testing.B) {
 				ctx, cancel := context.WithCancel(context.Background())
 				defer cancel()
 				go RunWorker(ctx, wc, &preparer{id: testIdentity, eval: nothing}, WorkerOptions{ID: "w"})
-				for co.Connected() == 0 {
-					time.Sleep(time.Millisecond)
-				}
+				waitFor(b, 10*time.Second, func() bool { return co.Connected() > 0 },
+					func() string { return "no worker connected" })
 				parent := make(search.Profile, 84)
 				cands := make([]search.Profile, nc)
 				for i := range cands {
