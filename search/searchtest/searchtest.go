@@ -52,6 +52,8 @@ import (
 const (
 	// DefaultTries is the number of rngs Mutate is called with per profile.
 	DefaultTries = 64
+	// DefaultWalkTries bounds the rngs per profile for the profiles of a walk.
+	DefaultWalkTries = 8
 	// DefaultWalkSteps is the length of the random walks of cases without Levels.
 	DefaultWalkSteps = 3000
 	// DefaultOffspring is λ of the engine runs of the resume check.
@@ -96,7 +98,8 @@ type Case struct {
 	// Variants build instances differing from New's in one respect (budget, level range,
 	// group rule, kept units...): each must have a signature of its own.
 	Variants map[string]func() (search.Mode, error)
-	// Tries is the number of rngs Mutate is called with per profile (0: DefaultTries).
+	// Tries is the number of rngs Mutate is called with per profile (0: DefaultTries; at
+	// most DefaultWalkTries on the profiles of a walk).
 	Tries int
 	// WalkSteps is the length of the walks without Levels (0: DefaultWalkSteps).
 	WalkSteps int
@@ -398,9 +401,13 @@ func (k *checker) moves(t *testing.T) {
 			t.Errorf(format, args...)
 		}
 	}
+	tries := k.Tries
+	if !k.enum {
+		tries = min(tries, DefaultWalkTries) // many profiles along the walk already
+	}
 	for pi, p := range k.legal {
 		inv := k.invariant(p)
-		for s := range k.Tries {
+		for s := range tries {
 			seed := uint64(pi)<<20 | uint64(s)
 			in := p.Clone()
 			q := k.m.Mutate(rngFor(seed, 17), p)
