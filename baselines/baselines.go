@@ -45,6 +45,7 @@ import (
 
 	"github.com/evopress/evopress/fitness"
 	"github.com/evopress/evopress/model"
+	"github.com/evopress/evopress/profile"
 	"github.com/evopress/evopress/search"
 	"github.com/evopress/evopress/search/drop"
 )
@@ -172,8 +173,9 @@ type Result struct {
 	Evaluations int64
 	// Tokens counts input tokens processed: forwards of candidates, or of the dense model.
 	Tokens int64
-	// Info records method-specific settings (JSON-friendly), for the profile's "search" field.
-	Info    map[string]any
+	// Info records the run's settings and method-specific statistics: the profile's "search"
+	// record.
+	Info    profile.Record
 	Elapsed time.Duration
 }
 
@@ -228,19 +230,16 @@ func Run(ctx context.Context, m *model.Model, pool [][]int, method Method, opt O
 	}
 	res.Attn, res.MLP = mode.Dropped(res.Profile)
 	res.Elapsed = time.Since(start)
-	if res.Info == nil {
-		res.Info = map[string]any{}
-	}
-	res.Info["k"] = opt.K
-	res.Info["whole_blocks"] = whole
-	res.Info["seed"] = opt.Seed
-	res.Info["seq_len"] = seqLen
-	res.Info["calib_chunks"] = len(pool)
-	res.Info["batch_tokens"] = res.Batch.Tokens
-	res.Info["batch_chunks"] = len(res.Batch.Chunks)
-	res.Info["evaluations"] = res.Evaluations
-	res.Info["tokens"] = res.Tokens
-	res.Info["elapsed_s"] = res.Elapsed.Seconds()
+	res.Info.K = opt.K
+	res.Info.WholeBlocks = whole
+	res.Info.Seed = opt.Seed
+	res.Info.SeqLen = seqLen
+	res.Info.CalibChunks = len(pool)
+	res.Info.BatchTokens = res.Batch.Tokens
+	res.Info.BatchChunks = len(res.Batch.Chunks)
+	res.Info.Evaluations = res.Evaluations
+	res.Info.Tokens = res.Tokens
+	res.Info.ElapsedS = res.Elapsed.Seconds()
 	return res, nil
 }
 

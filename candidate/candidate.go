@@ -4,9 +4,12 @@
 package candidate
 
 import (
+	"errors"
 	"fmt"
 
+	"github.com/evopress/evopress/db"
 	"github.com/evopress/evopress/model"
+	"github.com/evopress/evopress/profile"
 	"github.com/evopress/evopress/search"
 )
 
@@ -78,3 +81,40 @@ func DropBuilder(m *model.Model, units []string) (func(p search.Profile) (*model
 		return c, nil
 	}, nil
 }
+
+// FromProfile is the one place where a profile file becomes a model: a clone of the dense model
+// with the profile's drop units skipped, or with its layers' weights swapped for the levels of
+// database d (sparse and quant profiles; d is ignored for drop profiles). fingerprint is the
+// dense model's: a profile made for another model is refused. The warnings say what could not
+// be checked (no fingerprint recorded) or what is left dense.
+func FromProfile(dense *model.Model, fingerprint string, p *profile.Profile, d *db.DB) (*model.Model, []string, error) {
+	if p == nil {
+		return nil, nil, fmt.Errorf("candidate: nil profile")
+	}
+	if p.Mode != profile.ModeDrop {
+		if d == nil {
+			return nil, nil, ErrNoDatabase
+		}
+		// db.ApplyProfile checks (and warns about) the fingerprints of sparse and quant profiles.
+		return db.ApplyProfile(dense, fingerprint, p, d)
+	}
+	var warn []string
+	switch {
+	case p.Model == nil || p.Model.Fingerprint == "":
+		warn = append(warn, "the profile records no model fingerprint: it cannot be checked against the model")
+	case p.Model.Fingerprint != fingerprint:
+		return nil, nil, fmt.Errorf("profile field model.fingerprint: %.16s… (model %s), the model's is %.16s… (the profile was made for another model)",
+			p.Model.Fingerprint, p.Model.Path, fingerprint)
+	}
+	if n := 2 * len(dense.Blocks); len(p.Levels) < n {
+		warn = append(warn, fmt.Sprintf("the profile covers %d of the %d drop units; the others are kept", len(p.Levels), n))
+	}
+	m, err := ApplyDrop(dense, p.Levels)
+	if err != nil {
+		return nil, nil, fmt.Errorf("field levels: %w", err)
+	}
+	return m, warn, nil
+}
+
+// ErrNoDatabase is returned for a sparse or quant profile without its level database.
+var ErrNoDatabase = errors.New("a sparse or quant profile needs the level database it was made with")

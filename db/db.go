@@ -14,7 +14,6 @@ import (
 	"github.com/evopress/evopress/compress"
 	"github.com/evopress/evopress/model"
 	"github.com/evopress/evopress/profile"
-	"github.com/evopress/evopress/search/sparse"
 )
 
 // DefaultCacheBytes is the decoded-level cache budget of a freshly opened database.
@@ -107,22 +106,6 @@ func (d *DB) Layers() []string {
 
 // Layer returns a layer's entry, or nil if the database has no such layer.
 func (d *DB) Layer(layer string) *LayerInfo { return d.layers[layer] }
-
-// SparseLayers describes the layers of a sparse database as the sparse search mode's units (names,
-// sizes and level ranges), with the database's target and weights diff.
-func (d *DB) SparseLayers() (layers []sparse.Layer, target float64, weightsDiff int64, err error) {
-	if d.man.Mode != ModeSparse {
-		return nil, 0, 0, fmt.Errorf("database %s is a %s database, not a sparse one", d.dir, d.man.Mode)
-	}
-	for _, l := range d.man.Layers {
-		lo, hi := l.Levels[0].Level, l.Levels[len(l.Levels)-1].Level
-		if len(l.Levels) != hi-lo+1 {
-			return nil, 0, 0, fmt.Errorf("database %s: layer %s: levels %d..%d are not contiguous", d.dir, l.Name, lo, hi)
-		}
-		layers = append(layers, sparse.Layer{Name: l.Name, Numel: l.Numel, Lo: lo, Hi: hi})
-	}
-	return layers, d.man.Sparse.Target, d.man.Sparse.WeightsDiff, nil
-}
 
 // Levels returns a copy of a layer's levels in ascending order (nil for an unknown layer).
 func (d *DB) Levels(layer string) []LevelInfo {

@@ -16,6 +16,8 @@ import (
 	"github.com/evopress/evopress/hf"
 	"github.com/evopress/evopress/model"
 	"github.com/evopress/evopress/profile"
+	"github.com/evopress/evopress/search"
+	"github.com/evopress/evopress/search/quant"
 	"github.com/evopress/evopress/search/sparse"
 )
 
@@ -592,18 +594,32 @@ func TestProfiles(t *testing.T) {
 	build(t, qu)
 	ds, dq := open(t, sp.Out), open(t, qu.Out)
 
-	layers, target, D, err := ds.SparseLayers()
-	if err != nil || len(layers) != 14 || target != 0.5 || D != ds.Manifest().Sparse.WeightsDiff {
-		t.Fatalf("SparseLayers: %d layers, target %v, D %d, %v", len(layers), target, D, err)
+	scfg, err := ds.Manifest().SparseConfig(search.GroupDefault)
+	layers := scfg.Layers
+	if err != nil || len(layers) != 14 || scfg.Sparsity != 0.5 || scfg.D != ds.Manifest().Sparse.WeightsDiff {
+		t.Fatalf("SparseConfig: %d layers, target %v, D %d, %v", len(layers), scfg.Sparsity, scfg.D, err)
 	}
-	if _, err := sparse.New(sparse.Config{Layers: layers, Sparsity: target, D: D}); err != nil {
+	if _, err := sparse.New(scfg); err != nil {
 		t.Errorf("the sparse search mode rejects the database's layers: %v", err)
 	}
 	if layers[0].Lo != -2 || layers[0].Hi != 2 || layers[0].Numel != 4096 {
 		t.Errorf("layer 0: %+v", layers[0])
 	}
-	if _, _, _, err := dq.SparseLayers(); err == nil {
-		t.Error("SparseLayers of a quant database")
+	if _, err := dq.Manifest().SparseConfig(search.GroupDefault); err == nil {
+		t.Error("SparseConfig of a quant database")
+	}
+	qcfg, err := dq.Manifest().QuantConfig(3, search.GroupDefault)
+	if err != nil || len(qcfg.Layers) != 14 || qcfg.Target != 3 {
+		t.Fatalf("QuantConfig: %+v, %v", qcfg, err)
+	}
+	if _, err := quant.New(qcfg); err != nil {
+		t.Errorf("the quant search mode rejects the database's layers: %v", err)
+	}
+	if _, err := ds.Manifest().QuantConfig(3, search.GroupDefault); err == nil {
+		t.Error("QuantConfig of a sparse database")
+	}
+	if errs := ds.Manifest().LevelErrors(); len(errs) != 14 || len(errs[0]) != 5 || errs[0][2] != ds.Manifest().Layers[0].Levels[2].Error {
+		t.Errorf("LevelErrors: %v", errs)
 	}
 	p, err := UniformProfile(ds, 0)
 	if err != nil {

@@ -256,37 +256,10 @@ func makePlan(src *source, o Options, warn func(string, ...any)) (*plan, error) 
 	if name == "" {
 		name = "the profile"
 	}
-	switch {
-	case p.Model == nil || p.Model.Fingerprint == "":
-		warn("%s has no model fingerprint: it cannot be checked against %s", name, src.dir)
-	case p.Model.Fingerprint != src.fingerprint:
-		return nil, fmt.Errorf("export: %s field model.fingerprint is %.16s… (model %s), but %s has fingerprint %.16s…: the profile was made for another model",
-			name, p.Model.Fingerprint, p.Model.Path, src.dir, src.fingerprint)
-	}
 	pl := &plan{src: src, prof: p, warn: warn}
-	n := len(src.dense.Blocks)
-	dropAttn := make([]bool, n)
-	dropMLP := make([]bool, n)
+	var d *db.DB
 	switch p.Mode {
 	case profile.ModeDrop:
-		if len(p.Levels) < 2*n {
-			warn("%s covers %d of the %d drop units; the others are kept", name, len(p.Levels), 2*n)
-		}
-		for unit, l := range p.Levels {
-			b, attn, err := candidate.DropUnit(unit, n)
-			if err != nil {
-				return nil, fmt.Errorf("export: %s: field levels: %w", name, err)
-			}
-			if l != 0 && l != 1 {
-				return nil, fmt.Errorf("export: %s: field levels: unit %s has drop level %d, want 0 or 1", name, unit, l)
-			}
-			if attn {
-				dropAttn[b] = l == 1
-			} else {
-				dropMLP[b] = l == 1
-			}
-		}
-		pl.m = src.dense
 	case profile.ModeSparse, profile.ModeQuant:
 		dir := o.DBDir
 		if dir == "" && p.DB != nil {
@@ -295,23 +268,29 @@ func makePlan(src *source, o Options, warn func(string, ...any)) (*plan, error) 
 		if dir == "" {
 			return nil, fmt.Errorf("export: %s is a %s profile: it needs its level database (--db DIR, or the profile's db.path)", name, p.Mode)
 		}
-		d, err := db.Open(dir)
-		if err != nil {
+		var err error
+		if d, err = db.Open(dir); err != nil {
 			return nil, err
-		}
-		m, warnings, err := db.ApplyProfile(src.dense, src.fingerprint, p, d)
-		if err != nil {
-			return nil, fmt.Errorf("export: %s: %w", name, err)
-		}
-		for _, w := range warnings {
-			warn("%s: %s", name, w)
-		}
-		pl.m, pl.db = m, d
-		if p.Mode == profile.ModeQuant {
-			pl.quant = p.Levels
 		}
 	default:
 		return nil, fmt.Errorf("export: %s: mode %q, want drop, sparse or quant", name, p.Mode)
+	}
+	m, warnings, err := candidate.FromProfile(src.dense, src.fingerprint, p, d)
+	if err != nil {
+		return nil, fmt.Errorf("export: %s: %w", name, err)
+	}
+	for _, w := range warnings {
+		warn("%s: %s", name, w)
+	}
+	pl.m, pl.db = m, d
+	if p.Mode == profile.ModeQuant {
+		pl.quant = p.Levels
+	}
+	n := len(m.Blocks)
+	dropAttn := make([]bool, n)
+	dropMLP := make([]bool, n)
+	for i, b := range m.Blocks {
+		dropAttn[i], dropMLP[i] = b.SkipAttn, b.SkipMLP
 	}
 	for i := 0; i < n; i++ {
 		if dropAttn[i] && dropMLP[i] {

@@ -50,8 +50,8 @@ type Profile struct {
 	// Fitness is the search's fitness of the profile (lower is better), when known.
 	Fitness *float64 `json:"fitness,omitempty"`
 	Method  string   `json:"method,omitempty"`
-	// Search records how the profile was found (seed, generations, ...), free-form.
-	Search map[string]any `json:"search,omitempty"`
+	// Search records how the profile was found (seed, generations, ...).
+	Search *Record `json:"search,omitempty"`
 }
 
 // New returns an empty profile of the given mode.

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"os"
 	"sort"
@@ -12,10 +10,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/evopress/evopress/assets"
 	"github.com/evopress/evopress/calib"
-	"github.com/evopress/evopress/data"
 	"github.com/evopress/evopress/db"
+	"github.com/evopress/evopress/pipeline"
 )
 
 // defaultCalibTokens is the calibration budget of a database build: 512 sequences of 256 tokens,
@@ -150,9 +147,6 @@ func runDBBuild(cmd *cobra.Command, mode string, o dbBuildOptions) error {
 	if o.seqLen < 2 {
 		return fmt.Errorf("--seq-len %d: must be at least 2", o.seqLen)
 	}
-	if o.calibTokens < 0 {
-		return fmt.Errorf("--calib-tokens %d: must be ≥ 0", o.calibTokens)
-	}
 	cfg := db.BuildConfig{Out: o.out, Mode: mode, Method: o.method, Batch: o.batch, Force: o.force, Sequential: o.sequential}
 	switch mode {
 	case db.ModeSparse:
@@ -177,44 +171,18 @@ func runDBBuild(cmd *cobra.Command, mode string, o dbBuildOptions) error {
 		}
 	}
 	start := time.Now()
-	lm, err := loadModel(o.model)
+	res, err := pipeline.BuildDB(cmd.Context(), pipeline.DBRequest{
+		Data:  pipeline.Data{ModelDir: o.model, CalibFile: o.calib, SeqLen: o.seqLen, CalibTokens: o.calibTokens},
+		Build: cfg, Seed: o.seed, Progress: dbProgress(cmd)})
 	if err != nil {
 		return err
 	}
-	text, source, err := readText(o.calib, assets.CalibText, data.Raw)
-	if err != nil {
-		return err
-	}
-	ids := lm.Tok.Encode(text, false)
-	chunks, err := data.Chunks(ids, o.seqLen, 0)
-	if err != nil {
-		return err
-	}
-	if len(chunks) == 0 {
-		return fmt.Errorf("%s: %d tokens, fewer than one sequence of %d", source, len(ids), o.seqLen)
-	}
-	n := 0
-	if o.calibTokens > 0 {
-		if n = o.calibTokens / o.seqLen; n == 0 {
-			return fmt.Errorf("--calib-tokens %d is less than one sequence of %d tokens", o.calibTokens, o.seqLen)
-		}
-	}
-	cfg.Calib = calib.Sample(chunks, n, o.seed)
-	sum := sha256.Sum256([]byte(text))
-	cfg.Model = lm.Model
-	cfg.ModelInfo = db.ModelInfo{Path: lm.Name, Fingerprint: lm.Fingerprint, DType: lm.Model.Config.TorchDtype}
-	cfg.Calibration = db.CalibInfo{Source: source, SHA256: hex.EncodeToString(sum[:]), FileTokens: len(ids), Seed: o.seed}
-	cfg.Progress = dbProgress(cmd)
-	prep := time.Since(start)
-	res, err := db.Build(cmd.Context(), cfg)
-	if err != nil {
-		return err
-	}
+	prep := time.Since(start) - time.Duration(res.Seconds*float64(time.Second))
 	rows := levelSizes(res.Manifest)
 	if o.json {
 		out := map[string]any{
 			"out": o.out, "mode": mode, "method": o.method, "fingerprint": res.Fingerprint,
-			"model": lm.Name, "model_fingerprint": lm.Fingerprint,
+			"model": res.Manifest.Model.Path, "model_fingerprint": res.Manifest.Model.Fingerprint,
 			"calibration": res.Manifest.Calibration, "layers": len(res.Manifest.Layers),
 			"computed": len(res.Computed), "reused": len(res.Reused),
 			"seconds": res.Seconds, "compress_seconds": res.CompressSeconds, "load_seconds": prep.Seconds(),
@@ -225,7 +193,7 @@ func runDBBuild(cmd *cobra.Command, mode string, o dbBuildOptions) error {
 	w := cmd.OutOrStdout()
 	c := res.Manifest.Calibration
 	fmt.Fprintf(w, "database   %s (%s, %s), fingerprint %.16s…\n", o.out, mode, o.method, res.Fingerprint)
-	fmt.Fprintf(w, "model      %s (%d layers, %d weights)\n", lm.Name, len(res.Manifest.Layers), res.Weights)
+	fmt.Fprintf(w, "model      %s (%d layers, %d weights)\n", res.Manifest.Model.Path, len(res.Manifest.Layers), res.Weights)
 	fmt.Fprintf(w, "calibration %s: %d sequences × %d tokens of %d (seed %d)\n", c.Source, c.Sequences, c.SeqLen, c.FileTokens, c.Seed)
 	fmt.Fprintf(w, "built      %d layers computed, %d reused, in %.1f s (%.1f s compressing, %.1f s loading)\n",
 		len(res.Computed), len(res.Reused), res.Seconds, res.CompressSeconds, prep.Seconds())
@@ -334,7 +302,7 @@ embedded default) it also checks that the database was built for that model.`,
 			}
 			d.SetCacheBudget(0)
 			if modelDir != "" || useModel {
-				lm, err := loadModel(modelDir)
+				lm, err := pipeline.LoadModel(modelDir)
 				if err != nil {
 					return err
 				}

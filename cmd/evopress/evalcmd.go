@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/evopress/evopress/eval/zeroshot"
+	"github.com/evopress/evopress/pipeline"
 )
 
 type zeroshotOptions struct {
@@ -102,7 +103,7 @@ func runZeroshot(cmd *cobra.Command, o zeroshotOptions) error {
 		}
 		tasks[i] = t
 	}
-	lm, err := loadModel(o.model)
+	lm, err := pipeline.LoadModel(o.model)
 	if err != nil {
 		return err
 	}
@@ -115,7 +116,7 @@ func runZeroshot(cmd *cobra.Command, o zeroshotOptions) error {
 	opt := zeroshot.Options{Batch: o.batch, MaxLen: o.maxLen}
 	// The BOS token: the tokenizer's own prefix, else config.json's bos_token_id, else EOS (lm-eval's
 	// prefix_token_id). It conditions requests with an empty context, and all under --add-bos.
-	if prefix, _ := lm.Tok.SpecialIDs(); len(prefix) > 0 {
+	if prefix, _ := lm.Tokenizer.SpecialIDs(); len(prefix) > 0 {
 		opt.Empty = prefix
 	} else if ids := m.Config.BOSTokenID; len(ids) > 0 {
 		opt.Empty = ids[:1]
@@ -140,7 +141,7 @@ func runZeroshot(cmd *cobra.Command, o zeroshotOptions) error {
 				}
 			}
 		}
-		res, _, err := zeroshot.Evaluate(cmd.Context(), m, lm.Tok, t, opt)
+		res, _, err := zeroshot.Evaluate(cmd.Context(), m, lm.Tokenizer, t, opt)
 		if err != nil {
 			return err
 		}

@@ -136,3 +136,8 @@ func inspectProfile(cmd *cobra.Command, path string, asJSON bool) error {
 	}
 	return nil
 }
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}

@@ -11,6 +11,7 @@ import (
 	"github.com/evopress/evopress/data"
 	"github.com/evopress/evopress/eval"
 	"github.com/evopress/evopress/fitness"
+	"github.com/evopress/evopress/pipeline"
 )
 
 type pplOptions struct {
@@ -54,7 +55,7 @@ func runPPL(cmd *cobra.Command, o pplOptions) error {
 	if err != nil {
 		return err
 	}
-	lm, err := loadModel(o.model)
+	lm, err := pipeline.LoadModel(o.model)
 	if err != nil {
 		return err
 	}
@@ -64,11 +65,12 @@ func runPPL(cmd *cobra.Command, o pplOptions) error {
 			return err
 		}
 	}
-	text, source, err := readText(o.data, assets.EvalText, format)
+	text, err := pipeline.ReadText(o.data, assets.EvalText, format)
 	if err != nil {
 		return err
 	}
-	ids := lm.Tok.Encode(text, false)
+	source := text.Source
+	ids := lm.Tokenizer.Encode(text.Body, false)
 	chunks, err := data.Chunks(ids, o.seqLen, o.maxSeqs)
 	if err != nil {
 		return err

@@ -35,6 +35,7 @@ mistral and qwen2 families. Without --model, commands use the embedded default m
 		newInspectCmd(),
 		newEvalCmd(),
 	)
+	wrapErrors(root)
 	return root
 }
 
