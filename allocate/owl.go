@@ -13,7 +13,7 @@ import (
 	"github.com/evopress/evopress/search/sparse"
 )
 
-// OWL's hyper-parameter grid (docs/evopress.md §5): the spread λ of the block sparsities and the
+// OWL's hyper-parameter grid (docs/design.md, "The method": baselines): the spread λ of the block sparsities and the
 // outlier threshold M (a Wanda score is an outlier when it exceeds M × the block's mean score).
 var (
 	OWLLambdas = []float64{0.02, 0.05, 0.08, 0.1, 0.2}

@@ -1,5 +1,5 @@
 // Package baselines implements the depth-pruning methods EvoPress is compared against
-// (docs/evopress.md §5), each returning a drop profile over the units of package search/drop
+// (docs/design.md, "The method": baselines), each returning a drop profile over the units of package search/drop
 // ("model.layers.N.self_attn", "model.layers.N.mlp", level 1 = dropped):
 //
 //   - ShortGPT (Men et al. 2024): Block Influence BI_i = 1 − mean cosine similarity between block

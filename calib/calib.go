@@ -1,4 +1,4 @@
-// Package calib gathers the calibration statistics of the level database (docs/evopress.md §3):
+// Package calib gathers the calibration statistics of the level database (docs/design.md, "The method": the level database):
 // for every linear layer of every block, the Hessian H = 2·XᵀX/N of the layer's inputs X over the
 // calibration tokens, in float32, accumulated with the project's SGEMM (compress.Hessian).
 //

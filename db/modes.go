@@ -2,6 +2,7 @@ package db
 
 import (
 	"fmt"
+	"sort"
 
 	"github.com/evopress/evopress/search"
 	"github.com/evopress/evopress/search/quant"
@@ -70,4 +71,56 @@ func (d *DB) LevelValue(layer string, level int) (v float64, ok bool) {
 		}
 	}
 	return 0, false
+}
+
+// LevelRow summarises one level across a database's layers.
+type LevelRow struct {
+	Level int `json:"level"`
+	// Value is the mean sparsity (sparse) or the code width (quant).
+	Value float64 `json:"value"`
+	// Layers is the number of layers that have the level.
+	Layers int `json:"layers"`
+	// Bits is the weighted mean bits per weight including overhead (manifest).
+	Bits float64 `json:"bits_per_weight"`
+	// BytesPerWeight is the level files' size on disk per weight (headers included).
+	BytesPerWeight float64 `json:"bytes_per_weight"`
+	// MeanError is the mean normalised layer error.
+	MeanError float64 `json:"mean_error"`
+}
+
+// LevelSummary summarises each level over the manifest's layers, in level order.
+func LevelSummary(m *Manifest) []LevelRow {
+	type acc struct {
+		weights, bytes, zeros int64
+		bits, err             float64
+		n                     int
+	}
+	by := map[int]*acc{}
+	for _, l := range m.Layers {
+		for _, v := range l.Levels {
+			a := by[v.Level]
+			if a == nil {
+				a = &acc{}
+				by[v.Level] = a
+			}
+			a.weights += l.Numel
+			a.bytes += v.Bytes
+			a.zeros += v.Zeros
+			a.bits += v.Bits * float64(l.Numel)
+			a.err += v.Error
+			a.n++
+		}
+	}
+	var out []LevelRow
+	for lv, a := range by {
+		r := LevelRow{Level: lv, Layers: a.n, Bits: a.bits / float64(a.weights), BytesPerWeight: float64(a.bytes) / float64(a.weights), MeanError: a.err / float64(a.n)}
+		if m.Mode == ModeSparse {
+			r.Value = float64(a.zeros) / float64(a.weights)
+		} else {
+			r.Value = float64(lv)
+		}
+		out = append(out, r)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Level < out[j].Level })
+	return out
 }

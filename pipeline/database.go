@@ -66,3 +66,27 @@ func BuildDB(ctx context.Context, req DBRequest) (*db.BuildResult, error) {
 	cfg.Progress = req.Progress
 	return db.Build(ctx, cfg)
 }
+
+// VerifyDB reads and checks every level file of the database in dir (checksums, decodes,
+// exact sparsities, quantization grids); with lm it also checks that the database was built
+// for that model. It returns the opened database and its number of level files.
+func VerifyDB(dir string, lm *Loaded) (*db.DB, int, error) {
+	d, err := db.Open(dir)
+	if err != nil {
+		return nil, 0, err
+	}
+	d.SetCacheBudget(0)
+	if lm != nil {
+		if err := d.Check(lm.Fingerprint); err != nil {
+			return nil, 0, err
+		}
+	}
+	if err := d.Verify(); err != nil {
+		return nil, 0, err
+	}
+	files := 0
+	for _, l := range d.Manifest().Layers {
+		files += len(l.Levels)
+	}
+	return d, files, nil
+}

@@ -1,6 +1,6 @@
-// Package profile reads and writes compression profiles: the design note's JSON contract
-// (format "evopress-profile/v1") and, for users of the reference implementation, its text configs
-// (one "name: level" per line).
+// Package profile reads and writes compression profiles: the JSON contract of docs/design.md
+// ("Profile file", format "evopress-profile/v1") and, for users of the reference implementation,
+// its text configs (one "name: level" per line).
 //
 // A profile assigns an integer level to named units (Hugging Face module names). drop:
 // "model.layers.N.self_attn" / "model.layers.N.mlp", level 1 = dropped; sparse: the seven linear

@@ -103,11 +103,11 @@ type Record struct {
 	BitsPerWeight     float64 `json:"bits_per_weight,omitempty"`
 	// OWL's chosen grid point (λ, M), its block sparsities, the outlier ratios per M and the
 	// whole grid.
-	OWLLambda         float64              `json:"owl_lambda,omitempty"`
-	OWLM              float64              `json:"owl_m,omitempty"`
-	OWLBlockSparsity  []float64            `json:"owl_block_sparsity,omitempty"`
-	OWLOutlierRatios  map[string][]float64 `json:"owl_outlier_ratios,omitempty"`
-	OWLGrid           []OWLPoint           `json:"owl_grid,omitempty"`
+	OWLLambda        float64              `json:"owl_lambda,omitempty"`
+	OWLM             float64              `json:"owl_m,omitempty"`
+	OWLBlockSparsity []float64            `json:"owl_block_sparsity,omitempty"`
+	OWLOutlierRatios map[string][]float64 `json:"owl_outlier_ratios,omitempty"`
+	OWLGrid          []OWLPoint           `json:"owl_grid,omitempty"`
 
 	// Extra holds keys this version does not know (from files written by other versions).
 	Extra map[string]json.RawMessage `json:"-"`

@@ -20,7 +20,7 @@ import (
 	"github.com/evopress/evopress/search"
 )
 
-// The files of a run folder (design note: the run folder holds the checkpoint, the JSON log and
+// The files of a run folder (docs/design.md, "Run folder": the run folder holds the checkpoint, the JSON log and
 // the report).
 const (
 	ResultFile     = "result.json"

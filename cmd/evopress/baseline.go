@@ -144,16 +144,9 @@ func runBaseline(cmd *cobra.Command, f *baselineFlags) error {
 	if req.Mode.Kind == profile.ModeSparse && fl.Changed("target") && req.Mode.Target == 0 {
 		return fmt.Errorf("--target 0: a sparse baseline needs the database's target sparsity in (0, 1)")
 	}
-	start := time.Now()
-	if isTerminalWriter(stderr) {
-		req.Progress = func(done, total int) {
-			el := time.Since(start)
-			eta := time.Duration(float64(el) / float64(done) * float64(total-done))
-			fmt.Fprintf(stderr, "\r%s: %d/%d candidates, %s elapsed, ETA %s   ", req.Method, done, total, el.Round(time.Second), eta.Round(time.Second))
-			if done == total {
-				fmt.Fprintln(stderr)
-			}
-		}
+	if isTerminal(stderr) {
+		start, line := time.Now(), progressLine(stderr, req.Method, "candidates")
+		req.Progress = func(done, total int) { line(done, total, time.Since(start)) }
 	}
 	out, err := pipeline.RunBaseline(cmd.Context(), req)
 	if err != nil {

@@ -30,7 +30,7 @@ that the whole demo takes about 5 minutes on 2 cores; --quick is a one-minute sm
 			req.Print, req.Log = w, stderr
 			req.Observer = func(string) (search.Observer, func()) {
 				pp := search.NewProgressPrinter(stderr)
-				pp.Terminal = isTerminalWriter(stderr)
+				pp.Terminal = isTerminal(stderr)
 				return pp.Observe, pp.Finish
 			}
 			out, err := pipeline.RunDemo(cmd.Context(), req)

@@ -68,19 +68,8 @@ func runExport(cmd *cobra.Command, o exportOptions) error {
 	if err != nil {
 		return err
 	}
-	res, err := export.Run(export.Options{
-		ModelDir:    o.model,
-		Profile:     p,
-		ProfilePath: o.profile,
-		DBDir:       o.db,
-		Format:      o.format,
-		Type:        o.typ,
-		Packed:      o.packed,
-		Out:         o.out,
-		Force:       o.force,
-		ShardBytes:  o.shardMB << 20,
-		Warn:        cmd.ErrOrStderr(),
-	})
+	res, err := export.Run(export.Options{ModelDir: o.model, Profile: p, ProfilePath: o.profile, DBDir: o.db, Format: o.format,
+		Type: o.typ, Packed: o.packed, Out: o.out, Force: o.force, ShardBytes: o.shardMB << 20, Warn: cmd.ErrOrStderr()})
 	if err != nil {
 		return err
 	}

@@ -3,7 +3,9 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -52,7 +54,7 @@ var flagOf = map[string]string{
 	"Fitness": "--fitness", "SubBatch": "--sub-batch", "Mode.Kind": "mode", "Mode.Target": "--target",
 	"Mode.GroupBy": "--group-by", "Method": "--method", "Tokens": "--tokens", "Samples": "--samples",
 	"WindowPositions": "--window-positions", "Cluster.Workers": "--workers", "Cluster.Listen": "--nats-listen",
-	"Build.Out": "--out",
+	"Build.Out": "--out", "AddBOS": "--add-bos", "Tasks": "--task", "Limit": "--limit", "MaxSeqs": "--max-seqs", "Batch": "--batch",
 }
 
 // cliError says which flag a library error is about.
@@ -115,4 +117,16 @@ func commandLine(cmd *cobra.Command) string {
 		parts = append(parts, "--"+fl.Name, v)
 	})
 	return strings.Join(parts, " ")
+}
+
+// progressLine returns a progress callback that rewrites one terminal line on w:
+// "label: done/total unit, elapsed, ETA".
+func progressLine(w io.Writer, label, unit string) func(done, total int, el time.Duration) {
+	return func(done, total int, el time.Duration) {
+		eta := time.Duration(float64(el) / float64(done) * float64(total-done))
+		fmt.Fprintf(w, "\r%s: %d/%d %s, %s elapsed, ETA %s   ", label, done, total, unit, el.Round(time.Second), eta.Round(time.Second))
+		if done == total {
+			fmt.Fprintln(w)
+		}
+	}
 }

@@ -3,14 +3,10 @@ package main
 import (
 	"fmt"
 	"os"
-	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/evopress/evopress/assets"
 	"github.com/evopress/evopress/data"
-	"github.com/evopress/evopress/eval"
-	"github.com/evopress/evopress/fitness"
 	"github.com/evopress/evopress/pipeline"
 )
 
@@ -55,66 +51,28 @@ func runPPL(cmd *cobra.Command, o pplOptions) error {
 	if err != nil {
 		return err
 	}
-	lm, err := pipeline.LoadModel(o.model)
-	if err != nil {
-		return err
+	req := pipeline.PPLRequest{ModelDir: o.model, DataFile: o.data, Format: format, SeqLen: o.seqLen, MaxSeqs: o.maxSeqs,
+		Batch: o.batch, ProfileFile: o.profile, DBDir: o.db, KL: o.kl, Warn: cmd.ErrOrStderr()}
+	if o.seqLen < 2 {
+		return fmt.Errorf("--seq-len %d: must be at least 2", o.seqLen)
 	}
-	m := lm.Model
-	if o.profile != "" {
-		if m, err = applyProfileFile(cmd, lm, o.profile, o.db); err != nil {
-			return err
-		}
+	if o.batch < 1 {
+		return fmt.Errorf("--batch %d: must be ≥ 1", o.batch)
 	}
-	text, err := pipeline.ReadText(o.data, assets.EvalText, format)
-	if err != nil {
-		return err
-	}
-	source := text.Source
-	ids := lm.Tokenizer.Encode(text.Body, false)
-	chunks, err := data.Chunks(ids, o.seqLen, o.maxSeqs)
-	if err != nil {
-		return err
-	}
-	if len(chunks) == 0 {
-		return fmt.Errorf("%s: %d tokens, fewer than one sequence of %d", source, len(ids), o.seqLen)
-	}
-	var progress eval.Progress
 	if isTerminal(os.Stderr) {
-		progress = func(done, total int, el time.Duration) {
-			eta := time.Duration(float64(el) / float64(done) * float64(total-done))
-			fmt.Fprintf(os.Stderr, "\rppl: %d/%d sequences, %s elapsed, ETA %s   ", done, total, el.Round(time.Second), eta.Round(time.Second))
-			if done == total {
-				fmt.Fprintln(os.Stderr)
-			}
-		}
+		req.Progress = progressLine(os.Stderr, "ppl", "sequences")
 	}
-	res, err := eval.Perplexity(cmd.Context(), m, chunks, o.batch, progress)
+	out, err := pipeline.Perplexity(cmd.Context(), req)
 	if err != nil {
 		return err
 	}
-	res.TotalTokens = len(ids)
-	if o.kl {
-		teacher, err := fitness.NewTeacher(lm.Model, chunks, fitness.Options{Batch: o.batch})
-		if err != nil {
-			return err
-		}
-		idx := make([]int, len(chunks))
-		for i := range idx {
-			idx[i] = i
-		}
-		kl, _, err := teacher.Measure(m, idx)
-		if err != nil {
-			return err
-		}
-		kl = max(kl, 0) // the dense model's KL to itself is 0 up to the cache's float16 rounding
-		res.KL = &kl
-	}
+	res := out.PPLResult
 	if o.json {
 		return printJSON(cmd.OutOrStdout(), res)
 	}
 	w := cmd.OutOrStdout()
-	fmt.Fprintf(w, "model      %s\n", lm.Name)
-	fmt.Fprintf(w, "data       %s (%s), %d tokens\n", source, format, len(ids))
+	fmt.Fprintf(w, "model      %s\n", out.Model.Name)
+	fmt.Fprintf(w, "data       %s (%s), %d tokens\n", out.Source, format, res.TotalTokens)
 	fmt.Fprintf(w, "sequences  %d × %d tokens, %d predicted\n", res.Seqs, res.SeqLen, res.Tokens)
 	fmt.Fprintf(w, "perplexity %.4f (mean NLL %.6f)\n", res.PPL, res.NLL)
 	if res.KL != nil {

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"strings"
 	"time"
 
@@ -15,7 +14,7 @@ import (
 	"github.com/evopress/evopress/search"
 )
 
-// searchFlags are the flags of `evopress search drop|sparse|quant` (design note's CLI contract).
+// searchFlags are the flags of `evopress search drop|sparse|quant` (docs/design.md, "CLI").
 type searchFlags struct {
 	data                   dataFlags
 	generations, offspring int
@@ -54,18 +53,15 @@ func (f *searchFlags) register(cmd *cobra.Command, dbKind string) {
 }
 
 func (f *searchFlags) overrides(cmd *cobra.Command) (search.Overrides, error) {
-	var o search.Overrides
-	fl := cmd.Flags()
-	if fl.Changed("generations") {
-		o.Generations = &f.generations
+	set := func(name string, p *int) *int {
+		if cmd.Flags().Changed(name) {
+			return p
+		}
+		return nil
 	}
-	if fl.Changed("offspring") {
-		o.Offspring = &f.offspring
-	}
-	if fl.Changed("init-tokens") {
-		o.InitTokens = &f.initTokens
-	}
-	if fl.Changed("stages") {
+	o := search.Overrides{Generations: set("generations", &f.generations), Offspring: set("offspring", &f.offspring),
+		InitTokens: set("init-tokens", &f.initTokens)}
+	if cmd.Flags().Changed("stages") {
 		st, err := search.ParseStages(f.stages)
 		if err != nil {
 			return o, fmt.Errorf("--stages: %w", err)
@@ -156,7 +152,7 @@ func runSearch(cmd *cobra.Command, f *searchFlags) error {
 		req.Observer = search.NewJSONLogger(stderr).Observe
 	} else {
 		pp := search.NewProgressPrinter(stderr)
-		pp.Terminal = isTerminalWriter(stderr)
+		pp.Terminal = isTerminal(stderr)
 		defer pp.Finish()
 		req.Observer = pp.Observe
 	}
@@ -203,12 +199,6 @@ func printSearchSummary(w io.Writer, out *pipeline.SearchOutcome) {
 		fmt.Fprintf(w, "dropped: %s\n", strings.Join(dropped, " "))
 	}
 	fmt.Fprintf(w, "profile written to %s\n", out.Out)
-}
-
-// isTerminalWriter reports whether w is a terminal (for progress lines rewritten in place).
-func isTerminalWriter(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	return ok && isTerminal(f)
 }
 
 // clusterLogger logs cluster events on w: JSON lines with --log-json, else text.
