@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/evopress/evopress/arch"
 	"github.com/evopress/evopress/assets"
 	"github.com/evopress/evopress/cluster"
 	"github.com/evopress/evopress/data"
@@ -311,7 +312,7 @@ func printSearchSummary(w io.Writer, p *profile.Profile, res *search.Result, run
 		var dropped []string
 		for _, u := range p.Units() {
 			if p.Levels[u] == 1 {
-				dropped = append(dropped, strings.TrimPrefix(u, "model.layers."))
+				dropped = append(dropped, strings.TrimPrefix(u, arch.LayersPrefix))
 			}
 		}
 		fmt.Fprintf(w, "dropped: %s\n", strings.Join(dropped, " "))
