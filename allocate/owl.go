@@ -6,8 +6,8 @@ import (
 	"math"
 	"slices"
 
+	"github.com/evopress/evopress/arch"
 	"github.com/evopress/evopress/calib"
-	"github.com/evopress/evopress/db"
 	"github.com/evopress/evopress/model"
 	"github.com/evopress/evopress/search"
 	"github.com/evopress/evopress/search/sparse"
@@ -57,7 +57,7 @@ func OutlierRatios(ctx context.Context, m *model.Model, seqs [][]int, ms []float
 // block's weights and its calibration statistics (see OutlierRatios).
 func BlockOutlierRatios(b *model.Block, st *calib.Stats, ms []float64) []float64 {
 	var scores []float64
-	for k := model.LayerKind(0); k < model.NumLayerKinds; k++ {
+	for k := range arch.NumLinearKinds {
 		lin := b.Layer(k)
 		h := st.Hessian(k)
 		norm := make([]float64, lin.In)
@@ -217,7 +217,7 @@ func OWLGrid(cfg sparse.Config, ratios [][]float64, lambdas, ms []float64) ([]OW
 	}
 	blockOf := make([]int, len(cfg.Layers))
 	for i, l := range cfg.Layers {
-		b, _, err := db.ParseLayerName(l.Name)
+		b, _, err := arch.ParseLinear(l.Name)
 		if err != nil {
 			return nil, fmt.Errorf("allocate: OWL needs the block of every layer: %w", err)
 		}

@@ -1,6 +1,7 @@
 // Package baselines implements the depth-pruning methods EvoPress is compared against
-// (docs/design.md, "The method": baselines), each returning a drop profile over the units of package search/drop
-// ("model.layers.N.self_attn", "model.layers.N.mlp", level 1 = dropped):
+// (docs/design.md, "The method": baselines), each returning a drop profile over the units of
+// package search/drop (the sub-blocks model.layers.N.self_attn and model.layers.N.mlp, level 1 =
+// dropped):
 //
 //   - ShortGPT (Men et al. 2024): Block Influence BI_i = 1 − mean cosine similarity between block
 //     i's input and output hidden states over every calibration token; the k blocks with the
@@ -43,6 +44,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/evopress/evopress/arch"
 	"github.com/evopress/evopress/fitness"
 	"github.com/evopress/evopress/model"
 	"github.com/evopress/evopress/profile"
@@ -283,7 +285,7 @@ func wholeProfile(n int, blocks []int) search.Profile {
 }
 
 // droppable returns which blocks, attention units and MLP units keep leaves droppable (the
-// names were validated by drop.NewK: unit names or block names "model.layers.N").
+// names were validated by drop.NewK: sub-block unit names or block names, see arch.ParseUnit).
 func droppable(n int, keep []string) (blocks, attn, mlp []int) {
 	kept := make(map[string]bool, len(keep))
 	for _, s := range keep {
@@ -291,7 +293,7 @@ func droppable(n int, keep []string) (blocks, attn, mlp []int) {
 	}
 	units := drop.UnitNames(n)
 	for b := range n {
-		blk := fmt.Sprintf("model.layers.%d", b)
+		blk := arch.Block(b).String()
 		a := !kept[blk] && !kept[units[2*b]]
 		ml := !kept[blk] && !kept[units[2*b+1]]
 		if a {

@@ -7,28 +7,25 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/evopress/evopress/arch"
 	"github.com/evopress/evopress/db"
 	"github.com/evopress/evopress/model"
 	"github.com/evopress/evopress/profile"
 	"github.com/evopress/evopress/search"
 )
 
-// DropUnit parses a drop unit name, "model.layers.N.self_attn" or "model.layers.N.mlp".
+// DropUnit reads a drop unit: the name of a sub-block of one of the model's nBlocks blocks,
+// model.layers.N.self_attn or model.layers.N.mlp (see arch.ParseUnit).
 func DropUnit(name string, nBlocks int) (block int, attn bool, err error) {
-	var rest string
-	if _, e := fmt.Sscanf(name, "model.layers.%d.%s", &block, &rest); e != nil {
+	u, err := arch.ParseUnit(name)
+	if err != nil || u.Level() != arch.SubBlockLevel {
 		return 0, false, fmt.Errorf("unit %q: want model.layers.N.self_attn or model.layers.N.mlp", name)
 	}
-	if block < 0 || block >= nBlocks {
-		return 0, false, fmt.Errorf("unit %q: block %d outside the model's %d blocks", name, block, nBlocks)
+	if u.Block() >= nBlocks {
+		return 0, false, fmt.Errorf("unit %q: block %d outside the model's %d blocks", name, u.Block(), nBlocks)
 	}
-	switch rest {
-	case "self_attn":
-		return block, true, nil
-	case "mlp":
-		return block, false, nil
-	}
-	return 0, false, fmt.Errorf("unit %q: want model.layers.N.self_attn or model.layers.N.mlp", name)
+	s, _ := u.Sub()
+	return u.Block(), s == arch.Attention, nil
 }
 
 // ApplyDrop returns a clone of m with the units at level 1 dropped. Units absent from levels are

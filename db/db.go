@@ -11,6 +11,7 @@ import (
 	"sort"
 	"sync"
 
+	"github.com/evopress/evopress/arch"
 	"github.com/evopress/evopress/compress"
 	"github.com/evopress/evopress/model"
 	"github.com/evopress/evopress/profile"
@@ -51,7 +52,7 @@ func Open(dir string) (*DB, error) {
 	}
 	if !man.Complete {
 		return nil, fmt.Errorf("%s: field complete: the database build did not finish (%d of %d layers); run `evopress db build` with the same settings to resume it",
-			mpath, len(man.Layers), man.Model.Blocks*int(model.NumLayerKinds))
+			mpath, len(man.Layers), man.Model.Blocks*int(arch.NumLinearKinds))
 	}
 	sum := sha256.Sum256(data)
 	d := &DB{dir: dir, man: man, fp: hex.EncodeToString(sum[:]), layers: map[string]*LayerInfo{},
@@ -330,7 +331,7 @@ func (d *DB) Apply(m *model.Model, levels map[string]int) (*model.Model, error) 
 		if l.Block >= len(c.Blocks) {
 			return nil, fmt.Errorf("database %s: layer %s: the model has %d blocks", d.dir, name, len(c.Blocks))
 		}
-		kind, _ := model.ParseLayerKind(l.Kind)
+		kind, _ := arch.ParseLinearKind(l.Kind)
 		lin := c.Blocks[l.Block].Layer(kind)
 		if lin.Out != l.Rows || lin.In != l.Cols {
 			return nil, fmt.Errorf("database %s: layer %s is %d×%d, the model's is %d×%d", d.dir, name, l.Rows, l.Cols, lin.Out, lin.In)

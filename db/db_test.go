@@ -11,10 +11,10 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/evopress/evopress/arch"
 	"github.com/evopress/evopress/calib"
 	"github.com/evopress/evopress/compress"
 	"github.com/evopress/evopress/hf"
-	"github.com/evopress/evopress/model"
 	"github.com/evopress/evopress/profile"
 	"github.com/evopress/evopress/search"
 	"github.com/evopress/evopress/search/quant"
@@ -78,7 +78,7 @@ func TestSparseDatabase(t *testing.T) {
 				t.Errorf("computed %d, reused %d layers", len(res.Computed), len(res.Reused))
 			}
 			for _, l := range man.Layers {
-				block, kind, _ := ParseLayerName(l.Name)
+				block, kind, _ := arch.ParseLinear(l.Name)
 				lin := tm.m.Blocks[block].Layer(kind)
 				H := st[block].Hessian(kind).H
 				lo, hi, _ := sparse.LevelRange(l.Numel, D, 0.5, 8)
@@ -180,7 +180,7 @@ func TestQuantDatabase(t *testing.T) {
 			}
 			errs[tc.name] = map[string]float64{}
 			for _, l := range d.Manifest().Layers {
-				block, kind, _ := ParseLayerName(l.Name)
+				block, kind, _ := arch.ParseLinear(l.Name)
 				lin := tm.m.Blocks[block].Layer(kind)
 				H := st[block].Hessian(kind).H
 				buf := make([]float32, l.Numel)
@@ -477,7 +477,7 @@ func TestApply(t *testing.T) {
 	d := open(t, cfg.Out)
 	orig := make([][]float32, 0)
 	for i := range tm.m.Blocks {
-		for k := model.LayerKind(0); k < model.NumLayerKinds; k++ {
+		for k := range arch.NumLinearKinds {
 			orig = append(orig, tm.m.Blocks[i].Layer(k).W)
 		}
 	}
@@ -488,8 +488,8 @@ func TestApply(t *testing.T) {
 	}
 	n := 0
 	for i := range c.Blocks {
-		for k := model.LayerKind(0); k < model.NumLayerKinds; k++ {
-			name := model.LayerName(i, k)
+		for k := range arch.NumLinearKinds {
+			name := arch.LinearUnit(i, k).String()
 			w := c.Blocks[i].Layer(k).W
 			if &tm.m.Blocks[i].Layer(k).W[0] != &orig[n][0] {
 				t.Fatalf("%s: Apply changed the original model", name)
@@ -705,7 +705,7 @@ func TestRoundedValues(t *testing.T) {
 		build(t, cfg)
 		d := open(t, cfg.Out)
 		l := d.Layer("model.layers.1.mlp.gate_proj")
-		H := st[1].Hessian(model.GateProj).H
+		H := st[1].Hessian(arch.GateProj).H
 		var sps []float64
 		for _, v := range l.Levels {
 			sps = append(sps, float64(int64(math.Floor(0.5*float64(l.Numel)+0.5))+int64(v.Level)*d.Manifest().Sparse.WeightsDiff)/float64(l.Numel))

@@ -29,6 +29,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/evopress/evopress/arch"
 	"github.com/evopress/evopress/candidate"
 	"github.com/evopress/evopress/db"
 	"github.com/evopress/evopress/hf"
@@ -303,9 +304,9 @@ func makePlan(src *source, o Options, warn func(string, ...any)) (*plan, error) 
 
 // layerWeights returns the weight and bias of written block b's layer k, with the output
 // projection of a dropped sub-block zeroed (fresh zero slices; the model is not modified).
-func (pl *plan) layerWeights(b planBlock, k model.LayerKind) (w, bias []float32) {
+func (pl *plan) layerWeights(b planBlock, k arch.LinearKind) (w, bias []float32) {
 	l := pl.m.Blocks[b.src].Layer(k)
-	if (k == model.OProj && b.zeroAttn) || (k == model.DownProj && b.zeroMLP) {
+	if (k == arch.OProj && b.zeroAttn) || (k == arch.DownProj && b.zeroMLP) {
 		w = make([]float32, len(l.W))
 		if l.B != nil {
 			bias = make([]float32, len(l.B))
@@ -316,8 +317,8 @@ func (pl *plan) layerWeights(b planBlock, k model.LayerKind) (w, bias []float32)
 }
 
 // zeroed reports whether layer k of written block b is a zeroed output projection.
-func (b planBlock) zeroed(k model.LayerKind) bool {
-	return (k == model.OProj && b.zeroAttn) || (k == model.DownProj && b.zeroMLP)
+func (b planBlock) zeroed(k arch.LinearKind) bool {
+	return (k == arch.OProj && b.zeroAttn) || (k == arch.DownProj && b.zeroMLP)
 }
 
 // provenance is the content of evopress.json.

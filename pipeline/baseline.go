@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"strings"
 	"time"
 
 	"github.com/evopress/evopress/allocate"
@@ -83,7 +84,7 @@ type BaselineOutcome struct {
 // RunBaseline runs the baseline req describes and writes its profile.
 func RunBaseline(ctx context.Context, req BaselineRequest) (*BaselineOutcome, error) {
 	if req.Out == "" {
-		return nil, missing("Out", "the profile file to write is required")
+		return nil, missing("Out", "the profile file to write")
 	}
 	if req.Log == nil {
 		req.Log = io.Discard
@@ -99,11 +100,11 @@ func RunBaseline(ctx context.Context, req BaselineRequest) (*BaselineOutcome, er
 
 func runBaselineDrop(ctx context.Context, req BaselineRequest) (*BaselineOutcome, error) {
 	if req.Method == "" {
-		return nil, missing("Method", "one of %v is required", DropMethods)
+		return nil, missing("Method", "%s", strings.Join(DropMethods, ", "))
 	}
 	method, err := baselines.ParseMethod(req.Method)
 	if err != nil {
-		return nil, invalid("Method", req.Method, "want one of %v", DropMethods)
+		return nil, err
 	}
 	if req.WindowPositions == "" {
 		req.WindowPositions = baselines.WindowLast
@@ -253,9 +254,9 @@ func runBaselineDB(ctx context.Context, req BaselineRequest) (*BaselineOutcome, 
 			return nil, invalid("Method", req.Method, "OWL is a sparsity method; quant baselines are %v", methods)
 		}
 	case "":
-		return nil, missing("Method", "one of %v is required", methods)
+		return nil, missing("Method", "%s", strings.Join(methods, ", "))
 	default:
-		return nil, invalid("Method", req.Method, "want one of %v", methods)
+		return nil, invalid("Method", req.Method, "want %s", strings.Join(methods, ", "))
 	}
 	if req.Tokens == 0 {
 		req.Tokens = DefaultBaselineDBTokens
@@ -267,7 +268,7 @@ func runBaselineDB(ctx context.Context, req BaselineRequest) (*BaselineOutcome, 
 		return nil, invalid("Samples", req.Samples, "want at least 1 (0 for %d)", DefaultBaselineDBSamples)
 	}
 	if kind == profile.ModeQuant && req.Mode.Target == 0 {
-		return nil, missing("Mode.Target", "the mean bits per weight are required")
+		return nil, missing("Mode.Target", "mean bits per weight")
 	}
 	start := time.Now()
 	pt, err := req.Data.build(req.Mode)

@@ -24,7 +24,7 @@ type DBRequest struct {
 // BuildDB builds (or resumes, or reuses) the level database req describes.
 func BuildDB(ctx context.Context, req DBRequest) (*db.BuildResult, error) {
 	if req.Build.Out == "" {
-		return nil, missing("Build.Out", "the database directory is required")
+		return nil, missing("Build.Out", "the database directory")
 	}
 	req.Data.defaults()
 	if req.SeqLen < 2 {

@@ -98,7 +98,7 @@ type demo struct {
 func RunDemo(ctx context.Context, req DemoRequest) (*DemoOutcome, error) {
 	start := time.Now()
 	if req.Out == "" {
-		return nil, missing("Out", "the report folder is required")
+		return nil, missing("Out", "the report folder")
 	}
 	if req.Print == nil {
 		req.Print = io.Discard

@@ -9,16 +9,20 @@ import (
 // field (for example "SeqLen" or "Mode.Target"), so that callers can name their own input (the
 // CLI names its flag).
 type RequestError struct {
-	Field  string
-	Value  any // the offending value; nil when the field is missing
-	Reason string
+	Field   string
+	Value   any // the offending value (nil when Missing)
+	Missing bool
+	Reason  string
 }
 
-func (e *RequestError) Error() string {
-	if e.Value == nil {
-		return fmt.Sprintf("%s: %s", e.Field, e.Reason)
+func (e *RequestError) Error() string { return e.Describe(e.Field) }
+
+// Describe is the error's text with the field called name (the CLI passes its flag).
+func (e *RequestError) Describe(name string) string {
+	if e.Missing {
+		return fmt.Sprintf("%s is required (%s)", name, e.Reason)
 	}
-	return fmt.Sprintf("%s %v: %s", e.Field, e.Value, e.Reason)
+	return fmt.Sprintf("%s %v: %s", name, e.Value, e.Reason)
 }
 
 func invalid(field string, value any, format string, args ...any) error {
@@ -26,7 +30,7 @@ func invalid(field string, value any, format string, args ...any) error {
 }
 
 func missing(field, format string, args ...any) error {
-	return &RequestError{Field: field, Reason: fmt.Sprintf(format, args...)}
+	return &RequestError{Field: field, Missing: true, Reason: fmt.Sprintf(format, args...)}
 }
 
 // ErrNoDatabase is returned when a sparse or quant request names no level database.

@@ -144,7 +144,10 @@ type SearchOutcome struct {
 // RunSearch runs the search req describes and writes its profile, run folder and report.
 func RunSearch(ctx context.Context, req SearchRequest) (*SearchOutcome, error) {
 	if req.Out == "" {
-		return nil, missing("Out", "the profile file to write is required")
+		return nil, missing("Out", "the profile file to write")
+	}
+	if req.Fitness == "" {
+		req.Fitness = string(fitness.KL)
 	}
 	kind, err := fitness.ParseKind(req.Fitness)
 	if err != nil {

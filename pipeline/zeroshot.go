@@ -31,10 +31,10 @@ type ZeroShotRequest struct {
 // loaded, so that a bad file fails fast.
 func ZeroShot(ctx context.Context, req ZeroShotRequest) ([]zeroshot.Result, *Loaded, error) {
 	if len(req.Tasks) == 0 {
-		return nil, nil, missing("Tasks", "no task file given")
+		return nil, nil, missing("Tasks", "a task file")
 	}
 	if req.Limit < 0 || req.Batch < 1 || req.MaxLen < 0 {
-		return nil, nil, missing("Limit", "the limit and the maximum length must be ≥ 0 and the batch ≥ 1")
+		return nil, nil, invalid("Limit", req.Limit, "the limit and the maximum length must be ≥ 0 and the batch ≥ 1")
 	}
 	var format *zeroshot.Format
 	if req.TaskType != "" {

@@ -2,9 +2,10 @@
 // ("Profile file", format "evopress-profile/v1") and, for users of the reference implementation,
 // its text configs (one "name: level" per line).
 //
-// A profile assigns an integer level to named units (Hugging Face module names). drop:
-// "model.layers.N.self_attn" / "model.layers.N.mlp", level 1 = dropped; sparse: the seven linear
-// layers of every block, level = the database's integer level; quant: the same units, level = bits.
+// A profile assigns an integer level to named units (Hugging Face module names, see package arch).
+// drop: the sub-blocks model.layers.N.self_attn and model.layers.N.mlp, level 1 = dropped; sparse:
+// the seven linear layers of every block, level = the database's integer level; quant: the same
+// units, level = bits.
 // A unit missing from Levels is left uncompressed.
 package profile
 

@@ -64,14 +64,10 @@ func cliError(cmd *cobra.Command, err error) error {
 	case err == nil:
 		return nil
 	case errors.As(err, &re):
-		flag, ok := flagOf[re.Field]
-		if !ok {
-			return err
+		if flag, ok := flagOf[re.Field]; ok {
+			return errors.New(re.Describe(flag))
 		}
-		if re.Value == nil {
-			return fmt.Errorf("%s: %s", flag, re.Reason)
-		}
-		return fmt.Errorf("%s %v: %s", flag, re.Value, re.Reason)
+		return err
 	case errors.Is(err, pipeline.ErrNoDatabase), errors.Is(err, candidate.ErrNoDatabase):
 		kind := "sparse|quant"
 		if n := cmd.Name(); n == "sparse" || n == "quant" {

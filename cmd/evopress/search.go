@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/evopress/evopress/arch"
 	"github.com/evopress/evopress/pipeline"
 	"github.com/evopress/evopress/profile"
 	"github.com/evopress/evopress/search"
@@ -193,7 +194,7 @@ func printSearchSummary(w io.Writer, out *pipeline.SearchOutcome) {
 		var dropped []string
 		for _, u := range p.Units() {
 			if p.Levels[u] == 1 {
-				dropped = append(dropped, strings.TrimPrefix(u, "model.layers."))
+				dropped = append(dropped, strings.TrimPrefix(u, arch.LayersPrefix))
 			}
 		}
 		fmt.Fprintf(w, "dropped: %s\n", strings.Join(dropped, " "))
