@@ -58,6 +58,11 @@ type parts struct {
 // build loads the model, opens the database, makes the mode and the calibration pool.
 func (dt *Data) build(spec ModeSpec) (*parts, error) {
 	dt.defaults()
+	switch spec.Kind {
+	case profile.ModeDrop, profile.ModeSparse, profile.ModeQuant:
+	default:
+		return nil, invalid("Mode.Kind", spec.Kind, "want drop, sparse or quant")
+	}
 	var err error
 	p := &parts{lm: dt.Model}
 	if p.lm == nil {
