@@ -126,7 +126,7 @@ func newBaselineDBCmd(kind, short, long, methods string) *cobra.Command {
 }
 
 func runBaseline(cmd *cobra.Command, f *baselineFlags) error {
-	if err := checkDataFlags(cmd, &f.data); err != nil {
+	if err := checkDataFlags(&f.data); err != nil {
 		return err
 	}
 	req := f.req

@@ -232,7 +232,7 @@ embedded default) it also checks that the database was built for that model.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&modelDir, "model", "", "check that the database was built for this model directory")
+	modelFlag(cmd.Flags(), &modelDir, "check that the database was built for this model directory")
 	cmd.Flags().BoolVar(&useModel, "check-model", false, "check against the embedded default model (when --model is not given)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object")
 	return cmd

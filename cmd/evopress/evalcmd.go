@@ -63,9 +63,7 @@ array of such objects, in the order given.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.model, "model", "", "Hugging Face model directory (default: the embedded llama-pd-11m)")
-	f.StringVar(&o.profile, "profile", "", "compression profile (JSON) to apply before evaluating")
-	f.StringVar(&o.db, "db", "", "level database for sparse and quant profiles")
+	profileFlags(f, &o.model, &o.profile, &o.db)
 	f.StringArrayVar(&o.tasks, "task", nil, "task file (JSON Lines, .bz2/.gz allowed); repeatable")
 	f.StringVar(&o.taskType, "task-type", "", "arc|arc_easy|arc_challenge|openbookqa|piqa|hellaswag|winogrande|boolq (default: from the fields)")
 	f.IntVar(&o.limit, "limit", 0, "evaluate only the first N items of each task (0: all)")

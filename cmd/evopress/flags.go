@@ -29,6 +29,13 @@ func modelFlag(fl *pflag.FlagSet, p *string, help string) {
 	fl.StringVar(p, "model", "", help)
 }
 
+// profileFlags declares --model, --profile and --db: a model, optionally compressed by a profile.
+func profileFlags(fl *pflag.FlagSet, model, prof, db *string) {
+	modelFlag(fl, model, "")
+	fl.StringVar(prof, "profile", "", "compression profile (JSON) to apply before evaluating")
+	fl.StringVar(db, "db", "", "level database for sparse and quant profiles (default: the profile's db.path)")
+}
+
 // register declares --model, --calib, --seq-len, --calib-tokens and --cache-mb, and with a
 // database kind ("sparse", "quant") --db and --db-cache-mb.
 func (f *dataFlags) register(fl *pflag.FlagSet, dbKind string) {

@@ -26,7 +26,7 @@ func newInspectCmd() *cobra.Command {
 			switch {
 			case fileExists(filepath.Join(dir, "manifest.json")):
 				return inspectDB(cmd, dir, asJSON)
-			case strings.HasSuffix(dir, ".json") && !isDir(dir):
+			case strings.HasSuffix(dir, ".json") && !fileExists(filepath.Join(dir, "config.json")):
 				return inspectProfile(cmd, dir, asJSON)
 			case !fileExists(filepath.Join(dir, "config.json")):
 				return fmt.Errorf("%s: not a model directory (no config.json), a level database (no manifest.json) or a profile (.json)", dir)
@@ -47,11 +47,6 @@ func newInspectCmd() *cobra.Command {
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object")
 	return cmd
-}
-
-func isDir(p string) bool {
-	st, err := os.Stat(p)
-	return err == nil && st.IsDir()
 }
 
 func inspectDB(cmd *cobra.Command, dir string, asJSON bool) error {

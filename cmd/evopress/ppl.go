@@ -33,14 +33,12 @@ Without --model and --data it uses the embedded model and the embedded held-out 
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.model, "model", "", "Hugging Face model directory (default: the embedded llama-pd-11m)")
+	profileFlags(f, &o.model, &o.profile, &o.db)
 	f.StringVar(&o.data, "data", "", "UTF-8 text file to evaluate (default: the embedded held-out text)")
 	f.StringVar(&o.format, "format", "raw", "text format: raw or wikitext")
 	f.IntVar(&o.seqLen, "seq-len", 256, "tokens per sequence")
 	f.IntVar(&o.maxSeqs, "max-seqs", 0, "evaluate only the first N sequences (0: all)")
 	f.IntVar(&o.batch, "batch", 32, "sequences per forward batch")
-	f.StringVar(&o.profile, "profile", "", "compression profile (JSON) to apply before evaluating")
-	f.StringVar(&o.db, "db", "", "level database for sparse and quant profiles")
 	f.BoolVar(&o.json, "json", false, "print one JSON object")
 	f.BoolVar(&o.kl, "kl", false, "also report the mean KL(dense ‖ compressed) per predicted token (runs the dense model too)")
 	return cmd
