@@ -8,6 +8,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/evopress/evopress/arch"
 	"github.com/evopress/evopress/calib"
 	"github.com/evopress/evopress/compress"
 	"github.com/evopress/evopress/model"
@@ -18,7 +19,7 @@ import (
 
 // layerName names layer i of a test problem after the model's layout (7 layers per block).
 func layerName(i int) string {
-	return model.LayerName(i/int(model.NumLayerKinds), model.LayerKind(i%int(model.NumLayerKinds)))
+	return arch.LinearUnit(i/int(arch.NumLinearKinds), arch.LinearKind(i%int(arch.NumLinearKinds))).String()
 }
 
 // randomSparseCase draws a small sparse problem with random level ranges and errors.
@@ -253,17 +254,17 @@ func TestBlockOutlierRatiosAgainstInputs(t *testing.T) {
 	}
 	b := &model.Block{Q: lin(hidden, hidden), K: lin(kv, hidden), V: lin(kv, hidden), O: lin(hidden, hidden),
 		Gate: lin(inter, hidden), Up: lin(inter, hidden), Down: lin(hidden, inter)}
-	inputs := map[model.LayerKind][]float32{}
+	inputs := map[arch.LinearKind][]float32{}
 	st := &calib.Stats{}
 	for _, x := range []struct {
 		h     **compress.Hessian
 		cols  int
-		kinds []model.LayerKind
+		kinds []arch.LinearKind
 	}{
-		{&st.Attn, hidden, []model.LayerKind{model.QProj, model.KProj, model.VProj}},
-		{&st.Out, hidden, []model.LayerKind{model.OProj}},
-		{&st.MLP, hidden, []model.LayerKind{model.GateProj, model.UpProj}},
-		{&st.Down, inter, []model.LayerKind{model.DownProj}},
+		{&st.Attn, hidden, []arch.LinearKind{arch.QProj, arch.KProj, arch.VProj}},
+		{&st.Out, hidden, []arch.LinearKind{arch.OProj}},
+		{&st.MLP, hidden, []arch.LinearKind{arch.GateProj, arch.UpProj}},
+		{&st.Down, inter, []arch.LinearKind{arch.DownProj}},
 	} {
 		X := make([]float32, rows*x.cols)
 		for i := range X {
@@ -283,7 +284,7 @@ func TestBlockOutlierRatiosAgainstInputs(t *testing.T) {
 	}
 	ms := []float64{0.5, 1, 2, 3}
 	var scores []float64
-	for k := model.LayerKind(0); k < model.NumLayerKinds; k++ {
+	for k := range arch.NumLinearKinds {
 		l := b.Layer(k)
 		X := inputs[k]
 		for r := 0; r < l.Out; r++ {
@@ -368,19 +369,19 @@ func TestOWLProfileOptimalAndExact(t *testing.T) {
 // 8192, MLP 45056 weights) with the reference's level ranges.
 func modelSparseConfig(t *testing.T, s float64) sparse.Config {
 	t.Helper()
-	numel := [model.NumLayerKinds]int64{16384, 8192, 8192, 16384, 45056, 45056, 45056}
+	numel := [arch.NumLinearKinds]int64{16384, 8192, 8192, 16384, 45056, 45056, 45056}
 	d, err := sparse.DefaultD(128, s, 8)
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg := sparse.Config{Sparsity: s, D: d}
 	for b := range 5 {
-		for k := range model.NumLayerKinds {
+		for k := range arch.NumLinearKinds {
 			lo, hi, err := sparse.LevelRange(numel[k], d, s, 8)
 			if err != nil {
 				t.Fatal(err)
 			}
-			cfg.Layers = append(cfg.Layers, sparse.Layer{Name: model.LayerName(b, k), Numel: numel[k], Lo: lo, Hi: hi})
+			cfg.Layers = append(cfg.Layers, sparse.Layer{Name: arch.LinearUnit(b, k).String(), Numel: numel[k], Lo: lo, Hi: hi})
 		}
 	}
 	return cfg
@@ -422,7 +423,7 @@ func TestOWLGrid(t *testing.T) {
 			// equal in size); after: exactly the target's non-zero count.
 			var pre float64
 			for j, l := range cfg.Layers {
-				pre += c.BlockSparsity[j/int(model.NumLayerKinds)] * float64(l.Numel) / total
+				pre += c.BlockSparsity[j/int(arch.NumLinearKinds)] * float64(l.Numel) / total
 			}
 			if math.Abs(pre-s) > 1e-12 {
 				t.Fatalf("OWL's mean sparsity %v, want %v", pre, s)

@@ -1,5 +1,5 @@
 // Package allocate computes the baseline allocations EvoPress is compared against in the sparse
-// and quant modes (docs/evopress.md §5): per-layer sparsity levels or bit-widths under exactly
+// and quant modes (docs/design.md, "The method": baselines): per-layer sparsity levels or bit-widths under exactly
 // the budget the search modes define (sparse.Mode.Legal, quant.Mode.Legal).
 //
 //   - Uniform: every layer at level 0 (sparse) or at the target bit-width (quant, integer

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 
-	"github.com/evopress/evopress/db"
 	"github.com/evopress/evopress/search"
 	"github.com/evopress/evopress/search/quant"
 	"github.com/evopress/evopress/search/sparse"
@@ -215,46 +214,4 @@ func DPQuant(cfg quant.Config, errs [][]float64) (search.Profile, float64, error
 		return nil, 0, fmt.Errorf("allocate: internal error: DP profile %v is not legal", p)
 	}
 	return p, cur[bestC], nil
-}
-
-// SparseProblem reads a sparse database's manifest into the sparse mode's configuration (its
-// layers, target and weights diff; group rule default) and the per-level normalised errors
-// (errs[i][ℓ − Lo_i]).
-func SparseProblem(man *db.Manifest) (sparse.Config, [][]float64, error) {
-	if man.Mode != db.ModeSparse || man.Sparse == nil {
-		return sparse.Config{}, nil, fmt.Errorf("allocate: a %s database is not a sparse database", man.Mode)
-	}
-	cfg := sparse.Config{Sparsity: man.Sparse.Target, D: man.Sparse.WeightsDiff}
-	errs := make([][]float64, len(man.Layers))
-	for i, l := range man.Layers {
-		lo, hi := l.Levels[0].Level, l.Levels[len(l.Levels)-1].Level
-		if hi-lo+1 != len(l.Levels) {
-			return sparse.Config{}, nil, fmt.Errorf("allocate: layer %s: levels %d..%d are not contiguous", l.Name, lo, hi)
-		}
-		cfg.Layers = append(cfg.Layers, sparse.Layer{Name: l.Name, Numel: l.Numel, Lo: lo, Hi: hi})
-		for _, v := range l.Levels {
-			errs[i] = append(errs[i], v.Error)
-		}
-	}
-	return cfg, errs, nil
-}
-
-// QuantProblem reads a quant database's manifest into the quant mode's configuration for a
-// target (group rule default) and the per-width normalised errors (errs[i][j] for layer i's j-th
-// width).
-func QuantProblem(man *db.Manifest, target float64) (quant.Config, [][]float64, error) {
-	if man.Mode != db.ModeQuant {
-		return quant.Config{}, nil, fmt.Errorf("allocate: a %s database is not a quant database", man.Mode)
-	}
-	cfg := quant.Config{Target: target}
-	errs := make([][]float64, len(man.Layers))
-	for i, l := range man.Layers {
-		var bits []int
-		for _, v := range l.Levels {
-			bits = append(bits, v.Level)
-			errs[i] = append(errs[i], v.Error)
-		}
-		cfg.Layers = append(cfg.Layers, quant.Layer{Name: l.Name, Numel: l.Numel, Bits: bits})
-	}
-	return cfg, errs, nil
 }

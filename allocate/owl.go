@@ -6,14 +6,14 @@ import (
 	"math"
 	"slices"
 
+	"github.com/evopress/evopress/arch"
 	"github.com/evopress/evopress/calib"
-	"github.com/evopress/evopress/db"
 	"github.com/evopress/evopress/model"
 	"github.com/evopress/evopress/search"
 	"github.com/evopress/evopress/search/sparse"
 )
 
-// OWL's hyper-parameter grid (docs/evopress.md §5): the spread λ of the block sparsities and the
+// OWL's hyper-parameter grid (docs/design.md, "The method": baselines): the spread λ of the block sparsities and the
 // outlier threshold M (a Wanda score is an outlier when it exceeds M × the block's mean score).
 var (
 	OWLLambdas = []float64{0.02, 0.05, 0.08, 0.1, 0.2}
@@ -57,7 +57,7 @@ func OutlierRatios(ctx context.Context, m *model.Model, seqs [][]int, ms []float
 // block's weights and its calibration statistics (see OutlierRatios).
 func BlockOutlierRatios(b *model.Block, st *calib.Stats, ms []float64) []float64 {
 	var scores []float64
-	for k := model.LayerKind(0); k < model.NumLayerKinds; k++ {
+	for k := range arch.NumLinearKinds {
 		lin := b.Layer(k)
 		h := st.Hessian(k)
 		norm := make([]float64, lin.In)
@@ -217,7 +217,7 @@ func OWLGrid(cfg sparse.Config, ratios [][]float64, lambdas, ms []float64) ([]OW
 	}
 	blockOf := make([]int, len(cfg.Layers))
 	for i, l := range cfg.Layers {
-		b, _, err := db.ParseLayerName(l.Name)
+		b, _, err := arch.ParseLinear(l.Name)
 		if err != nil {
 			return nil, fmt.Errorf("allocate: OWL needs the block of every layer: %w", err)
 		}

@@ -1,6 +1,7 @@
 // Package baselines implements the depth-pruning methods EvoPress is compared against
-// (docs/evopress.md §5), each returning a drop profile over the units of package search/drop
-// ("model.layers.N.self_attn", "model.layers.N.mlp", level 1 = dropped):
+// (docs/design.md, "The method": baselines), each returning a drop profile over the units of
+// package search/drop (the sub-blocks model.layers.N.self_attn and model.layers.N.mlp, level 1 =
+// dropped):
 //
 //   - ShortGPT (Men et al. 2024): Block Influence BI_i = 1 − mean cosine similarity between block
 //     i's input and output hidden states over every calibration token; the k blocks with the
@@ -43,8 +44,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/evopress/evopress/arch"
 	"github.com/evopress/evopress/fitness"
 	"github.com/evopress/evopress/model"
+	"github.com/evopress/evopress/profile"
 	"github.com/evopress/evopress/search"
 	"github.com/evopress/evopress/search/drop"
 )
@@ -172,8 +175,9 @@ type Result struct {
 	Evaluations int64
 	// Tokens counts input tokens processed: forwards of candidates, or of the dense model.
 	Tokens int64
-	// Info records method-specific settings (JSON-friendly), for the profile's "search" field.
-	Info    map[string]any
+	// Info records the run's settings and method-specific statistics: the profile's "search"
+	// record.
+	Info    profile.Record
 	Elapsed time.Duration
 }
 
@@ -228,19 +232,16 @@ func Run(ctx context.Context, m *model.Model, pool [][]int, method Method, opt O
 	}
 	res.Attn, res.MLP = mode.Dropped(res.Profile)
 	res.Elapsed = time.Since(start)
-	if res.Info == nil {
-		res.Info = map[string]any{}
-	}
-	res.Info["k"] = opt.K
-	res.Info["whole_blocks"] = whole
-	res.Info["seed"] = opt.Seed
-	res.Info["seq_len"] = seqLen
-	res.Info["calib_chunks"] = len(pool)
-	res.Info["batch_tokens"] = res.Batch.Tokens
-	res.Info["batch_chunks"] = len(res.Batch.Chunks)
-	res.Info["evaluations"] = res.Evaluations
-	res.Info["tokens"] = res.Tokens
-	res.Info["elapsed_s"] = res.Elapsed.Seconds()
+	res.Info.K = opt.K
+	res.Info.WholeBlocks = whole
+	res.Info.Seed = opt.Seed
+	res.Info.SeqLen = seqLen
+	res.Info.CalibChunks = len(pool)
+	res.Info.BatchTokens = res.Batch.Tokens
+	res.Info.BatchChunks = len(res.Batch.Chunks)
+	res.Info.Evaluations = res.Evaluations
+	res.Info.Tokens = res.Tokens
+	res.Info.ElapsedS = res.Elapsed.Seconds()
 	return res, nil
 }
 
@@ -284,7 +285,7 @@ func wholeProfile(n int, blocks []int) search.Profile {
 }
 
 // droppable returns which blocks, attention units and MLP units keep leaves droppable (the
-// names were validated by drop.NewK: unit names or block names "model.layers.N").
+// names were validated by drop.NewK: sub-block unit names or block names, see arch.ParseUnit).
 func droppable(n int, keep []string) (blocks, attn, mlp []int) {
 	kept := make(map[string]bool, len(keep))
 	for _, s := range keep {
@@ -292,7 +293,7 @@ func droppable(n int, keep []string) (blocks, attn, mlp []int) {
 	}
 	units := drop.UnitNames(n)
 	for b := range n {
-		blk := fmt.Sprintf("model.layers.%d", b)
+		blk := arch.Block(b).String()
 		a := !kept[blk] && !kept[units[2*b]]
 		ml := !kept[blk] && !kept[units[2*b+1]]
 		if a {

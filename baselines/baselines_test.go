@@ -416,8 +416,8 @@ func TestRandomDeterministic(t *testing.T) {
 		t.Errorf("seeds 7 and 8 drew the same final batch %v", a.Batch.Chunks)
 	}
 	// 16 distinct samples; the chosen one is the best survivor on the final batch, recomputed.
-	if a.Info["samples"] != 16 {
-		t.Errorf("samples %v, want 16", a.Info["samples"])
+	if a.Info.Samples != 16 {
+		t.Errorf("samples %v, want 16", a.Info.Samples)
 	}
 	mode, _ := drop.NewK(len(f.m.Blocks), 2, drop.Options{})
 	ps := RandomProfiles(mode, 16, 7)

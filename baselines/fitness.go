@@ -96,7 +96,7 @@ func runShortenedPPL(ctx context.Context, m *model.Model, pool [][]int, mode *dr
 	if err != nil {
 		return nil, err
 	}
-	res := &Result{Batch: b, Fitness: math.NaN(), Scores: nanScores(n), Evaluations: int64(len(cands)), Info: map[string]any{}}
+	res := &Result{Batch: b, Fitness: math.NaN(), Scores: nanScores(n), Evaluations: int64(len(cands))}
 	ppl := make(map[string]float64, len(blocks))
 	for i, blk := range blocks {
 		res.Scores[blk] = nll[i]
@@ -104,8 +104,8 @@ func runShortenedPPL(ctx context.Context, m *model.Model, pool [][]int, mode *dr
 	}
 	_, _, res.Tokens = ev.Stats()
 	res.Profile = wholeProfile(n, lowestK(res.Scores, blocks, k))
-	res.Info["statistic"] = "calibration perplexity with the single block removed"
-	res.Info["ppl_without_block"] = ppl
+	res.Info.Statistic = "calibration perplexity with the single block removed"
+	res.Info.PPLWithoutBlock = ppl
 	return res, nil
 }
 
@@ -201,11 +201,11 @@ func runExhaustive(ctx context.Context, m *model.Model, pool [][]int, mode *drop
 	if err != nil {
 		return nil, err
 	}
-	res := &Result{Batch: b, Ranking: rankScored(cands, fit), Evaluations: int64(len(cands)), Info: map[string]any{}}
+	res := &Result{Batch: b, Ranking: rankScored(cands, fit), Evaluations: int64(len(cands))}
 	res.Profile, res.Fitness = res.Ranking[0].Profile.Clone(), res.Ranking[0].Fitness
 	_, _, res.Tokens = ev.Stats()
-	res.Info["profiles"] = len(cands)
-	res.Info["fitness"] = "kl"
+	res.Info.Profiles = len(cands)
+	res.Info.Fitness = "kl"
 	return res, nil
 }
 
@@ -328,15 +328,15 @@ func runRandom(ctx context.Context, m *model.Model, pool [][]int, mode *drop.Mod
 	if err != nil {
 		return nil, err
 	}
-	res := &Result{Batch: b2, Ranking: rankScored(final, fit2), Evaluations: int64(total), Info: map[string]any{}}
+	res := &Result{Batch: b2, Ranking: rankScored(final, fit2), Evaluations: int64(total)}
 	res.Profile, res.Fitness = res.Ranking[0].Profile.Clone(), res.Ranking[0].Fitness
 	_, _, res.Tokens = ev.Stats()
-	res.Info["samples"] = plan.Samples
-	res.Info["screen_tokens"] = plan.ScreenTokens
-	res.Info["survivors"] = plan.Survivors
-	res.Info["final_tokens"] = plan.FinalTokens
-	res.Info["evopress_evaluations"] = plan.EvoEvaluations
-	res.Info["evopress_tokens"] = plan.EvoTokens
-	res.Info["fitness"] = "kl"
+	res.Info.Samples = plan.Samples
+	res.Info.ScreenTokens = plan.ScreenTokens
+	res.Info.Survivors = plan.Survivors
+	res.Info.FinalTokens = plan.FinalTokens
+	res.Info.EvopressEvaluations = plan.EvoEvaluations
+	res.Info.EvopressTokens = plan.EvoTokens
+	res.Info.Fitness = "kl"
 	return res, nil
 }

@@ -172,14 +172,14 @@ func runStats(ctx context.Context, m *model.Model, pool [][]int, mode *drop.Mode
 		return nil, err
 	}
 	blocks, _, _ := droppable(n, opt.Keep)
-	res := &Result{Batch: b, Fitness: math.NaN(), Tokens: int64(b.Tokens), Info: map[string]any{}}
+	res := &Result{Batch: b, Fitness: math.NaN(), Tokens: int64(b.Tokens)}
 	switch method {
 	case ShortGPT, NormRatio:
 		raw := st.BlockInfluence()
-		res.Info["statistic"] = "block influence 1 − mean cos(h_i, h_i+1) over all positions"
+		res.Info.Statistic = "block influence 1 − mean cos(h_i, h_i+1) over all positions"
 		if method == NormRatio {
 			raw = st.NormRatio
-			res.Info["statistic"] = "mean ‖h_i+1 − h_i‖/‖h_i+1‖ over all positions"
+			res.Info.Statistic = "mean ‖h_i+1 − h_i‖/‖h_i+1‖ over all positions"
 		}
 		res.Scores = nanScores(n)
 		for _, blk := range blocks {
@@ -220,9 +220,9 @@ func runStats(ctx context.Context, m *model.Model, pool [][]int, mode *drop.Mode
 			win[i] = l + i
 		}
 		res.Profile = wholeProfile(n, win)
-		res.Info["statistic"] = "angular distance arccos(cos(h_l, h_l+k))/π, mean over " + pos + " positions"
-		res.Info["window_positions"] = pos
+		res.Info.Statistic = "angular distance arccos(cos(h_l, h_l+k))/π, mean over " + pos + " positions"
+		res.Info.WindowPositions = pos
 	}
-	res.Info["positions"] = st.Positions
+	res.Info.Positions = st.Positions
 	return res, nil
 }

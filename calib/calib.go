@@ -1,4 +1,4 @@
-// Package calib gathers the calibration statistics of the level database (docs/evopress.md §3):
+// Package calib gathers the calibration statistics of the level database (docs/design.md, "The method": the level database):
 // for every linear layer of every block, the Hessian H = 2·XᵀX/N of the layer's inputs X over the
 // calibration tokens, in float32, accumulated with the project's SGEMM (compress.Hessian).
 //
@@ -24,6 +24,7 @@ import (
 	"math/rand/v2"
 	"slices"
 
+	"github.com/evopress/evopress/arch"
 	"github.com/evopress/evopress/compress"
 	"github.com/evopress/evopress/model"
 )
@@ -69,15 +70,15 @@ func NewStats(m *model.Model, block int) (*Stats, error) {
 
 // Hessian returns the accumulator that holds the Hessian of the given layer (shared between
 // q/k/v and between gate/up), or nil for an invalid kind.
-func (s *Stats) Hessian(k model.LayerKind) *compress.Hessian {
+func (s *Stats) Hessian(k arch.LinearKind) *compress.Hessian {
 	switch k {
-	case model.QProj, model.KProj, model.VProj:
+	case arch.QProj, arch.KProj, arch.VProj:
 		return s.Attn
-	case model.OProj:
+	case arch.OProj:
 		return s.Out
-	case model.GateProj, model.UpProj:
+	case arch.GateProj, arch.UpProj:
 		return s.MLP
-	case model.DownProj:
+	case arch.DownProj:
 		return s.Down
 	}
 	return nil
@@ -86,19 +87,19 @@ func (s *Stats) Hessian(k model.LayerKind) *compress.Hessian {
 // hook returns the model.Hook that accumulates this block's Hessians; the first error is kept in
 // *errp and later inputs are ignored. Shared inputs are added once (on q_proj and gate_proj).
 func (s *Stats) hook(errp *error) model.Hook {
-	return func(block int, kind model.LayerKind, x []float32, rows, cols int) {
+	return func(block int, kind arch.LinearKind, x []float32, rows, cols int) {
 		if *errp != nil || block != s.Block {
 			return
 		}
 		var h *compress.Hessian
 		switch kind {
-		case model.QProj:
+		case arch.QProj:
 			h = s.Attn
-		case model.OProj:
+		case arch.OProj:
 			h = s.Out
-		case model.GateProj:
+		case arch.GateProj:
 			h = s.MLP
-		case model.DownProj:
+		case arch.DownProj:
 			h = s.Down
 		default:
 			return // k/v share q's input, up shares gate's

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/evopress/evopress/arch"
 	"github.com/evopress/evopress/compress"
 	"github.com/evopress/evopress/hf"
 	"github.com/evopress/evopress/model"
@@ -84,7 +85,7 @@ func capture(t *testing.T, m *model.Model, seqs [][]int) captured {
 		t.Fatal(err)
 	}
 	c := captured{}
-	m.Forward(a, 0, len(m.Blocks), func(block int, kind model.LayerKind, x []float32, rows, cols int) {
+	m.Forward(a, 0, len(m.Blocks), func(block int, kind arch.LinearKind, x []float32, rows, cols int) {
 		key := [2]int{block, int(kind)}
 		c[key] = append(c[key], x[:rows*cols]...)
 	})
@@ -121,7 +122,7 @@ func TestHessiansMatchBruteForce(t *testing.T) {
 					t.Fatalf("block %d visited, want %d", block, seen)
 				}
 				seen++
-				for k := model.LayerKind(0); k < model.NumLayerKinds; k++ {
+				for k := range arch.NumLinearKinds {
 					h := st.Hessian(k)
 					X := ref[[2]int{block, int(k)}]
 					want := bruteHessian(X, h.Cols)
@@ -137,7 +138,7 @@ func TestHessiansMatchBruteForce(t *testing.T) {
 						t.Errorf("block %d %s: max |H − 2XᵀX/N| = %g (max |H| %g)", block, k, maxDiff, maxAbs)
 					}
 				}
-				if st.Hessian(model.QProj) != st.Hessian(model.VProj) || st.Hessian(model.GateProj) != st.Hessian(model.UpProj) {
+				if st.Hessian(arch.QProj) != st.Hessian(arch.VProj) || st.Hessian(arch.GateProj) != st.Hessian(arch.UpProj) {
 					t.Error("q/k/v or gate/up do not share their Hessian")
 				}
 				return nil
@@ -191,7 +192,7 @@ func TestSequential(t *testing.T) {
 		t.Fatal(err)
 	}
 	for b := 0; b < 3; b++ {
-		for _, k := range []model.LayerKind{model.QProj, model.OProj, model.GateProj, model.DownProj} {
+		for _, k := range []arch.LinearKind{arch.QProj, arch.OProj, arch.GateProj, arch.DownProj} {
 			got, w := seqStats[b].Hessian(k).H, want[b].Hessian(k).H
 			wantDense := b == 0 // block 0's statistics come before the replacement
 			same := true

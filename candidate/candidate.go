@@ -4,28 +4,28 @@
 package candidate
 
 import (
+	"errors"
 	"fmt"
 
+	"github.com/evopress/evopress/arch"
+	"github.com/evopress/evopress/db"
 	"github.com/evopress/evopress/model"
+	"github.com/evopress/evopress/profile"
 	"github.com/evopress/evopress/search"
 )
 
-// DropUnit parses a drop unit name, "model.layers.N.self_attn" or "model.layers.N.mlp".
+// DropUnit reads a drop unit: the name of a sub-block of one of the model's nBlocks blocks,
+// model.layers.N.self_attn or model.layers.N.mlp (see arch.ParseUnit).
 func DropUnit(name string, nBlocks int) (block int, attn bool, err error) {
-	var rest string
-	if _, e := fmt.Sscanf(name, "model.layers.%d.%s", &block, &rest); e != nil {
+	u, err := arch.ParseUnit(name)
+	if err != nil || u.Level() != arch.SubBlockLevel {
 		return 0, false, fmt.Errorf("unit %q: want model.layers.N.self_attn or model.layers.N.mlp", name)
 	}
-	if block < 0 || block >= nBlocks {
-		return 0, false, fmt.Errorf("unit %q: block %d outside the model's %d blocks", name, block, nBlocks)
+	if u.Block() >= nBlocks {
+		return 0, false, fmt.Errorf("unit %q: block %d outside the model's %d blocks", name, u.Block(), nBlocks)
 	}
-	switch rest {
-	case "self_attn":
-		return block, true, nil
-	case "mlp":
-		return block, false, nil
-	}
-	return 0, false, fmt.Errorf("unit %q: want model.layers.N.self_attn or model.layers.N.mlp", name)
+	s, _ := u.Sub()
+	return u.Block(), s == arch.Attention, nil
 }
 
 // ApplyDrop returns a clone of m with the units at level 1 dropped. Units absent from levels are
@@ -78,3 +78,40 @@ func DropBuilder(m *model.Model, units []string) (func(p search.Profile) (*model
 		return c, nil
 	}, nil
 }
+
+// FromProfile is the one place where a profile file becomes a model: a clone of the dense model
+// with the profile's drop units skipped, or with its layers' weights swapped for the levels of
+// database d (sparse and quant profiles; d is ignored for drop profiles). fingerprint is the
+// dense model's: a profile made for another model is refused. The warnings say what could not
+// be checked (no fingerprint recorded) or what is left dense.
+func FromProfile(dense *model.Model, fingerprint string, p *profile.Profile, d *db.DB) (*model.Model, []string, error) {
+	if p == nil {
+		return nil, nil, fmt.Errorf("candidate: nil profile")
+	}
+	if p.Mode != profile.ModeDrop {
+		if d == nil {
+			return nil, nil, ErrNoDatabase
+		}
+		// db.ApplyProfile checks (and warns about) the fingerprints of sparse and quant profiles.
+		return db.ApplyProfile(dense, fingerprint, p, d)
+	}
+	var warn []string
+	switch {
+	case p.Model == nil || p.Model.Fingerprint == "":
+		warn = append(warn, "the profile records no model fingerprint: it cannot be checked against the model")
+	case p.Model.Fingerprint != fingerprint:
+		return nil, nil, fmt.Errorf("profile field model.fingerprint: %.16s… (model %s), the model's is %.16s… (the profile was made for another model)",
+			p.Model.Fingerprint, p.Model.Path, fingerprint)
+	}
+	if n := 2 * len(dense.Blocks); len(p.Levels) < n {
+		warn = append(warn, fmt.Sprintf("the profile covers %d of the %d drop units; the others are kept", len(p.Levels), n))
+	}
+	m, err := ApplyDrop(dense, p.Levels)
+	if err != nil {
+		return nil, nil, fmt.Errorf("field levels: %w", err)
+	}
+	return m, warn, nil
+}
+
+// ErrNoDatabase is returned for a sparse or quant profile without its level database.
+var ErrNoDatabase = errors.New("a sparse or quant profile needs the level database it was made with")

@@ -20,7 +20,12 @@ func TestDropUnit(t *testing.T) {
 		{"model.layers.12.mlp", 0, false, "outside"},
 		{"model.layers.3.self_attn.q_proj", 0, false, "want model.layers.N"},
 		{"lm_head", 0, false, "want model.layers.N"},
-		{"model.layers.-1.mlp", 0, false, "outside"},
+		{"model.layers.-1.mlp", 0, false, "want model.layers.N"},
+		{"model.layers.+1.mlp", 0, false, "want model.layers.N"},
+		{"model.layers.01.mlp", 0, false, "want model.layers.N"},
+		{"model.layers.1.mlp junk", 0, false, "want model.layers.N"},
+		{"model.layers. 1.mlp", 0, false, "want model.layers.N"},
+		{"model.layers.1", 0, false, "want model.layers.N"},
 	}
 	for _, tc := range tests {
 		b, attn, err := DropUnit(tc.in, 12)

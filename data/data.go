@@ -1,5 +1,6 @@
-// Package data turns text files into token chunks: the perplexity protocols of the design note
-// (raw and WikiText-2) and the calibration pool from which the search samples its batches.
+// Package data turns text files into token chunks: the perplexity protocols of docs/design.md
+// ("The method": evaluation; raw and WikiText-2) and the calibration pool from which the search
+// samples its batches.
 package data
 
 import (

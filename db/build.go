@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/evopress/evopress/arch"
 	"github.com/evopress/evopress/calib"
 	"github.com/evopress/evopress/compress"
 	"github.com/evopress/evopress/hf"
@@ -121,7 +122,7 @@ func Build(ctx context.Context, cfg BuildConfig) (*BuildResult, error) {
 		return nil, err
 	}
 	m := cfg.Model
-	b.total = len(m.Blocks) * int(model.NumLayerKinds)
+	b.total = len(m.Blocks) * int(arch.NumLinearKinds)
 	if err := os.MkdirAll(cfg.Out, 0o755); err != nil {
 		return nil, err
 	}
@@ -290,8 +291,8 @@ func (b *builder) intact(l *LayerInfo) bool {
 }
 
 func (b *builder) blockDone(i int) bool {
-	for k := model.LayerKind(0); k < model.NumLayerKinds; k++ {
-		if b.done[model.LayerName(i, k)] == nil {
+	for k := range arch.NumLinearKinds {
+		if b.done[arch.LinearUnit(i, k).String()] == nil {
 			return false
 		}
 	}
@@ -302,8 +303,8 @@ func (b *builder) blockDone(i int) bool {
 func (b *builder) layers() []LayerInfo {
 	out := []LayerInfo{}
 	for i := range b.cfg.Model.Blocks {
-		for k := model.LayerKind(0); k < model.NumLayerKinds; k++ {
-			if l := b.done[model.LayerName(i, k)]; l != nil {
+		for k := range arch.NumLinearKinds {
+			if l := b.done[arch.LinearUnit(i, k).String()]; l != nil {
 				out = append(out, *l)
 			}
 		}
@@ -322,8 +323,8 @@ func (b *builder) writeManifest() ([]byte, error) {
 // block is the calib.BlockFunc: it compresses the block's missing layers and, in sequential mode,
 // swaps the block's weights for their stored SequentialLevel.
 func (b *builder) block(i int, st *calib.Stats) error {
-	for k := model.LayerKind(0); k < model.NumLayerKinds; k++ {
-		name := model.LayerName(i, k)
+	for k := range arch.NumLinearKinds {
+		name := arch.LinearUnit(i, k).String()
 		if b.done[name] != nil {
 			continue
 		}
@@ -351,8 +352,8 @@ func (b *builder) block(i int, st *calib.Stats) error {
 	if !b.cfg.Sequential {
 		return nil
 	}
-	for k := model.LayerKind(0); k < model.NumLayerKinds; k++ {
-		name := model.LayerName(i, k)
+	for k := range arch.NumLinearKinds {
+		name := arch.LinearUnit(i, k).String()
 		info := b.done[name]
 		w := make([]float32, info.Numel)
 		if err := b.decodeStored(info, b.cfg.SequentialLevel, w); err != nil {
@@ -406,7 +407,7 @@ type level struct {
 }
 
 // layer compresses one layer to all its levels, writes them and returns its manifest entry.
-func (b *builder) layer(name string, block int, kind model.LayerKind, lin *model.Linear, h *compress.Hessian) (*LayerInfo, error) {
+func (b *builder) layer(name string, block int, kind arch.LinearKind, lin *model.Linear, h *compress.Hessian) (*LayerInfo, error) {
 	rows, cols := lin.Out, lin.In
 	if h == nil || h.Cols != cols {
 		return nil, fmt.Errorf("no Hessian of width %d", cols)

@@ -11,10 +11,10 @@ import (
 	"sort"
 	"sync"
 
+	"github.com/evopress/evopress/arch"
 	"github.com/evopress/evopress/compress"
 	"github.com/evopress/evopress/model"
 	"github.com/evopress/evopress/profile"
-	"github.com/evopress/evopress/search/sparse"
 )
 
 // DefaultCacheBytes is the decoded-level cache budget of a freshly opened database.
@@ -52,7 +52,7 @@ func Open(dir string) (*DB, error) {
 	}
 	if !man.Complete {
 		return nil, fmt.Errorf("%s: field complete: the database build did not finish (%d of %d layers); run `evopress db build` with the same settings to resume it",
-			mpath, len(man.Layers), man.Model.Blocks*int(model.NumLayerKinds))
+			mpath, len(man.Layers), man.Model.Blocks*int(arch.NumLinearKinds))
 	}
 	sum := sha256.Sum256(data)
 	d := &DB{dir: dir, man: man, fp: hex.EncodeToString(sum[:]), layers: map[string]*LayerInfo{},
@@ -107,22 +107,6 @@ func (d *DB) Layers() []string {
 
 // Layer returns a layer's entry, or nil if the database has no such layer.
 func (d *DB) Layer(layer string) *LayerInfo { return d.layers[layer] }
-
-// SparseLayers describes the layers of a sparse database as the sparse search mode's units (names,
-// sizes and level ranges), with the database's target and weights diff.
-func (d *DB) SparseLayers() (layers []sparse.Layer, target float64, weightsDiff int64, err error) {
-	if d.man.Mode != ModeSparse {
-		return nil, 0, 0, fmt.Errorf("database %s is a %s database, not a sparse one", d.dir, d.man.Mode)
-	}
-	for _, l := range d.man.Layers {
-		lo, hi := l.Levels[0].Level, l.Levels[len(l.Levels)-1].Level
-		if len(l.Levels) != hi-lo+1 {
-			return nil, 0, 0, fmt.Errorf("database %s: layer %s: levels %d..%d are not contiguous", d.dir, l.Name, lo, hi)
-		}
-		layers = append(layers, sparse.Layer{Name: l.Name, Numel: l.Numel, Lo: lo, Hi: hi})
-	}
-	return layers, d.man.Sparse.Target, d.man.Sparse.WeightsDiff, nil
-}
 
 // Levels returns a copy of a layer's levels in ascending order (nil for an unknown layer).
 func (d *DB) Levels(layer string) []LevelInfo {
@@ -347,7 +331,7 @@ func (d *DB) Apply(m *model.Model, levels map[string]int) (*model.Model, error) 
 		if l.Block >= len(c.Blocks) {
 			return nil, fmt.Errorf("database %s: layer %s: the model has %d blocks", d.dir, name, len(c.Blocks))
 		}
-		kind, _ := model.ParseLayerKind(l.Kind)
+		kind, _ := arch.ParseLinearKind(l.Kind)
 		lin := c.Blocks[l.Block].Layer(kind)
 		if lin.Out != l.Rows || lin.In != l.Cols {
 			return nil, fmt.Errorf("database %s: layer %s is %d×%d, the model's is %d×%d", d.dir, name, l.Rows, l.Cols, lin.Out, lin.In)

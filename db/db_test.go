@@ -11,11 +11,13 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/evopress/evopress/arch"
 	"github.com/evopress/evopress/calib"
 	"github.com/evopress/evopress/compress"
 	"github.com/evopress/evopress/hf"
-	"github.com/evopress/evopress/model"
 	"github.com/evopress/evopress/profile"
+	"github.com/evopress/evopress/search"
+	"github.com/evopress/evopress/search/quant"
 	"github.com/evopress/evopress/search/sparse"
 )
 
@@ -76,7 +78,7 @@ func TestSparseDatabase(t *testing.T) {
 				t.Errorf("computed %d, reused %d layers", len(res.Computed), len(res.Reused))
 			}
 			for _, l := range man.Layers {
-				block, kind, _ := ParseLayerName(l.Name)
+				block, kind, _ := arch.ParseLinear(l.Name)
 				lin := tm.m.Blocks[block].Layer(kind)
 				H := st[block].Hessian(kind).H
 				lo, hi, _ := sparse.LevelRange(l.Numel, D, 0.5, 8)
@@ -178,7 +180,7 @@ func TestQuantDatabase(t *testing.T) {
 			}
 			errs[tc.name] = map[string]float64{}
 			for _, l := range d.Manifest().Layers {
-				block, kind, _ := ParseLayerName(l.Name)
+				block, kind, _ := arch.ParseLinear(l.Name)
 				lin := tm.m.Blocks[block].Layer(kind)
 				H := st[block].Hessian(kind).H
 				buf := make([]float32, l.Numel)
@@ -475,7 +477,7 @@ func TestApply(t *testing.T) {
 	d := open(t, cfg.Out)
 	orig := make([][]float32, 0)
 	for i := range tm.m.Blocks {
-		for k := model.LayerKind(0); k < model.NumLayerKinds; k++ {
+		for k := range arch.NumLinearKinds {
 			orig = append(orig, tm.m.Blocks[i].Layer(k).W)
 		}
 	}
@@ -486,8 +488,8 @@ func TestApply(t *testing.T) {
 	}
 	n := 0
 	for i := range c.Blocks {
-		for k := model.LayerKind(0); k < model.NumLayerKinds; k++ {
-			name := model.LayerName(i, k)
+		for k := range arch.NumLinearKinds {
+			name := arch.LinearUnit(i, k).String()
 			w := c.Blocks[i].Layer(k).W
 			if &tm.m.Blocks[i].Layer(k).W[0] != &orig[n][0] {
 				t.Fatalf("%s: Apply changed the original model", name)
@@ -592,18 +594,32 @@ func TestProfiles(t *testing.T) {
 	build(t, qu)
 	ds, dq := open(t, sp.Out), open(t, qu.Out)
 
-	layers, target, D, err := ds.SparseLayers()
-	if err != nil || len(layers) != 14 || target != 0.5 || D != ds.Manifest().Sparse.WeightsDiff {
-		t.Fatalf("SparseLayers: %d layers, target %v, D %d, %v", len(layers), target, D, err)
+	scfg, err := ds.Manifest().SparseConfig(search.GroupDefault)
+	layers := scfg.Layers
+	if err != nil || len(layers) != 14 || scfg.Sparsity != 0.5 || scfg.D != ds.Manifest().Sparse.WeightsDiff {
+		t.Fatalf("SparseConfig: %d layers, target %v, D %d, %v", len(layers), scfg.Sparsity, scfg.D, err)
 	}
-	if _, err := sparse.New(sparse.Config{Layers: layers, Sparsity: target, D: D}); err != nil {
+	if _, err := sparse.New(scfg); err != nil {
 		t.Errorf("the sparse search mode rejects the database's layers: %v", err)
 	}
 	if layers[0].Lo != -2 || layers[0].Hi != 2 || layers[0].Numel != 4096 {
 		t.Errorf("layer 0: %+v", layers[0])
 	}
-	if _, _, _, err := dq.SparseLayers(); err == nil {
-		t.Error("SparseLayers of a quant database")
+	if _, err := dq.Manifest().SparseConfig(search.GroupDefault); err == nil {
+		t.Error("SparseConfig of a quant database")
+	}
+	qcfg, err := dq.Manifest().QuantConfig(3, search.GroupDefault)
+	if err != nil || len(qcfg.Layers) != 14 || qcfg.Target != 3 {
+		t.Fatalf("QuantConfig: %+v, %v", qcfg, err)
+	}
+	if _, err := quant.New(qcfg); err != nil {
+		t.Errorf("the quant search mode rejects the database's layers: %v", err)
+	}
+	if _, err := ds.Manifest().QuantConfig(3, search.GroupDefault); err == nil {
+		t.Error("QuantConfig of a sparse database")
+	}
+	if errs := ds.Manifest().LevelErrors(); len(errs) != 14 || len(errs[0]) != 5 || errs[0][2] != ds.Manifest().Layers[0].Levels[2].Error {
+		t.Errorf("LevelErrors: %v", errs)
 	}
 	p, err := UniformProfile(ds, 0)
 	if err != nil {
@@ -689,7 +705,7 @@ func TestRoundedValues(t *testing.T) {
 		build(t, cfg)
 		d := open(t, cfg.Out)
 		l := d.Layer("model.layers.1.mlp.gate_proj")
-		H := st[1].Hessian(model.GateProj).H
+		H := st[1].Hessian(arch.GateProj).H
 		var sps []float64
 		for _, v := range l.Levels {
 			sps = append(sps, float64(int64(math.Floor(0.5*float64(l.Numel)+0.5))+int64(v.Level)*d.Manifest().Sparse.WeightsDiff)/float64(l.Numel))

@@ -1,4 +1,4 @@
-// Package db is the EvoPress level database (docs/evopress.md §3): every linear layer of a model
+// Package db is the EvoPress level database (docs/design.md, "The method": the level database): every linear layer of a model
 // compressed to each of its levels — sparsities on the EvoPress grid (SparseGPT, Wanda or
 // magnitude) or bit-widths (GPTQ or RTN) — stored packed, with a manifest, and assembled into
 // candidate models by swapping weight slices.

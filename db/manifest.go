@@ -7,10 +7,9 @@ import (
 	"math"
 	"path"
 	"regexp"
-	"strconv"
 	"strings"
 
-	"github.com/evopress/evopress/model"
+	"github.com/evopress/evopress/arch"
 )
 
 // FormatV1 is the value of the manifest's "format" field.
@@ -132,9 +131,9 @@ type QuantParams struct {
 
 // LayerInfo describes one linear layer and its levels.
 type LayerInfo struct {
-	// Name is the Hugging Face module name, e.g. "model.layers.3.self_attn.q_proj".
+	// Name is the Hugging Face module name (arch.LinearUnit), e.g. model.layers.3.self_attn.q_proj.
 	Name string `json:"name"`
-	// Block and Kind locate the layer (Kind as model.LayerKind.String, e.g. "self_attn.q_proj").
+	// Block and Kind locate the layer (Kind as arch.LinearKind.String, e.g. "self_attn.q_proj").
 	Block int    `json:"block"`
 	Kind  string `json:"kind"`
 	// Rows (out) and Cols (in) are the weight matrix's shape.
@@ -175,25 +174,9 @@ type LevelInfo struct {
 }
 
 var (
-	layerNameRE = regexp.MustCompile(`^model\.layers\.(0|[1-9][0-9]{0,5})\.((self_attn|mlp)\.[a-z_]+)$`)
-	hexRE       = regexp.MustCompile(`^[0-9a-f]{64}$`)
-	fileRE      = regexp.MustCompile(`^[A-Za-z0-9_.+-]+(/[A-Za-z0-9_.+-]+)*$`)
+	hexRE  = regexp.MustCompile(`^[0-9a-f]{64}$`)
+	fileRE = regexp.MustCompile(`^[A-Za-z0-9_.+-]+(/[A-Za-z0-9_.+-]+)*$`)
 )
-
-// ParseLayerName splits a linear layer's module name ("model.layers.3.mlp.down_proj") into its
-// block and kind.
-func ParseLayerName(name string) (block int, kind model.LayerKind, err error) {
-	m := layerNameRE.FindStringSubmatch(name)
-	if m == nil {
-		return 0, 0, fmt.Errorf("%q is not a linear layer name (model.layers.N.self_attn.q_proj … mlp.down_proj)", name)
-	}
-	block, _ = strconv.Atoi(m[1])
-	kind, err = model.ParseLayerKind(m[2])
-	if err != nil || kind.String() != m[2] {
-		return 0, 0, fmt.Errorf("%q is not a linear layer name: unknown layer %q", name, m[2])
-	}
-	return block, kind, nil
-}
 
 // ParseManifest decodes and validates a manifest; name (the file) is used in error messages.
 func ParseManifest(data []byte, name string) (*Manifest, error) {
@@ -232,15 +215,15 @@ func (m *Manifest) Validate() error {
 			return fmt.Errorf("field layers[%d]: layer %s appears twice", i, l.Name)
 		}
 		seen[l.Name] = true
-		k, _ := model.ParseLayerKind(l.Kind)
-		if idx := l.Block*int(model.NumLayerKinds) + int(k); idx <= prev {
+		k, _ := arch.ParseLinearKind(l.Kind)
+		if idx := l.Block*int(arch.NumLinearKinds) + int(k); idx <= prev {
 			return fmt.Errorf("field layers[%d]: layer %s out of model order", i, l.Name)
 		} else {
 			prev = idx
 		}
 	}
-	if m.Complete && len(m.Layers) != m.Model.Blocks*int(model.NumLayerKinds) {
-		return fmt.Errorf("field complete: true, but %d layers listed for %d blocks of %d", len(m.Layers), m.Model.Blocks, model.NumLayerKinds)
+	if m.Complete && len(m.Layers) != m.Model.Blocks*int(arch.NumLinearKinds) {
+		return fmt.Errorf("field complete: true, but %d layers listed for %d blocks of %d", len(m.Layers), m.Model.Blocks, arch.NumLinearKinds)
 	}
 	return nil
 }
@@ -337,7 +320,7 @@ func (m *Manifest) checkLevel(level int) error {
 }
 
 func (m *Manifest) validateLayer(l *LayerInfo, files map[string]bool) error {
-	block, kind, err := ParseLayerName(l.Name)
+	block, kind, err := arch.ParseLinear(l.Name)
 	if err != nil {
 		return fmt.Errorf("field name: %w", err)
 	}

@@ -1,4 +1,4 @@
-// Package eval measures models: perplexity under the design note's protocols (and, later,
+// Package eval measures models: perplexity under the protocols of docs/design.md (and, later,
 // zero-shot accuracy).
 package eval
 

@@ -16,6 +16,7 @@ import (
 
 	gguf "github.com/gpustack/gguf-parser-go"
 
+	"github.com/evopress/evopress/arch"
 	"github.com/evopress/evopress/compress"
 	"github.com/evopress/evopress/db"
 	"github.com/evopress/evopress/hf"
@@ -111,8 +112,8 @@ func mixedProfile(mode, fp string, levels ...int) *profile.Profile {
 	p.Model = &profile.Ref{Fingerprint: fp}
 	i := 0
 	for b := 0; b < 2; b++ {
-		for k := model.LayerKind(0); k < model.NumLayerKinds; k++ {
-			p.Levels[model.LayerName(b, k)] = levels[i%len(levels)]
+		for k := range arch.NumLinearKinds {
+			p.Levels[arch.LinearUnit(b, k).String()] = levels[i%len(levels)]
 			i++
 		}
 	}
@@ -150,11 +151,11 @@ func TestExportSparseAndQuant(t *testing.T) {
 				t.Fatal(err)
 			}
 			for b := range got.Blocks {
-				for k := model.LayerKind(0); k < model.NumLayerKinds; k++ {
+				for k := range arch.NumLinearKinds {
 					gw, ww := got.Blocks[b].Layer(k).W, want.Blocks[b].Layer(k).W
 					for i := range gw {
 						if math.Float32bits(gw[i]) != math.Float32bits(ww[i]) {
-							t.Fatalf("%s[%d] = %v, want the database's %v", model.LayerName(b, k), i, gw[i], ww[i])
+							t.Fatalf("%s[%d] = %v, want the database's %v", arch.LinearUnit(b, k).String(), i, gw[i], ww[i])
 						}
 					}
 				}

@@ -29,6 +29,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/evopress/evopress/arch"
 	"github.com/evopress/evopress/candidate"
 	"github.com/evopress/evopress/db"
 	"github.com/evopress/evopress/hf"
@@ -256,37 +257,10 @@ func makePlan(src *source, o Options, warn func(string, ...any)) (*plan, error) 
 	if name == "" {
 		name = "the profile"
 	}
-	switch {
-	case p.Model == nil || p.Model.Fingerprint == "":
-		warn("%s has no model fingerprint: it cannot be checked against %s", name, src.dir)
-	case p.Model.Fingerprint != src.fingerprint:
-		return nil, fmt.Errorf("export: %s field model.fingerprint is %.16s… (model %s), but %s has fingerprint %.16s…: the profile was made for another model",
-			name, p.Model.Fingerprint, p.Model.Path, src.dir, src.fingerprint)
-	}
 	pl := &plan{src: src, prof: p, warn: warn}
-	n := len(src.dense.Blocks)
-	dropAttn := make([]bool, n)
-	dropMLP := make([]bool, n)
+	var d *db.DB
 	switch p.Mode {
 	case profile.ModeDrop:
-		if len(p.Levels) < 2*n {
-			warn("%s covers %d of the %d drop units; the others are kept", name, len(p.Levels), 2*n)
-		}
-		for unit, l := range p.Levels {
-			b, attn, err := candidate.DropUnit(unit, n)
-			if err != nil {
-				return nil, fmt.Errorf("export: %s: field levels: %w", name, err)
-			}
-			if l != 0 && l != 1 {
-				return nil, fmt.Errorf("export: %s: field levels: unit %s has drop level %d, want 0 or 1", name, unit, l)
-			}
-			if attn {
-				dropAttn[b] = l == 1
-			} else {
-				dropMLP[b] = l == 1
-			}
-		}
-		pl.m = src.dense
 	case profile.ModeSparse, profile.ModeQuant:
 		dir := o.DBDir
 		if dir == "" && p.DB != nil {
@@ -295,23 +269,29 @@ func makePlan(src *source, o Options, warn func(string, ...any)) (*plan, error) 
 		if dir == "" {
 			return nil, fmt.Errorf("export: %s is a %s profile: it needs its level database (--db DIR, or the profile's db.path)", name, p.Mode)
 		}
-		d, err := db.Open(dir)
-		if err != nil {
+		var err error
+		if d, err = db.Open(dir); err != nil {
 			return nil, err
-		}
-		m, warnings, err := db.ApplyProfile(src.dense, src.fingerprint, p, d)
-		if err != nil {
-			return nil, fmt.Errorf("export: %s: %w", name, err)
-		}
-		for _, w := range warnings {
-			warn("%s: %s", name, w)
-		}
-		pl.m, pl.db = m, d
-		if p.Mode == profile.ModeQuant {
-			pl.quant = p.Levels
 		}
 	default:
 		return nil, fmt.Errorf("export: %s: mode %q, want drop, sparse or quant", name, p.Mode)
+	}
+	m, warnings, err := candidate.FromProfile(src.dense, src.fingerprint, p, d)
+	if err != nil {
+		return nil, fmt.Errorf("export: %s: %w", name, err)
+	}
+	for _, w := range warnings {
+		warn("%s: %s", name, w)
+	}
+	pl.m, pl.db = m, d
+	if p.Mode == profile.ModeQuant {
+		pl.quant = p.Levels
+	}
+	n := len(m.Blocks)
+	dropAttn := make([]bool, n)
+	dropMLP := make([]bool, n)
+	for i, b := range m.Blocks {
+		dropAttn[i], dropMLP[i] = b.SkipAttn, b.SkipMLP
 	}
 	for i := 0; i < n; i++ {
 		if dropAttn[i] && dropMLP[i] {
@@ -324,9 +304,9 @@ func makePlan(src *source, o Options, warn func(string, ...any)) (*plan, error) 
 
 // layerWeights returns the weight and bias of written block b's layer k, with the output
 // projection of a dropped sub-block zeroed (fresh zero slices; the model is not modified).
-func (pl *plan) layerWeights(b planBlock, k model.LayerKind) (w, bias []float32) {
+func (pl *plan) layerWeights(b planBlock, k arch.LinearKind) (w, bias []float32) {
 	l := pl.m.Blocks[b.src].Layer(k)
-	if (k == model.OProj && b.zeroAttn) || (k == model.DownProj && b.zeroMLP) {
+	if (k == arch.OProj && b.zeroAttn) || (k == arch.DownProj && b.zeroMLP) {
 		w = make([]float32, len(l.W))
 		if l.B != nil {
 			bias = make([]float32, len(l.B))
@@ -337,8 +317,8 @@ func (pl *plan) layerWeights(b planBlock, k model.LayerKind) (w, bias []float32)
 }
 
 // zeroed reports whether layer k of written block b is a zeroed output projection.
-func (b planBlock) zeroed(k model.LayerKind) bool {
-	return (k == model.OProj && b.zeroAttn) || (k == model.DownProj && b.zeroMLP)
+func (b planBlock) zeroed(k arch.LinearKind) bool {
+	return (k == arch.OProj && b.zeroAttn) || (k == arch.DownProj && b.zeroMLP)
 }
 
 // provenance is the content of evopress.json.

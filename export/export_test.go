@@ -226,7 +226,7 @@ func TestExportGuardRails(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(warn.String(), "hand.json has no model fingerprint") || len(res.Warnings) == 0 {
+	if !strings.Contains(warn.String(), "hand.json: the profile records no model fingerprint") || len(res.Warnings) == 0 {
 		t.Errorf("no fingerprint warning: %q", warn.String())
 	}
 	if b, _ := os.ReadFile(out); !bytes.HasPrefix(b, []byte("GGUF")) {

@@ -9,8 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/evopress/evopress/arch"
 	"github.com/evopress/evopress/hf"
-	"github.com/evopress/evopress/model"
 	"github.com/evopress/evopress/tokenizer"
 )
 
@@ -319,33 +319,31 @@ func writeGGUF(path string, pl *plan, typ string) error {
 		}
 		f.tensors = append(f.tensors, t)
 	}
-	add("token_embd.weight", m.Embed, m.Hidden, m.Vocab)
+	add(arch.Embedding().GGUF(), m.Embed, m.Hidden, m.Vocab)
 	if ropeFreqs != nil {
-		add("rope_freqs.weight", ropeFreqs, len(ropeFreqs))
+		add(arch.GGUFRopeFreqs, ropeFreqs, len(ropeFreqs))
 	}
-	ggufNames := [model.NumLayerKinds]string{"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"}
 	for i, b := range pl.blocks {
 		sb := &m.Blocks[b.src]
-		p := fmt.Sprintf("blk.%d.", i)
-		add(p+"attn_norm.weight", sb.AttnNorm, m.Hidden)
-		for k := model.LayerKind(0); k < model.NumLayerKinds; k++ {
+		add(arch.Norm(i, arch.Attention).GGUF(), sb.AttnNorm, m.Hidden)
+		for k := range arch.NumLinearKinds {
 			l := sb.Layer(k)
 			w, _ := pl.layerWeights(b, k)
 			switch k {
-			case model.QProj:
+			case arch.QProj:
 				w = PermuteQK(w, m.Heads, l.In)
-			case model.KProj:
+			case arch.KProj:
 				w = PermuteQK(w, m.KVHeads, l.In)
 			}
-			add(p+ggufNames[k]+".weight", w, l.In, l.Out)
-			if k == model.OProj {
-				add(p+"ffn_norm.weight", sb.MLPNorm, m.Hidden)
+			add(arch.Weight(i, k).GGUF(), w, l.In, l.Out)
+			if k == arch.OProj {
+				add(arch.Norm(i, arch.MLP).GGUF(), sb.MLPNorm, m.Hidden)
 			}
 		}
 	}
-	add("output_norm.weight", m.Norm, m.Hidden)
+	add(arch.FinalNorm().GGUF(), m.Norm, m.Hidden)
 	if !cfg.TieWordEmbeddings {
-		add("output.weight", m.Head, m.Hidden, m.Vocab)
+		add(arch.LMHead().GGUF(), m.Head, m.Hidden, m.Vocab)
 	}
 	return f.write(path)
 }

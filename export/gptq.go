@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"sort"
 
+	"github.com/evopress/evopress/arch"
 	"github.com/evopress/evopress/compress"
 	"github.com/evopress/evopress/hf"
 	"github.com/evopress/evopress/model"
@@ -225,8 +226,8 @@ func (w *gptqWriter) config() map[string]any {
 		"damp_percent":      0.01,
 		"checkpoint_format": w.format,
 		"modules_in_block_to_quantize": [][]string{
-			{"self_attn.k_proj", "self_attn.v_proj", "self_attn.q_proj"},
-			{"self_attn.o_proj"}, {"mlp.up_proj", "mlp.gate_proj"}, {"mlp.down_proj"},
+			{arch.KProj.String(), arch.VProj.String(), arch.QProj.String()},
+			{arch.OProj.String()}, {arch.UpProj.String(), arch.GateProj.String()}, {arch.DownProj.String()},
 		},
 	}
 	if man := w.pl.db.Manifest(); man.Quant != nil && man.Quant.PercDamp > 0 {

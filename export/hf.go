@@ -8,8 +8,8 @@ import (
 	"path/filepath"
 	"sort"
 
+	"github.com/evopress/evopress/arch"
 	"github.com/evopress/evopress/hf"
-	"github.com/evopress/evopress/model"
 )
 
 // ProvenanceFile is the name of the file recording an export's profile and provenance.
@@ -93,18 +93,16 @@ func (pl *plan) hfTensors(packed bool) ([]hfTensor, map[string]any, error) {
 			return nil, nil, err
 		}
 	}
-	add("model.embed_tokens.weight", "model.embed_tokens.weight", []int{m.Vocab, m.Hidden}, m.Embed)
+	add(arch.Embedding().HF(), arch.Embedding().HF(), []int{m.Vocab, m.Hidden}, m.Embed)
 	for i, b := range pl.blocks {
 		sb := &m.Blocks[b.src]
-		srcP := fmt.Sprintf("model.layers.%d.", b.src)
-		p := fmt.Sprintf("model.layers.%d.", i)
-		add(p+"input_layernorm.weight", srcP+"input_layernorm.weight", []int{m.Hidden}, sb.AttnNorm)
-		add(p+"post_attention_layernorm.weight", srcP+"post_attention_layernorm.weight", []int{m.Hidden}, sb.MLPNorm)
-		for k := model.LayerKind(0); k < model.NumLayerKinds; k++ {
+		add(arch.Norm(i, arch.Attention).HF(), arch.Norm(b.src, arch.Attention).HF(), []int{m.Hidden}, sb.AttnNorm)
+		add(arch.Norm(i, arch.MLP).HF(), arch.Norm(b.src, arch.MLP).HF(), []int{m.Hidden}, sb.MLPNorm)
+		for k := range arch.NumLinearKinds {
 			l := sb.Layer(k)
 			w, bias := pl.layerWeights(b, k)
-			srcName := model.LayerName(b.src, k)
-			name := model.LayerName(i, k)
+			srcName := arch.LinearUnit(b.src, k).String()
+			name := arch.LinearUnit(i, k).String()
 			if gq != nil {
 				ts, err := gq.layer(srcName, name, l)
 				if err != nil {
@@ -113,20 +111,20 @@ func (pl *plan) hfTensors(packed bool) ([]hfTensor, map[string]any, error) {
 				if ts != nil {
 					out = append(out, ts...)
 					if bias != nil {
-						add(name+".bias", srcName+".bias", []int{l.Out}, bias)
+						add(arch.Bias(i, k).HF(), arch.Bias(b.src, k).HF(), []int{l.Out}, bias)
 					}
 					continue
 				}
 			}
-			add(name+".weight", srcName+".weight", []int{l.Out, l.In}, w)
+			add(arch.Weight(i, k).HF(), arch.Weight(b.src, k).HF(), []int{l.Out, l.In}, w)
 			if bias != nil {
-				add(name+".bias", srcName+".bias", []int{l.Out}, bias)
+				add(arch.Bias(i, k).HF(), arch.Bias(b.src, k).HF(), []int{l.Out}, bias)
 			}
 		}
 	}
-	add("model.norm.weight", "model.norm.weight", []int{m.Hidden}, m.Norm)
+	add(arch.FinalNorm().HF(), arch.FinalNorm().HF(), []int{m.Hidden}, m.Norm)
 	if !pl.src.cfg.TieWordEmbeddings {
-		add("lm_head.weight", "lm_head.weight", []int{m.Vocab, m.Hidden}, m.Head)
+		add(arch.LMHead().HF(), arch.LMHead().HF(), []int{m.Vocab, m.Hidden}, m.Head)
 	}
 	if gq != nil {
 		return out, gq.config(), nil

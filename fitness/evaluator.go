@@ -3,11 +3,10 @@ package fitness
 import (
 	"context"
 	"fmt"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 
+	"github.com/evopress/evopress/arch"
 	"github.com/evopress/evopress/model"
 	"github.com/evopress/evopress/search"
 )
@@ -54,8 +53,8 @@ type Evaluator struct {
 	tokens                atomic.Int64
 }
 
-// NewEvaluator returns an evaluator for profiles over units (Hugging Face module names; the block
-// of each is read from its "model.layers.N." prefix, for prefix reuse).
+// NewEvaluator returns an evaluator for profiles over units (unit names as arch.ParseUnit reads
+// them; the block of each is kept for prefix reuse).
 func NewEvaluator(t *Teacher, units []string, build Builder, kind Kind) (*Evaluator, error) {
 	if kind == "" {
 		kind = KL
@@ -64,28 +63,14 @@ func NewEvaluator(t *Teacher, units []string, build Builder, kind Kind) (*Evalua
 		return nil, err
 	}
 	e := &Evaluator{teacher: t, build: build, kind: kind, nBlocks: len(t.dense.Blocks), PrefixReuse: true, SubBatch: 16}
-	for _, u := range units {
-		b, ok := UnitBlock(u)
-		if !ok || b >= e.nBlocks {
-			return nil, fmt.Errorf("fitness: unit %q does not name a block of the %d-block model (want model.layers.N....)", u, e.nBlocks)
+	for _, name := range units {
+		u, err := arch.ParseUnit(name)
+		if err != nil || u.Block() >= e.nBlocks {
+			return nil, fmt.Errorf("fitness: unit %q does not name a block of the %d-block model (want model.layers.N....)", name, e.nBlocks)
 		}
-		e.unitBlock = append(e.unitBlock, b)
+		e.unitBlock = append(e.unitBlock, u.Block())
 	}
 	return e, nil
-}
-
-// UnitBlock parses the block index from a unit name "model.layers.N...".
-func UnitBlock(unit string) (int, bool) {
-	const p = "model.layers."
-	if !strings.HasPrefix(unit, p) {
-		return 0, false
-	}
-	rest := unit[len(p):]
-	if i := strings.IndexByte(rest, '.'); i >= 0 {
-		rest = rest[:i]
-	}
-	n, err := strconv.Atoi(rest)
-	return n, err == nil && n >= 0
 }
 
 // Stats reports the blocks computed and the blocks a full forward of every candidate would have

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/evopress/evopress/assets"
@@ -212,15 +214,19 @@ func TestTeacherCacheBound(t *testing.T) {
 	}
 }
 
-func TestUnitBlock(t *testing.T) {
-	for _, tc := range []struct {
-		in   string
-		want int
-		ok   bool
-	}{{"model.layers.3.mlp", 3, true}, {"model.layers.12.self_attn.q_proj", 12, true}, {"lm_head", 0, false}, {"model.layers.x.mlp", 0, false}} {
-		b, ok := UnitBlock(tc.in)
-		if b != tc.want || ok != tc.ok {
-			t.Errorf("UnitBlock(%q) = %d, %v", tc.in, b, ok)
+func TestEvaluatorUnitBlocks(t *testing.T) {
+	teacher := &Teacher{dense: &model.Model{Blocks: make([]model.Block, 13)}}
+	units := []string{"model.layers.3.mlp", "model.layers.12.self_attn.q_proj", "model.layers.0", "model.layers.7.self_attn"}
+	ev, err := NewEvaluator(teacher, units, nil, KL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []int{3, 12, 0, 7}; !slices.Equal(ev.unitBlock, want) {
+		t.Errorf("unit blocks %v, want %v", ev.unitBlock, want)
+	}
+	for _, u := range []string{"lm_head", "model.layers.x.mlp", "model.layers.13.mlp", "model.layers.-1.mlp", "model.layers.3.mlp.weight", ""} {
+		if _, err := NewEvaluator(teacher, []string{u}, nil, KL); err == nil || !strings.Contains(err.Error(), "does not name a block") {
+			t.Errorf("unit %q: error %v", u, err)
 		}
 	}
 }

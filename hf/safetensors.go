@@ -69,7 +69,7 @@ func knownDTypes() string {
 
 // TensorInfo describes one tensor of a safetensors file.
 type TensorInfo struct {
-	// Name is the tensor's name, e.g. "model.layers.0.self_attn.q_proj.weight".
+	// Name is the tensor's name, e.g. model.layers.0.self_attn.q_proj.weight (see package arch).
 	Name string
 	// DType is the element type.
 	DType DType

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/evopress/evopress/arch"
 	"github.com/evopress/evopress/internal/kernels"
 )
 
@@ -37,7 +38,7 @@ func (a *Activations) CopyFrom(src *Activations) {
 
 // Hook observes the input x [rows × cols] of a linear layer during the forward. It is called from
 // the forward's goroutine, before the layer is applied; x must not be kept or modified.
-type Hook func(block int, kind LayerKind, x []float32, rows, cols int)
+type Hook func(block int, kind arch.LinearKind, x []float32, rows, cols int)
 
 // Embedding returns the input activations for a batch of token sequences, all of the same length.
 func (m *Model) Embedding(tokens [][]int) (*Activations, error) {
@@ -143,24 +144,24 @@ func (m *Model) block(i int, a *Activations, ws *workspace, hook Hook) {
 	if !b.SkipAttn {
 		m.rmsNorm(ws.xn, x, b.AttnNorm, rows)
 		if hook != nil {
-			hook(i, QProj, ws.xn, rows, h)
-			hook(i, KProj, ws.xn, rows, h)
-			hook(i, VProj, ws.xn, rows, h)
+			hook(i, arch.QProj, ws.xn, rows, h)
+			hook(i, arch.KProj, ws.xn, rows, h)
+			hook(i, arch.VProj, ws.xn, rows, h)
 		}
 		linear(&b.Q, ws.xn, rows, ws.q, false)
 		linear(&b.K, ws.xn, rows, ws.k, false)
 		linear(&b.V, ws.xn, rows, ws.v, false)
 		m.attention(a.B, a.T, ws)
 		if hook != nil {
-			hook(i, OProj, ws.att, rows, b.O.In)
+			hook(i, arch.OProj, ws.att, rows, b.O.In)
 		}
 		linear(&b.O, ws.att, rows, x, true)
 	}
 	if !b.SkipMLP {
 		m.rmsNorm(ws.xn, x, b.MLPNorm, rows)
 		if hook != nil {
-			hook(i, GateProj, ws.xn, rows, h)
-			hook(i, UpProj, ws.xn, rows, h)
+			hook(i, arch.GateProj, ws.xn, rows, h)
+			hook(i, arch.UpProj, ws.xn, rows, h)
 		}
 		linear(&b.Gate, ws.xn, rows, ws.gate, false)
 		linear(&b.Up, ws.xn, rows, ws.up, false)
@@ -169,7 +170,7 @@ func (m *Model) block(i int, a *Activations, ws *workspace, hook Hook) {
 			kernels.SiLUMul(ws.gate[lo*n:hi*n], ws.up[lo*n:hi*n])
 		})
 		if hook != nil {
-			hook(i, DownProj, ws.gate, rows, n)
+			hook(i, arch.DownProj, ws.gate, rows, n)
 		}
 		linear(&b.Down, ws.gate, rows, x, true)
 	}

@@ -17,53 +17,10 @@ package model
 import (
 	"fmt"
 	"math"
-	"strings"
 
+	"github.com/evopress/evopress/arch"
 	"github.com/evopress/evopress/hf"
 )
-
-// LayerKind names one of the seven linear layers of a block.
-type LayerKind int
-
-// The seven linear layers of a Llama block, in Hugging Face order.
-const (
-	QProj LayerKind = iota
-	KProj
-	VProj
-	OProj
-	GateProj
-	UpProj
-	DownProj
-	NumLayerKinds
-)
-
-var layerKindNames = [NumLayerKinds]string{
-	"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
-	"mlp.gate_proj", "mlp.up_proj", "mlp.down_proj",
-}
-
-// String returns the layer's module path inside a block, e.g. "self_attn.q_proj".
-func (k LayerKind) String() string {
-	if k < 0 || k >= NumLayerKinds {
-		return fmt.Sprintf("LayerKind(%d)", int(k))
-	}
-	return layerKindNames[k]
-}
-
-// ParseLayerKind is the inverse of LayerKind.String; it also accepts the short name ("q_proj").
-func ParseLayerKind(s string) (LayerKind, error) {
-	for k, name := range layerKindNames {
-		if s == name || s == name[strings.IndexByte(name, '.')+1:] {
-			return LayerKind(k), nil
-		}
-	}
-	return 0, fmt.Errorf("unknown linear layer %q (want one of q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj)", s)
-}
-
-// LayerName is the Hugging Face module name of a linear layer, e.g. "model.layers.3.self_attn.q_proj".
-func LayerName(block int, kind LayerKind) string {
-	return fmt.Sprintf("model.layers.%d.%s", block, kind)
-}
 
 // Linear is y = x·Wᵀ + B with W stored [Out×In] row-major, as in Hugging Face checkpoints.
 type Linear struct {
@@ -90,21 +47,21 @@ type Block struct {
 }
 
 // Layer returns a pointer to the block's linear layer of the given kind.
-func (b *Block) Layer(k LayerKind) *Linear {
+func (b *Block) Layer(k arch.LinearKind) *Linear {
 	switch k {
-	case QProj:
+	case arch.QProj:
 		return &b.Q
-	case KProj:
+	case arch.KProj:
 		return &b.K
-	case VProj:
+	case arch.VProj:
 		return &b.V
-	case OProj:
+	case arch.OProj:
 		return &b.O
-	case GateProj:
+	case arch.GateProj:
 		return &b.Gate
-	case UpProj:
+	case arch.UpProj:
 		return &b.Up
-	case DownProj:
+	case arch.DownProj:
 		return &b.Down
 	}
 	panic(fmt.Sprintf("model: bad layer kind %d", int(k)))
@@ -158,35 +115,34 @@ func New(cfg *hf.Config, src TensorSource) (*Model, error) {
 		t, err = src.ReadFloat32(name, shape...)
 		return t
 	}
-	linear := func(prefix string, out, in int, bias bool) Linear {
-		l := Linear{W: read(prefix+".weight", out, in), Out: out, In: in}
+	linear := func(i int, k arch.LinearKind, out, in int, bias bool) Linear {
+		l := Linear{W: read(arch.Weight(i, k).HF(), out, in), Out: out, In: in}
 		if bias {
-			l.B = read(prefix+".bias", out)
+			l.B = read(arch.Bias(i, k).HF(), out)
 		}
 		return l
 	}
-	m.Embed = read("model.embed_tokens.weight", m.Vocab, h)
+	m.Embed = read(arch.Embedding().HF(), m.Vocab, h)
 	qkvBias := cfg.QKVBias
 	for i := 0; i < cfg.NumHiddenLayers && err == nil; i++ {
-		p := fmt.Sprintf("model.layers.%d.", i)
 		b := Block{
-			AttnNorm: read(p+"input_layernorm.weight", h),
-			Q:        linear(p+"self_attn.q_proj", nq, h, qkvBias),
-			K:        linear(p+"self_attn.k_proj", nkv, h, qkvBias),
-			V:        linear(p+"self_attn.v_proj", nkv, h, qkvBias),
-			O:        linear(p+"self_attn.o_proj", h, nq, cfg.OutputBias),
-			MLPNorm:  read(p+"post_attention_layernorm.weight", h),
-			Gate:     linear(p+"mlp.gate_proj", m.Intermediate, h, cfg.MLPBias),
-			Up:       linear(p+"mlp.up_proj", m.Intermediate, h, cfg.MLPBias),
-			Down:     linear(p+"mlp.down_proj", h, m.Intermediate, cfg.MLPBias),
+			AttnNorm: read(arch.Norm(i, arch.Attention).HF(), h),
+			Q:        linear(i, arch.QProj, nq, h, qkvBias),
+			K:        linear(i, arch.KProj, nkv, h, qkvBias),
+			V:        linear(i, arch.VProj, nkv, h, qkvBias),
+			O:        linear(i, arch.OProj, h, nq, cfg.OutputBias),
+			MLPNorm:  read(arch.Norm(i, arch.MLP).HF(), h),
+			Gate:     linear(i, arch.GateProj, m.Intermediate, h, cfg.MLPBias),
+			Up:       linear(i, arch.UpProj, m.Intermediate, h, cfg.MLPBias),
+			Down:     linear(i, arch.DownProj, h, m.Intermediate, cfg.MLPBias),
 		}
 		m.Blocks = append(m.Blocks, b)
 	}
-	m.Norm = read("model.norm.weight", h)
+	m.Norm = read(arch.FinalNorm().HF(), h)
 	if cfg.TieWordEmbeddings {
 		m.Head = m.Embed
 	} else {
-		m.Head = read("lm_head.weight", m.Vocab, h)
+		m.Head = read(arch.LMHead().HF(), m.Vocab, h)
 	}
 	if err != nil {
 		return nil, err
@@ -216,7 +172,7 @@ func (m *Model) NumParams() int {
 	for i := range m.Blocks {
 		b := &m.Blocks[i]
 		n += len(b.AttnNorm) + len(b.MLPNorm)
-		for k := LayerKind(0); k < NumLayerKinds; k++ {
+		for k := range arch.NumLinearKinds {
 			l := b.Layer(k)
 			n += len(l.W) + len(l.B)
 		}

@@ -7,9 +7,9 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"strings"
 	"testing"
 
+	"github.com/evopress/evopress/arch"
 	"github.com/evopress/evopress/assets"
 )
 
@@ -171,9 +171,9 @@ func TestSkipAndCloneAreIndependent(t *testing.T) {
 
 func TestHookSeesLayerInputs(t *testing.T) {
 	m := embedded(t)
-	seen := map[LayerKind]int{}
+	seen := map[arch.LinearKind]int{}
 	a, _ := m.Embedding([][]int{{1, 2, 3, 4}, {5, 6, 7, 8}})
-	m.Forward(a, 1, 2, func(block int, kind LayerKind, x []float32, rows, cols int) {
+	m.Forward(a, 1, 2, func(block int, kind arch.LinearKind, x []float32, rows, cols int) {
 		if block != 1 {
 			t.Errorf("hook called for block %d", block)
 		}
@@ -182,21 +182,7 @@ func TestHookSeesLayerInputs(t *testing.T) {
 		}
 		seen[kind]++
 	})
-	if len(seen) != int(NumLayerKinds) {
+	if len(seen) != int(arch.NumLinearKinds) {
 		t.Errorf("hook saw %v, want all 7 layers", seen)
-	}
-}
-
-func TestParseLayerKind(t *testing.T) {
-	for k := LayerKind(0); k < NumLayerKinds; k++ {
-		for _, s := range []string{k.String(), k.String()[strings.IndexByte(k.String(), '.')+1:]} {
-			got, err := ParseLayerKind(s)
-			if err != nil || got != k {
-				t.Errorf("ParseLayerKind(%q) = %v, %v", s, got, err)
-			}
-		}
-	}
-	if _, err := ParseLayerKind("lm_head"); err == nil {
-		t.Error("lm_head accepted")
 	}
 }

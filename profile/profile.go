@@ -1,10 +1,11 @@
-// Package profile reads and writes compression profiles: the design note's JSON contract
-// (format "evopress-profile/v1") and, for users of the reference implementation, its text configs
-// (one "name: level" per line).
+// Package profile reads and writes compression profiles: the JSON contract of docs/design.md
+// ("Profile file", format "evopress-profile/v1") and, for users of the reference implementation,
+// its text configs (one "name: level" per line).
 //
-// A profile assigns an integer level to named units (Hugging Face module names). drop:
-// "model.layers.N.self_attn" / "model.layers.N.mlp", level 1 = dropped; sparse: the seven linear
-// layers of every block, level = the database's integer level; quant: the same units, level = bits.
+// A profile assigns an integer level to named units (Hugging Face module names, see package arch).
+// drop: the sub-blocks model.layers.N.self_attn and model.layers.N.mlp, level 1 = dropped; sparse:
+// the seven linear layers of every block, level = the database's integer level; quant: the same
+// units, level = bits.
 // A unit missing from Levels is left uncompressed.
 package profile
 
@@ -50,8 +51,8 @@ type Profile struct {
 	// Fitness is the search's fitness of the profile (lower is better), when known.
 	Fitness *float64 `json:"fitness,omitempty"`
 	Method  string   `json:"method,omitempty"`
-	// Search records how the profile was found (seed, generations, ...), free-form.
-	Search map[string]any `json:"search,omitempty"`
+	// Search records how the profile was found (seed, generations, ...).
+	Search *Record `json:"search,omitempty"`
 }
 
 // New returns an empty profile of the given mode.

@@ -17,6 +17,7 @@ import (
 	"gonum.org/v1/plot/vg/draw"
 	"gonum.org/v1/plot/vg/vgimg"
 
+	"github.com/evopress/evopress/arch"
 	"github.com/evopress/evopress/profile"
 	"github.com/evopress/evopress/search"
 )
@@ -294,21 +295,21 @@ func fitnessPNG(h []search.Record, tokens bool, kind, name string) ([]byte, erro
 	return plotPNG(p, 8*vg.Inch, 4.8*vg.Inch)
 }
 
-// projections are the seven linear layers of a Llama block, in order, with short labels.
-var projections = []struct{ unit, label string }{
-	{"self_attn.q_proj", "attn q_proj"},
-	{"self_attn.k_proj", "attn k_proj"},
-	{"self_attn.v_proj", "attn v_proj"},
-	{"self_attn.o_proj", "attn o_proj"},
-	{"mlp.gate_proj", "mlp gate_proj"},
-	{"mlp.up_proj", "mlp up_proj"},
-	{"mlp.down_proj", "mlp down_proj"},
-}
+// projections are the seven linear layers of a Llama block, in order, with short labels
+// ("attn q_proj", ..., "mlp down_proj").
+var projections = func() []struct{ unit, label string } {
+	short := map[arch.SubBlock]string{arch.Attention: "attn", arch.MLP: "mlp"}
+	var p []struct{ unit, label string }
+	for k := range arch.NumLinearKinds {
+		p = append(p, struct{ unit, label string }{k.String(), short[k.Sub()] + " " + k.Short()})
+	}
+	return p
+}()
 
 // subBlocks are the drop mode's units of a block.
 var subBlocks = []struct{ unit, label string }{
-	{"self_attn", "attention"},
-	{"mlp", "MLP"},
+	{arch.Attention.String(), "attention"},
+	{arch.MLP.String(), "MLP"},
 }
 
 // grid is a profile laid out over blocks (columns) × units of a block (rows, top first).
@@ -316,25 +317,7 @@ type grid struct {
 	rows, rowUnits []string
 	blocks         []int
 	z              [][]float64 // [row][col]; NaN: not in the profile
-	other          []string    // units that are not "model.layers.N.<...>"
-}
-
-// splitUnit splits "model.layers.N.rest" (or "…layers.N.rest") into N and rest.
-func splitUnit(u string) (int, string, bool) {
-	i := strings.Index(u, "layers.")
-	if i < 0 {
-		return 0, "", false
-	}
-	s := u[i+len("layers."):]
-	j := strings.IndexByte(s, '.')
-	if j <= 0 {
-		return 0, "", false
-	}
-	n, err := strconv.Atoi(s[:j])
-	if err != nil || n < 0 || n > 1<<20 {
-		return 0, "", false
-	}
-	return n, s[j+1:], true
+	other          []string    // units that are not "<…>layers.N.<…>" (arch.SplitLayers)
 }
 
 // newGrid lays out value(unit) for the profile's units; known lists the expected units of a block
@@ -344,14 +327,18 @@ func newGrid(p *profile.Profile, known []struct{ unit, label string }, value fun
 	blocks := map[int]bool{}
 	rests := map[string]bool{}
 	maxBlock := -1
+	prefix := "" // the block names' prefix, the smallest if they mix namings (deterministic)
 	for u := range p.Levels {
-		n, rest, ok := splitUnit(u)
+		pre, n, rest, ok := arch.SplitLayers(u)
 		if !ok {
 			g.other = append(g.other, u)
 			continue
 		}
 		blocks[n], rests[rest] = true, true
 		maxBlock = max(maxBlock, n)
+		if prefix == "" || pre < prefix {
+			prefix = pre
+		}
 	}
 	sort.Strings(g.other)
 	// Show every block from 0 to the last one (a block absent from the profile is dense), unless
@@ -384,13 +371,6 @@ func newGrid(p *profile.Profile, known []struct{ unit, label string }, value fun
 	g.rows, g.rowUnits = append(g.rows, extra...), append(g.rowUnits, extra...)
 	if len(g.blocks) == 0 {
 		return g
-	}
-	prefix := "model.layers."
-	for u := range p.Levels {
-		if i := strings.Index(u, "layers."); i >= 0 {
-			prefix = u[:i] + "layers."
-			break
-		}
 	}
 	g.z = make([][]float64, len(g.rows))
 	for r, ru := range g.rowUnits {

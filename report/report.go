@@ -317,7 +317,8 @@ func writeRun(d *document, r *Run, slug string, addImage func(name, alt string, 
 	for _, n := range r.Notes {
 		d.p("%s", n)
 	}
-	kind := searchStr(p, "fitness")
+	rec := recordOf(p)
+	kind := rec.Fitness
 
 	// Summary.
 	sum := table{head: []string{"item", "value"}}
@@ -368,20 +369,18 @@ func writeRun(d *document, r *Run, slug string, addImage func(name, alt string, 
 		row("generations where an offspring replaced the parent", strconv.Itoa(repl))
 		row("elapsed", formatDuration(last.Elapsed))
 	} else if p != nil {
-		if v, ok := searchNum(p, "evaluations"); ok {
+		if v := float64(rec.Evaluations); v > 0 {
 			row("evaluations", fmtG(v))
 		}
-		if v, ok := searchNum(p, "tokens"); ok {
+		if v := float64(rec.Tokens); v > 0 {
 			row("input tokens scored", fmt.Sprintf("%s (%s)", fmtG(v), humanCount(v)))
 		}
-		if v, ok := searchNum(p, "elapsed_s"); ok {
+		if v := rec.ElapsedS; v > 0 {
 			row("elapsed", formatSeconds(v))
 		}
 	}
-	if done, ok := searchNum(p, "blocks_computed"); ok {
-		if full, ok := searchNum(p, "blocks_full_forward"); ok && full > 0 {
-			row("prefix reuse", fmt.Sprintf("%s of %s block forwards computed (%.0f%% saved)", fmtG(done), fmtG(full), 100*(1-done/full)))
-		}
+	if done, full := float64(rec.BlocksComputed), float64(rec.BlocksFullForward); full > 0 {
+		row("prefix reuse", fmt.Sprintf("%s of %s block forwards computed (%.0f%% saved)", fmtG(done), fmtG(full), 100*(1-done/full)))
 	}
 	if r.HistorySource != "" {
 		row("history from", "`"+r.HistorySource+"`")
@@ -624,11 +623,12 @@ func writeReproduce(d *document, r *Run) {
 		row("database", "`"+p.DB.Path+"`")
 		row("database fingerprint", "`"+p.DB.Fingerprint+"`")
 	}
-	seqLen, hasSeq := searchNum(p, "seq_len")
-	if c := searchStr(p, "calib"); c != "" {
+	rec := recordOf(p)
+	seqLen, hasSeq := float64(rec.SeqLen), rec.SeqLen > 0
+	if c := rec.Calib; c != "" {
 		row("calibration text", "`"+c+"`")
 	}
-	if chunks, ok := searchNum(p, "calib_chunks"); ok {
+	if chunks := float64(rec.CalibChunks); chunks > 0 {
 		v := fmt.Sprintf("%s chunks", fmtG(chunks))
 		if hasSeq {
 			v = fmt.Sprintf("%s chunks × %s tokens = %s tokens (the first chunks of the tokenized file)", fmtG(chunks), fmtG(seqLen), fmtG(chunks*seqLen))
@@ -636,13 +636,14 @@ func writeReproduce(d *document, r *Run) {
 		row("calibration pool", v)
 	}
 	cfg := r.Config
-	keys := []struct{ key, label string }{
-		{"seed", "seed"}, {"offspring", "offspring per generation (λ)"}, {"stages", "selection stages (survivors:tokens)"},
-		{"generations", "generations"}, {"init_tokens", "tokens to score the initial candidates"}, {"seq_len", "sequence length"},
-		{"fitness", "fitness"}, {"kl_topk", "KL top-k (0: full distributions)"},
+	keys := []struct{ key, label, value string }{
+		{"seed", "seed", recordedSeed(p)}, {"offspring", "offspring per generation (λ)", itoaPos(rec.Offspring)},
+		{"stages", "selection stages (survivors:tokens)", rec.Stages}, {"generations", "generations", itoaPos(rec.Generations)},
+		{"init_tokens", "tokens to score the initial candidates", itoaPos(rec.InitTokens)}, {"seq_len", "sequence length", itoaPos(rec.SeqLen)},
+		{"fitness", "fitness", rec.Fitness}, {"kl_topk", "KL top-k (0: full distributions)", recordedTopK(rec)},
 	}
 	for _, k := range keys {
-		v := searchStr(p, k.key)
+		v := k.value
 		if v == "" && cfg != nil {
 			switch k.key {
 			case "seed":
@@ -671,22 +672,21 @@ func writeReproduce(d *document, r *Run) {
 	for _, k := range keys {
 		known[k.key] = true
 	}
-	var extra []string
-	for k := range p.Search {
-		if !known[k] {
-			extra = append(extra, k)
+	var extra []profile.Field
+	for _, f := range rec.Fields() {
+		if !known[f.Key] {
+			extra = append(extra, f)
 		}
 	}
-	sort.Strings(extra)
-	for _, k := range extra {
-		row("`"+k+"`", searchStr(p, k))
+	for _, f := range extra {
+		row("`"+f.Key+"`", f.Value)
 	}
 	if len(t.rows) > 0 {
 		d.add(t)
 	}
 	command := r.Command
 	if command == "" {
-		command = commandOf(p)
+		command = string(rec.Command)
 	}
 	if command != "" {
 		d.p("The command that made this run:")
@@ -707,31 +707,31 @@ func rebuildCommand(r *Run) string {
 	if p.Method != "evopress" || p.Search == nil {
 		return ""
 	}
+	rec := p.Search
 	args := []string{"evopress", "search", p.Mode}
 	add := func(flag, v string) {
 		if v != "" {
-			args = append(args, flag, shellQuote(v))
+			args = append(args, flag, profile.ShellQuote(v))
 		}
 	}
 	if p.Model != nil && !strings.HasPrefix(p.Model.Path, "embedded:") {
 		add("--model", p.Model.Path)
 	}
-	if c := searchStr(p, "calib"); !strings.HasPrefix(c, "embedded:") {
+	if c := rec.Calib; !strings.HasPrefix(c, "embedded:") {
 		add("--calib", c)
 	}
 	if p.DB != nil {
 		add("--db", p.DB.Path)
 	}
 	add("--target", fmtG(p.Target))
-	add("--seq-len", searchStr(p, "seq_len"))
-	if chunks, ok := searchNum(p, "calib_chunks"); ok {
-		if sl, ok := searchNum(p, "seq_len"); ok {
-			add("--calib-tokens", fmtG(chunks*sl))
-		}
+	add("--seq-len", itoaPos(rec.SeqLen))
+	if rec.CalibChunks > 0 && rec.SeqLen > 0 {
+		add("--calib-tokens", strconv.Itoa(rec.CalibChunks*rec.SeqLen))
 	}
-	for _, k := range []struct{ key, flag string }{{"generations", "--generations"}, {"offspring", "--offspring"},
-		{"stages", "--stages"}, {"init_tokens", "--init-tokens"}, {"fitness", "--fitness"}, {"kl_topk", "--kl-topk"}, {"seed", "--seed"}} {
-		add(k.flag, searchStr(p, k.key))
+	for _, k := range []struct{ flag, value string }{{"--generations", itoaPos(rec.Generations)}, {"--offspring", itoaPos(rec.Offspring)},
+		{"--stages", rec.Stages}, {"--init-tokens", itoaPos(rec.InitTokens)}, {"--fitness", rec.Fitness}, {"--kl-topk", recordedTopK(rec)},
+		{"--seed", strconv.FormatUint(rec.Seed, 10)}} {
+		add(k.flag, k.value)
 	}
 	out := r.ProfilePath
 	if out == "" {

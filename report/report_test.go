@@ -45,15 +45,28 @@ func synthHistory(gens int, hi, lo float64, seed uint64) []search.Record {
 	return h
 }
 
-func synthSearch(gens int, h []search.Record) map[string]any {
+func synthSearch(gens int, h []search.Record) *profile.Record {
 	last := h[len(h)-1]
-	return map[string]any{
+	return recordFromMap(map[string]any{
 		"seed": float64(7), "generations": float64(gens), "offspring": float64(16), "stages": "4:512,1:8192",
 		"init_tokens": float64(2048), "seq_len": float64(256), "calib": "embedded:pd-english/calib.txt",
 		"calib_chunks": float64(512), "fitness": "kl", "kl_topk": float64(0),
 		"evaluations": float64(last.Evaluations), "tokens": float64(last.Tokens), "elapsed_s": last.Elapsed.Seconds(),
 		"blocks_computed": float64(5000), "blocks_full_forward": float64(9000),
+	})
+}
+
+// recordFromMap decodes a record written as free-form JSON, as profiles of earlier versions are.
+func recordFromMap(m map[string]any) *profile.Record {
+	b, err := json.Marshal(m)
+	if err != nil {
+		panic(err)
 	}
+	var r profile.Record
+	if err := json.Unmarshal(b, &r); err != nil {
+		panic(err)
+	}
+	return &r
 }
 
 // synthProfile makes a complete profile of the given mode over nb blocks.
@@ -468,7 +481,10 @@ func TestRecordedCommand(t *testing.T) {
 	}
 	for _, tc := range tests {
 		p := synthProfile(profile.ModeDrop, 4, 3, h)
-		p.Search["command"] = tc.command
+		b, _ := json.Marshal(tc.command)
+		if err := json.Unmarshal(b, &p.Search.Command); err != nil {
+			t.Fatal(err)
+		}
 		files, err := Write(t.TempDir(), Input{Runs: []*Run{{Profile: p, History: h}}})
 		if err != nil {
 			t.Fatal(err)

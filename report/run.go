@@ -20,7 +20,7 @@ import (
 	"github.com/evopress/evopress/search"
 )
 
-// The files of a run folder (design note: the run folder holds the checkpoint, the JSON log and
+// The files of a run folder (docs/design.md, "Run folder": the run folder holds the checkpoint, the JSON log and
 // the report).
 const (
 	ResultFile     = "result.json"
@@ -153,7 +153,7 @@ func LoadRun(dir, profilePath string) (*Run, error) {
 		r.Notes = append(r.Notes, fmt.Sprintf("No profile file (%s): the levels shown are the run's current parent; values such as actual sparsity or bits per weight are not known.", orNone(profilePath)))
 	}
 	r.Name = r.Profile.Mode
-	r.Command = commandOf(r.Profile)
+	r.Command = string(recordOf(r.Profile).Command)
 	return r, nil
 }
 
@@ -162,39 +162,6 @@ func orNone(s string) string {
 		return "none given"
 	}
 	return s
-}
-
-// commandOf returns the recorded command line of a profile: search.command as a string or a
-// list of arguments.
-func commandOf(p *profile.Profile) string {
-	if p == nil || p.Search == nil {
-		return ""
-	}
-	switch c := p.Search["command"].(type) {
-	case string:
-		return c
-	case []any:
-		parts := make([]string, 0, len(c))
-		for _, a := range c {
-			s, ok := a.(string)
-			if !ok {
-				return ""
-			}
-			parts = append(parts, shellQuote(s))
-		}
-		return strings.Join(parts, " ")
-	}
-	return ""
-}
-
-// shellQuote quotes s for a POSIX shell when it needs it.
-func shellQuote(s string) string {
-	if s != "" && strings.IndexFunc(s, func(r rune) bool {
-		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./:=,+@%", r))
-	}) < 0 {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 // readRunFile reads and parses dir/name; a missing file gives (nil, nil).
@@ -412,47 +379,34 @@ func ParseLog(data []byte, name string) (*RunLog, error) {
 	return out, nil
 }
 
-// searchNum returns a numeric field of a profile's search map.
-func searchNum(p *profile.Profile, key string) (float64, bool) {
+// recordOf returns a profile's search record (an empty one when it has none).
+func recordOf(p *profile.Profile) *profile.Record {
 	if p == nil || p.Search == nil {
-		return 0, false
+		return &profile.Record{}
 	}
-	switch v := p.Search[key].(type) {
-	case float64:
-		return v, true
-	case int:
-		return float64(v), true
-	case int64:
-		return float64(v), true
-	case uint64:
-		return float64(v), true
-	case json.Number:
-		f, err := v.Float64()
-		return f, err == nil
-	}
-	return 0, false
+	return p.Search
 }
 
-// searchStr returns a field of a profile's search map as text ("" when absent).
-func searchStr(p *profile.Profile, key string) string {
+// recordedSeed is the recorded seed, "" when the profile records no search.
+func recordedSeed(p *profile.Profile) string {
 	if p == nil || p.Search == nil {
 		return ""
 	}
-	v, ok := p.Search[key]
-	if !ok || v == nil {
+	return strconv.FormatUint(p.Search.Seed, 10)
+}
+
+// recordedTopK is the recorded KL top-k when a fitness kind is recorded ("" otherwise).
+func recordedTopK(rec *profile.Record) string {
+	if rec.Fitness == "" {
 		return ""
 	}
-	switch v := v.(type) {
-	case string:
-		return v
-	case float64:
-		return strconv.FormatFloat(v, 'g', -1, 64)
-	case bool:
-		return strconv.FormatBool(v)
+	return strconv.Itoa(rec.KLTopK)
+}
+
+// itoaPos formats a positive count; "" for 0 (not recorded).
+func itoaPos(n int) string {
+	if n <= 0 {
+		return ""
 	}
-	b, err := json.Marshal(v)
-	if err != nil {
-		return fmt.Sprint(v)
-	}
-	return string(b)
+	return strconv.Itoa(n)
 }

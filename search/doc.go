@@ -1,4 +1,4 @@
-// Package search is the mode-agnostic evolutionary engine of EvoPress (docs/evopress.md §2):
+// Package search is the mode-agnostic evolutionary engine of EvoPress (docs/design.md, "The method"):
 // a (1+λ) evolution strategy with level-switch mutation and multi-step selection. One loop
 // serves every mode; a Mode (search/drop, search/sparse, search/quant) supplies the units,
 // the legal profiles and the level switch, and an Evaluator scores candidates (the KL

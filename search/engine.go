@@ -208,7 +208,7 @@ type engine struct {
 	sessionGens int           // generations completed in this session
 }
 
-// Run performs the (1+λ) evolutionary search of docs/evopress.md §2 with mode's units, levels
+// Run performs the (1+λ) evolutionary search of docs/design.md ("The method") with mode's units, levels
 // and mutation, scoring candidates with eval. See the package documentation for the algorithm,
 // tie-breaking and determinism. On error Run returns, with the error, the result of the last
 // complete generation (nil if initialisation did not complete); when ctx is cancelled the

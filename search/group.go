@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/evopress/evopress/arch"
 )
 
 // GroupBy restricts which units a level switch may pair (sparse and quant modes).
@@ -51,35 +53,24 @@ func ParseGroupBy(s string) (GroupBy, error) {
 	return GroupDefault, fmt.Errorf("group-by %q: want size, kind or none", s)
 }
 
-// linearKinds are the seven linear layers of a Llama-family block, in unit order.
-var linearKinds = [...]string{
-	"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
-	"mlp.gate_proj", "mlp.up_proj", "mlp.down_proj",
-}
-
-// LinearKinds returns the seven linear layers of a block relative to the block
-// ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
-// "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"), in the order LinearUnitNames uses.
-func LinearKinds() []string { return append([]string(nil), linearKinds[:]...) }
-
 // LinearUnitNames returns the 7·nBlocks unit names of the sparse and quant modes, block by block
-// and in LinearKinds order inside a block: "model.layers.0.self_attn.q_proj", ...,
-// "model.layers.0.mlp.down_proj", "model.layers.1.self_attn.q_proj", ...
+// and in arch.LinearKinds order inside a block: model.layers.0.self_attn.q_proj, ...,
+// model.layers.0.mlp.down_proj, model.layers.1.self_attn.q_proj, ...
 func LinearUnitNames(nBlocks int) []string {
 	if nBlocks <= 0 {
 		return nil
 	}
-	names := make([]string, 0, nBlocks*len(linearKinds))
+	names := make([]string, 0, nBlocks*int(arch.NumLinearKinds))
 	for b := range nBlocks {
-		for _, k := range linearKinds {
-			names = append(names, "model.layers."+strconv.Itoa(b)+"."+k)
+		for k := range arch.NumLinearKinds {
+			names = append(names, arch.LinearUnit(b, k).String())
 		}
 	}
 	return names
 }
 
 // UnitKind returns the kind of a unit for GroupKind: the last dot-separated component of its
-// name ("model.layers.3.self_attn.q_proj" → "q_proj").
+// name (model.layers.3.self_attn.q_proj → q_proj, arch.LinearKind.Short).
 func UnitKind(name string) string {
 	if i := strings.LastIndexByte(name, '.'); i >= 0 {
 		return name[i+1:]

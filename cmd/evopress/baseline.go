@@ -4,36 +4,35 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/evopress/evopress/assets"
 	"github.com/evopress/evopress/baselines"
-	"github.com/evopress/evopress/data"
-	"github.com/evopress/evopress/fitness"
-	"github.com/evopress/evopress/internal/atomicfile"
+	"github.com/evopress/evopress/pipeline"
 	"github.com/evopress/evopress/profile"
-	"github.com/evopress/evopress/search/drop"
 )
 
-// baselineFlags are the flags of `evopress baseline drop`.
+// baselineFlags are the flags of `evopress baseline drop|sparse|quant`.
 type baselineFlags struct {
-	method, model, calib string
-	target               float64
-	seqLen, calibTokens  int
-	tokens, samples      int
-	survivors            int
-	maxProfiles          int
-	seed                 uint64
-	out, scores          string
-	json, wholeBlocks    bool
-	noReuse              bool
-	keep                 []string
-	windowPositions      string
-	klTopK, cacheMB      int
+	data dataFlags
+	req  pipeline.BaselineRequest
+	json bool
+}
+
+func (f *baselineFlags) register(cmd *cobra.Command, kind, methods string) {
+	fl := cmd.Flags()
+	dbKind := kind
+	if kind == profile.ModeDrop {
+		dbKind = ""
+	}
+	f.req.Mode.Kind = kind
+	f.data.register(fl, dbKind)
+	fl.StringVar(&f.req.Method, "method", "", methods+" (required)")
+	fl.Uint64Var(&f.req.Seed, "seed", 0, "random seed (batch sampling, random profiles)")
+	fl.StringVar(&f.req.Out, "out", "", "profile file to write (required)")
+	fl.BoolVar(&f.json, "json", false, "print the profile as one JSON object")
 }
 
 func newBaselineCmd() *cobra.Command {
@@ -65,170 +64,106 @@ drop k attention and k MLP sub-blocks independently like "search drop", or whole
 of the perplexity batch (shortened-ppl, default 32768), of the fitness batch (exhaustive, default
 32768), or of random's final selection batch (default 32768).`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return runBaselineDrop(cmd, &f) },
+		RunE: func(cmd *cobra.Command, _ []string) error { return runBaseline(cmd, &f) },
 	}
+	f.register(dropCmd, profile.ModeDrop, "shortgpt, window-cosine, shortened-ppl, norm-ratio, random or exhaustive")
 	fl := dropCmd.Flags()
-	fl.StringVar(&f.method, "method", "", "shortgpt, window-cosine, shortened-ppl, norm-ratio, random or exhaustive (required)")
-	fl.Float64Var(&f.target, "target", 0, "dropped fraction: k = floor(target·blocks)")
-	fl.StringVar(&f.model, "model", "", "Hugging Face model directory (default: the embedded llama-pd-11m)")
-	fl.StringVar(&f.calib, "calib", "", "calibration text file (default: the embedded calibration text)")
-	fl.IntVar(&f.seqLen, "seq-len", 256, "tokens per calibration sequence")
-	fl.IntVar(&f.calibTokens, "calib-tokens", 131072, "calibration pool: the first N tokens' chunks (0: the whole file)")
-	fl.IntVar(&f.tokens, "tokens", 0, "calibration tokens the method uses (0: the method's default; see above)")
-	fl.Uint64Var(&f.seed, "seed", 0, "random seed (batch sampling, random profiles)")
-	fl.IntVar(&f.samples, "samples", 0, "random: profiles drawn (0: as many as EvoPress evaluates at its defaults)")
-	fl.IntVar(&f.survivors, "survivors", 0, "random: profiles re-scored on the final batch (0: as many as EvoPress's token budget leaves)")
-	fl.IntVar(&f.maxProfiles, "max-profiles", baselines.DefaultMaxProfiles, "exhaustive: refuse spaces larger than this")
-	fl.BoolVar(&f.wholeBlocks, "whole-blocks", false, "random, exhaustive: drop whole blocks (attention and MLP together)")
-	fl.StringSliceVar(&f.keep, "keep", nil, "units (or blocks, model.layers.N) that may not be dropped")
-	fl.StringVar(&f.windowPositions, "window-positions", baselines.WindowLast, "window-cosine: the last token of each sequence (Gromov et al.), or the mean over all positions")
-	fl.IntVar(&f.klTopK, "kl-topk", 0, "random, exhaustive: restrict KL to the dense model's top-k tokens (0: full)")
-	fl.IntVar(&f.cacheMB, "cache-mb", 2048, "memory for cached dense distributions (MiB)")
-	fl.BoolVar(&f.noReuse, "no-prefix-reuse", false, "recompute every candidate from the first block (slower; same result)")
-	fl.StringVar(&f.scores, "scores", "", "random, exhaustive: also write every scored profile with its fitness (JSON) to this file")
-	fl.StringVar(&f.out, "out", "", "profile file to write (required)")
-	fl.BoolVar(&f.json, "json", false, "print the profile as one JSON object")
-	cmd.AddCommand(dropCmd, newBaselineSparseCmd(), newBaselineQuantCmd())
+	r := &f.req
+	fl.Float64Var(&r.Mode.Target, "target", 0, "dropped fraction: k = floor(target·blocks)")
+	fl.IntVar(&r.Tokens, "tokens", 0, "calibration tokens the method uses (0: the method's default; see above)")
+	fl.IntVar(&r.Samples, "samples", 0, "random: profiles drawn (0: as many as EvoPress evaluates at its defaults)")
+	fl.IntVar(&r.Survivors, "survivors", 0, "random: profiles re-scored on the final batch (0: as many as EvoPress's token budget leaves)")
+	fl.IntVar(&r.MaxProfiles, "max-profiles", baselines.DefaultMaxProfiles, "exhaustive: refuse spaces larger than this")
+	fl.BoolVar(&r.Mode.WholeBlocks, "whole-blocks", false, "random, exhaustive: drop whole blocks (attention and MLP together)")
+	fl.StringSliceVar(&r.Mode.Keep, "keep", nil, "units (or blocks, model.layers.N) that may not be dropped")
+	fl.StringVar(&r.WindowPositions, "window-positions", baselines.WindowLast, "window-cosine: the last token of each sequence (Gromov et al.), or the mean over all positions")
+	fl.IntVar(&r.KLTopK, "kl-topk", 0, "random, exhaustive: restrict KL to the dense model's top-k tokens (0: full)")
+	fl.BoolVar(&r.NoPrefixReuse, "no-prefix-reuse", false, "recompute every candidate from the first block (slower; same result)")
+	fl.StringVar(&r.ScoresOut, "scores", "", "random, exhaustive: also write every scored profile with its fitness (JSON) to this file")
+	cmd.AddCommand(dropCmd, newBaselineDBCmd(profile.ModeSparse, "Sparsity baselines over a sparse level database: uniform, owl, dp, random", `baseline sparse allocates the database's sparsity levels to the linear layers with a method
+EvoPress is compared against, under exactly the budget of "search sparse" (the levels sum to 0: the
+non-zeros of uniform sparsity), and writes the same profile file (with its "method" field set):
+
+  uniform  every layer at the database's target sparsity (level 0)
+  owl      Outlier Weighted Layerwise sparsity (Yin et al. 2024): per block, the share of Wanda scores
+           |W_ij|·‖x_j‖ (over the block's seven layers, ‖x_j‖ from the calibration pool through the
+           dense model) above M × their mean; block sparsity s − (r_b − mean r) with the ratios
+           scaled to r ∈ [0, 2λ]; each layer rounded to its nearest database level and the exact
+           budget restored by the level moves that change those sparsities least; the grid
+           λ ∈ {0.02, 0.05, 0.08, 0.1, 0.2} × M ∈ {3, 5, 7, 10} is scored by KL on --tokens
+           calibration tokens and the best point kept
+  dp       exact knapsack (dynamic programme over the sum of levels) minimising the sum of the
+           database's normalised layer errors, assuming they add up
+  random   best of --samples random legal profiles by KL on --tokens calibration tokens
+
+The chosen profile's KL on the same --tokens batch is recorded as its fitness.`, "uniform, owl, dp or random"),
+		newBaselineDBCmd(profile.ModeQuant, "Bit-width baselines over a quant level database: uniform, dp, random", `baseline quant allocates the database's bit-widths to the linear layers with a method EvoPress is
+compared against, under exactly the budget of "search quant" (Σ numel·bits ≤ target·Σ numel, codes
+only; the profile's values are the real bits per weight with scale/zero overhead), and writes the
+same profile file (with its "method" field set):
+
+  uniform  every layer at --target bits; a fractional target has no uniform profile, so, as in the
+           paper, uniform is then the best of 32 random profiles (as random with --samples 32)
+  dp       exact knapsack (dynamic programme over Σ numel·bits in units of the gcd of the layer
+           sizes) minimising the sum of the database's normalised layer errors, assuming they add up
+  random   best of --samples random legal profiles (every layer from the width above the target,
+           random layers lowered until within budget) by KL on --tokens calibration tokens
+
+The chosen profile's KL on the same --tokens batch is recorded as its fitness.`, "uniform, dp or random"))
 	return cmd
 }
 
-func runBaselineDrop(cmd *cobra.Command, f *baselineFlags) error {
-	if f.method == "" {
-		return fmt.Errorf("--method is required (shortgpt, window-cosine, shortened-ppl, norm-ratio, random or exhaustive)")
-	}
-	method, err := baselines.ParseMethod(f.method)
-	if err != nil {
+func newBaselineDBCmd(kind, short, long, methods string) *cobra.Command {
+	var f baselineFlags
+	cmd := &cobra.Command{Use: kind, Short: short, Long: long, Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runBaseline(cmd, &f) }}
+	f.register(cmd, kind, methods)
+	fl := cmd.Flags()
+	fl.Float64Var(&f.req.Mode.Target, "target", 0, "budget: mean sparsity (sparse: must be the database's) or mean bits per weight (quant, codes only)")
+	fl.IntVar(&f.req.Tokens, "tokens", pipeline.DefaultBaselineDBTokens, "calibration tokens of the batch that scores candidates (KL to the dense model)")
+	fl.IntVar(&f.req.Samples, "samples", 0, fmt.Sprintf("random: profiles drawn (0: %d, the paper's best-of-32 comparator)", pipeline.DefaultBaselineDBSamples))
+	return cmd
+}
+
+func runBaseline(cmd *cobra.Command, f *baselineFlags) error {
+	if err := checkDataFlags(&f.data); err != nil {
 		return err
 	}
-	if f.out == "" {
-		return fmt.Errorf("--out is required (the profile file to write)")
-	}
-	if f.windowPositions != baselines.WindowAll && f.windowPositions != baselines.WindowLast {
-		return fmt.Errorf("--window-positions %q: want all or last", f.windowPositions)
-	}
-	lm, err := loadModel(f.model)
-	if err != nil {
-		return err
-	}
-	n := len(lm.Model.Blocks)
-	k, err := drop.TargetK(n, f.target)
-	if err != nil {
-		return err
-	}
-	if k == 0 {
-		return fmt.Errorf("--target %v drops floor(%v·%d) = 0 blocks: nothing to choose (raise the target)", f.target, f.target, n)
-	}
-	text, calibSource, err := readText(f.calib, assets.CalibText, data.Raw)
-	if err != nil {
-		return err
-	}
-	pool, err := data.CalibrationPool(lm.Tok.Encode(text, false), f.seqLen, f.calibTokens)
-	if err != nil {
-		return fmt.Errorf("%s: %w", calibSource, err)
-	}
-	teacher, err := fitness.NewTeacher(lm.Model, pool, fitness.Options{TopK: f.klTopK, CacheBytes: int64(f.cacheMB) << 20})
-	if err != nil {
-		return err
-	}
+	req := f.req
+	req.Data = f.data.data()
+	req.Command = commandLine(cmd)
 	stderr := cmd.ErrOrStderr()
-	opt := baselines.Options{
-		K: k, WholeBlocks: f.wholeBlocks, Keep: f.keep, Tokens: f.tokens, Seed: f.seed,
-		Samples: f.samples, Survivors: f.survivors, MaxProfiles: f.maxProfiles, WindowPositions: f.windowPositions,
-		Teacher: teacher, NoPrefixReuse: f.noReuse,
+	req.Log = stderr
+	fl := cmd.Flags()
+	if req.Mode.Kind != profile.ModeDrop && fl.Changed("tokens") && req.Tokens < 1 {
+		return fmt.Errorf("--tokens %d: want at least 1", req.Tokens)
 	}
-	start := time.Now()
-	if file, ok := stderr.(*os.File); ok && isTerminal(file) {
-		opt.Progress = func(done, total int) {
-			el := time.Since(start)
-			eta := time.Duration(float64(el) / float64(done) * float64(total-done))
-			fmt.Fprintf(stderr, "\r%s: %d/%d candidates, %s elapsed, ETA %s   ", method, done, total, el.Round(time.Second), eta.Round(time.Second))
-			if done == total {
-				fmt.Fprintln(stderr)
-			}
-		}
+	if req.Mode.Kind == profile.ModeQuant && !fl.Changed("target") {
+		return fmt.Errorf("--target is required (mean bits per weight)")
 	}
-	fmt.Fprintf(stderr, "baseline %s on %s: k = %d of %d blocks, pool %d×%d tokens from %s\n",
-		method, lm.Name, k, n, len(pool), f.seqLen, calibSource)
-	res, err := baselines.Run(cmd.Context(), lm.Model, pool, method, opt)
+	if req.Mode.Kind == profile.ModeSparse && fl.Changed("target") && req.Mode.Target == 0 {
+		return fmt.Errorf("--target 0: a sparse baseline needs the database's target sparsity in (0, 1)")
+	}
+	if isTerminal(stderr) {
+		start, line := time.Now(), progressLine(stderr, req.Method, "candidates")
+		req.Progress = func(done, total int) { line(done, total, time.Since(start)) }
+	}
+	out, err := pipeline.RunBaseline(cmd.Context(), req)
 	if err != nil {
-		return err
-	}
-	p := profile.New(profile.ModeDrop)
-	p.Target = f.target
-	p.Model = &profile.Ref{Path: lm.Name, Fingerprint: lm.Fingerprint}
-	for i, u := range res.Units {
-		p.Levels[u] = res.Profile[i]
-	}
-	if fv := res.Fitness; !math.IsNaN(fv) {
-		p.Fitness = &fv
-	}
-	p.Method = string(method)
-	info := res.Info
-	info["calib"] = calibSource
-	if res.Scores != nil {
-		sc := map[string]float64{}
-		for i, v := range res.Scores {
-			if !math.IsNaN(v) {
-				sc[fmt.Sprint(i)] = v
-			}
-		}
-		if method == baselines.WindowCosine {
-			info["window_scores"] = sc
-		} else {
-			info["block_scores"] = sc
-		}
-	}
-	if len(res.Ranking) > 0 {
-		var top []map[string]any
-		for _, s := range res.Ranking[:min(10, len(res.Ranking))] {
-			top = append(top, scoredJSON(s))
-		}
-		info["top"] = top
-	}
-	if f.scores != "" {
-		all := make([]map[string]any, len(res.Ranking))
-		for i, s := range res.Ranking {
-			all[i] = scoredJSON(s)
-		}
-		var b strings.Builder
-		if err := printJSON(&b, map[string]any{"method": string(method), "batch_chunks": res.Batch.Chunks, "batch_tokens": res.Batch.Tokens, "ranking": all}); err != nil {
-			return err
-		}
-		if err := atomicfile.WriteFile(f.scores, []byte(b.String()), 0o644); err != nil {
-			return err
-		}
-	}
-	p.Search = info
-	if err := p.Write(f.out); err != nil {
 		return err
 	}
 	if f.json {
-		return printJSON(cmd.OutOrStdout(), p)
+		return printJSON(cmd.OutOrStdout(), out.Profile)
 	}
-	printBaselineSummary(cmd.OutOrStdout(), res, f.out)
+	if out.Drop != nil {
+		printBaselineDropSummary(cmd.OutOrStdout(), out.Drop, req.Out)
+	} else {
+		printBaselineDBSummary(cmd.OutOrStdout(), out.Profile, req.Out)
+	}
 	return nil
 }
 
-// scoredJSON describes a scored profile by its dropped blocks.
-func scoredJSON(s baselines.Scored) map[string]any {
-	var attn, mlp []int
-	for i, v := range s.Profile {
-		if v == 1 {
-			if i%2 == 0 {
-				attn = append(attn, i/2)
-			} else {
-				mlp = append(mlp, i/2)
-			}
-		}
-	}
-	m := map[string]any{"attn": attn, "mlp": mlp}
-	if !math.IsNaN(s.Fitness) && !math.IsInf(s.Fitness, 0) {
-		m["fitness"] = s.Fitness
-	}
-	return m
-}
-
-func printBaselineSummary(w io.Writer, res *baselines.Result, out string) {
+func printBaselineDropSummary(w io.Writer, res *baselines.Result, out string) {
 	fmt.Fprintf(w, "%s: %d tokens over %d calibration chunks, %d candidate evaluations, %s\n",
 		res.Method, res.Tokens, len(res.Batch.Chunks), res.Evaluations, res.Elapsed.Round(time.Millisecond))
 	if res.Scores != nil {
@@ -250,5 +185,20 @@ func printBaselineSummary(w io.Writer, res *baselines.Result, out string) {
 		fmt.Fprintf(w, "fitness %.5f (KL on %d tokens)\n", res.Fitness, res.Batch.Tokens)
 	}
 	fmt.Fprintf(w, "dropped attention: %v  MLP: %v\n", res.Attn, res.MLP)
+	fmt.Fprintf(w, "profile written to %s\n", out)
+}
+
+func printBaselineDBSummary(w io.Writer, p *profile.Profile, out string) {
+	info := p.Search
+	fmt.Fprintf(w, "%s %s: %v evaluations, %.1f s\n", p.Mode, p.Method, info.Evaluations, info.ElapsedS)
+	if p.Method == "owl" {
+		fmt.Fprintf(w, "owl grid point λ = %v, M = %v\n", info.OWLLambda, info.OWLM)
+	}
+	if p.Mode == profile.ModeQuant {
+		fmt.Fprintf(w, "bits per weight %.4f (codes %.4f)\n", info.BitsPerWeight, info.CodeBitsPerWeight)
+	}
+	if p.Fitness != nil {
+		fmt.Fprintf(w, "fitness %.5f (KL on %v tokens)\n", *p.Fitness, info.BatchTokens)
+	}
 	fmt.Fprintf(w, "profile written to %s\n", out)
 }

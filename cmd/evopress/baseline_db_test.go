@@ -8,8 +8,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/spf13/cobra"
-
 	"github.com/evopress/evopress/db"
 	"github.com/evopress/evopress/profile"
 )
@@ -18,12 +16,11 @@ import (
 // the test does not depend on where the commands are hooked in) and returns stdout and stderr.
 func runBaselineDBCmd(t *testing.T, args ...string) (string, error) {
 	t.Helper()
-	root := &cobra.Command{Use: "baseline", SilenceUsage: true, SilenceErrors: true}
-	root.AddCommand(newBaselineSparseCmd(), newBaselineQuantCmd())
+	root := newRootCmd()
 	var out bytes.Buffer
 	root.SetOut(&out)
 	root.SetErr(&out)
-	root.SetArgs(args)
+	root.SetArgs(append([]string{"baseline"}, args...))
 	err := root.Execute()
 	return out.String(), err
 }
@@ -104,8 +101,8 @@ func TestBaselineDBCLI(t *testing.T) {
 	if u, d := sumErr(sd, sparseProfiles["uniform"]), sumErr(sd, sparseProfiles["dp"]); d > u {
 		t.Errorf("sparse dp: summed error %v above uniform's %v", d, u)
 	}
-	if g, ok := sparseProfiles["owl"].Search["owl_grid"].([]any); !ok || len(g) != 20 {
-		t.Errorf("sparse owl: grid of %v points recorded, want 20", sparseProfiles["owl"].Search["owl_grid"])
+	if g := sparseProfiles["owl"].Search.OWLGrid; len(g) != 20 {
+		t.Errorf("sparse owl: grid of %v points recorded, want 20", len(g))
 	}
 	again := baseline(db.ModeSparse, "random", filepath.Join(tmp, "s-random2.json"), "--samples", "3")
 	if !reflect.DeepEqual(again.Levels, sparseProfiles["random"].Levels) {
@@ -137,11 +134,11 @@ func TestBaselineDBCLI(t *testing.T) {
 				}
 			}
 		}
-		if tc.method == "uniform" && tc.target == 2.5 && p.Search["candidates"] != float64(4) {
-			t.Errorf("quant uniform 2.5: %v candidates, want the best of --samples 4 random profiles", p.Search["candidates"])
+		if tc.method == "uniform" && tc.target == 2.5 && p.Search.Candidates != 4 {
+			t.Errorf("quant uniform 2.5: %v candidates, want the best of --samples 4 random profiles", p.Search.Candidates)
 		}
-		if bpw, ok := p.Search["bits_per_weight"].(float64); !ok || bpw <= float64(used)/float64(total) {
-			t.Errorf("quant %s: real bits per weight %v not above the code bits %v", tc.method, p.Search["bits_per_weight"], float64(used)/float64(total))
+		if bpw := p.Search.BitsPerWeight; bpw <= float64(used)/float64(total) {
+			t.Errorf("quant %s: real bits per weight %v not above the code bits %v", tc.method, bpw, float64(used)/float64(total))
 		}
 	}
 

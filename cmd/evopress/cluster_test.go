@@ -174,8 +174,8 @@ func TestClusterWorkerKilledMidSearch(t *testing.T) {
 		t.Errorf("progress lines do not show the lost worker:\n%s", r.out)
 	}
 	b := sameProfileFiles(t, single, dist, "distributed")
-	if b.Search["resent_tasks"].(float64) < 1 {
-		t.Errorf("profile records %v re-sent tasks, want ≥ 1", b.Search["resent_tasks"])
+	if b.Search.ResentTasks < 1 {
+		t.Errorf("profile records %v re-sent tasks, want ≥ 1", b.Search.ResentTasks)
 	}
 }
 
@@ -222,7 +222,7 @@ func TestSearchInProcessWorkersSameProfile(t *testing.T) {
 		t.Errorf("JSON progress lacks the workers:\n%s", out)
 	}
 	b := sameProfileFiles(t, one, five, "5 workers")
-	if b.Search["workers"].(float64) != 5 || b.Search["range_tasks"].(float64) == 0 {
-		t.Errorf("profile records %v workers and %v range tasks, want 5 and some", b.Search["workers"], b.Search["range_tasks"])
+	if b.Search.Workers != 5 || b.Search.RangeTasks == 0 {
+		t.Errorf("profile records %v workers and %v range tasks, want 5 and some", b.Search.Workers, b.Search.RangeTasks)
 	}
 }

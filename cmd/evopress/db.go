@@ -1,43 +1,22 @@
 package main
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
-	"os"
-	"sort"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/evopress/evopress/assets"
 	"github.com/evopress/evopress/calib"
-	"github.com/evopress/evopress/data"
 	"github.com/evopress/evopress/db"
+	"github.com/evopress/evopress/pipeline"
 )
 
-// defaultCalibTokens is the calibration budget of a database build: 512 sequences of 256 tokens,
-// the reference's calibration pool size.
-const defaultCalibTokens = 131072
-
+// dbBuildOptions are the flags of `evopress db build sparse|quant`.
 type dbBuildOptions struct {
-	model, calib, out   string
-	seqLen, calibTokens int
-	seed                uint64
-	batch               int
-	method              string
-	sequential, force   bool
+	req                 pipeline.DBRequest
+	blockSize, seqLevel int
+	percDamp            float64
 	json                bool
-	target, percDamp    float64
-	levels, blockSize   int
-	weightsDiff         int64
-	bits                string
-	groupSize, seqBits  int
-	seqLevel            int
-	actOrder            bool
-	values              string
 }
 
 func newDBCmd() *cobra.Command {
@@ -94,29 +73,30 @@ block in float32. Progress goes to stderr. Writes are atomic and the manifest is
 every layer: rerunning an interrupted build with the same settings resumes it, recomputing only
 the missing layers.`
 	f := cmd.Flags()
-	f.StringVar(&o.model, "model", "", "Hugging Face model directory (default: the embedded llama-pd-11m)")
-	f.StringVar(&o.calib, "calib", "", "calibration text file (default: the embedded pd-english calib.txt)")
-	f.StringVar(&o.out, "out", "", "database directory (required)")
-	f.IntVar(&o.seqLen, "seq-len", 256, "tokens per calibration sequence")
-	f.IntVar(&o.calibTokens, "calib-tokens", defaultCalibTokens, "calibration tokens (0: the whole file)")
-	f.Uint64Var(&o.seed, "seed", 0, "seed of the choice of calibration sequences")
-	f.IntVar(&o.batch, "batch", calib.DefaultBatch, "sequences per calibration forward batch")
-	f.BoolVar(&o.sequential, "sequential", false, "calibrate each block on the compressed earlier blocks")
-	f.BoolVar(&o.force, "force", false, "replace a database with other settings in --out instead of failing")
+	r, b := &o.req, &o.req.Build
+	modelFlag(f, &r.ModelDir, "")
+	f.StringVar(&r.CalibFile, "calib", "", "calibration text file (default: the embedded pd-english calib.txt)")
+	f.StringVar(&b.Out, "out", "", "database directory (required)")
+	f.IntVar(&r.SeqLen, "seq-len", pipeline.DefaultSeqLen, "tokens per calibration sequence")
+	f.IntVar(&r.CalibTokens, "calib-tokens", pipeline.DefaultCalibTokens, "calibration tokens (0: the whole file)")
+	f.Uint64Var(&r.Seed, "seed", 0, "seed of the choice of calibration sequences")
+	f.IntVar(&b.Batch, "batch", calib.DefaultBatch, "sequences per calibration forward batch")
+	f.BoolVar(&b.Sequential, "sequential", false, "calibrate each block on the compressed earlier blocks")
+	f.BoolVar(&b.Force, "force", false, "replace a database with other settings in --out instead of failing")
 	f.BoolVar(&o.json, "json", false, "print one JSON object")
 	if mode == db.ModeSparse {
-		f.StringVar(&o.method, "method", db.MethodSparseGPT, "compressor: sparsegpt, wanda or magnitude")
-		f.Float64Var(&o.target, "target", 0, "target sparsity S in (0, 1) (required)")
-		f.IntVar(&o.levels, "levels", 8, "levels each way, L")
-		f.Int64Var(&o.weightsDiff, "weights-diff", 0, "weights per level D (0: the reference's floor(0.5·min(S, 1−S)/L·hidden²))")
+		f.StringVar(&b.Method, "method", db.MethodSparseGPT, "compressor: sparsegpt, wanda or magnitude")
+		f.Float64Var(&b.Sparse.Target, "target", 0, "target sparsity S in (0, 1) (required)")
+		f.IntVar(&b.Sparse.Levels, "levels", 8, "levels each way, L")
+		f.Int64Var(&b.Sparse.WeightsDiff, "weights-diff", 0, "weights per level D (0: the reference's floor(0.5·min(S, 1−S)/L·hidden²))")
 		f.IntVar(&o.seqLevel, "sequential-level", 0, "level that feeds later blocks with --sequential")
-		f.StringVar(&o.values, "values", "", "round kept weights to f16 or bf16 (lossy, like the reference's float16 copies; default: lossless)")
+		f.StringVar(&b.Sparse.Values, "values", "", "round kept weights to f16 or bf16 (lossy, like the reference's float16 copies; default: lossless)")
 	} else {
-		f.StringVar(&o.method, "method", db.MethodGPTQ, "compressor: gptq or rtn")
-		f.StringVar(&o.bits, "bits", "2,3,4,5,6", "bit-widths (comma-separated, 1..8)")
-		f.IntVar(&o.groupSize, "group-size", 128, "input columns per scale/zero group (0: one group per row)")
-		f.BoolVar(&o.actOrder, "act-order", false, "GPTQ: quantize columns by decreasing Hessian diagonal (stores g_idx)")
-		f.IntVar(&o.seqBits, "sequential-bits", 3, "bit-width that feeds later blocks with --sequential")
+		f.StringVar(&b.Method, "method", db.MethodGPTQ, "compressor: gptq or rtn")
+		f.IntSliceVar(&b.Quant.Bits, "bits", []int{2, 3, 4, 5, 6}, "bit-widths (comma-separated, 1..8)")
+		f.IntVar(&b.Quant.GroupSize, "group-size", 128, "input columns per scale/zero group (0: one group per row)")
+		f.BoolVar(&b.Quant.ActOrder, "act-order", false, "GPTQ: quantize columns by decreasing Hessian diagonal (stores g_idx)")
+		f.IntVar(&o.seqLevel, "sequential-bits", 3, "bit-width that feeds later blocks with --sequential")
 	}
 	f.Float64Var(&o.percDamp, "perc-damp", 0.01, "relative Hessian damping")
 	f.IntVar(&o.blockSize, "block-size", 128, "columns per lazy-update block")
@@ -124,97 +104,50 @@ the missing layers.`
 	return cmd
 }
 
-func parseBits(s string) ([]int, error) {
-	var out []int
-	for _, f := range strings.Split(s, ",") {
-		f = strings.TrimSpace(f)
-		if f == "" {
-			continue
-		}
-		b, err := strconv.Atoi(f)
-		if err != nil || b < 1 || b > 8 {
-			return nil, fmt.Errorf("--bits: %q is not a bit-width in 1..8", f)
-		}
-		out = append(out, b)
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("--bits: no bit-widths given")
-	}
-	return out, nil
-}
-
 func runDBBuild(cmd *cobra.Command, mode string, o dbBuildOptions) error {
-	if o.out == "" {
+	r, b := &o.req, &o.req.Build
+	if b.Out == "" {
 		return fmt.Errorf("--out: the database directory is required")
 	}
-	if o.seqLen < 2 {
-		return fmt.Errorf("--seq-len %d: must be at least 2", o.seqLen)
+	if r.SeqLen < 2 {
+		return fmt.Errorf("--seq-len %d: must be at least 2", r.SeqLen)
 	}
-	if o.calibTokens < 0 {
-		return fmt.Errorf("--calib-tokens %d: must be ≥ 0", o.calibTokens)
+	b.Mode = mode
+	if b.Sequential {
+		b.SequentialLevel = o.seqLevel
 	}
-	cfg := db.BuildConfig{Out: o.out, Mode: mode, Method: o.method, Batch: o.batch, Force: o.force, Sequential: o.sequential}
 	switch mode {
 	case db.ModeSparse:
-		if !(o.target > 0 && o.target < 1) {
-			return fmt.Errorf("--target %v: a sparse database needs a target sparsity in (0, 1)", o.target)
+		if !(b.Sparse.Target > 0 && b.Sparse.Target < 1) {
+			return fmt.Errorf("--target %v: a sparse database needs a target sparsity in (0, 1)", b.Sparse.Target)
 		}
-		if o.weightsDiff < 0 {
-			return fmt.Errorf("--weights-diff %d: must be ≥ 0", o.weightsDiff)
+		if b.Sparse.WeightsDiff < 0 {
+			return fmt.Errorf("--weights-diff %d: must be ≥ 0", b.Sparse.WeightsDiff)
 		}
-		cfg.Sparse = db.SparseParams{Target: o.target, Levels: o.levels, WeightsDiff: o.weightsDiff, BlockSize: o.blockSize, PercDamp: o.percDamp, Values: o.values}
-		if o.sequential {
-			cfg.SequentialLevel = o.seqLevel
-		}
+		b.Sparse.BlockSize, b.Sparse.PercDamp = o.blockSize, o.percDamp
 	case db.ModeQuant:
-		bits, err := parseBits(o.bits)
-		if err != nil {
-			return err
+		if len(b.Quant.Bits) == 0 {
+			return fmt.Errorf("--bits: no bit-widths given")
 		}
-		cfg.Quant = db.QuantParams{Bits: bits, GroupSize: o.groupSize, ActOrder: o.actOrder, BlockSize: o.blockSize, PercDamp: o.percDamp}
-		if o.sequential {
-			cfg.SequentialLevel = o.seqBits
+		for _, n := range b.Quant.Bits {
+			if n < 1 || n > 8 {
+				return fmt.Errorf("--bits: %d is not a bit-width in 1..8", n)
+			}
 		}
+		b.Quant.BlockSize, b.Quant.PercDamp = o.blockSize, o.percDamp
 	}
+	r.Progress = dbProgress(cmd)
 	start := time.Now()
-	lm, err := loadModel(o.model)
+	res, err := pipeline.BuildDB(cmd.Context(), o.req)
 	if err != nil {
 		return err
 	}
-	text, source, err := readText(o.calib, assets.CalibText, data.Raw)
-	if err != nil {
-		return err
-	}
-	ids := lm.Tok.Encode(text, false)
-	chunks, err := data.Chunks(ids, o.seqLen, 0)
-	if err != nil {
-		return err
-	}
-	if len(chunks) == 0 {
-		return fmt.Errorf("%s: %d tokens, fewer than one sequence of %d", source, len(ids), o.seqLen)
-	}
-	n := 0
-	if o.calibTokens > 0 {
-		if n = o.calibTokens / o.seqLen; n == 0 {
-			return fmt.Errorf("--calib-tokens %d is less than one sequence of %d tokens", o.calibTokens, o.seqLen)
-		}
-	}
-	cfg.Calib = calib.Sample(chunks, n, o.seed)
-	sum := sha256.Sum256([]byte(text))
-	cfg.Model = lm.Model
-	cfg.ModelInfo = db.ModelInfo{Path: lm.Name, Fingerprint: lm.Fingerprint, DType: lm.Model.Config.TorchDtype}
-	cfg.Calibration = db.CalibInfo{Source: source, SHA256: hex.EncodeToString(sum[:]), FileTokens: len(ids), Seed: o.seed}
-	cfg.Progress = dbProgress(cmd)
-	prep := time.Since(start)
-	res, err := db.Build(cmd.Context(), cfg)
-	if err != nil {
-		return err
-	}
-	rows := levelSizes(res.Manifest)
+	prep := time.Since(start) - time.Duration(res.Seconds*float64(time.Second))
+	rows := db.LevelSummary(res.Manifest)
 	if o.json {
 		out := map[string]any{
-			"out": o.out, "mode": mode, "method": o.method, "fingerprint": res.Fingerprint,
-			"model": lm.Name, "model_fingerprint": lm.Fingerprint,
+			"out": b.Out, "mode": mode, "method": b.Method, "fingerprint": res.Fingerprint,
+			"model": res.Manifest.Model.Path, "model_fingerprint": res.Manifest.Model.Fingerprint,
 			"calibration": res.Manifest.Calibration, "layers": len(res.Manifest.Layers),
 			"computed": len(res.Computed), "reused": len(res.Reused),
 			"seconds": res.Seconds, "compress_seconds": res.CompressSeconds, "load_seconds": prep.Seconds(),
@@ -224,8 +157,8 @@ func runDBBuild(cmd *cobra.Command, mode string, o dbBuildOptions) error {
 	}
 	w := cmd.OutOrStdout()
 	c := res.Manifest.Calibration
-	fmt.Fprintf(w, "database   %s (%s, %s), fingerprint %.16s…\n", o.out, mode, o.method, res.Fingerprint)
-	fmt.Fprintf(w, "model      %s (%d layers, %d weights)\n", lm.Name, len(res.Manifest.Layers), res.Weights)
+	fmt.Fprintf(w, "database   %s (%s, %s), fingerprint %.16s…\n", b.Out, mode, b.Method, res.Fingerprint)
+	fmt.Fprintf(w, "model      %s (%d layers, %d weights)\n", res.Manifest.Model.Path, len(res.Manifest.Layers), res.Weights)
 	fmt.Fprintf(w, "calibration %s: %d sequences × %d tokens of %d (seed %d)\n", c.Source, c.Sequences, c.SeqLen, c.FileTokens, c.Seed)
 	fmt.Fprintf(w, "built      %d layers computed, %d reused, in %.1f s (%.1f s compressing, %.1f s loading)\n",
 		len(res.Computed), len(res.Reused), res.Seconds, res.CompressSeconds, prep.Seconds())
@@ -238,62 +171,11 @@ func runDBBuild(cmd *cobra.Command, mode string, o dbBuildOptions) error {
 	return nil
 }
 
-// levelRow summarises one level across the database's layers.
-type levelRow struct {
-	Level int `json:"level"`
-	// Value is the mean sparsity (sparse) or the code width (quant).
-	Value float64 `json:"value"`
-	// Layers is the number of layers that have the level.
-	Layers int `json:"layers"`
-	// Bits is the weighted mean bits per weight including overhead (manifest).
-	Bits float64 `json:"bits_per_weight"`
-	// BytesPerWeight is the level files' size on disk per weight (headers included).
-	BytesPerWeight float64 `json:"bytes_per_weight"`
-	// MeanError is the mean normalised layer error.
-	MeanError float64 `json:"mean_error"`
-}
-
-func levelSizes(m *db.Manifest) []levelRow {
-	type acc struct {
-		weights, bytes, zeros int64
-		bits, err             float64
-		n                     int
-	}
-	by := map[int]*acc{}
-	for _, l := range m.Layers {
-		for _, v := range l.Levels {
-			a := by[v.Level]
-			if a == nil {
-				a = &acc{}
-				by[v.Level] = a
-			}
-			a.weights += l.Numel
-			a.bytes += v.Bytes
-			a.zeros += v.Zeros
-			a.bits += v.Bits * float64(l.Numel)
-			a.err += v.Error
-			a.n++
-		}
-	}
-	var out []levelRow
-	for lv, a := range by {
-		r := levelRow{Level: lv, Layers: a.n, Bits: a.bits / float64(a.weights), BytesPerWeight: float64(a.bytes) / float64(a.weights), MeanError: a.err / float64(a.n)}
-		if m.Mode == db.ModeSparse {
-			r.Value = float64(a.zeros) / float64(a.weights)
-		} else {
-			r.Value = float64(lv)
-		}
-		out = append(out, r)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Level < out[j].Level })
-	return out
-}
-
 // dbProgress prints build progress on stderr: a line per layer, and on a terminal the
 // calibration passes rewritten in place.
 func dbProgress(cmd *cobra.Command) func(db.Event) {
 	w := cmd.ErrOrStderr()
-	term := w == os.Stderr && isTerminal(os.Stderr)
+	term := isTerminal(w)
 	start := time.Now()
 	return func(e db.Event) {
 		el := time.Since(start).Round(time.Second)
@@ -328,39 +210,29 @@ embedded default) it also checks that the database was built for that model.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			start := time.Now()
-			d, err := db.Open(args[0])
+			var lm *pipeline.Loaded
+			if modelDir != "" || useModel {
+				var err error
+				if lm, err = pipeline.LoadModel(modelDir); err != nil {
+					return err
+				}
+			}
+			d, files, err := pipeline.VerifyDB(args[0], lm)
 			if err != nil {
 				return err
 			}
-			d.SetCacheBudget(0)
-			if modelDir != "" || useModel {
-				lm, err := loadModel(modelDir)
-				if err != nil {
-					return err
-				}
-				if err := d.Check(lm.Fingerprint); err != nil {
-					return err
-				}
-			}
-			if err := d.Verify(); err != nil {
-				return err
-			}
 			m := d.Manifest()
-			var files int
-			for _, l := range m.Layers {
-				files += len(l.Levels)
-			}
 			if asJSON {
 				return printJSON(cmd.OutOrStdout(), map[string]any{"ok": true, "dir": args[0], "mode": m.Mode, "method": m.Method,
 					"fingerprint": d.Fingerprint(), "model_fingerprint": m.Model.Fingerprint, "layers": len(m.Layers), "files": files,
-					"seconds": time.Since(start).Seconds(), "levels": levelSizes(m)})
+					"seconds": time.Since(start).Seconds(), "levels": db.LevelSummary(m)})
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s: %s database (%s) of %d layers, %d level files: all checksums and decodes OK (%.1f s)\n",
 				args[0], m.Mode, m.Method, len(m.Layers), files, time.Since(start).Seconds())
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&modelDir, "model", "", "check that the database was built for this model directory")
+	modelFlag(cmd.Flags(), &modelDir, "check that the database was built for this model directory")
 	cmd.Flags().BoolVar(&useModel, "check-model", false, "check against the embedded default model (when --model is not given)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object")
 	return cmd

@@ -7,7 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/evopress/evopress/eval/zeroshot"
+	"github.com/evopress/evopress/pipeline"
 )
 
 type zeroshotOptions struct {
@@ -63,9 +63,7 @@ array of such objects, in the order given.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.model, "model", "", "Hugging Face model directory (default: the embedded llama-pd-11m)")
-	f.StringVar(&o.profile, "profile", "", "compression profile (JSON) to apply before evaluating")
-	f.StringVar(&o.db, "db", "", "level database for sparse and quant profiles")
+	profileFlags(f, &o.model, &o.profile, &o.db)
 	f.StringArrayVar(&o.tasks, "task", nil, "task file (JSON Lines, .bz2/.gz allowed); repeatable")
 	f.StringVar(&o.taskType, "task-type", "", "arc|arc_easy|arc_challenge|openbookqa|piqa|hellaswag|winogrande|boolq (default: from the fields)")
 	f.IntVar(&o.limit, "limit", 0, "evaluate only the first N items of each task (0: all)")
@@ -83,68 +81,16 @@ func runZeroshot(cmd *cobra.Command, o zeroshotOptions) error {
 	if o.limit < 0 || o.batch < 1 || o.maxLen < 0 {
 		return fmt.Errorf("eval zeroshot: --limit and --max-len must be ≥ 0 and --batch ≥ 1")
 	}
-	var format *zeroshot.Format
-	if o.taskType != "" {
-		var err error
-		if format, err = zeroshot.FormatByName(o.taskType); err != nil {
-			return err
+	req := pipeline.ZeroShotRequest{ModelDir: o.model, ProfileFile: o.profile, DBDir: o.db, Tasks: o.tasks, TaskType: o.taskType,
+		Limit: o.limit, Batch: o.batch, MaxLen: o.maxLen, AddBOS: o.addBOS, Warn: cmd.ErrOrStderr()}
+	if isTerminal(os.Stderr) {
+		req.Progress = func(task string) func(done, total int, el time.Duration) {
+			return progressLine(os.Stderr, task, "requests")
 		}
 	}
-	// Read every task file before loading the model, so that a bad file fails fast.
-	tasks := make([]*zeroshot.Task, len(o.tasks))
-	for i, path := range o.tasks {
-		t, err := zeroshot.Open(path, format, o.limit)
-		if err != nil {
-			return err
-		}
-		if format != nil && (o.taskType == "arc_easy" || o.taskType == "arc_challenge") {
-			t.Name = o.taskType
-		}
-		tasks[i] = t
-	}
-	lm, err := loadModel(o.model)
+	results, lm, err := pipeline.ZeroShot(cmd.Context(), req)
 	if err != nil {
 		return err
-	}
-	m := lm.Model
-	if o.profile != "" {
-		if m, err = applyProfileFile(cmd, lm, o.profile, o.db); err != nil {
-			return err
-		}
-	}
-	opt := zeroshot.Options{Batch: o.batch, MaxLen: o.maxLen}
-	// The BOS token: the tokenizer's own prefix, else config.json's bos_token_id, else EOS (lm-eval's
-	// prefix_token_id). It conditions requests with an empty context, and all under --add-bos.
-	if prefix, _ := lm.Tok.SpecialIDs(); len(prefix) > 0 {
-		opt.Empty = prefix
-	} else if ids := m.Config.BOSTokenID; len(ids) > 0 {
-		opt.Empty = ids[:1]
-	} else if ids := m.Config.EOSTokenID; len(ids) > 0 && !o.addBOS {
-		opt.Empty = ids[:1]
-	}
-	if o.addBOS {
-		if len(opt.Empty) == 0 {
-			return fmt.Errorf("--add-bos: %s has no BOS token", lm.Name)
-		}
-		opt.Prefix = opt.Empty
-	}
-	results := make([]zeroshot.Result, 0, len(tasks))
-	for _, t := range tasks {
-		if isTerminal(os.Stderr) {
-			name := t.Name
-			opt.Progress = func(done, total int, el time.Duration) {
-				eta := time.Duration(float64(el) / float64(done) * float64(total-done))
-				fmt.Fprintf(os.Stderr, "\r%s: %d/%d requests, %s elapsed, ETA %s   ", name, done, total, el.Round(time.Second), eta.Round(time.Second))
-				if done == total {
-					fmt.Fprintln(os.Stderr)
-				}
-			}
-		}
-		res, _, err := zeroshot.Evaluate(cmd.Context(), m, lm.Tok, t, opt)
-		if err != nil {
-			return err
-		}
-		results = append(results, res)
 	}
 	w := cmd.OutOrStdout()
 	if o.json {

@@ -42,7 +42,7 @@ The output is written to a temporary path and renamed; an existing output is rep
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.model, "model", "", "Hugging Face model directory (required)")
+	modelFlag(f, &o.model, "Hugging Face model directory (required)")
 	f.StringVar(&o.profile, "profile", "", "compression profile (JSON) to apply (required)")
 	f.StringVar(&o.db, "db", "", "level database for sparse and quant profiles (default: the profile's db.path)")
 	f.StringVar(&o.format, "format", "", "output format: hf or gguf (required)")
@@ -68,19 +68,8 @@ func runExport(cmd *cobra.Command, o exportOptions) error {
 	if err != nil {
 		return err
 	}
-	res, err := export.Run(export.Options{
-		ModelDir:    o.model,
-		Profile:     p,
-		ProfilePath: o.profile,
-		DBDir:       o.db,
-		Format:      o.format,
-		Type:        o.typ,
-		Packed:      o.packed,
-		Out:         o.out,
-		Force:       o.force,
-		ShardBytes:  o.shardMB << 20,
-		Warn:        cmd.ErrOrStderr(),
-	})
+	res, err := export.Run(export.Options{ModelDir: o.model, Profile: p, ProfilePath: o.profile, DBDir: o.db, Format: o.format,
+		Type: o.typ, Packed: o.packed, Out: o.out, Force: o.force, ShardBytes: o.shardMB << 20, Warn: cmd.ErrOrStderr()})
 	if err != nil {
 		return err
 	}

@@ -2,9 +2,10 @@ package main
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -25,53 +26,27 @@ func newInspectCmd() *cobra.Command {
 			switch {
 			case fileExists(filepath.Join(dir, "manifest.json")):
 				return inspectDB(cmd, dir, asJSON)
-			case strings.HasSuffix(dir, ".json") && !isDir(dir):
+			case strings.HasSuffix(dir, ".json") && !fileExists(filepath.Join(dir, "config.json")):
 				return inspectProfile(cmd, dir, asJSON)
 			case !fileExists(filepath.Join(dir, "config.json")):
 				return fmt.Errorf("%s: not a model directory (no config.json), a level database (no manifest.json) or a profile (.json)", dir)
 			}
-			cfg, err := hf.LoadConfig(dir)
+			d, err := hf.Describe(dir)
 			if err != nil {
 				return err
-			}
-			ck, err := hf.OpenCheckpoint(dir)
-			if err != nil {
-				return err
-			}
-			defer ck.Close()
-			params := 0
-			dtypes := map[string]int{}
-			for _, n := range ck.Names() {
-				info, _ := ck.Info(n)
-				params += info.Numel()
-				dtypes[string(info.DType)] += info.Numel()
-			}
-			out := map[string]any{
-				"path": dir, "model_type": cfg.ModelType, "layers": cfg.NumHiddenLayers,
-				"hidden_size": cfg.HiddenSize, "intermediate_size": cfg.IntermediateSize,
-				"heads": cfg.NumAttentionHeads, "kv_heads": cfg.NumKeyValueHeads, "head_dim": cfg.HeadDim,
-				"vocab_size": cfg.VocabSize, "tied_embeddings": cfg.TieWordEmbeddings,
-				"rope_theta": cfg.RopeTheta, "parameters": params, "dtypes": dtypes,
-				"tensors": ck.Len(), "files": ck.Files(), "fingerprint": ck.Fingerprint(),
 			}
 			if asJSON {
-				return printJSON(cmd.OutOrStdout(), out)
+				return printJSON(cmd.OutOrStdout(), d)
 			}
 			w := cmd.OutOrStdout()
 			fmt.Fprintf(w, "%s: %s, %d layers, hidden %d, MLP %d, %d heads (%d kv) of %d, vocab %d, tied %v\n",
-				dir, cfg.ModelType, cfg.NumHiddenLayers, cfg.HiddenSize, cfg.IntermediateSize, cfg.NumAttentionHeads,
-				cfg.NumKeyValueHeads, cfg.HeadDim, cfg.VocabSize, cfg.TieWordEmbeddings)
-			fmt.Fprintf(w, "%d tensors, %.2fM parameters %v in %v\nfingerprint %s\n", ck.Len(), float64(params)/1e6, dtypes, ck.Files(), ck.Fingerprint())
+				dir, d.ModelType, d.Layers, d.HiddenSize, d.IntermediateSize, d.Heads, d.KVHeads, d.HeadDim, d.VocabSize, d.TiedEmbeddings)
+			fmt.Fprintf(w, "%d tensors, %.2fM parameters %v in %v\nfingerprint %s\n", d.Tensors, float64(d.Parameters)/1e6, d.DTypes, d.Files, d.Fingerprint)
 			return nil
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object")
 	return cmd
-}
-
-func isDir(p string) bool {
-	st, err := os.Stat(p)
-	return err == nil && st.IsDir()
 }
 
 func inspectDB(cmd *cobra.Command, dir string, asJSON bool) error {
@@ -126,13 +101,13 @@ func inspectProfile(cmd *cobra.Command, path string, asJSON bool) error {
 	for _, l := range p.Levels {
 		counts[l]++
 	}
-	keys := make([]int, 0, len(counts))
-	for k := range counts {
-		keys = append(keys, k)
-	}
-	sort.Ints(keys)
-	for _, k := range keys {
+	for _, k := range slices.Sorted(maps.Keys(counts)) {
 		fmt.Fprintf(w, "  level %d: %d units\n", k, counts[k])
 	}
 	return nil
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
 }

@@ -3,14 +3,11 @@ package main
 import (
 	"fmt"
 	"os"
-	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/evopress/evopress/assets"
 	"github.com/evopress/evopress/data"
-	"github.com/evopress/evopress/eval"
-	"github.com/evopress/evopress/fitness"
+	"github.com/evopress/evopress/pipeline"
 )
 
 type pplOptions struct {
@@ -36,14 +33,12 @@ Without --model and --data it uses the embedded model and the embedded held-out 
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.model, "model", "", "Hugging Face model directory (default: the embedded llama-pd-11m)")
+	profileFlags(f, &o.model, &o.profile, &o.db)
 	f.StringVar(&o.data, "data", "", "UTF-8 text file to evaluate (default: the embedded held-out text)")
 	f.StringVar(&o.format, "format", "raw", "text format: raw or wikitext")
 	f.IntVar(&o.seqLen, "seq-len", 256, "tokens per sequence")
 	f.IntVar(&o.maxSeqs, "max-seqs", 0, "evaluate only the first N sequences (0: all)")
 	f.IntVar(&o.batch, "batch", 32, "sequences per forward batch")
-	f.StringVar(&o.profile, "profile", "", "compression profile (JSON) to apply before evaluating")
-	f.StringVar(&o.db, "db", "", "level database for sparse and quant profiles")
 	f.BoolVar(&o.json, "json", false, "print one JSON object")
 	f.BoolVar(&o.kl, "kl", false, "also report the mean KL(dense ‖ compressed) per predicted token (runs the dense model too)")
 	return cmd
@@ -54,65 +49,28 @@ func runPPL(cmd *cobra.Command, o pplOptions) error {
 	if err != nil {
 		return err
 	}
-	lm, err := loadModel(o.model)
-	if err != nil {
-		return err
+	req := pipeline.PPLRequest{ModelDir: o.model, DataFile: o.data, Format: format, SeqLen: o.seqLen, MaxSeqs: o.maxSeqs,
+		Batch: o.batch, ProfileFile: o.profile, DBDir: o.db, KL: o.kl, Warn: cmd.ErrOrStderr()}
+	if o.seqLen < 2 {
+		return fmt.Errorf("--seq-len %d: must be at least 2", o.seqLen)
 	}
-	m := lm.Model
-	if o.profile != "" {
-		if m, err = applyProfileFile(cmd, lm, o.profile, o.db); err != nil {
-			return err
-		}
+	if o.batch < 1 {
+		return fmt.Errorf("--batch %d: must be ≥ 1", o.batch)
 	}
-	text, source, err := readText(o.data, assets.EvalText, format)
-	if err != nil {
-		return err
-	}
-	ids := lm.Tok.Encode(text, false)
-	chunks, err := data.Chunks(ids, o.seqLen, o.maxSeqs)
-	if err != nil {
-		return err
-	}
-	if len(chunks) == 0 {
-		return fmt.Errorf("%s: %d tokens, fewer than one sequence of %d", source, len(ids), o.seqLen)
-	}
-	var progress eval.Progress
 	if isTerminal(os.Stderr) {
-		progress = func(done, total int, el time.Duration) {
-			eta := time.Duration(float64(el) / float64(done) * float64(total-done))
-			fmt.Fprintf(os.Stderr, "\rppl: %d/%d sequences, %s elapsed, ETA %s   ", done, total, el.Round(time.Second), eta.Round(time.Second))
-			if done == total {
-				fmt.Fprintln(os.Stderr)
-			}
-		}
+		req.Progress = progressLine(os.Stderr, "ppl", "sequences")
 	}
-	res, err := eval.Perplexity(cmd.Context(), m, chunks, o.batch, progress)
+	out, err := pipeline.Perplexity(cmd.Context(), req)
 	if err != nil {
 		return err
 	}
-	res.TotalTokens = len(ids)
-	if o.kl {
-		teacher, err := fitness.NewTeacher(lm.Model, chunks, fitness.Options{Batch: o.batch})
-		if err != nil {
-			return err
-		}
-		idx := make([]int, len(chunks))
-		for i := range idx {
-			idx[i] = i
-		}
-		kl, _, err := teacher.Measure(m, idx)
-		if err != nil {
-			return err
-		}
-		kl = max(kl, 0) // the dense model's KL to itself is 0 up to the cache's float16 rounding
-		res.KL = &kl
-	}
+	res := out.PPLResult
 	if o.json {
 		return printJSON(cmd.OutOrStdout(), res)
 	}
 	w := cmd.OutOrStdout()
-	fmt.Fprintf(w, "model      %s\n", lm.Name)
-	fmt.Fprintf(w, "data       %s (%s), %d tokens\n", source, format, len(ids))
+	fmt.Fprintf(w, "model      %s\n", out.Model.Name)
+	fmt.Fprintf(w, "data       %s (%s), %d tokens\n", out.Source, format, res.TotalTokens)
 	fmt.Fprintf(w, "sequences  %d × %d tokens, %d predicted\n", res.Seqs, res.SeqLen, res.Tokens)
 	fmt.Fprintf(w, "perplexity %.4f (mean NLL %.6f)\n", res.PPL, res.NLL)
 	if res.KL != nil {

@@ -6,9 +6,12 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/evopress/evopress/profile"
 )
 
 const sharedDir = "../../../shared"
@@ -151,6 +154,67 @@ func TestDemoQuick(t *testing.T) {
 	for _, f := range []string{"drop-evopress.json", "sparse-evopress.json", "quant-evopress.json"} {
 		if _, err := run(t, "ppl", "--profile", filepath.Join(dir, f), "--max-seqs", "1"); err != nil {
 			t.Errorf("%s: %v", f, err)
+		}
+	}
+	// The demo's run folders and profiles are what `evopress search` and `evopress baseline`
+	// write for the same settings: re-run the commands the demo's profiles record.
+	again := t.TempDir()
+	for _, name := range []string{"drop-evopress", "quant-evopress", "drop-shortgpt", "sparse-uniform"} {
+		demoProfile := filepath.Join(dir, name+".json")
+		p, err := profile.Read(demoProfile, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		args := strings.Fields(string(p.Search.Command))
+		if len(args) < 3 || args[0] != "evopress" || args[len(args)-2] != "--out" || args[len(args)-1] != demoProfile {
+			t.Fatalf("%s records the command %q, want evopress … --out %s", name, p.Search.Command, demoProfile)
+		}
+		rerun := filepath.Join(again, name+".json")
+		args[len(args)-1] = rerun
+		if _, err := run(t, args[1:]...); err != nil {
+			t.Fatalf("%s: %v", p.Search.Command, err)
+		}
+		q, err := profile.Read(rerun, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(p.Levels, q.Levels) || !reflect.DeepEqual(p.Values, q.Values) || !reflect.DeepEqual(p.Fitness, q.Fitness) {
+			t.Errorf("%s: the demo's profile differs from its command's", name)
+		}
+		if !strings.HasSuffix(name, "-evopress") {
+			continue
+		}
+		if p.Search.Generations != q.Search.Generations || p.Search.Evaluations != q.Search.Evaluations || p.Search.Tokens != q.Search.Tokens {
+			t.Errorf("%s: demo ran %d generations, %d evaluations, %d tokens; the command %d, %d, %d", name,
+				p.Search.Generations, p.Search.Evaluations, p.Search.Tokens, q.Search.Generations, q.Search.Evaluations, q.Search.Tokens)
+		}
+		for _, f := range []string{"checkpoint.json", "log.jsonl", "result.json", "report.md", "report.html"} {
+			if _, err := os.Stat(filepath.Join(dir, name+".run", f)); err != nil {
+				t.Errorf("demo run folder: %v", err)
+			}
+			if _, err := os.Stat(filepath.Join(again, name+".run", f)); err != nil {
+				t.Errorf("search run folder: %v", err)
+			}
+		}
+		var demoGens, cmdGens []string
+		for _, pair := range []struct {
+			path string
+			best *[]string
+		}{{filepath.Join(dir, name+".run", "log.jsonl"), &demoGens}, {filepath.Join(again, name+".run", "log.jsonl"), &cmdGens}} {
+			b, err := os.ReadFile(pair.path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+				var rec struct{ Best json.RawMessage }
+				if err := json.Unmarshal([]byte(line), &rec); err != nil {
+					t.Fatalf("%s: %v", pair.path, err)
+				}
+				*pair.best = append(*pair.best, string(rec.Best))
+			}
+		}
+		if !reflect.DeepEqual(demoGens, cmdGens) || len(demoGens) == 0 {
+			t.Errorf("%s: best fitness by generation: demo %v, command %v", name, demoGens, cmdGens)
 		}
 	}
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"fmt"
 	"io"
 	"os"
 
@@ -35,6 +34,7 @@ mistral and qwen2 families. Without --model, commands use the embedded default m
 		newInspectCmd(),
 		newEvalCmd(),
 	)
+	wrapErrors(root)
 	return root
 }
 
@@ -45,13 +45,13 @@ func printJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
-// isTerminal reports whether f is a character device (a terminal), for progress lines.
-func isTerminal(f *os.File) bool {
+// isTerminal reports whether w is a character device (a terminal), for progress lines
+// rewritten in place.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
 	st, err := f.Stat()
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
-}
-
-// errNotImplemented is the clear error of a command that a later version provides.
-func errNotImplemented(what, issue string) error {
-	return fmt.Errorf("%s is not implemented yet (tracked in issue %s)", what, issue)
 }

@@ -1,35 +1,23 @@
 package main
 
 import (
-	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
 
-	"github.com/evopress/evopress/assets"
-	"github.com/evopress/evopress/cluster"
-	"github.com/evopress/evopress/data"
-	"github.com/evopress/evopress/db"
-	"github.com/evopress/evopress/fitness"
-	"github.com/evopress/evopress/internal/atomicfile"
-	"github.com/evopress/evopress/internal/kernels"
+	"github.com/evopress/evopress/arch"
+	"github.com/evopress/evopress/pipeline"
 	"github.com/evopress/evopress/profile"
 	"github.com/evopress/evopress/search"
-	"github.com/evopress/evopress/search/drop"
 )
 
-// searchFlags are the flags every search mode shares (design note's CLI contract).
+// searchFlags are the flags of `evopress search drop|sparse|quant` (docs/design.md, "CLI").
 type searchFlags struct {
-	model, calib           string
-	seqLen, calibTokens    int
+	data                   dataFlags
 	generations, offspring int
 	initTokens             int
 	stages, preset         string
@@ -37,22 +25,16 @@ type searchFlags struct {
 	runDir, out            string
 	resume                 bool
 	fitness                string
-	klTopK                 int
-	cacheMB, subBatch      int
+	klTopK, subBatch       int
 	logJSON, json, noReuse bool
-	target                 float64
-	wholeBlocks            bool
-	keep                   []string
+	mode                   pipeline.ModeSpec
 	nats                   natsFlags
 }
 
-func (f *searchFlags) register(cmd *cobra.Command) {
+func (f *searchFlags) register(cmd *cobra.Command, dbKind string) {
 	fl := cmd.Flags()
-	fl.StringVar(&f.model, "model", "", "Hugging Face model directory (default: the embedded llama-pd-11m)")
-	fl.StringVar(&f.calib, "calib", "", "calibration text file (default: the embedded calibration text)")
-	fl.Float64Var(&f.target, "target", 0, "budget: dropped fraction (drop), mean sparsity (sparse) or mean bits (quant)")
-	fl.IntVar(&f.seqLen, "seq-len", 256, "tokens per calibration sequence")
-	fl.IntVar(&f.calibTokens, "calib-tokens", 131072, "calibration pool: the first N tokens' chunks (0: the whole file)")
+	f.data.register(fl, dbKind)
+	fl.Float64Var(&f.mode.Target, "target", 0, "budget: dropped fraction (drop), mean sparsity (sparse) or mean bits (quant)")
 	fl.IntVar(&f.generations, "generations", 0, "generations (default: the mode's)")
 	fl.IntVar(&f.offspring, "offspring", 0, "offspring per generation, λ (default: the mode's)")
 	fl.IntVar(&f.initTokens, "init-tokens", 0, "tokens to score the initial candidates on (default 2048)")
@@ -64,8 +46,7 @@ func (f *searchFlags) register(cmd *cobra.Command) {
 	fl.BoolVar(&f.resume, "resume", false, "continue from the run folder's checkpoint (starts fresh when there is none)")
 	fl.StringVar(&f.fitness, "fitness", "kl", "fitness: kl (to the dense model) or ppl")
 	fl.IntVar(&f.klTopK, "kl-topk", 0, "restrict KL to the dense model's top-k tokens (0: full distributions)")
-	fl.IntVar(&f.cacheMB, "cache-mb", 2048, "memory for cached dense distributions (MiB)")
-	fl.IntVar(&f.subBatch, "sub-batch", 16, "calibration sequences per forward; with several workers, batches are split into these (fitness sums in float64 follow this grouping)")
+	fl.IntVar(&f.subBatch, "sub-batch", pipeline.DefaultSubBatch, "calibration sequences per forward; with several workers, batches are split into these (fitness sums in float64 follow this grouping)")
 	fl.BoolVar(&f.logJSON, "log-json", false, "progress as JSON lines on stderr instead of a progress line")
 	fl.BoolVar(&f.noReuse, "no-prefix-reuse", false, "recompute every candidate from the first block (slower; same result)")
 	fl.BoolVar(&f.json, "json", false, "print the result as one JSON object")
@@ -73,18 +54,15 @@ func (f *searchFlags) register(cmd *cobra.Command) {
 }
 
 func (f *searchFlags) overrides(cmd *cobra.Command) (search.Overrides, error) {
-	var o search.Overrides
-	fl := cmd.Flags()
-	if fl.Changed("generations") {
-		o.Generations = &f.generations
+	set := func(name string, p *int) *int {
+		if cmd.Flags().Changed(name) {
+			return p
+		}
+		return nil
 	}
-	if fl.Changed("offspring") {
-		o.Offspring = &f.offspring
-	}
-	if fl.Changed("init-tokens") {
-		o.InitTokens = &f.initTokens
-	}
-	if fl.Changed("stages") {
+	o := search.Overrides{Generations: set("generations", &f.generations), Offspring: set("offspring", &f.offspring),
+		InitTokens: set("init-tokens", &f.initTokens)}
+	if cmd.Flags().Changed("stages") {
 		st, err := search.ParseStages(f.stages)
 		if err != nil {
 			return o, fmt.Errorf("--stages: %w", err)
@@ -105,203 +83,106 @@ server (--workers N for more); --nats-listen HOST:PORT lets evopress worker proc
 join, --nats URL uses a NATS server of your own. The same seed gives the same profile with any
 number of workers, and workers that die mid-search have their candidates re-sent (docs/cluster.md).`,
 	}
-	var f searchFlags
-	dropCmd := &cobra.Command{
-		Use:   "drop",
-		Short: "Depth pruning: which attention and MLP sub-blocks to drop",
-		Long: `search drop removes exactly k = floor(target·n) attention sub-blocks and k MLP sub-blocks
+	drop := newSearchModeCmd(profile.ModeDrop, "drop", "Depth pruning: which attention and MLP sub-blocks to drop",
+		`search drop removes exactly k = floor(target·n) attention sub-blocks and k MLP sub-blocks
 (or k whole blocks with --whole-blocks) of an n-block model, choosing which by (1+λ) evolution with
 multi-step selection, scoring candidates by KL divergence to the dense model on calibration text.
-Defaults follow the EvoPress reference: λ = 32, stages 2:2048,1:32768, floor(k(n−k)/1.5) generations.`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runSearch(cmd, &f, func(lm *loaded) (search.Mode, *db.DB, error) {
-				mode, err := drop.New(len(lm.Model.Blocks), f.target, drop.Options{WholeBlocks: f.wholeBlocks, Keep: f.keep})
-				return mode, nil, err
-			})
-		},
-	}
-	f.register(dropCmd)
-	dropCmd.Flags().BoolVar(&f.wholeBlocks, "whole-blocks", false, "drop whole blocks (attention and MLP together)")
-	dropCmd.Flags().StringSliceVar(&f.keep, "keep", nil, "units (or blocks, model.layers.N) that may not be dropped")
-	cmd.AddCommand(dropCmd, newSearchSparseCmd(), newSearchQuantCmd())
+Defaults follow the EvoPress reference: λ = 32, stages 2:2048,1:32768, floor(k(n−k)/1.5) generations.`)
+	sparse := newSearchModeCmd(profile.ModeSparse, "sparse", "Per-layer unstructured sparsity levels from a sparse level database",
+		`search sparse assigns every linear layer a sparsity level of the database (built with
+evopress db build sparse for one target s) so that the total number of non-zeros stays exactly that
+of uniform sparsity s. Defaults follow the EvoPress reference: λ = 64, stages 8:2048,2:16384,1:65536,
+400 generations; --preset fast for λ = 16, stages 4:512,1:8192.`)
+	quant := newSearchModeCmd(profile.ModeQuant, "quant", "Per-layer bit-widths from a quantization level database",
+		`search quant assigns every linear layer a bit-width of the database (built with evopress db build
+quant) so that Σ numel·bits ≤ target·Σ numel (codes only; the profile's values report the real bits
+per weight including scale/zero overhead). Fractional targets (2.25, 2.5, 3.5) start from the best of
+several random profiles. Defaults follow the EvoPress reference: λ = 128, stages
+16:2048,4:16384,1:131072, 150 generations; --preset fast for λ = 16, stages 4:512,1:8192.`)
+	cmd.AddCommand(drop, sparse, quant)
 	return cmd
 }
 
-// searchSetup makes a mode for a loaded model, with the level database it draws on (nil for
-// drop).
-type searchSetup func(lm *loaded) (search.Mode, *db.DB, error)
-
-// annotator fills a mode's extra profile fields (db, values) for a final profile.
-type annotator interface {
-	annotate(p *profile.Profile, levels search.Profile) error
+func newSearchModeCmd(kind, use, short, long string) *cobra.Command {
+	var f searchFlags
+	f.mode.Kind = kind
+	cmd := &cobra.Command{Use: use, Short: short, Long: long, Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runSearch(cmd, &f) }}
+	dbKind := kind
+	if kind == profile.ModeDrop {
+		dbKind = ""
+	}
+	f.register(cmd, dbKind)
+	fl := cmd.Flags()
+	switch kind {
+	case profile.ModeDrop:
+		fl.BoolVar(&f.mode.WholeBlocks, "whole-blocks", false, "drop whole blocks (attention and MLP together)")
+		fl.StringSliceVar(&f.mode.Keep, "keep", nil, "units (or blocks, model.layers.N) that may not be dropped")
+	case profile.ModeSparse:
+		fl.StringVar(&f.mode.GroupBy, "group-by", "", "which layers may trade levels: none (default: every layer shares one weights-diff), size or kind")
+	case profile.ModeQuant:
+		fl.StringVar(&f.mode.GroupBy, "group-by", "", "which layers may trade bits: size (default), kind or none")
+	}
+	return cmd
 }
 
-// runSearch is the search pipeline every mode shares: load, calibrate, run the engine with
-// checkpoints, write the profile.
-func runSearch(cmd *cobra.Command, f *searchFlags, setup searchSetup) error {
-	if f.out == "" {
-		return fmt.Errorf("--out is required (the profile file to write)")
-	}
-	kind, err := fitness.ParseKind(f.fitness)
-	if err != nil {
+// runSearch turns the flags into a pipeline.SearchRequest, runs it and prints the outcome.
+func runSearch(cmd *cobra.Command, f *searchFlags) error {
+	if err := checkDataFlags(&f.data); err != nil {
 		return err
-	}
-	if f.subBatch < 1 {
-		return fmt.Errorf("--sub-batch %d: must be ≥ 1", f.subBatch)
 	}
 	ov, err := f.overrides(cmd)
 	if err != nil {
 		return err
 	}
-	lm, err := loadModel(f.model)
-	if err != nil {
-		return err
+	if f.mode.Kind == profile.ModeSparse && cmd.Flags().Changed("target") && f.mode.Target == 0 {
+		return fmt.Errorf("--target 0: a sparse search needs the database's target sparsity in (0, 1)")
 	}
-	mode, levelDB, err := setup(lm)
-	if err != nil {
-		return err
-	}
-	settings, err := search.ResolveSettings(f.preset, mode.Defaults(), ov)
-	if err != nil {
-		return err
-	}
-	text, calibSource, err := readText(f.calib, assets.CalibText, data.Raw)
-	if err != nil {
-		return err
-	}
-	pool, err := data.CalibrationPool(lm.Tok.Encode(text, false), f.seqLen, f.calibTokens)
-	if err != nil {
-		return fmt.Errorf("%s: %w", calibSource, err)
-	}
-	cfg := search.NewConfig(settings, f.seed, f.seqLen, len(pool))
-	teacher, err := fitness.NewTeacher(lm.Model, pool, fitness.Options{TopK: f.klTopK, CacheBytes: int64(f.cacheMB) << 20})
-	if err != nil {
-		return err
-	}
-	resources := newWorkerResources(lm, text, calibSource, levelDB, f.cacheMB)
-	job := cluster.Job{Mode: mode.Name(), Units: mode.Units(), Model: lm.Name, ModelFingerprint: lm.Fingerprint,
-		CalibSHA256: resources.sha, SeqLen: f.seqLen, CalibTokens: f.calibTokens, PoolChunks: len(pool),
-		Fitness: string(kind), TopK: f.klTopK, PrefixReuse: !f.noReuse, SubBatch: f.subBatch, Kernels: kernels.Implementation()}
-	if levelDB != nil {
-		job.DBFingerprint = levelDB.Fingerprint()
-	}
-	resources.seedTeacher(&job, teacher)
-
-	runDir := f.runDir
-	if runDir == "" {
-		runDir = strings.TrimSuffix(f.out, ".json") + ".run"
-	}
-	if err := os.MkdirAll(runDir, 0o755); err != nil {
-		return err
-	}
-	ckPath := filepath.Join(runDir, "checkpoint.json")
 	stderr := cmd.ErrOrStderr()
-	opts := []search.Option{search.WithCheckpointer(&search.FileCheckpointer{Path: ckPath})}
-	if f.resume {
-		st, err := search.LoadCheckpoint(ckPath)
-		switch {
-		case err == nil:
-			fmt.Fprintf(stderr, "resuming %s from generation %d\n", ckPath, st.Generation)
-			opts = append(opts, search.WithResume(st))
-		case errors.Is(err, os.ErrNotExist):
-			fmt.Fprintf(stderr, "no checkpoint at %s: starting fresh\n", ckPath)
-		default:
-			return err
-		}
-	}
-	logFile, err := os.OpenFile(filepath.Join(runDir, "log.jsonl"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	co, err := f.nats.cluster(cmd, stderr, f.logJSON)
 	if err != nil {
 		return err
 	}
-	defer logFile.Close()
-	fileLog := search.NewJSONLogger(logFile)
-	var screen search.Observer
+	req := pipeline.SearchRequest{Data: f.data.data(), Mode: f.mode, Preset: f.preset, Settings: ov, Seed: f.seed,
+		Fitness: f.fitness, KLTopK: f.klTopK, SubBatch: f.subBatch, NoPrefixReuse: f.noReuse,
+		Out: f.out, RunDir: f.runDir, Resume: f.resume, Cluster: co, Command: commandLine(cmd), Log: stderr}
+	if cmd.Flags().Changed("sub-batch") && f.subBatch < 1 {
+		return fmt.Errorf("--sub-batch %d: must be ≥ 1", f.subBatch)
+	}
 	if f.logJSON {
-		screen = search.NewJSONLogger(stderr).Observe
+		req.Observer = search.NewJSONLogger(stderr).Observe
 	} else {
 		pp := search.NewProgressPrinter(stderr)
-		if file, ok := stderr.(*os.File); !ok || !isTerminal(file) {
-			pp.Terminal = false
-		}
+		pp.Terminal = isTerminal(stderr)
 		defer pp.Finish()
-		screen = pp.Observe
+		req.Observer = pp.Observe
 	}
-	opts = append(opts, search.WithObserver(func(p search.Progress) {
-		fileLog.Observe(p)
-		screen(p)
-	}))
-	logLevel := slog.LevelWarn // a search on this machine only: nothing to say unless it goes wrong
-	if f.nats.url != "" || f.nats.listen != "" {
-		logLevel = slog.LevelInfo
-	}
-	ec, err := startCluster(cmd.Context(), cmd, &f.nats, job, resources, clusterLogger(stderr, f.logJSON, logLevel))
+	out, err := pipeline.RunSearch(cmd.Context(), req)
 	if err != nil {
 		return err
 	}
-	defer ec.Close()
-	ev := ec.co
-	opts = append(opts, search.WithWorkerStatus(ev.Workers))
-	fmt.Fprintf(stderr, "search %s on %s: %d units, λ=%d, stages %s, %d generations, seed %d, pool %d×%d tokens from %s\n",
-		mode.Name(), lm.Name, len(mode.Units()), cfg.Offspring, search.FormatStages(cfg.Stages), cfg.Generations, cfg.Seed, len(pool), f.seqLen, calibSource)
-
-	start := time.Now()
-	res, err := search.Run(cmd.Context(), cfg, mode, ev, opts...)
-	if err != nil {
-		if errors.Is(err, cmd.Context().Err()) {
-			fmt.Fprintf(stderr, "interrupted: resume with the same command and --resume (checkpoint %s)\n", ckPath)
-		}
-		return err
-	}
-	cst := ev.Stats()
-	run, full := cst.BlocksRun, cst.BlocksFull
-	p := profile.New(mode.Name())
-	p.Target = f.target
-	p.Model = &profile.Ref{Path: lm.Name, Fingerprint: lm.Fingerprint}
-	for i, u := range res.Units {
-		p.Levels[u] = res.Profile[i]
-	}
-	if fv := res.Fitness; fv == fv {
-		p.Fitness = &fv
-	}
-	p.Method = "evopress"
-	p.Search = map[string]any{
-		"seed": cfg.Seed, "generations": res.Generations, "offspring": cfg.Offspring,
-		"stages": search.FormatStages(cfg.Stages), "init_tokens": cfg.InitTokens, "seq_len": f.seqLen,
-		"calib": calibSource, "calib_chunks": len(pool), "fitness": string(kind), "kl_topk": f.klTopK,
-		"evaluations": res.Evaluations, "tokens": res.Tokens, "elapsed_s": res.Elapsed.Seconds(),
-		"this_run_s": time.Since(start).Seconds(), "blocks_computed": run, "blocks_full_forward": full,
-		"command": commandLine(cmd), "workers": len(ev.Workers()), "resent_tasks": cst.Resent, "sub_batch": f.subBatch, "range_tasks": cst.RangeTasks,
-	}
-	if an, ok := mode.(annotator); ok {
-		if err := an.annotate(p, res.Profile); err != nil {
-			return err
-		}
-	}
-	if err := p.Write(f.out); err != nil {
-		return err
-	}
-	resJSON, err := json.MarshalIndent(res, "", "  ")
-	if err != nil {
-		return err
-	}
-	if err := atomicfile.WriteFile(filepath.Join(runDir, "result.json"), resJSON, 0o644); err != nil {
-		return err
-	}
-	if err := writeSearchReport(stderr, runDir, f.out); err != nil {
-		return err
-	}
+	printReportFiles(stderr, out.Report)
 	if f.json {
-		return printJSON(cmd.OutOrStdout(), p)
+		return printJSON(cmd.OutOrStdout(), out.Profile)
 	}
-	printSearchSummary(cmd.OutOrStdout(), p, res, run, full, f.out)
+	printSearchSummary(cmd.OutOrStdout(), out)
 	return nil
 }
 
-func printSearchSummary(w io.Writer, p *profile.Profile, res *search.Result, run, full int64, out string) {
+// checkDataFlags refuses a sequence length the pipeline would take for its default (0); the
+// pipeline checks the rest.
+func checkDataFlags(f *dataFlags) error {
+	if f.seqLen < 2 {
+		return fmt.Errorf("--seq-len %d: must be at least 2", f.seqLen)
+	}
+	return nil
+}
+
+func printSearchSummary(w io.Writer, out *pipeline.SearchOutcome) {
+	p, res := out.Profile, out.Result
 	fmt.Fprintf(w, "%s search: %d generations, %d evaluations, %d tokens scored in %s\n",
 		p.Mode, res.Generations, res.Evaluations, res.Tokens, res.Elapsed.Round(time.Second))
-	if full > 0 {
+	if run, full := out.Cluster.BlocksRun, out.Cluster.BlocksFull; full > 0 {
 		fmt.Fprintf(w, "prefix reuse: %d of %d block forwards computed (%.0f%% saved)\n", run, full, 100*(1-float64(run)/float64(full)))
 	}
 	if p.Fitness != nil {
@@ -311,33 +192,19 @@ func printSearchSummary(w io.Writer, p *profile.Profile, res *search.Result, run
 		var dropped []string
 		for _, u := range p.Units() {
 			if p.Levels[u] == 1 {
-				dropped = append(dropped, strings.TrimPrefix(u, "model.layers."))
+				dropped = append(dropped, strings.TrimPrefix(u, arch.LayersPrefix))
 			}
 		}
 		fmt.Fprintf(w, "dropped: %s\n", strings.Join(dropped, " "))
 	}
-	fmt.Fprintf(w, "profile written to %s\n", out)
+	fmt.Fprintf(w, "profile written to %s\n", out.Out)
 }
 
-// commandLine reconstructs the command as typed: its path and the flags that were set.
-func commandLine(cmd *cobra.Command) string {
-	parts := []string{cmd.CommandPath()}
-	cmd.Flags().Visit(func(fl *pflag.Flag) {
-		v := fl.Value.String()
-		if sv, ok := fl.Value.(pflag.SliceValue); ok {
-			v = strings.Join(sv.GetSlice(), ",")
-		}
-		if fl.Value.Type() == "bool" {
-			parts = append(parts, "--"+fl.Name)
-			if v != "true" {
-				parts[len(parts)-1] += "=" + v
-			}
-			return
-		}
-		if v == "" || strings.ContainsAny(v, " \t'\"$") {
-			v = "'" + strings.ReplaceAll(v, "'", `'\''`) + "'"
-		}
-		parts = append(parts, "--"+fl.Name, v)
-	})
-	return strings.Join(parts, " ")
+// clusterLogger logs cluster events on w: JSON lines with --log-json, else text.
+func clusterLogger(w io.Writer, jsonLines bool, level slog.Level) *slog.Logger {
+	o := &slog.HandlerOptions{Level: level}
+	if jsonLines {
+		return slog.New(slog.NewJSONHandler(w, o))
+	}
+	return slog.New(slog.NewTextHandler(w, o))
 }

@@ -2,8 +2,8 @@
 // units, its attention sub-block and its MLP sub-block, and a level of 1 drops the unit (it adds
 // nothing to the residual stream) while 0 keeps it.
 //
-// Unit order: block by block, attention first — unit 2·b is "model.layers.b.self_attn" and unit
-// 2·b+1 is "model.layers.b.mlp".
+// Unit order: block by block, attention first — unit 2·b is block b's attention sub-block
+// (model.layers.b.self_attn, see package arch) and unit 2·b+1 its MLP (model.layers.b.mlp).
 //
 // The budget drops exactly k attention units and exactly k MLP units, placed independently
 // (with WholeBlocks, the two units of a block are tied and exactly k whole blocks are dropped).
@@ -16,9 +16,9 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
-	"strconv"
 	"strings"
 
+	"github.com/evopress/evopress/arch"
 	"github.com/evopress/evopress/search"
 )
 
@@ -31,8 +31,8 @@ type Options struct {
 	// WholeBlocks ties the attention and MLP units of each block: both carry the same level,
 	// and a switch swaps a kept block with a dropped one.
 	WholeBlocks bool
-	// Keep names units that may never be dropped: unit names ("model.layers.0.self_attn",
-	// "model.layers.0.mlp") or block names ("model.layers.0", both of its units).
+	// Keep names units that may never be dropped: sub-block unit names (model.layers.0.self_attn,
+	// model.layers.0.mlp) or block names (model.layers.0, both of its units); see arch.ParseUnit.
 	Keep []string
 }
 
@@ -54,8 +54,7 @@ func UnitNames(nBlocks int) []string {
 	}
 	u := make([]string, 0, 2*nBlocks)
 	for b := range nBlocks {
-		s := "model.layers." + strconv.Itoa(b)
-		u = append(u, s+".self_attn", s+".mlp")
+		u = append(u, arch.SubUnit(b, arch.Attention).String(), arch.SubUnit(b, arch.MLP).String())
 	}
 	return u
 }
@@ -96,19 +95,22 @@ func NewK(nBlocks, k int, opts Options) (*Mode, error) {
 		return nil, fmt.Errorf("drop: k = %d dropped of %d blocks, want 1 ≤ k ≤ %d", k, nBlocks, nBlocks-1)
 	}
 	m := &Mode{n: nBlocks, k: k, whole: opts.WholeBlocks, units: UnitNames(nBlocks), keep: make([]bool, 2*nBlocks)}
-	index := make(map[string]int, 2*nBlocks)
-	for i, u := range m.units {
-		index[u] = i
-	}
 	for _, name := range opts.Keep {
 		name = strings.TrimSpace(name)
-		if i, ok := index[name]; ok {
-			m.keep[i] = true
-			continue
-		}
-		if b, ok := blockIndex(name, nBlocks); ok {
-			m.keep[2*b], m.keep[2*b+1] = true, true
-			continue
+		if u, err := arch.ParseUnit(name); err == nil && u.Block() < nBlocks {
+			b := u.Block()
+			switch u.Level() {
+			case arch.BlockLevel:
+				m.keep[2*b], m.keep[2*b+1] = true, true
+				continue
+			case arch.SubBlockLevel:
+				if s, _ := u.Sub(); s == arch.Attention {
+					m.keep[2*b] = true
+				} else {
+					m.keep[2*b+1] = true
+				}
+				continue
+			}
 		}
 		return nil, fmt.Errorf("drop: keep: unknown unit %q (want model.layers.N.self_attn, model.layers.N.mlp or model.layers.N with N < %d)", name, nBlocks)
 	}
@@ -146,24 +148,6 @@ func NewK(nBlocks, k int, opts Options) (*Mode, error) {
 		return nil, fmt.Errorf("drop: keep leaves exactly k = %d droppable units of each kind: every unit is fixed, nothing to search", k)
 	}
 	return m, nil
-}
-
-// blockIndex parses "model.layers.N".
-func blockIndex(name string, n int) (int, bool) {
-	s, ok := strings.CutPrefix(name, "model.layers.")
-	if !ok || s == "" {
-		return 0, false
-	}
-	for _, c := range s {
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-	}
-	b, err := strconv.Atoi(s)
-	if err != nil || b >= n || strconv.Itoa(b) != s {
-		return 0, false
-	}
-	return b, true
 }
 
 // Name returns "drop".

@@ -1,0 +1,135 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/evopress/evopress/candidate"
+	"github.com/evopress/evopress/pipeline"
+)
+
+// dataFlags are the flags naming a command's model, calibration text and level database.
+type dataFlags struct {
+	model, calib, db    string
+	seqLen, calibTokens int
+	cacheMB, dbCacheMB  int
+}
+
+// modelFlag declares --model.
+func modelFlag(fl *pflag.FlagSet, p *string, help string) {
+	if help == "" {
+		help = "Hugging Face model directory (default: the embedded llama-pd-11m)"
+	}
+	fl.StringVar(p, "model", "", help)
+}
+
+// profileFlags declares --model, --profile and --db: a model, optionally compressed by a profile.
+func profileFlags(fl *pflag.FlagSet, model, prof, db *string) {
+	modelFlag(fl, model, "")
+	fl.StringVar(prof, "profile", "", "compression profile (JSON) to apply before evaluating")
+	fl.StringVar(db, "db", "", "level database for sparse and quant profiles (default: the profile's db.path)")
+}
+
+// register declares --model, --calib, --seq-len, --calib-tokens and --cache-mb, and with a
+// database kind ("sparse", "quant") --db and --db-cache-mb.
+func (f *dataFlags) register(fl *pflag.FlagSet, dbKind string) {
+	modelFlag(fl, &f.model, "")
+	fl.StringVar(&f.calib, "calib", "", "calibration text file (default: the embedded calibration text)")
+	fl.IntVar(&f.seqLen, "seq-len", pipeline.DefaultSeqLen, "tokens per calibration sequence")
+	fl.IntVar(&f.calibTokens, "calib-tokens", pipeline.DefaultCalibTokens, "calibration pool: the first N tokens' chunks (0: the whole file)")
+	fl.IntVar(&f.cacheMB, "cache-mb", pipeline.DefaultCacheMB, "memory for cached dense distributions (MiB)")
+	if dbKind != "" {
+		fl.StringVar(&f.db, "db", "", dbKind+" level database (evopress db build "+dbKind+")")
+		fl.IntVar(&f.dbCacheMB, "db-cache-mb", pipeline.DefaultDBCacheMB, "memory for decoded database levels (MiB)")
+	}
+}
+
+func (f *dataFlags) data() pipeline.Data {
+	return pipeline.Data{ModelDir: f.model, CalibFile: f.calib, SeqLen: f.seqLen, CalibTokens: f.calibTokens,
+		DBDir: f.db, CacheMB: f.cacheMB, DBCacheMB: f.dbCacheMB}
+}
+
+// flagOf maps the pipeline's request fields to this command line's flags.
+var flagOf = map[string]string{
+	"Out": "--out", "RunDir": "--run-dir", "SeqLen": "--seq-len", "CalibTokens": "--calib-tokens",
+	"Fitness": "--fitness", "SubBatch": "--sub-batch", "Mode.Kind": "mode", "Mode.Target": "--target",
+	"Mode.GroupBy": "--group-by", "Method": "--method", "Tokens": "--tokens", "Samples": "--samples",
+	"WindowPositions": "--window-positions", "Cluster.Workers": "--workers", "Cluster.Listen": "--nats-listen",
+	"Build.Out": "--out", "AddBOS": "--add-bos", "Tasks": "--task", "Limit": "--limit", "MaxSeqs": "--max-seqs", "Batch": "--batch",
+}
+
+// cliError says which flag a library error is about.
+func cliError(cmd *cobra.Command, err error) error {
+	var re *pipeline.RequestError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &re):
+		if flag, ok := flagOf[re.Field]; ok {
+			return errors.New(re.Describe(flag))
+		}
+		return err
+	case errors.Is(err, pipeline.ErrNoDatabase), errors.Is(err, candidate.ErrNoDatabase):
+		kind := "sparse|quant"
+		if n := cmd.Name(); n == "sparse" || n == "quant" {
+			kind = n
+		}
+		return fmt.Errorf("--db is required: the level database (build one with `evopress db build %s`)", kind)
+	}
+	var ie *pipeline.InterruptedError
+	if errors.As(err, &ie) {
+		fmt.Fprintf(cmd.ErrOrStderr(), "interrupted: resume with the same command and --resume (checkpoint %s)\n", ie.Checkpoint)
+	}
+	return err
+}
+
+// wrapErrors makes every command below root report library errors in terms of its flags.
+func wrapErrors(root *cobra.Command) {
+	for _, c := range root.Commands() {
+		wrapErrors(c)
+	}
+	if run := root.RunE; run != nil {
+		root.RunE = func(cmd *cobra.Command, args []string) error { return cliError(cmd, run(cmd, args)) }
+	}
+}
+
+// commandLine reconstructs the command as typed: its path and the flags that were set.
+func commandLine(cmd *cobra.Command) string {
+	parts := []string{cmd.CommandPath()}
+	cmd.Flags().Visit(func(fl *pflag.Flag) {
+		v := fl.Value.String()
+		if sv, ok := fl.Value.(pflag.SliceValue); ok {
+			v = strings.Join(sv.GetSlice(), ",")
+		}
+		if fl.Value.Type() == "bool" {
+			parts = append(parts, "--"+fl.Name)
+			if v != "true" {
+				parts[len(parts)-1] += "=" + v
+			}
+			return
+		}
+		if v == "" || strings.ContainsAny(v, " \t'\"$") {
+			v = "'" + strings.ReplaceAll(v, "'", `'\''`) + "'"
+		}
+		parts = append(parts, "--"+fl.Name, v)
+	})
+	return strings.Join(parts, " ")
+}
+
+// progressLine returns a progress callback that rewrites one terminal line on w:
+// "label: done/total unit, elapsed, ETA".
+func progressLine(w io.Writer, label, unit string) func(done, total int, el time.Duration) {
+	return func(done, total int, el time.Duration) {
+		eta := time.Duration(float64(el) / float64(done) * float64(total-done))
+		fmt.Fprintf(w, "\r%s: %d/%d %s, %s elapsed, ETA %s   ", label, done, total, unit, el.Round(time.Second), eta.Round(time.Second))
+		if done == total {
+			fmt.Fprintln(w)
+		}
+	}
+}

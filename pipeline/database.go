@@ -1,0 +1,92 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/evopress/evopress/calib"
+	"github.com/evopress/evopress/data"
+	"github.com/evopress/evopress/db"
+)
+
+// DBRequest is a level-database build: cfg says what to build (mode, method, parameters, Out,
+// Force, Sequential); the model and calibration text come from the request's Data.
+type DBRequest struct {
+	Data
+	Build db.BuildConfig
+	// Seed chooses the calibration sequences: Data.CalibTokens/SeqLen of the text's chunks drawn
+	// without repetition (CalibTokens 0 or more than the text: every chunk).
+	Seed uint64
+	// Progress, when set, receives the build's events.
+	Progress func(db.Event)
+}
+
+// BuildDB builds (or resumes, or reuses) the level database req describes.
+func BuildDB(ctx context.Context, req DBRequest) (*db.BuildResult, error) {
+	if req.Build.Out == "" {
+		return nil, missing("Build.Out", "the database directory")
+	}
+	req.Data.defaults()
+	if req.SeqLen < 2 {
+		return nil, invalid("SeqLen", req.SeqLen, "must be at least 2")
+	}
+	if req.CalibTokens < 0 {
+		return nil, invalid("CalibTokens", req.CalibTokens, "must be ≥ 0")
+	}
+	lm := req.Data.Model
+	var err error
+	if lm == nil {
+		if lm, err = LoadModel(req.ModelDir); err != nil {
+			return nil, err
+		}
+	}
+	text, err := ReadText(req.CalibFile, defaultCalib, rawFormat)
+	if err != nil {
+		return nil, err
+	}
+	ids := lm.Tokenizer.Encode(text.Body, false)
+	chunks, err := data.Chunks(ids, req.SeqLen, 0)
+	if err != nil {
+		return nil, err
+	}
+	if len(chunks) == 0 {
+		return nil, fmt.Errorf("%s: %d tokens, fewer than one sequence of %d", text.Source, len(ids), req.SeqLen)
+	}
+	n := 0
+	if req.CalibTokens > 0 {
+		if n = req.CalibTokens / req.SeqLen; n == 0 {
+			return nil, invalid("CalibTokens", req.CalibTokens, "less than one sequence of %d tokens", req.SeqLen)
+		}
+	}
+	cfg := req.Build
+	cfg.Calib = calib.Sample(chunks, n, req.Seed)
+	cfg.Model = lm.Model
+	cfg.ModelInfo = db.ModelInfo{Path: lm.Name, Fingerprint: lm.Fingerprint, DType: lm.Model.Config.TorchDtype}
+	cfg.Calibration = db.CalibInfo{Source: text.Source, SHA256: text.SHA256, FileTokens: len(ids), Seed: req.Seed}
+	cfg.Progress = req.Progress
+	return db.Build(ctx, cfg)
+}
+
+// VerifyDB reads and checks every level file of the database in dir (checksums, decodes,
+// exact sparsities, quantization grids); with lm it also checks that the database was built
+// for that model. It returns the opened database and its number of level files.
+func VerifyDB(dir string, lm *Loaded) (*db.DB, int, error) {
+	d, err := db.Open(dir)
+	if err != nil {
+		return nil, 0, err
+	}
+	d.SetCacheBudget(0)
+	if lm != nil {
+		if err := d.Check(lm.Fingerprint); err != nil {
+			return nil, 0, err
+		}
+	}
+	if err := d.Verify(); err != nil {
+		return nil, 0, err
+	}
+	files := 0
+	for _, l := range d.Manifest().Layers {
+		files += len(l.Levels)
+	}
+	return d, files, nil
+}

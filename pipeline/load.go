@@ -1,0 +1,123 @@
+package pipeline
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io/fs"
+	"path/filepath"
+	"time"
+
+	"github.com/evopress/evopress/assets"
+	"github.com/evopress/evopress/data"
+	"github.com/evopress/evopress/model"
+	"github.com/evopress/evopress/tokenizer"
+)
+
+// Loaded is a model with its tokenizer and identity.
+type Loaded struct {
+	Model     *model.Model
+	Tokenizer *tokenizer.Tokenizer
+	// Name is the model directory, or the embedded model's name.
+	Name string
+	// Fingerprint identifies the model (model.Load).
+	Fingerprint string
+	LoadTime    time.Duration
+}
+
+// LoadModel loads the Hugging Face model directory dir, or the embedded default model when dir
+// is empty.
+func LoadModel(dir string) (*Loaded, error) {
+	start := time.Now()
+	if dir == "" {
+		m, fp, err := model.LoadFS(assets.FS(), assets.ModelDir)
+		if err != nil {
+			return nil, fmt.Errorf("embedded model: %w", err)
+		}
+		tj, err := fs.ReadFile(assets.FS(), assets.ModelDir+"/tokenizer.json")
+		if err != nil {
+			return nil, err
+		}
+		tc, _ := fs.ReadFile(assets.FS(), assets.ModelDir+"/tokenizer_config.json")
+		tok, err := tokenizer.Parse(tj, tc, assets.ModelName+"/tokenizer.json")
+		if err != nil {
+			return nil, err
+		}
+		return &Loaded{Model: m, Tokenizer: tok, Name: assets.ModelName, Fingerprint: fp, LoadTime: time.Since(start)}, nil
+	}
+	m, fp, err := model.Load(dir)
+	if err != nil {
+		return nil, err
+	}
+	tok, err := tokenizer.Load(dir)
+	if err != nil {
+		return nil, err
+	}
+	if tok.VocabSize() > m.Vocab {
+		return nil, fmt.Errorf("%s: tokenizer has %d tokens but config.json vocab_size is %d", dir, tok.VocabSize(), m.Vocab)
+	}
+	return &Loaded{Model: m, Tokenizer: tok, Name: dir, Fingerprint: fp, LoadTime: time.Since(start)}, nil
+}
+
+// Text is a text file's content with its provenance.
+type Text struct {
+	Body string
+	// Source names the file: its cleaned path, or "embedded:NAME".
+	Source string
+	// SHA256 is the hex SHA-256 of Body (after format normalisation).
+	SHA256 string
+}
+
+// ReadText reads the text file path in format f; an empty path reads the embedded file
+// embedded (assets.CalibText or assets.EvalText).
+func ReadText(path, embedded string, f data.Format) (*Text, error) {
+	var body, source string
+	if path == "" {
+		b, err := assets.ReadFile(embedded)
+		if err != nil {
+			return nil, err
+		}
+		if body, err = data.Normalize(string(b), f); err != nil {
+			return nil, err
+		}
+		source = "embedded:" + embedded
+	} else {
+		t, err := data.ReadText(path, f)
+		if err != nil {
+			return nil, err
+		}
+		body, source = t, filepath.Clean(path)
+	}
+	sum := sha256.Sum256([]byte(body))
+	return &Text{Body: body, Source: source, SHA256: hex.EncodeToString(sum[:])}, nil
+}
+
+// Calibration is a calibration pool: the text cut into sequences of SeqLen tokens.
+type Calibration struct {
+	Text   *Text
+	SeqLen int
+	// Tokens caps the pool to the first Tokens/SeqLen chunks (0: the whole text).
+	Tokens int
+	Pool   [][]int
+}
+
+// NewCalibration tokenizes text (without special tokens) and cuts it into the pool.
+func NewCalibration(lm *Loaded, text *Text, seqLen, tokens int) (*Calibration, error) {
+	if seqLen < 2 {
+		return nil, invalid("SeqLen", seqLen, "must be at least 2")
+	}
+	if tokens < 0 {
+		return nil, invalid("CalibTokens", tokens, "must be ≥ 0 (0: the whole text)")
+	}
+	pool, err := data.CalibrationPool(lm.Tokenizer.Encode(text.Body, false), seqLen, tokens)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", text.Source, err)
+	}
+	return &Calibration{Text: text, SeqLen: seqLen, Tokens: tokens, Pool: pool}, nil
+}
+
+// The embedded calibration text and its format: the default of every request.
+const (
+	defaultCalib = assets.CalibText
+	rawFormat    = data.Raw
+)

@@ -1,0 +1,187 @@
+package pipeline
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/evopress/evopress/candidate"
+	"github.com/evopress/evopress/db"
+	"github.com/evopress/evopress/fitness"
+	"github.com/evopress/evopress/model"
+	"github.com/evopress/evopress/profile"
+	"github.com/evopress/evopress/search"
+	"github.com/evopress/evopress/search/drop"
+	"github.com/evopress/evopress/search/quant"
+	"github.com/evopress/evopress/search/sparse"
+)
+
+// ModeSpec says what to compress and under which budget.
+type ModeSpec struct {
+	// Kind is profile.ModeDrop, ModeSparse or ModeQuant.
+	Kind string
+	// Target is the budget: the dropped fraction (drop), the mean sparsity (sparse: the
+	// database's, which is used when Target is 0) or the mean bits per weight, codes only
+	// (quant).
+	Target float64
+	// WholeBlocks (drop) drops attention and MLP of a block together.
+	WholeBlocks bool
+	// Keep (drop) names units or blocks that may not be dropped.
+	Keep []string
+	// GroupBy (sparse, quant) says which layers may trade levels: "", "none", "size", "kind".
+	GroupBy string
+}
+
+// Mode is a search mode over a loaded model: the engine's search.Mode together with what
+// turns its level vectors into models and profiles.
+type Mode struct {
+	search.Mode
+	Spec ModeSpec
+	// DB is the level database of sparse and quant modes (nil for drop).
+	DB *db.DB
+	lm *Loaded
+}
+
+// NewMode builds the search mode of spec for lm; sparse and quant modes draw on the level
+// database d. A sparse spec with Target 0 takes the database's target.
+func NewMode(lm *Loaded, d *db.DB, spec ModeSpec) (*Mode, error) {
+	m := &Mode{Spec: spec, DB: d, lm: lm}
+	switch spec.Kind {
+	case profile.ModeDrop:
+		dm, err := drop.New(len(lm.Model.Blocks), spec.Target, drop.Options{WholeBlocks: spec.WholeBlocks, Keep: spec.Keep})
+		if err != nil {
+			return nil, err
+		}
+		m.Mode = dm
+		return m, nil
+	case profile.ModeSparse, profile.ModeQuant:
+	default:
+		return nil, invalid("Mode.Kind", spec.Kind, "want drop, sparse or quant")
+	}
+	if d == nil {
+		return nil, ErrNoDatabase
+	}
+	if d.Mode() != spec.Kind {
+		return nil, fmt.Errorf("database %s is a %s database, want %s", d.Dir(), d.Mode(), spec.Kind)
+	}
+	rule, err := search.ParseGroupBy(spec.GroupBy)
+	if err != nil {
+		return nil, invalid("Mode.GroupBy", spec.GroupBy, "want size, kind or none")
+	}
+	man := d.Manifest()
+	var inner search.Mode
+	if spec.Kind == profile.ModeSparse {
+		if spec.Target != 0 && math.Abs(spec.Target-man.Sparse.Target) > 1e-9 {
+			return nil, invalid("Mode.Target", spec.Target, "database %s serves sparsity %v (build a database for this target)", d.Dir(), man.Sparse.Target)
+		}
+		m.Spec.Target = man.Sparse.Target
+		cfg, err := man.SparseConfig(rule)
+		if err != nil {
+			return nil, fmt.Errorf("database %s: %w", d.Dir(), err)
+		}
+		if inner, err = sparse.New(cfg); err != nil {
+			return nil, err
+		}
+	} else {
+		cfg, err := man.QuantConfig(spec.Target, rule)
+		if err != nil {
+			return nil, fmt.Errorf("database %s: %w", d.Dir(), err)
+		}
+		if inner, err = quant.New(cfg); err != nil {
+			return nil, err
+		}
+	}
+	m.Mode = withDB{Mode: inner, fingerprint: d.Fingerprint()}
+	return m, nil
+}
+
+// withDB adds the database's fingerprint to a mode's signature, so that a checkpoint cannot be
+// resumed with another database.
+type withDB struct {
+	search.Mode
+	fingerprint string
+}
+
+func (m withDB) Signature() string { return m.Mode.Signature() + " db=" + m.fingerprint }
+
+// Builder returns the candidate-model builder of the mode's level vectors.
+func (m *Mode) Builder() (fitness.Builder, error) {
+	units := m.Units()
+	if m.DB == nil {
+		return candidate.DropBuilder(m.lm.Model, units)
+	}
+	return dbBuilder(m.DB, m.lm.Model, units), nil
+}
+
+// dbBuilder builds candidate models by swapping database levels into the dense model.
+func dbBuilder(d *db.DB, dense *model.Model, units []string) fitness.Builder {
+	return func(p search.Profile) (*model.Model, error) {
+		levels, err := search.LevelsMap(units, p)
+		if err != nil {
+			return nil, err
+		}
+		return d.Apply(dense, levels)
+	}
+}
+
+// Profile returns the profile file of a level vector: mode, target, model and database
+// references, levels and (sparse, quant) each layer's actual sparsity or bits per weight.
+func (m *Mode) Profile(levels search.Profile, method string) *profile.Profile {
+	p := profile.New(m.Spec.Kind)
+	p.Target = m.Spec.Target
+	p.Method = method
+	p.Model = &profile.Ref{Path: m.lm.Name, Fingerprint: m.lm.Fingerprint}
+	units := m.Units()
+	for i, u := range units {
+		p.Levels[u] = levels[i]
+	}
+	if m.DB != nil {
+		p.DB = &profile.Ref{Path: m.DB.Dir(), Fingerprint: m.DB.Fingerprint()}
+		p.Values = map[string]float64{}
+		for i, u := range units {
+			if v, ok := m.DB.LevelValue(u, levels[i]); ok {
+				p.Values[u] = v
+			}
+		}
+	}
+	return p
+}
+
+// OpenDB opens the level database in dir for lm and checks that it was built for lm and is of
+// the wanted kind (db.ModeSparse or db.ModeQuant); cacheMB bounds its decoded-level cache.
+func OpenDB(dir string, lm *Loaded, cacheMB int, kind string) (*db.DB, error) {
+	if dir == "" {
+		return nil, ErrNoDatabase
+	}
+	d, err := db.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	if kind != "" && d.Mode() != kind {
+		return nil, fmt.Errorf("database %s is a %s database, want %s", dir, d.Mode(), kind)
+	}
+	if err := d.Check(lm.Fingerprint); err != nil {
+		return nil, err
+	}
+	d.SetCacheBudget(int64(cacheMB) << 20)
+	return d, nil
+}
+
+// ApplyProfile returns the model a profile describes, for lm: see candidate.FromProfile. A
+// sparse or quant profile reads the database dbDir, or the one the profile names when dbDir is
+// empty.
+func ApplyProfile(lm *Loaded, p *profile.Profile, dbDir string) (*model.Model, []string, error) {
+	var d *db.DB
+	if p.Mode != profile.ModeDrop {
+		if dbDir == "" && p.DB != nil {
+			dbDir = p.DB.Path
+		}
+		if dbDir == "" {
+			return nil, nil, ErrNoDatabase
+		}
+		var err error
+		if d, err = db.Open(dbDir); err != nil {
+			return nil, nil, err
+		}
+	}
+	return candidate.FromProfile(lm.Model, lm.Fingerprint, p, d)
+}
