@@ -25,14 +25,13 @@ func runBaselineDBCmd(t *testing.T, args ...string) (string, error) {
 	return out.String(), err
 }
 
-// TestBaselineDBCLI builds small sparse and quant databases of babyllama-1m and runs every
+// TestBaselineDBCLI builds small sparse and quant databases of the embedded model cut to 5 blocks and runs every
 // baseline method over them, checking the budgets, the DP's optimality against uniform on the
 // summed errors, and the determinism of random.
 func TestBaselineDBCLI(t *testing.T) {
-	needShared(t)
 	tmp := t.TempDir()
-	modelDir := filepath.Join(sharedDir, "models", "babyllama-1m")
-	calibFile := filepath.Join(sharedDir, "data", "pd-english", "calib.txt")
+	modelDir := smallModel(t)
+	calibFile := embeddedCalib
 	sparseDB, quantDB := filepath.Join(tmp, "sparse"), filepath.Join(tmp, "quant")
 	for _, args := range [][]string{
 		{"db", "build", "sparse", "--target", "0.6", "--levels", "2", "--method", "wanda", "--out", sparseDB},

@@ -9,13 +9,13 @@ import (
 	"github.com/evopress/evopress/profile"
 )
 
-// smallCalib writes the first 20000 bytes of the shared calibration text to a temporary file
+// smallCalib writes the first 20000 bytes of the embedded calibration text to a temporary file
 // (tokenizing the whole file for every command would dominate the test's time).
 func smallCalib(t *testing.T) string {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join(sharedDir, "data", "pd-english", "calib.txt"))
+	raw, err := os.ReadFile(embeddedCalib)
 	if err != nil {
-		t.Skipf("skipping: %v", err)
+		t.Fatal(err)
 	}
 	path := filepath.Join(t.TempDir(), "calib.txt")
 	if err := os.WriteFile(path, raw[:min(len(raw), 20000)], 0o644); err != nil {
@@ -25,8 +25,7 @@ func smallCalib(t *testing.T) string {
 }
 
 func TestBaselineDropCLI(t *testing.T) {
-	needShared(t)
-	model := filepath.Join(sharedDir, "models", "babyllama-1m")
+	model := smallModel(t)
 	calib := smallCalib(t)
 	dir := t.TempDir()
 	common := []string{"baseline", "drop", "--model", model, "--calib", calib, "--calib-tokens", "4096", "--seq-len", "64", "--target", "0.4"}
@@ -73,8 +72,7 @@ func TestBaselineDropCLI(t *testing.T) {
 }
 
 func TestBaselineErrors(t *testing.T) {
-	needShared(t)
-	model := filepath.Join(sharedDir, "models", "babyllama-1m")
+	model := smallModel(t)
 	calib := smallCalib(t)
 	for _, tc := range []struct {
 		args []string

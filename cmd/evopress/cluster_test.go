@@ -25,7 +25,11 @@ func TestMain(m *testing.M) {
 	if os.Getenv("EVOPRESS_TEST_CLI") == "1" {
 		os.Exit(runMain(os.Args[1:]))
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	if smallDir != "" {
+		os.RemoveAll(smallDir)
+	}
+	os.Exit(code)
 }
 
 // clusterSearchArgs is a short drop search on the embedded llama-pd-11m whose tasks take long
@@ -181,7 +185,7 @@ func TestClusterWorkerKilledMidSearch(t *testing.T) {
 
 // A worker holding another model is refused and exits with the reason.
 func TestClusterWrongModelRefused(t *testing.T) {
-	needShared(t)
+	small := smallModel(t)
 	port := freePort(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -196,11 +200,11 @@ func TestClusterWrongModelRefused(t *testing.T) {
 	}()
 	defer func() { cancel(); <-done }()
 	cmd := exec.Command(os.Args[0], "worker", "--nats", fmt.Sprintf("nats://127.0.0.1:%d", port), "--once",
-		"--model", filepath.Join(sharedDir, "models", "babyllama-1m"))
+		"--model", small)
 	cmd.Env = append(os.Environ(), "EVOPRESS_TEST_CLI=1")
 	out, err := cmd.CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "refused by the search") || !strings.Contains(string(out), "model fingerprint") {
-		t.Fatalf("worker with babyllama-1m: err %v\n%s", err, out)
+		t.Fatalf("worker with another model: err %v\n%s", err, out)
 	}
 }
 
@@ -208,13 +212,12 @@ func TestClusterWrongModelRefused(t *testing.T) {
 // the single worker's profile. With 5 workers and one sequence per sub-batch, the last stage
 // (2 survivors and the parent, 4 sequences) is split into ranges of sequences.
 func TestSearchInProcessWorkersSameProfile(t *testing.T) {
-	needShared(t)
 	dir := t.TempDir()
 	one, five := filepath.Join(dir, "one.json"), filepath.Join(dir, "five.json")
-	if out, err := run(t, searchArgs(one, "--generations", "3", "--sub-batch", "1")...); err != nil {
+	if out, err := run(t, searchArgs(t, one, "--generations", "3", "--sub-batch", "1")...); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
-	out, err := run(t, searchArgs(five, "--generations", "3", "--sub-batch", "1", "--workers", "5", "--log-json")...)
+	out, err := run(t, searchArgs(t, five, "--generations", "3", "--sub-batch", "1", "--workers", "5", "--log-json")...)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}

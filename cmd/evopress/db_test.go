@@ -9,12 +9,11 @@ import (
 	"github.com/evopress/evopress/db"
 )
 
-// TestDBBuildCLI builds small sparse and quant databases of babyllama-1m through the CLI, checks
+// TestDBBuildCLI builds small sparse and quant databases of the embedded model cut to 5 blocks through the CLI, checks
 // the JSON summary, verifies them, and checks that a rerun resumes (reuses every layer).
 func TestDBBuildCLI(t *testing.T) {
-	needShared(t)
-	modelDir := filepath.Join(sharedDir, "models", "babyllama-1m")
-	calibFile := filepath.Join(sharedDir, "data", "pd-english", "calib.txt")
+	modelDir := smallModel(t)
+	calibFile := embeddedCalib
 	tmp := t.TempDir()
 	for _, tc := range []struct {
 		args   []string

@@ -9,9 +9,8 @@ import (
 )
 
 func TestInspect(t *testing.T) {
-	needShared(t)
-	out, err := run(t, "inspect", filepath.Join(sharedDir, "models", "babyllama-1m"))
-	if err != nil || !strings.Contains(out, "5 layers") || !strings.Contains(out, "0.94M parameters") {
+	out, err := run(t, "inspect", embeddedModelDir)
+	if err != nil || !strings.Contains(out, "12 layers") || !strings.Contains(out, "10.95M parameters") {
 		t.Errorf("inspect model: %v\n%s", err, out)
 	}
 	p := profile.New(profile.ModeDrop)

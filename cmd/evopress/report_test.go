@@ -13,10 +13,9 @@ import (
 // TestReportCommand runs a small real drop search, then writes its report into the run folder
 // (default profile) and elsewhere (--out, --profile), and checks a bad folder's error.
 func TestReportCommand(t *testing.T) {
-	needShared(t)
 	dir := t.TempDir()
 	prof := filepath.Join(dir, "p.json")
-	if _, err := run(t, searchArgs(prof, "--generations", "3")...); err != nil {
+	if _, err := run(t, searchArgs(t, prof, "--generations", "3")...); err != nil {
 		t.Fatal(err)
 	}
 	runDir := filepath.Join(dir, "p.run")
@@ -39,7 +38,7 @@ func TestReportCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"# EvoPress drop search", "generations completed | 3 of 3", "babyllama-1m", "| seed | 7 |", "--calib-tokens 8192"} {
+	for _, want := range []string{"# EvoPress drop search", "generations completed | 3 of 3", "evopress-small-model", "| seed | 7 |", "--calib-tokens 8192"} {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("report.md lacks %q", want)
 		}

@@ -10,10 +10,10 @@ import (
 	"github.com/evopress/evopress/profile"
 )
 
-// searchArgs is a small, fast drop search on babyllama-1m.
-func searchArgs(out string, extra ...string) []string {
-	args := []string{"search", "drop", "--model", filepath.Join(sharedDir, "models", "babyllama-1m"),
-		"--calib", filepath.Join(sharedDir, "data", "pd-english", "calib.txt"), "--seq-len", "64",
+// searchArgs is a small, fast drop search on the embedded model cut to 5 blocks.
+func searchArgs(t *testing.T, out string, extra ...string) []string {
+	args := []string{"search", "drop", "--model", smallModel(t),
+		"--calib", embeddedCalib, "--seq-len", "64",
 		"--calib-tokens", "8192", "--target", "0.4", "--offspring", "6", "--stages", "2:128,1:256",
 		"--init-tokens", "128", "--seed", "7", "--out", out}
 	return append(args, extra...)
@@ -22,17 +22,16 @@ func searchArgs(out string, extra ...string) []string {
 // TestSearchDropResumeEqualsUninterrupted runs 4 generations at once, and 2 then 2 more resumed
 // from the checkpoint, and checks both end with the same profile.
 func TestSearchDropResumeEqualsUninterrupted(t *testing.T) {
-	needShared(t)
 	dir := t.TempDir()
 	full := filepath.Join(dir, "full.json")
-	if _, err := run(t, searchArgs(full, "--generations", "4")...); err != nil {
+	if _, err := run(t, searchArgs(t, full, "--generations", "4")...); err != nil {
 		t.Fatal(err)
 	}
 	split := filepath.Join(dir, "split.json")
-	if _, err := run(t, searchArgs(split, "--generations", "2")...); err != nil {
+	if _, err := run(t, searchArgs(t, split, "--generations", "2")...); err != nil {
 		t.Fatal(err)
 	}
-	out, err := run(t, searchArgs(split, "--generations", "4", "--resume")...)
+	out, err := run(t, searchArgs(t, split, "--generations", "4", "--resume")...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,15 +59,14 @@ func TestSearchDropResumeEqualsUninterrupted(t *testing.T) {
 		t.Errorf("dropped %v, want exactly 2 attention and 2 MLP sub-blocks (floor(0.4·5))", dropped)
 	}
 	// The profile evaluates.
-	if _, err := run(t, "ppl", "--model", filepath.Join(sharedDir, "models", "babyllama-1m"), "--profile", full,
-		"--data", filepath.Join(sharedDir, "data", "pd-english", "eval.txt"), "--max-seqs", "2"); err != nil {
+	if _, err := run(t, "ppl", "--model", smallModel(t), "--profile", full,
+		"--data", embeddedEval, "--max-seqs", "2"); err != nil {
 		t.Fatal(err)
 	}
 }
 
 func TestSearchResumeWithoutCheckpointStartsFresh(t *testing.T) {
-	needShared(t)
-	out, err := run(t, searchArgs(filepath.Join(t.TempDir(), "p.json"), "--generations", "1", "--resume")...)
+	out, err := run(t, searchArgs(t, filepath.Join(t.TempDir(), "p.json"), "--generations", "1", "--resume")...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +76,6 @@ func TestSearchResumeWithoutCheckpointStartsFresh(t *testing.T) {
 }
 
 func TestProfileFingerprintMismatch(t *testing.T) {
-	needShared(t)
 	p := profile.New(profile.ModeDrop)
 	p.Model = &profile.Ref{Path: "other", Fingerprint: "0123456789abcdef"}
 	p.Levels["model.layers.0.mlp"] = 1
@@ -86,15 +83,14 @@ func TestProfileFingerprintMismatch(t *testing.T) {
 	if err := p.Write(path); err != nil {
 		t.Fatal(err)
 	}
-	_, err := run(t, "ppl", "--model", filepath.Join(sharedDir, "models", "babyllama-1m"), "--profile", path, "--max-seqs", "1")
+	_, err := run(t, "ppl", "--model", smallModel(t), "--profile", path, "--max-seqs", "1")
 	if err == nil || !strings.Contains(err.Error(), "fingerprint") {
 		t.Errorf("error %v, want a fingerprint mismatch", err)
 	}
 }
 
 func TestPPLKL(t *testing.T) {
-	needShared(t)
-	m := filepath.Join(sharedDir, "models", "babyllama-1m")
+	m := smallModel(t)
 	p := profile.New(profile.ModeDrop)
 	p.Levels["model.layers.2.mlp"] = 1
 	path := filepath.Join(t.TempDir(), "p.json")
