@@ -396,7 +396,7 @@ func TestEvaluateCancelledWithoutWorkers(t *testing.T) {
 func TestSecondCoordinatorRefused(t *testing.T) {
 	h := newHarness(t, Options{})
 	_, err := NewCoordinator(h.conn(), testJob(), Options{})
-	if err == nil || !strings.Contains(err.Error(), "--nats-subject") {
+	if err == nil || !strings.Contains(err.Error(), "another Options.Subject") {
 		t.Fatalf("err %v, want a clash on the subject", err)
 	}
 	other, err := NewCoordinator(h.conn(), testJob(), Options{Subject: "other"})

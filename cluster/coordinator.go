@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/evopress/evopress/fitness"
+	"github.com/evopress/evopress/internal/optionerr"
 	"github.com/evopress/evopress/search"
 )
 
@@ -165,7 +166,7 @@ func NewCoordinator(nc *nats.Conn, job Job, opt Options) (*Coordinator, error) {
 		if json.Unmarshal(m.Data, &r) == nil && r.Job != nil {
 			other = fmt.Sprintf("search %s (%s on %s)", r.Job.ID, r.Job.Mode, r.Job.Model)
 		}
-		return nil, fmt.Errorf("cluster: %s already serves subject %q on this NATS server: give this one another --nats-subject", other, opt.Subject)
+		return nil, optionerr.New("Options", "Subject", "cluster: %s already serves subject %q on this NATS server: give this one another {}", other, opt.Subject)
 	} else if !errors.Is(err, nats.ErrNoResponders) && !errors.Is(err, nats.ErrTimeout) {
 		return nil, fmt.Errorf("cluster: NATS: %w", err)
 	}

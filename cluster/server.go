@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/evopress/evopress/internal/optionerr"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 )
@@ -49,7 +50,7 @@ func parseListen(listen string) (host string, port int, user, pass, token string
 	hostport := listen
 	if u, perr := url.Parse(listen); perr == nil && u.Scheme != "" && u.Host != "" {
 		if u.Scheme != "nats" {
-			return "", 0, "", "", "", fmt.Errorf("--nats-listen %q: scheme %q (want nats://; TLS needs a standalone nats-server)", listen, u.Scheme)
+			return "", 0, "", "", "", optionerr.New("", "listen address", "cluster: {} %q: scheme %q (want nats://; TLS needs a standalone nats-server)", listen, u.Scheme)
 		}
 		hostport = u.Host
 		if u.User != nil {
@@ -62,11 +63,11 @@ func parseListen(listen string) (host string, port int, user, pass, token string
 	}
 	h, ps, err := net.SplitHostPort(hostport)
 	if err != nil {
-		return "", 0, "", "", "", fmt.Errorf("--nats-listen %q: want HOST:PORT: %v", listen, err)
+		return "", 0, "", "", "", optionerr.New("", "listen address", "cluster: {} %q: want HOST:PORT: %v", listen, err)
 	}
 	port, err = strconv.Atoi(ps)
 	if err != nil || port < 0 || port > 65535 {
-		return "", 0, "", "", "", fmt.Errorf("--nats-listen %q: bad port %q", listen, ps)
+		return "", 0, "", "", "", optionerr.New("", "listen address", "cluster: {} %q: bad port %q", listen, ps)
 	}
 	if port == 0 {
 		port = server.RANDOM_PORT
@@ -120,7 +121,7 @@ func Connect(o ConnectOptions, extra ...nats.Option) (*nats.Conn, error) {
 	if o.NKey != "" {
 		opt, err := nats.NkeyOptionFromSeed(o.NKey)
 		if err != nil {
-			return nil, fmt.Errorf("--nats-nkey %s: %w", o.NKey, err)
+			return nil, optionerr.New("ConnectOptions", "NKey", "cluster: {} %s: %v", o.NKey, err)
 		}
 		opts = append(opts, opt)
 	}
@@ -128,7 +129,7 @@ func Connect(o ConnectOptions, extra ...nats.Option) (*nats.Conn, error) {
 		opts = append(opts, nats.RootCAs(o.TLSCA))
 	}
 	if (o.TLSCert == "") != (o.TLSKey == "") {
-		return nil, fmt.Errorf("--nats-tls-cert and --nats-tls-key go together")
+		return nil, optionerr.New("ConnectOptions", "TLSCert", "cluster: {} needs its key file, and a key file its certificate")
 	}
 	if o.TLSCert != "" {
 		opts = append(opts, nats.ClientCert(o.TLSCert, o.TLSKey))

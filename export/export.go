@@ -142,13 +142,13 @@ func Run(o Options) (*Result, error) {
 		return nil, fmt.Errorf("export: no profile")
 	}
 	if o.Out == "" {
-		return nil, fmt.Errorf("export: no output path (--out)")
+		return nil, optionError("Out", "no output path ({})")
 	}
 	var ggufType string
 	switch o.Format {
 	case FormatHF:
 		if o.Type != "" {
-			return nil, fmt.Errorf("export: --type %s applies to --format gguf only", o.Type)
+			return nil, optionError("Type", "{} %s applies to the gguf format only", o.Type)
 		}
 	case FormatGGUF:
 		t, err := parseGGUFType(o.Type)
@@ -158,16 +158,16 @@ func Run(o Options) (*Result, error) {
 		ggufType = t
 		res.Type = t
 		if o.Packed {
-			return nil, fmt.Errorf("export: --packed applies to --format hf only (GGUF is written from the dequantized weights)")
+			return nil, optionError("Packed", "{} applies to the hf format only (GGUF is written from the dequantized weights)")
 		}
 	default:
-		return nil, fmt.Errorf("export: format %q, want hf or gguf", o.Format)
+		return nil, optionError("Format", "{} %q, want hf or gguf", o.Format)
 	}
 	if o.Packed && o.Profile.Mode != profile.ModeQuant {
-		return nil, fmt.Errorf("export: --packed needs a quant profile, %s is a %s profile", o.ProfilePath, o.Profile.Mode)
+		return nil, optionError("Packed", "{} needs a quant profile, %s is a %s profile", o.ProfilePath, o.Profile.Mode)
 	}
 	if _, err := os.Lstat(o.Out); err == nil && !o.Force {
-		return nil, fmt.Errorf("export: %s exists (use --force to replace it)", o.Out)
+		return nil, optionError("Force", "%s exists (use {} to replace it)", o.Out)
 	}
 
 	src, err := loadSource(o.ModelDir)
@@ -227,7 +227,7 @@ func Run(o Options) (*Result, error) {
 // loadSource reads the model directory: config, checkpoint, float32 model and tokenizer.
 func loadSource(dir string) (*source, error) {
 	if dir == "" {
-		return nil, fmt.Errorf("export: no model directory (--model)")
+		return nil, optionError("ModelDir", "no model directory ({})")
 	}
 	cfg, err := hf.LoadConfig(dir)
 	if err != nil {
@@ -267,7 +267,7 @@ func makePlan(src *source, o Options, warn func(string, ...any)) (*plan, error) 
 			dir = p.DB.Path
 		}
 		if dir == "" {
-			return nil, fmt.Errorf("export: %s is a %s profile: it needs its level database (--db DIR, or the profile's db.path)", name, p.Mode)
+			return nil, optionError("DBDir", "%s is a %s profile: it needs its level database ({}, or the profile's db.path)", name, p.Mode)
 		}
 		var err error
 		if d, err = db.Open(dir); err != nil {
@@ -431,7 +431,7 @@ func writeFileAtomic(out string, force bool, fill func(path string) error) (err 
 func replace(tmp, out string, force bool) error {
 	if _, err := os.Lstat(out); err == nil {
 		if !force {
-			return fmt.Errorf("export: %s exists (use --force to replace it)", out)
+			return optionError("Force", "%s exists (use {} to replace it)", out)
 		}
 		old := tmp + ".old"
 		if err := os.Rename(out, old); err != nil {
@@ -486,5 +486,5 @@ func parseGGUFType(t string) (string, error) {
 	case "q8_0":
 		return "q8_0", nil
 	}
-	return "", fmt.Errorf("export: --type %q, want f32, f16 or q8_0", t)
+	return "", optionError("Type", "{} %q, want f32, f16 or q8_0", t)
 }

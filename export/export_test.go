@@ -3,6 +3,7 @@ package export
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -216,8 +217,9 @@ func TestExportGuardRails(t *testing.T) {
 	p := dropProfile("")
 	var warn bytes.Buffer
 	_, err := Run(Options{ModelDir: dir, Profile: p, Format: FormatGGUF, Out: out, Warn: &warn})
-	if err == nil || !strings.Contains(err.Error(), "--force") {
-		t.Fatalf("existing output: err = %v, want a refusal naming --force", err)
+	var oe *OptionError
+	if !errors.As(err, &oe) || oe.Option() != "Force" || !strings.Contains(oe.Describe("--force"), "use --force to replace") {
+		t.Fatalf("existing output: err = %v, want a refusal naming the Force option", err)
 	}
 	if b, _ := os.ReadFile(out); string(b) != "keep" {
 		t.Fatalf("existing output modified")
@@ -252,9 +254,9 @@ func TestExportGuardRails(t *testing.T) {
 	}{
 		{Options{Format: "onnx"}, "want hf or gguf"},
 		{Options{Format: FormatGGUF, Type: "q4_k"}, "want f32, f16 or q8_0"},
-		{Options{Format: FormatHF, Type: "f16"}, "--format gguf only"},
+		{Options{Format: FormatHF, Type: "f16"}, "the gguf format only"},
 		{Options{Format: FormatHF, Packed: true}, "needs a quant profile"},
-		{Options{Format: FormatGGUF, Packed: true}, "--format hf only"},
+		{Options{Format: FormatGGUF, Packed: true}, "the hf format only"},
 	} {
 		tc.o.ModelDir, tc.o.Profile, tc.o.Out = dir, p, filepath.Join(tmp, "y")
 		if _, err := Run(tc.o); err == nil || !strings.Contains(err.Error(), tc.want) {

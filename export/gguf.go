@@ -248,10 +248,10 @@ func PermuteQK(w []float32, heads, in int) []float32 {
 func writeGGUF(path string, pl *plan, typ string) error {
 	cfg := pl.src.cfg
 	if cfg.ModelType == "qwen2" {
-		return fmt.Errorf("export: GGUF export writes the llama architecture; %s is a qwen2 model (export --format hf instead)", cfg.Path)
+		return fmt.Errorf("export: GGUF export writes the llama architecture; %s is a qwen2 model (export in the hf format instead)", cfg.Path)
 	}
 	if cfg.QKVBias || cfg.OutputBias || cfg.MLPBias {
-		return fmt.Errorf("export: %s: llama.cpp's llama architecture has no biases on the linear layers (attention_bias or mlp_bias is set); export --format hf instead", cfg.Path)
+		return fmt.Errorf("export: %s: llama.cpp's llama architecture has no biases on the linear layers (attention_bias or mlp_bias is set); export in the hf format instead", cfg.Path)
 	}
 	m := pl.m
 	var f ggufFile

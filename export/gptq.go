@@ -35,7 +35,7 @@ type gptqWriter struct {
 // GPTQ can store it.
 func newGPTQWriter(pl *plan) (*gptqWriter, error) {
 	if pl.db == nil || pl.quant == nil {
-		return nil, fmt.Errorf("export: --packed needs a quant profile and its level database")
+		return nil, optionError("Packed", "{} needs a quant profile and its level database")
 	}
 	man := pl.db.Manifest()
 	g := -1
@@ -70,7 +70,7 @@ func checkGPTQ(name string, q *compress.Quantized, g int) error {
 	switch q.Bits {
 	case 2, 3, 4, 8:
 	default:
-		return fmt.Errorf("export: layer %s is quantized to %d bits; the GPTQ format stores 2, 3, 4 or 8 bits (export without --packed to write dequantized weights)", name, q.Bits)
+		return optionError("Packed", "layer %s is quantized to %d bits; the GPTQ format stores 2, 3, 4 or 8 bits (export without {} to write dequantized weights)", name, q.Bits)
 	}
 	if q.Cols%32 != 0 {
 		return fmt.Errorf("export: layer %s has %d input columns; GPTQ packing needs a multiple of 32", name, q.Cols)

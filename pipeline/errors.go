@@ -17,6 +17,9 @@ type RequestError struct {
 
 func (e *RequestError) Error() string { return e.Describe(e.Field) }
 
+// Option is the request field the error is about.
+func (e *RequestError) Option() string { return e.Field }
+
 // Describe is the error's text with the field called name (the CLI passes its flag).
 func (e *RequestError) Describe(name string) string {
 	if e.Missing {

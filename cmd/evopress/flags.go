@@ -55,24 +55,30 @@ func (f *dataFlags) data() pipeline.Data {
 		DBDir: f.db, CacheMB: f.cacheMB, DBCacheMB: f.dbCacheMB}
 }
 
-// flagOf maps the pipeline's request fields to this command line's flags.
+// flagOf maps the libraries' request and option fields to this command line's flags.
 var flagOf = map[string]string{
 	"Out": "--out", "RunDir": "--run-dir", "SeqLen": "--seq-len", "CalibTokens": "--calib-tokens",
 	"Fitness": "--fitness", "SubBatch": "--sub-batch", "Mode.Kind": "mode", "Mode.Target": "--target",
 	"Mode.GroupBy": "--group-by", "Method": "--method", "Tokens": "--tokens", "Samples": "--samples",
 	"WindowPositions": "--window-positions", "Cluster.Workers": "--workers", "Cluster.Listen": "--nats-listen",
-	"Build.Out": "--out", "AddBOS": "--add-bos", "Tasks": "--task", "Limit": "--limit", "MaxSeqs": "--max-seqs", "Batch": "--batch",
+	"Build.Out": "--out", "Force": "--force", "Type": "--type", "Format": "--format", "Packed": "--packed",
+	"ModelDir": "--model", "DBDir": "--db", "listen address": "--nats-listen", "NKey": "--nats-nkey",
+	"TLSCert": "--nats-tls-cert", "Subject": "--nats-subject", "AddBOS": "--add-bos", "Tasks": "--task",
+	"Limit": "--limit", "MaxSeqs": "--max-seqs", "Batch": "--batch",
 }
 
 // cliError says which flag a library error is about.
 func cliError(cmd *cobra.Command, err error) error {
-	var re *pipeline.RequestError
+	var opt interface {
+		Option() string
+		Describe(name string) string
+	}
 	switch {
 	case err == nil:
 		return nil
-	case errors.As(err, &re):
-		if flag, ok := flagOf[re.Field]; ok {
-			return errors.New(re.Describe(flag))
+	case errors.As(err, &opt):
+		if flag, ok := flagOf[opt.Option()]; ok {
+			return errors.New(opt.Describe(flag))
 		}
 		return err
 	case errors.Is(err, pipeline.ErrNoDatabase), errors.Is(err, candidate.ErrNoDatabase):

@@ -191,7 +191,7 @@ func Read(r io.Reader, name string, format *Format, limit int) (*Task, error) {
 		}
 		if t.Format == nil {
 			if t.Format = detect(rec); t.Format == nil {
-				return nil, fmt.Errorf("%s:%d: cannot tell the task type from the fields %s; pass --task-type", name, line, rec.keys())
+				return nil, fmt.Errorf("%s:%d: cannot tell the task type from the fields %s; name the task type", name, line, rec.keys())
 			}
 		}
 		it, err := t.Format.parse(rec)
