@@ -51,9 +51,6 @@ func (n *natsFlags) connectOptions(name string) cluster.ConnectOptions {
 
 // cluster returns a search's evaluation options; cluster events are logged on w.
 func (n *natsFlags) cluster(cmd *cobra.Command, w io.Writer, logJSON bool) (*pipeline.ClusterOptions, error) {
-	if n.url != "" && n.listen != "" {
-		return nil, fmt.Errorf("--nats and --nats-listen exclude each other: connect to a server or start one")
-	}
 	workers := n.workers
 	if !cmd.Flags().Changed("workers") && (n.url != "" || n.listen != "") {
 		workers = 0

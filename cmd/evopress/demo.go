@@ -37,8 +37,7 @@ that the whole demo takes about 5 minutes on 2 cores; --quick is a one-minute sm
 			if err != nil {
 				return err
 			}
-			fmt.Fprintln(w)
-			fmt.Fprint(w, out.Table)
+			fmt.Fprint(w, "\n"+out.Table)
 			fmt.Fprintf(w, "\ndense greedy sample: %s\n", out.Sample)
 			printReportFiles(stderr, out.Report)
 			fmt.Fprintf(w, "\ndemo finished in %s; report in %s (and report.html)\n", out.Elapsed.Round(1e9), filepath.Join(req.Out, "report.md"))
