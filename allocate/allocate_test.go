@@ -41,10 +41,10 @@ func randomSparseCase(rng *rand.Rand, n int) (sparse.Config, [][]float64) {
 }
 
 // enumerate calls fn with every profile whose level i lies in [lo[i], hi[i]].
-func enumerate(lo, hi []int, fn func(search.Profile)) {
+func enumerate(lo, hi []int, fn func(search.Levels)) {
 	p := slices.Clone(lo)
 	for {
-		fn(search.Profile(p))
+		fn(search.Levels(p))
 		i := 0
 		for ; i < len(p); i++ {
 			if p[i] < hi[i] {
@@ -72,7 +72,7 @@ func TestDPSparseMatchesBruteForce(t *testing.T) {
 			for _, l := range cfg.Layers {
 				lo, hi = append(lo, l.Lo), append(hi, l.Hi)
 			}
-			cost := func(p search.Profile) float64 {
+			cost := func(p search.Levels) float64 {
 				var c float64
 				for i, v := range p {
 					c += errs[i][v-cfg.Layers[i].Lo]
@@ -80,7 +80,7 @@ func TestDPSparseMatchesBruteForce(t *testing.T) {
 				return c
 			}
 			best, legal := math.Inf(1), 0
-			enumerate(lo, hi, func(p search.Profile) {
+			enumerate(lo, hi, func(p search.Levels) {
 				if mode.Legal(p) {
 					legal++
 					best = math.Min(best, cost(p))
@@ -141,14 +141,14 @@ func TestDPQuantMatchesBruteForce(t *testing.T) {
 			for i, l := range cfg.Layers {
 				hi[i] = len(l.Bits) - 1
 			}
-			toProfile := func(idx search.Profile) search.Profile {
-				p := make(search.Profile, len(idx))
+			toProfile := func(idx search.Levels) search.Levels {
+				p := make(search.Levels, len(idx))
 				for i, j := range idx {
 					p[i] = cfg.Layers[i].Bits[j]
 				}
 				return p
 			}
-			cost := func(p search.Profile) float64 {
+			cost := func(p search.Levels) float64 {
 				var c float64
 				for i, b := range p {
 					c += errs[i][slices.Index(cfg.Layers[i].Bits, b)]
@@ -156,7 +156,7 @@ func TestDPQuantMatchesBruteForce(t *testing.T) {
 				return c
 			}
 			best := math.Inf(1)
-			enumerate(lo, hi, func(idx search.Profile) {
+			enumerate(lo, hi, func(idx search.Levels) {
 				p := toProfile(idx)
 				// Independent budget check: Σ numel·bits ≤ floor(target·Σ numel).
 				var used, total int64
@@ -323,7 +323,7 @@ func TestOWLProfileOptimalAndExact(t *testing.T) {
 			for i := range target {
 				target[i] = cfg.Sparsity + 0.3*(rng.Float64()-0.5)
 			}
-			dev := func(p search.Profile) float64 {
+			dev := func(p search.Levels) float64 {
 				var d float64
 				for i, v := range p {
 					e := cfg.Sparsity + float64(v)*float64(cfg.D)/float64(cfg.Layers[i].Numel) - target[i]
@@ -336,7 +336,7 @@ func TestOWLProfileOptimalAndExact(t *testing.T) {
 				lo, hi = append(lo, l.Lo), append(hi, l.Hi)
 			}
 			best := math.Inf(1)
-			enumerate(lo, hi, func(p search.Profile) {
+			enumerate(lo, hi, func(p search.Levels) {
 				if mode.Legal(p) {
 					best = math.Min(best, dev(p))
 				}
@@ -443,7 +443,7 @@ func TestOWLGrid(t *testing.T) {
 			}
 		}
 		// λ = 0.2 must move some layer off uniform at this spread.
-		if slices.Equal(cands[len(cands)-1].Profile, make(search.Profile, len(cfg.Layers))) {
+		if slices.Equal(cands[len(cands)-1].Profile, make(search.Levels, len(cfg.Layers))) {
 			t.Errorf("s=%v: λ = 0.2 left the profile uniform", s)
 		}
 	}
@@ -452,7 +452,7 @@ func TestOWLGrid(t *testing.T) {
 func TestUniform(t *testing.T) {
 	cfg := modelSparseConfig(t, 0.6)
 	p, err := UniformSparse(cfg)
-	if err != nil || !slices.Equal(p, make(search.Profile, len(cfg.Layers))) {
+	if err != nil || !slices.Equal(p, make(search.Levels, len(cfg.Layers))) {
 		t.Fatalf("UniformSparse = %v, %v; want all zeros", p, err)
 	}
 	rng := rand.New(rand.NewPCG(9, 9))
@@ -503,7 +503,7 @@ func TestRandomProfiles(t *testing.T) {
 			t.Fatal("random sparse profiles differ for the same seed")
 		}
 	}
-	if len(distinct) < 45 || slices.EqualFunc(a, c, func(x, y search.Profile) bool { return slices.Equal(x, y) }) {
+	if len(distinct) < 45 || slices.EqualFunc(a, c, func(x, y search.Levels) bool { return slices.Equal(x, y) }) {
 		t.Fatalf("random sparse profiles are not random: %d distinct of 50, or seed-independent", len(distinct))
 	}
 
@@ -542,7 +542,7 @@ func TestRandomProfiles(t *testing.T) {
 }
 
 func TestBest(t *testing.T) {
-	cands := []search.Profile{{0}, {1}, {2}, {3}}
+	cands := []search.Levels{{0}, {1}, {2}, {3}}
 	for _, tc := range []struct {
 		fit  []float64
 		want int
@@ -551,14 +551,14 @@ func TestBest(t *testing.T) {
 		{[]float64{math.NaN(), 5, 4, math.NaN()}, 2},
 		{[]float64{math.NaN(), math.NaN(), math.NaN(), math.NaN()}, 0},
 	} {
-		got, _, err := Best(context.Background(), cands, func(_ context.Context, c []search.Profile) ([]float64, error) {
+		got, _, err := Best(context.Background(), cands, func(_ context.Context, c []search.Levels) ([]float64, error) {
 			return tc.fit, nil
 		})
 		if err != nil || got != tc.want {
 			t.Errorf("Best(%v) = %d, %v; want %d", tc.fit, got, err, tc.want)
 		}
 	}
-	if _, _, err := Best(context.Background(), cands, func(context.Context, []search.Profile) ([]float64, error) {
+	if _, _, err := Best(context.Background(), cands, func(context.Context, []search.Levels) ([]float64, error) {
 		return []float64{1}, nil
 	}); err == nil {
 		t.Error("Best accepted a scorer returning the wrong number of values")
@@ -566,7 +566,7 @@ func TestBest(t *testing.T) {
 }
 
 func TestUniqueProfiles(t *testing.T) {
-	uniq, idx := UniqueProfiles([]search.Profile{{1, 2}, {0, 0}, {1, 2}, {2, 1}})
+	uniq, idx := UniqueProfiles([]search.Levels{{1, 2}, {0, 0}, {1, 2}, {2, 1}})
 	if len(uniq) != 3 || !slices.Equal(idx, []int{0, 1, 0, 2}) {
 		t.Fatalf("UniqueProfiles: %v %v", uniq, idx)
 	}

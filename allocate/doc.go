@@ -38,11 +38,11 @@ import (
 
 // Scorer returns the fitness (lower is better) of each candidate profile, e.g. the KL divergence
 // of the compressed model to the dense one on a fixed calibration batch.
-type Scorer func(ctx context.Context, cands []search.Profile) ([]float64, error)
+type Scorer func(ctx context.Context, cands []search.Levels) ([]float64, error)
 
 // Best scores cands with score and returns the index of the lowest fitness (the first on ties;
 // NaN never wins unless every fitness is NaN) together with every candidate's fitness.
-func Best(ctx context.Context, cands []search.Profile, score Scorer) (best int, fit []float64, err error) {
+func Best(ctx context.Context, cands []search.Levels, score Scorer) (best int, fit []float64, err error) {
 	if len(cands) == 0 {
 		return -1, nil, errNoCandidates
 	}

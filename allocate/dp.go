@@ -41,7 +41,7 @@ func checkErrors(errs [][]float64, counts []int) error {
 // Lo_i ≤ ℓ_i ≤ Hi_i (cfg's layers; the budget of sparse.Mode.Legal), and that minimum. errs[i]
 // lists layer i's errors for levels Lo_i..Hi_i. The programme runs over the partial sums of the
 // levels, so it is exact. Ties go to the profile found first (lower levels in earlier layers).
-func DPSparse(cfg sparse.Config, errs [][]float64) (search.Profile, float64, error) {
+func DPSparse(cfg sparse.Config, errs [][]float64) (search.Levels, float64, error) {
 	mode, err := sparse.New(cfg)
 	if err != nil {
 		return nil, 0, err
@@ -99,7 +99,7 @@ func DPSparse(cfg sparse.Config, errs [][]float64) (search.Profile, float64, err
 	if best == inf {
 		return nil, 0, fmt.Errorf("allocate: no sparse profile sums to 0") // impossible: Lo ≤ 0 ≤ Hi
 	}
-	p := make(search.Profile, len(layers))
+	p := make(search.Levels, len(layers))
 	s := 0
 	for i := len(layers) - 1; i >= 0; i-- {
 		v := int(choice[i][s-sLo]) + layers[i].Lo
@@ -124,7 +124,7 @@ func gcd(a, b int64) int64 {
 // quant.Mode.Budget(), and that minimum. Weights are counted in units of g = gcd of the layer
 // sizes, so the programme over integer budget units (Σ (numel/g)·bits ≤ floor(budget/g)) is
 // exact. Ties go to the cheaper profile found first.
-func DPQuant(cfg quant.Config, errs [][]float64) (search.Profile, float64, error) {
+func DPQuant(cfg quant.Config, errs [][]float64) (search.Levels, float64, error) {
 	mode, err := quant.New(cfg)
 	if err != nil {
 		return nil, 0, err
@@ -203,7 +203,7 @@ func DPQuant(cfg quant.Config, errs [][]float64) (search.Profile, float64, error
 	if bestC < 0 {
 		return nil, 0, fmt.Errorf("allocate: no quant profile fits the budget")
 	}
-	p := make(search.Profile, len(layers))
+	p := make(search.Levels, len(layers))
 	c := bestC
 	for i := len(layers) - 1; i >= 0; i-- {
 		j := int(choice[i][c])

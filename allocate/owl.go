@@ -139,7 +139,7 @@ func OWLBlockSparsities(ratios []float64, s, lambda float64) []float64 {
 // result minimises the total Σ(sparsity_i − s_i)² over all legal profiles. (The squared
 // deviation spreads the correction over many layers; an absolute deviation would be flat beyond
 // the target and pile every move onto one layer.)
-func OWLProfile(cfg sparse.Config, target []float64) (search.Profile, error) {
+func OWLProfile(cfg sparse.Config, target []float64) (search.Levels, error) {
 	mode, err := sparse.New(cfg)
 	if err != nil {
 		return nil, err
@@ -152,7 +152,7 @@ func OWLProfile(cfg sparse.Config, target []float64) (search.Profile, error) {
 		e := cfg.Sparsity + float64(v)*float64(cfg.D)/float64(layers[i].Numel) - target[i]
 		return e * e
 	}
-	p := make(search.Profile, len(layers))
+	p := make(search.Levels, len(layers))
 	sum := 0
 	for i, l := range layers {
 		t := target[i]
@@ -205,7 +205,7 @@ type OWLCandidate struct {
 	// BlockSparsity is OWL's sparsity of each block before rounding to the database's levels.
 	BlockSparsity []float64
 	// Profile is the legal profile nearest to it (OWLProfile).
-	Profile search.Profile
+	Profile search.Levels
 }
 
 // OWLGrid returns OWL's candidate profile for every (λ, M) of lambdas × ms (λ-major order).
@@ -251,7 +251,7 @@ func OWLGrid(cfg sparse.Config, ratios [][]float64, lambdas, ms []float64) ([]OW
 
 // UniqueProfiles returns the distinct profiles among ps in first-seen order and, for each of ps,
 // the index of its profile in that list (so that equal candidates are scored once).
-func UniqueProfiles(ps []search.Profile) (uniq []search.Profile, index []int) {
+func UniqueProfiles(ps []search.Levels) (uniq []search.Levels, index []int) {
 	seen := map[string]int{}
 	index = make([]int, len(ps))
 	for i, p := range ps {

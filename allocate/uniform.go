@@ -20,12 +20,12 @@ const FractionalRandomDraws = 32
 const randomStream = 0x616c6c6f63 // "alloc"
 
 // UniformSparse returns the all-zero profile: every layer at the database's target sparsity.
-func UniformSparse(cfg sparse.Config) (search.Profile, error) {
+func UniformSparse(cfg sparse.Config) (search.Levels, error) {
 	mode, err := sparse.New(cfg)
 	if err != nil {
 		return nil, err
 	}
-	p := make(search.Profile, len(cfg.Layers))
+	p := make(search.Levels, len(cfg.Layers))
 	if !mode.Legal(p) {
 		return nil, fmt.Errorf("allocate: uniform sparse profile is not legal") // cannot happen: New checks 0 ∈ [Lo, Hi]
 	}
@@ -35,7 +35,7 @@ func UniformSparse(cfg sparse.Config) (search.Profile, error) {
 // UniformQuant returns the profile with every layer at the target bit-width. It fails for a
 // fractional target (no uniform profile exists: use RandomQuant with FractionalRandomDraws and
 // a Scorer, as the paper does) and when some layer does not allow that width.
-func UniformQuant(cfg quant.Config) (search.Profile, error) {
+func UniformQuant(cfg quant.Config) (search.Levels, error) {
 	mode, err := quant.New(cfg)
 	if err != nil {
 		return nil, err
@@ -46,7 +46,7 @@ func UniformQuant(cfg quant.Config) (search.Profile, error) {
 			mode.Target(), FractionalRandomDraws)
 	}
 	bits := int(t4 / quant.TargetScale)
-	p := make(search.Profile, len(cfg.Layers))
+	p := make(search.Levels, len(cfg.Layers))
 	for i, l := range mode.Layers() {
 		if _, ok := slices.BinarySearch(l.Bits, bits); !ok {
 			return nil, fmt.Errorf("allocate: layer %s has no %d-bit level (widths %v)", l.Name, bits, l.Bits)
@@ -63,7 +63,7 @@ func UniformQuant(cfg quant.Config) (search.Profile, error) {
 // seed: each layer's level is drawn uniformly from its range, then random layers are moved one
 // level towards balance (down while Σℓ > 0, up while Σℓ < 0, each move drawn uniformly among the
 // layers that can make it) until Σℓ = 0.
-func RandomSparse(cfg sparse.Config, n int, seed uint64) ([]search.Profile, error) {
+func RandomSparse(cfg sparse.Config, n int, seed uint64) ([]search.Levels, error) {
 	mode, err := sparse.New(cfg)
 	if err != nil {
 		return nil, err
@@ -73,10 +73,10 @@ func RandomSparse(cfg sparse.Config, n int, seed uint64) ([]search.Profile, erro
 	}
 	layers := mode.Layers()
 	rng := rand.New(rand.NewPCG(seed, randomStream))
-	out := make([]search.Profile, n)
+	out := make([]search.Levels, n)
 	movable := make([]int, 0, len(layers))
 	for k := range out {
-		p := make(search.Profile, len(layers))
+		p := make(search.Levels, len(layers))
 		sum := 0
 		for i, l := range layers {
 			p[i] = l.Lo + rng.IntN(l.Hi-l.Lo+1)
@@ -111,7 +111,7 @@ func RandomSparse(cfg sparse.Config, n int, seed uint64) ([]search.Profile, erro
 // allowed width ≥ ceil(target) (for an integer target, the lowest width above it, so that the
 // draws differ from the uniform profile), or its highest width when none is; then random layers
 // (uniformly among those above their lowest width) go down one width until the budget holds.
-func RandomQuant(cfg quant.Config, n int, seed uint64) ([]search.Profile, error) {
+func RandomQuant(cfg quant.Config, n int, seed uint64) ([]search.Levels, error) {
 	mode, err := quant.New(cfg)
 	if err != nil {
 		return nil, err
@@ -131,11 +131,11 @@ func RandomQuant(cfg quant.Config, n int, seed uint64) ([]search.Profile, error)
 		start[i] = min(j, len(l.Bits)-1)
 	}
 	rng := rand.New(rand.NewPCG(seed, randomStream))
-	out := make([]search.Profile, n)
+	out := make([]search.Levels, n)
 	movable := make([]int, 0, len(layers))
 	for k := range out {
 		idx := slices.Clone(start)
-		p := make(search.Profile, len(layers))
+		p := make(search.Levels, len(layers))
 		for i, l := range layers {
 			p[i] = l.Bits[idx[i]]
 		}

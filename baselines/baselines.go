@@ -145,8 +145,8 @@ type Options struct {
 
 // Scored is a profile with its fitness on a batch.
 type Scored struct {
-	Profile search.Profile `json:"profile"`
-	Fitness float64        `json:"fitness"`
+	Profile search.Levels `json:"profile"`
+	Fitness float64       `json:"fitness"`
 }
 
 // Result is a baseline's outcome.
@@ -156,7 +156,7 @@ type Result struct {
 	Units []string
 	// Profile is the chosen drop profile, legal for the drop mode with the run's K,
 	// WholeBlocks and Keep.
-	Profile search.Profile
+	Profile search.Levels
 	// Dropped are the blocks whose attention (Attn) and MLP (MLP) sub-blocks are dropped.
 	Attn, MLP []int
 	// Scores: per block (ShortGPT's BI, NormRatio's ratio, ShortenedPPL's mean NLL with the
@@ -276,8 +276,8 @@ func batchTokens(pool [][]int, b search.Batch) [][]int {
 }
 
 // wholeProfile returns the whole-block profile dropping blocks.
-func wholeProfile(n int, blocks []int) search.Profile {
-	p := make(search.Profile, 2*n)
+func wholeProfile(n int, blocks []int) search.Levels {
+	p := make(search.Levels, 2*n)
 	for _, b := range blocks {
 		p[2*b], p[2*b+1] = 1, 1
 	}

@@ -65,7 +65,7 @@ func load(t *testing.T) *fixture {
 }
 
 // dropCounts returns the numbers of attention and MLP units p drops.
-func dropCounts(p search.Profile) (attn, mlp int) {
+func dropCounts(p search.Levels) (attn, mlp int) {
 	for i, v := range p {
 		if v == 1 {
 			if i%2 == 0 {
@@ -296,7 +296,7 @@ func window(ang [][]float64, n, k int) []int {
 
 // klOf scores one profile alone, with a fresh teacher and no prefix reuse: an independent
 // recomputation of the fitness.
-func klOf(t *testing.T, m *model.Model, pool [][]int, p search.Profile, b search.Batch) float64 {
+func klOf(t *testing.T, m *model.Model, pool [][]int, p search.Levels, b search.Batch) float64 {
 	n := len(m.Blocks)
 	teacher, err := fitness.NewTeacher(m, pool, fitness.Options{})
 	if err != nil {
@@ -309,7 +309,7 @@ func klOf(t *testing.T, m *model.Model, pool [][]int, p search.Profile, b search
 		t.Fatal(err)
 	}
 	ev.PrefixReuse = false
-	f, err := ev.Evaluate(context.Background(), nil, []search.Profile{p}, b)
+	f, err := ev.Evaluate(context.Background(), nil, []search.Levels{p}, b)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -336,10 +336,10 @@ func TestExhaustiveFindsTheMinimum(t *testing.T) {
 			t.Fatalf("k=%d whole=%t: %d profiles scored, want %d", tc.k, tc.whole, len(res.Ranking), tc.space)
 		}
 		// Enumerate independently by bit masks and score each profile alone.
-		best, bestFit := search.Profile(nil), math.Inf(1)
+		best, bestFit := search.Levels(nil), math.Inf(1)
 		seen := 0
 		for mask := 0; mask < 1<<(2*n); mask++ {
-			p := make(search.Profile, 2*n)
+			p := make(search.Levels, 2*n)
 			for i := range p {
 				p[i] = mask >> i & 1
 			}

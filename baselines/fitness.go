@@ -44,8 +44,8 @@ func newEvaluator(m *model.Model, pool [][]int, mode *drop.Mode, opt Options, ki
 
 // scoreAll scores cands on batch b in groups, relative to the dense (all-kept) profile so that
 // prefix reuse starts each candidate at its first dropped block.
-func scoreAll(ctx context.Context, ev *fitness.Evaluator, n int, cands []search.Profile, b search.Batch, progress func(int, int)) ([]float64, error) {
-	dense := make(search.Profile, 2*n)
+func scoreAll(ctx context.Context, ev *fitness.Evaluator, n int, cands []search.Levels, b search.Batch, progress func(int, int)) ([]float64, error) {
+	dense := make(search.Levels, 2*n)
 	out := make([]float64, 0, len(cands))
 	for lo := 0; lo < len(cands); lo += evalGroup {
 		hi := min(lo+evalGroup, len(cands))
@@ -62,7 +62,7 @@ func scoreAll(ctx context.Context, ev *fitness.Evaluator, n int, cands []search.
 }
 
 // rankScored returns the candidates with their fitness, best first (NaN last, ties by index).
-func rankScored(cands []search.Profile, fit []float64) []Scored {
+func rankScored(cands []search.Levels, fit []float64) []Scored {
 	idx := make([]int, len(cands))
 	for i := range idx {
 		idx[i] = i
@@ -88,7 +88,7 @@ func runShortenedPPL(ctx context.Context, m *model.Model, pool [][]int, mode *dr
 		return nil, err
 	}
 	blocks, _, _ := droppable(n, opt.Keep)
-	cands := make([]search.Profile, len(blocks))
+	cands := make([]search.Levels, len(blocks))
 	for i, blk := range blocks {
 		cands[i] = wholeProfile(n, []int{blk})
 	}
@@ -143,7 +143,7 @@ func combinations(items []int, k int) [][]int {
 // Enumerate returns every legal profile of mode (keep as given to it), in lexicographic order
 // of the dropped blocks (attention combination outer, MLP inner), or an error when there are
 // more than limit.
-func Enumerate(mode *drop.Mode, keep []string, limit int) ([]search.Profile, error) {
+func Enumerate(mode *drop.Mode, keep []string, limit int) ([]search.Levels, error) {
 	size := SpaceSize(mode, keep)
 	if !size.IsInt64() || size.Int64() > int64(limit) {
 		kind := "sub-block"
@@ -155,7 +155,7 @@ func Enumerate(mode *drop.Mode, keep []string, limit int) ([]search.Profile, err
 	}
 	n, k := mode.Blocks(), mode.K()
 	blocks, attn, mlp := droppable(n, keep)
-	var out []search.Profile
+	var out []search.Levels
 	if mode.WholeBlocks() {
 		for _, c := range combinations(blocks, k) {
 			out = append(out, wholeProfile(n, c))
@@ -165,7 +165,7 @@ func Enumerate(mode *drop.Mode, keep []string, limit int) ([]search.Profile, err
 	mc := combinations(mlp, k)
 	for _, ac := range combinations(attn, k) {
 		for _, m := range mc {
-			p := make(search.Profile, 2*n)
+			p := make(search.Levels, 2*n)
 			for _, b := range ac {
 				p[2*b] = 1
 			}
@@ -270,10 +270,10 @@ const randomStream = 0x72616e646f6d // "random"
 
 // RandomProfiles draws up to want distinct legal random profiles of mode, seeded (the mode's
 // own sampler, drop.Mode.Initial). Fewer come back only when the space is smaller.
-func RandomProfiles(mode *drop.Mode, want int, seed uint64) []search.Profile {
+func RandomProfiles(mode *drop.Mode, want int, seed uint64) []search.Levels {
 	rng := newRand(seed, randomStream)
 	seen := map[string]bool{}
-	var out []search.Profile
+	var out []search.Levels
 	for tries := 0; len(out) < want && tries < 1000+100*want/drop.InitialCandidates; tries++ {
 		for _, p := range mode.Initial(rng) {
 			if len(out) == want {
@@ -315,7 +315,7 @@ func runRandom(ctx context.Context, m *model.Model, pool [][]int, mode *drop.Mod
 		return nil, err
 	}
 	screened := rankScored(cands, fit)
-	final := make([]search.Profile, plan.Survivors)
+	final := make([]search.Levels, plan.Survivors)
 	for i := range final {
 		final[i] = screened[i].Profile
 	}

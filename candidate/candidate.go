@@ -50,7 +50,7 @@ func ApplyDrop(m *model.Model, levels map[string]int) (*model.Model, error) {
 }
 
 // DropBuilder returns a builder of candidate models for drop profiles over units (in profile order).
-func DropBuilder(m *model.Model, units []string) (func(p search.Profile) (*model.Model, error), error) {
+func DropBuilder(m *model.Model, units []string) (func(p search.Levels) (*model.Model, error), error) {
 	type unit struct {
 		block int
 		attn  bool
@@ -63,7 +63,7 @@ func DropBuilder(m *model.Model, units []string) (func(p search.Profile) (*model
 		}
 		us[i] = unit{b, attn}
 	}
-	return func(p search.Profile) (*model.Model, error) {
+	return func(p search.Levels) (*model.Model, error) {
 		if len(p) != len(us) {
 			return nil, fmt.Errorf("profile has %d levels, want %d", len(p), len(us))
 		}

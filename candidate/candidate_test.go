@@ -61,7 +61,7 @@ func TestApplyDropAndBuilderAgree(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := build(search.Profile{0, 0, 1, 0, 0, 1})
+	b, err := build(search.Levels{0, 0, 1, 0, 0, 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +70,7 @@ func TestApplyDropAndBuilderAgree(t *testing.T) {
 			t.Errorf("block %d: builder and ApplyDrop disagree", i)
 		}
 	}
-	if _, err := build(search.Profile{0}); err == nil {
+	if _, err := build(search.Levels{0}); err == nil {
 		t.Error("short profile accepted")
 	}
 	if _, err := ApplyDrop(m, map[string]int{"model.layers.0.mlp": 2}); err == nil {

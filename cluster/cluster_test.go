@@ -21,7 +21,7 @@ import (
 
 // chunkFitness is a deterministic, non-additive function of a profile and a chunk, standing in
 // for a candidate model's summed KL on one calibration sequence of 7 predicting positions.
-func chunkFitness(p search.Profile, c int) float64 {
+func chunkFitness(p search.Levels, c int) float64 {
 	s := 0.0
 	for i, l := range p {
 		s += float64(l) * math.Sin(float64(i+1)*1.7)
@@ -36,7 +36,7 @@ const fakeSubBatch = 2
 // fitness.Combine like the real one.
 type rangeEval struct{}
 
-func (rangeEval) EvaluateRange(ctx context.Context, parent search.Profile, cands []search.Profile, b search.Batch, lo, hi int) ([][]float64, int, error) {
+func (rangeEval) EvaluateRange(ctx context.Context, parent search.Levels, cands []search.Levels, b search.Batch, lo, hi int) ([][]float64, int, error) {
 	var sums [][]float64
 	count := 0
 	for k := lo; k < hi; k++ {
@@ -53,7 +53,7 @@ func (rangeEval) EvaluateRange(ctx context.Context, parent search.Profile, cands
 	return sums, count, nil
 }
 
-func (e rangeEval) Evaluate(ctx context.Context, parent search.Profile, cands []search.Profile, b search.Batch) ([]float64, error) {
+func (e rangeEval) Evaluate(ctx context.Context, parent search.Levels, cands []search.Levels, b search.Batch) ([]float64, error) {
 	sums, count, err := e.EvaluateRange(ctx, parent, cands, b, 0, (len(b.Chunks)+fakeSubBatch-1)/fakeSubBatch)
 	if err != nil {
 		return nil, err
@@ -63,8 +63,8 @@ func (e rangeEval) Evaluate(ctx context.Context, parent search.Profile, cands []
 
 var fakeEval search.Evaluator = rangeEval{}
 
-func fakeFitness(p search.Profile, b search.Batch) float64 {
-	f, _ := fakeEval.Evaluate(context.Background(), nil, []search.Profile{p}, b)
+func fakeFitness(p search.Levels, b search.Batch) float64 {
+	f, _ := fakeEval.Evaluate(context.Background(), nil, []search.Levels{p}, b)
 	return f[0]
 }
 
@@ -254,7 +254,7 @@ type blockingEval struct {
 	started chan struct{}
 }
 
-func (b *blockingEval) Evaluate(ctx context.Context, parent search.Profile, cands []search.Profile, bt search.Batch) ([]float64, error) {
+func (b *blockingEval) Evaluate(ctx context.Context, parent search.Levels, cands []search.Levels, bt search.Batch) ([]float64, error) {
 	if b.n.Add(1) > b.free {
 		select {
 		case b.started <- struct{}{}:
@@ -266,7 +266,7 @@ func (b *blockingEval) Evaluate(ctx context.Context, parent search.Profile, cand
 	return fakeEval.Evaluate(ctx, parent, cands, bt)
 }
 
-func (b *blockingEval) EvaluateRange(ctx context.Context, parent search.Profile, cands []search.Profile, bt search.Batch, lo, hi int) ([][]float64, int, error) {
+func (b *blockingEval) EvaluateRange(ctx context.Context, parent search.Levels, cands []search.Levels, bt search.Batch, lo, hi int) ([][]float64, int, error) {
 	if _, err := b.Evaluate(ctx, parent, cands, bt); err != nil {
 		return nil, 0, err
 	}
@@ -366,12 +366,12 @@ func TestDatabaseRequired(t *testing.T) {
 
 func TestWorkerErrorFailsEvaluate(t *testing.T) {
 	h := newHarness(t, Options{})
-	bad := search.EvaluatorFunc(func(ctx context.Context, parent search.Profile, cands []search.Profile, b search.Batch) ([]float64, error) {
+	bad := search.EvaluatorFunc(func(ctx context.Context, parent search.Levels, cands []search.Levels, b search.Batch) ([]float64, error) {
 		return nil, fmt.Errorf("chunk 99 outside the pool")
 	})
 	h.worker("bad", &preparer{id: testIdentity, eval: bad}, WorkerOptions{})
 	h.waitWorkers(1)
-	_, err := h.co.Evaluate(context.Background(), nil, []search.Profile{{0, 1}}, search.Batch{Chunks: []int{1}, Tokens: 8})
+	_, err := h.co.Evaluate(context.Background(), nil, []search.Levels{{0, 1}}, search.Batch{Chunks: []int{1}, Tokens: 8})
 	if err == nil || !strings.Contains(err.Error(), "worker bad: chunk 99") {
 		t.Fatalf("err %v, want the worker's error", err)
 	}
@@ -381,14 +381,14 @@ func TestEvaluateCancelledWithoutWorkers(t *testing.T) {
 	h := newHarness(t, Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
-	_, err := h.co.Evaluate(ctx, nil, []search.Profile{{0, 1}}, search.Batch{Chunks: []int{1}, Tokens: 8})
+	_, err := h.co.Evaluate(ctx, nil, []search.Levels{{0, 1}}, search.Batch{Chunks: []int{1}, Tokens: 8})
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("err %v, want the context's", err)
 	}
 	// A worker that joins later gets nothing of the cancelled call, and new calls work.
 	h.worker("late", &preparer{id: testIdentity}, WorkerOptions{})
-	got, err := h.co.Evaluate(context.Background(), nil, []search.Profile{{0, 1}, {1, 0}}, search.Batch{Chunks: []int{1}, Tokens: 8})
-	if err != nil || len(got) != 2 || got[0] != fakeFitness(search.Profile{0, 1}, search.Batch{Chunks: []int{1}, Tokens: 8}) {
+	got, err := h.co.Evaluate(context.Background(), nil, []search.Levels{{0, 1}, {1, 0}}, search.Batch{Chunks: []int{1}, Tokens: 8})
+	if err != nil || len(got) != 2 || got[0] != fakeFitness(search.Levels{0, 1}, search.Batch{Chunks: []int{1}, Tokens: 8}) {
 		t.Fatalf("got %v, %v", got, err)
 	}
 }
@@ -497,8 +497,8 @@ func TestListenWithPassword(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go RunWorker(ctx, wc, &preparer{id: testIdentity}, WorkerOptions{ID: "tcp"})
-	got, err := co.Evaluate(context.Background(), nil, []search.Profile{{1, 0}}, search.Batch{Chunks: []int{3}, Tokens: 8})
-	if err != nil || got[0] != fakeFitness(search.Profile{1, 0}, search.Batch{Chunks: []int{3}, Tokens: 8}) {
+	got, err := co.Evaluate(context.Background(), nil, []search.Levels{{1, 0}}, search.Batch{Chunks: []int{3}, Tokens: 8})
+	if err != nil || got[0] != fakeFitness(search.Levels{1, 0}, search.Batch{Chunks: []int{3}, Tokens: 8}) {
 		t.Fatalf("got %v, %v", got, err)
 	}
 }
@@ -508,7 +508,7 @@ func TestListenWithPassword(t *testing.T) {
 // loopback, with profiles of 84 units (llama-pd-11m's linear layers) and 1 or 16 candidates
 // per task.
 func BenchmarkRoundTrip(b *testing.B) {
-	nothing := search.EvaluatorFunc(func(ctx context.Context, parent search.Profile, cands []search.Profile, bt search.Batch) ([]float64, error) {
+	nothing := search.EvaluatorFunc(func(ctx context.Context, parent search.Levels, cands []search.Levels, bt search.Batch) ([]float64, error) {
 		return make([]float64, len(cands)), nil
 	})
 	for _, transport := range []string{"inprocess", "tcp"} {
@@ -548,8 +548,8 @@ func BenchmarkRoundTrip(b *testing.B) {
 				go RunWorker(ctx, wc, &preparer{id: testIdentity, eval: nothing}, WorkerOptions{ID: "w"})
 				waitFor(b, 10*time.Second, func() bool { return co.Connected() > 0 },
 					func() string { return "no worker connected" })
-				parent := make(search.Profile, 84)
-				cands := make([]search.Profile, nc)
+				parent := make(search.Levels, 84)
+				cands := make([]search.Levels, nc)
 				for i := range cands {
 					cands[i] = parent.Clone()
 					cands[i][i%84] = 4
@@ -572,8 +572,8 @@ func BenchmarkRoundTrip(b *testing.B) {
 // TestMessageSizes logs the size of the messages of a typical task (llama-pd-11m sparse
 // search, λ = 16 on 2 chunks, 84 units), for the scaling notes.
 func TestMessageSizes(t *testing.T) {
-	parent := make(search.Profile, 84)
-	cands := make([]search.Profile, 16)
+	parent := make(search.Levels, 84)
+	cands := make([]search.Levels, 16)
 	for i := range cands {
 		cands[i] = parent.Clone()
 		cands[i][i] = -3

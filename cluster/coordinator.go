@@ -246,7 +246,7 @@ func (c *Coordinator) connectedLocked() int {
 // worker reports an error, or ctx is cancelled. With no worker connected it waits for one.
 // Split candidates are merged with fitness.Combine, which repeats the additions of a
 // whole-batch evaluation in order: the values are bit-identical to unsplit ones.
-func (c *Coordinator) Evaluate(ctx context.Context, parent search.Profile, cands []search.Profile, b search.Batch) ([]float64, error) {
+func (c *Coordinator) Evaluate(ctx context.Context, parent search.Levels, cands []search.Levels, b search.Batch) ([]float64, error) {
 	if len(cands) == 0 {
 		return nil, nil
 	}
@@ -289,7 +289,7 @@ func (c *Coordinator) Evaluate(ctx context.Context, parent search.Profile, cands
 // sub-batch needs its own dense distributions and parent prefix anyway, while two groups of
 // candidates on the same sub-batch both compute them. With r = 1 the tasks score whole
 // batches. Called with c.mu held.
-func (c *Coordinator) split(cl *call, parent search.Profile, cands []search.Profile, b search.Batch) ([]*task, error) {
+func (c *Coordinator) split(cl *call, parent search.Levels, cands []search.Levels, b search.Batch) ([]*task, error) {
 	workers := max(1, c.connectedLocked())
 	nSub := c.subBatches(len(b.Chunks))
 	cl.batchChunks = len(b.Chunks)

@@ -161,13 +161,13 @@ type WorkReply struct {
 // set, on its sub-batches [SubLo, SubHi) (sub-batch k holds the chunks
 // Batch.Chunks[k·Job.SubBatch : (k+1)·Job.SubBatch]).
 type Task struct {
-	ID     uint64           `json:"id"`
-	Parent search.Profile   `json:"parent,omitempty"`
-	Cands  []search.Profile `json:"cands"`
-	Batch  search.Batch     `json:"batch"`
-	Range  bool             `json:"range,omitempty"`
-	SubLo  int              `json:"sub_lo,omitempty"`
-	SubHi  int              `json:"sub_hi,omitempty"`
+	ID     uint64          `json:"id"`
+	Parent search.Levels   `json:"parent,omitempty"`
+	Cands  []search.Levels `json:"cands"`
+	Batch  search.Batch    `json:"batch"`
+	Range  bool            `json:"range,omitempty"`
+	SubLo  int             `json:"sub_lo,omitempty"`
+	SubHi  int             `json:"sub_hi,omitempty"`
 }
 
 // Result answers a Task. Fitness values travel as IEEE-754 bits so that NaN and ±Inf survive

@@ -37,7 +37,7 @@ type BlockStats interface {
 // (fitness.Evaluator): the summed fitness per sub-batch of [lo, hi) and candidate, and the
 // number of predicting positions per candidate. Workers need it for Range tasks.
 type RangeEvaluator interface {
-	EvaluateRange(ctx context.Context, parent search.Profile, cands []search.Profile, b search.Batch, lo, hi int) ([][]float64, int, error)
+	EvaluateRange(ctx context.Context, parent search.Levels, cands []search.Levels, b search.Batch, lo, hi int) ([][]float64, int, error)
 }
 
 // WorkerOptions configures a worker. Zero fields take the defaults.

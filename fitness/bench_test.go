@@ -41,7 +41,7 @@ func BenchmarkEvaluateDrop(b *testing.B) {
 	}
 	rng := rand.New(rand.NewPCG(1, 2))
 	parent := mode.Initial(rng)[0]
-	var cands []search.Profile
+	var cands []search.Levels
 	seen := map[string]bool{parent.String(): true}
 	for len(cands) < lambda {
 		c := parent.Clone()

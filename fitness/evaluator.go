@@ -33,7 +33,7 @@ func ParseKind(s string) (Kind, error) {
 
 // Builder turns a profile (levels in the mode's unit order) into a candidate model, typically a
 // Clone of the dense model with sub-blocks skipped or layer weights swapped.
-type Builder func(p search.Profile) (*model.Model, error)
+type Builder func(p search.Levels) (*model.Model, error)
 
 // Evaluator scores candidate profiles for the search engine (it implements search.Evaluator).
 type Evaluator struct {
@@ -80,7 +80,7 @@ func (e *Evaluator) Stats() (blocksRun, blocksFull, tokens int64) {
 }
 
 // firstChanged is the first block in which child differs from parent (nBlocks when equal).
-func (e *Evaluator) firstChanged(parent, child search.Profile) int {
+func (e *Evaluator) firstChanged(parent, child search.Levels) int {
 	f := e.nBlocks
 	for i := range child {
 		if child[i] != parent[i] && e.unitBlock[i] < f {
@@ -91,7 +91,7 @@ func (e *Evaluator) firstChanged(parent, child search.Profile) int {
 }
 
 // Evaluate implements search.Evaluator: EvaluateRange over every sub-batch, then Combine.
-func (e *Evaluator) Evaluate(ctx context.Context, parent search.Profile, cands []search.Profile, b search.Batch) ([]float64, error) {
+func (e *Evaluator) Evaluate(ctx context.Context, parent search.Levels, cands []search.Levels, b search.Batch) ([]float64, error) {
 	sums, count, err := e.EvaluateRange(ctx, parent, cands, b, 0, e.SubBatches(b))
 	if err != nil {
 		return nil, err
@@ -110,7 +110,7 @@ func (e *Evaluator) SubBatches(b search.Batch) int {
 // the predicting positions of sub-batch k, and count the number of those positions (the same
 // for every candidate). Ranges scored apart and merged with Combine give exactly Evaluate's
 // values, which lets a distributed search split one candidate's batch over several workers.
-func (e *Evaluator) EvaluateRange(ctx context.Context, parent search.Profile, cands []search.Profile, b search.Batch, lo, hi int) (sums [][]float64, count int, err error) {
+func (e *Evaluator) EvaluateRange(ctx context.Context, parent search.Levels, cands []search.Levels, b search.Batch, lo, hi int) (sums [][]float64, count int, err error) {
 	if len(b.Chunks) == 0 {
 		return nil, 0, fmt.Errorf("fitness: empty batch")
 	}

@@ -48,12 +48,12 @@ func ExampleNewEvaluator() {
 		panic(err)
 	}
 
-	dense := make(search.Profile, len(units))
+	dense := make(search.Levels, len(units))
 	one := dense.Clone()
 	one[2*5] = 1 // block 5's attention
 	two := one.Clone()
 	two[2*7+1] = 1 // and block 7's MLP
-	kl, err := ev.Evaluate(context.Background(), nil, []search.Profile{dense, one, two},
+	kl, err := ev.Evaluate(context.Background(), nil, []search.Levels{dense, one, two},
 		search.Batch{Chunks: []int{0, 3, 6}, Tokens: 3 * 64})
 	if err != nil {
 		panic(err)

@@ -104,8 +104,8 @@ func TestKLAgainstBruteForce(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := pool(m, 6, 64)
-	dense := make(search.Profile, 2*n)
-	cand := make(search.Profile, 2*n)
+	dense := make(search.Levels, 2*n)
+	cand := make(search.Levels, 2*n)
 	cand[2] = 1   // attention of block 2
 	cand[n+3] = 1 // MLP of block 3
 	candModel, _ := build(cand)
@@ -119,7 +119,7 @@ func TestKLAgainstBruteForce(t *testing.T) {
 			t.Fatal(err)
 		}
 		b := search.Batch{Chunks: []int{1, 3, 4}, Tokens: 3 * 64}
-		got, err := ev.Evaluate(context.Background(), nil, []search.Profile{dense, cand}, b)
+		got, err := ev.Evaluate(context.Background(), nil, []search.Levels{dense, cand}, b)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -141,10 +141,10 @@ func TestPrefixReuseIsExact(t *testing.T) {
 	build, _ := candidate.DropBuilder(m, units)
 	p := pool(m, 8, 48)
 	teacher, _ := NewTeacher(m, p, Options{})
-	parent := make(search.Profile, 2*n)
+	parent := make(search.Levels, 2*n)
 	parent[1] = 1
 	parent[n+1] = 1
-	var cands []search.Profile
+	var cands []search.Levels
 	for _, sw := range [][2]int{{1, 3}, {n + 1, n + 4}, {1, 0}, {n + 1, n}} {
 		c := parent.Clone()
 		c[sw[0]], c[sw[1]] = 0, 1
@@ -185,7 +185,7 @@ func TestPPLFitnessIsNLL(t *testing.T) {
 	p := pool(m, 3, 40)
 	teacher, _ := NewTeacher(m, p, Options{})
 	ev, _ := NewEvaluator(teacher, units, build, PPL)
-	got, err := ev.Evaluate(context.Background(), nil, []search.Profile{make(search.Profile, 2*n)}, search.Batch{Chunks: []int{0, 2}, Tokens: 60})
+	got, err := ev.Evaluate(context.Background(), nil, []search.Levels{make(search.Levels, 2*n)}, search.Batch{Chunks: []int{0, 2}, Tokens: 60})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -238,7 +238,7 @@ func TestMeasure(t *testing.T) {
 	build, _ := candidate.DropBuilder(m, units)
 	p := pool(m, 4, 40)
 	teacher, _ := NewTeacher(m, p, Options{Batch: 3})
-	cand := make(search.Profile, 2*n)
+	cand := make(search.Levels, 2*n)
 	cand[1] = 1
 	cm, _ := build(cand)
 	kl, nll, err := teacher.Measure(cm, []int{0, 1, 3})
@@ -264,9 +264,9 @@ func TestEvaluateRangeCombineIsExact(t *testing.T) {
 	units := dropUnits(n)
 	build, _ := candidate.DropBuilder(m, units)
 	teacher, _ := NewTeacher(m, pool(m, 12, 32), Options{})
-	parent := make(search.Profile, 2*n)
+	parent := make(search.Levels, 2*n)
 	parent[2], parent[n+3] = 1, 1
-	var cands []search.Profile
+	var cands []search.Levels
 	for _, sw := range [][2]int{{2, 0}, {n + 3, n + 1}, {2, 4}} {
 		c := parent.Clone()
 		c[sw[0]], c[sw[1]] = 0, 1
@@ -288,7 +288,7 @@ func TestEvaluateRangeCombineIsExact(t *testing.T) {
 				var parts [][][]float64
 				var counts []int
 				for j := 0; j+1 < len(cuts); j++ {
-					s, cnt, err := ev.EvaluateRange(context.Background(), parent, []search.Profile{c}, b, cuts[j], cuts[j+1])
+					s, cnt, err := ev.EvaluateRange(context.Background(), parent, []search.Levels{c}, b, cuts[j], cuts[j+1])
 					if err != nil {
 						t.Fatal(err)
 					}

@@ -227,7 +227,7 @@ type dbScorer struct {
 	evals int64
 }
 
-func (s *dbScorer) score(ctx context.Context, cands []search.Profile) ([]float64, error) {
+func (s *dbScorer) score(ctx context.Context, cands []search.Levels) ([]float64, error) {
 	out := make([]float64, 0, len(cands))
 	for lo := 0; lo < len(cands); lo += scoreGroup {
 		hi := min(lo+scoreGroup, len(cands))
@@ -307,8 +307,8 @@ func runBaselineDB(ctx context.Context, req BaselineRequest) (*BaselineOutcome, 
 	if err != nil {
 		return nil, err
 	}
-	var levels search.Profile
-	bestOf := func(cands []search.Profile) error {
+	var levels search.Levels
+	bestOf := func(cands []search.Levels) error {
 		best, fit, err := allocate.Best(ctx, cands, sc.score)
 		if err != nil {
 			return err
@@ -317,7 +317,7 @@ func runBaselineDB(ctx context.Context, req BaselineRequest) (*BaselineOutcome, 
 		info.Candidates, info.CandidateFitness, info.BestIndex = len(cands), fit, &best
 		return nil
 	}
-	randomProfiles := func(n int) ([]search.Profile, error) {
+	randomProfiles := func(n int) ([]search.Levels, error) {
 		if kind == profile.ModeSparse {
 			return allocate.RandomSparse(sparseC, n, req.Seed)
 		}
@@ -341,7 +341,7 @@ func runBaselineDB(ctx context.Context, req BaselineRequest) (*BaselineOutcome, 
 			}
 			fmt.Fprintf(req.Log, "target %v is fractional: no uniform profile; using the best of %d random profiles (as the paper)\n", target, n)
 			info.Uniform = fmt.Sprintf("fractional target: best of %d random profiles", n)
-			var cands []search.Profile
+			var cands []search.Levels
 			if cands, err = randomProfiles(n); err == nil {
 				err = bestOf(cands)
 			}
@@ -355,7 +355,7 @@ func runBaselineDB(ctx context.Context, req BaselineRequest) (*BaselineOutcome, 
 		}
 		info.SumError = &total
 	case req.Method == "random":
-		var cands []search.Profile
+		var cands []search.Levels
 		if cands, err = randomProfiles(samples); err == nil {
 			err = bestOf(cands)
 		}
@@ -368,7 +368,7 @@ func runBaselineDB(ctx context.Context, req BaselineRequest) (*BaselineOutcome, 
 	if !mode.Legal(levels) {
 		return nil, fmt.Errorf("internal error: %s profile is not legal", req.Method)
 	}
-	fit, err := sc.score(ctx, []search.Profile{levels})
+	fit, err := sc.score(ctx, []search.Levels{levels})
 	if err != nil {
 		return nil, err
 	}
@@ -402,7 +402,7 @@ func runBaselineDB(ctx context.Context, req BaselineRequest) (*BaselineOutcome, 
 
 // runOWL computes the outlier ratios and the grid's profiles, scores the distinct ones and
 // keeps the best grid point.
-func runOWL(ctx context.Context, lm *Loaded, cal *Calibration, cfg sparse.Config, sc *dbScorer, info *profile.Record, logw io.Writer) (search.Profile, error) {
+func runOWL(ctx context.Context, lm *Loaded, cal *Calibration, cfg sparse.Config, sc *dbScorer, info *profile.Record, logw io.Writer) (search.Levels, error) {
 	t0 := time.Now()
 	ratios, err := allocate.OutlierRatios(ctx, lm.Model, cal.Pool, allocate.OWLMs, 0)
 	if err != nil {
@@ -413,7 +413,7 @@ func runOWL(ctx context.Context, lm *Loaded, cal *Calibration, cfg sparse.Config
 	if err != nil {
 		return nil, err
 	}
-	ps := make([]search.Profile, len(cands))
+	ps := make([]search.Levels, len(cands))
 	for i, c := range cands {
 		ps[i] = c.Profile
 	}

@@ -114,7 +114,7 @@ func (m *Mode) Builder() (fitness.Builder, error) {
 
 // dbBuilder builds candidate models by swapping database levels into the dense model.
 func dbBuilder(d *db.DB, dense *model.Model, units []string) fitness.Builder {
-	return func(p search.Profile) (*model.Model, error) {
+	return func(p search.Levels) (*model.Model, error) {
 		levels, err := search.LevelsMap(units, p)
 		if err != nil {
 			return nil, err
@@ -125,7 +125,7 @@ func dbBuilder(d *db.DB, dense *model.Model, units []string) fitness.Builder {
 
 // Profile returns the profile file of a level vector: mode, target, model and database
 // references, levels and (sparse, quant) each layer's actual sparsity or bits per weight.
-func (m *Mode) Profile(levels search.Profile, method string) *profile.Profile {
+func (m *Mode) Profile(levels search.Levels, method string) *profile.Profile {
 	p := profile.New(m.Spec.Kind)
 	p.Target = m.Spec.Target
 	p.Method = method

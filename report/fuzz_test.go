@@ -10,7 +10,7 @@ import (
 
 func FuzzParseResult(f *testing.F) {
 	h := synthHistory(3, 0.5, 0.1, 1)
-	good, _ := json.Marshal(search.Result{Mode: "drop", Units: []string{"a", "b"}, Profile: search.Profile{0, 1}, Fitness: math.NaN(), History: h})
+	good, _ := json.Marshal(search.Result{Mode: "drop", Units: []string{"a", "b"}, Profile: search.Levels{0, 1}, Fitness: math.NaN(), History: h})
 	f.Add(good)
 	f.Add([]byte(`{"mode":"quant","units":["x"],"profile":[3],"fitness":"+Inf","history":[]}`))
 	f.Add([]byte(`{"mode":"drop","units":["x"],"profile":[0],"fitness":"bad"}`))

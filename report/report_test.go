@@ -135,7 +135,7 @@ func writeRunFolder(t *testing.T, dir string, p *profile.Profile, h []search.Rec
 		t.Fatal(err)
 	}
 	units := p.Units()
-	levels := make(search.Profile, len(units))
+	levels := make(search.Levels, len(units))
 	for i, u := range units {
 		levels[i] = p.Levels[u]
 	}

@@ -29,7 +29,7 @@ func BenchmarkGeneration(b *testing.B) {
 		b.Run(fmt.Sprintf("%s-%dunits-lambda%d", m.mode.Name(), len(m.mode.Units()), m.s.Offspring), func(b *testing.B) {
 			cfg := search.NewConfig(m.s, 0, 8192, 64)
 			cfg.Generations = b.N
-			ev := search.EvaluatorFunc(func(_ context.Context, _ search.Profile, c []search.Profile, _ search.Batch) ([]float64, error) {
+			ev := search.EvaluatorFunc(func(_ context.Context, _ search.Levels, c []search.Levels, _ search.Batch) ([]float64, error) {
 				out := make([]float64, len(c))
 				for i, p := range c {
 					out[i] = float64(p[i%len(p)])

@@ -33,7 +33,7 @@ type State struct {
 	// Generation is the number of completed generations (0: initialisation done).
 	Generation int
 	// Parent is the current parent and ParentFitness its last fitness (NaN if never scored).
-	Parent        Profile
+	Parent        Levels
 	ParentFitness float64
 	// RNG is the random stream's state (math/rand/v2 PCG MarshalBinary).
 	RNG []byte
@@ -244,7 +244,7 @@ func DecodeState(data []byte) (*State, error) {
 	}
 	st := &State{
 		Mode: f.Mode, Signature: f.Signature, Units: f.Units, Config: f.Config.withDefaults(),
-		Generation: f.Generation, Parent: Profile(f.Parent), ParentFitness: float64(f.ParentFitness),
+		Generation: f.Generation, Parent: Levels(f.Parent), ParentFitness: float64(f.ParentFitness),
 		RNG: f.RNG, Evaluations: f.Evaluations, Tokens: f.Tokens, Elapsed: time.Duration(f.ElapsedNS),
 		History: make([]Record, len(f.History)),
 	}

@@ -184,7 +184,7 @@ func FuzzDecodeState(f *testing.F) {
 }
 
 func TestResultAndRecordJSON(t *testing.T) {
-	r := search.Result{Mode: "drop", Units: []string{"a", "b"}, Profile: search.Profile{1, 0}, Fitness: math.NaN(),
+	r := search.Result{Mode: "drop", Units: []string{"a", "b"}, Profile: search.Levels{1, 0}, Fitness: math.NaN(),
 		History: []search.Record{{Generation: 0, Best: math.NaN()}, {Generation: 1, Best: 0.5, Replaced: true, Evaluations: 3, Tokens: 9, Elapsed: 7}}}
 	data, err := json.Marshal(r)
 	if err != nil {

@@ -21,16 +21,16 @@ type Mode interface {
 	Units() []string
 	// Initial returns candidate initial profiles, all legal. When there is more than one, the
 	// engine scores them on one batch of Config.InitTokens tokens and starts from the best.
-	Initial(rng *rand.Rand) []Profile
+	Initial(rng *rand.Rand) []Levels
 	// Mutate applies ONE budget-neutral level switch to a copy of p and returns the copy; it
 	// never modifies p. When no switch is possible it returns an unchanged copy.
-	Mutate(rng *rand.Rand, p Profile) Profile
+	Mutate(rng *rand.Rand, p Levels) Levels
 	// Legal reports whether p is within the budget and every level within its unit's range.
-	Legal(p Profile) bool
+	Legal(p Levels) bool
 	// AcceptOffspring reports whether child, a legal mutation of parent, may compete; the
 	// engine consults it after Legal. Most modes accept every child; the quant mode's free
 	// group rule rejects offspring changing too many levels.
-	AcceptOffspring(parent, child Profile) bool
+	AcceptOffspring(parent, child Levels) bool
 	// Signature describes the problem instance (budget, level ranges, group rule, database)
 	// in one string. It is stored in checkpoints, and resuming a checkpoint whose signature
 	// differs is refused.
@@ -63,14 +63,14 @@ type Evaluator interface {
 	// cached hidden states up to the first changed unit. Evaluate must not modify its
 	// arguments; it should return promptly with ctx.Err() when ctx is cancelled. A NaN
 	// fitness is ranked as +Inf.
-	Evaluate(ctx context.Context, parent Profile, cands []Profile, b Batch) ([]float64, error)
+	Evaluate(ctx context.Context, parent Levels, cands []Levels, b Batch) ([]float64, error)
 }
 
 // EvaluatorFunc adapts a function to the Evaluator interface.
-type EvaluatorFunc func(ctx context.Context, parent Profile, cands []Profile, b Batch) ([]float64, error)
+type EvaluatorFunc func(ctx context.Context, parent Levels, cands []Levels, b Batch) ([]float64, error)
 
 // Evaluate calls f.
-func (f EvaluatorFunc) Evaluate(ctx context.Context, parent Profile, cands []Profile, b Batch) ([]float64, error) {
+func (f EvaluatorFunc) Evaluate(ctx context.Context, parent Levels, cands []Levels, b Batch) ([]float64, error) {
 	return f(ctx, parent, cands, b)
 }
 
@@ -113,7 +113,7 @@ type Result struct {
 	Mode  string
 	Units []string
 	// Profile is the final parent.
-	Profile Profile
+	Profile Levels
 	// Fitness is the final parent's fitness on the last batch it was scored on; NaN when it was
 	// never scored (a single initial profile and zero generations).
 	Fitness float64
@@ -133,7 +133,7 @@ func (r Result) MarshalJSON() ([]byte, error) {
 	return json.Marshal(struct {
 		Mode        string    `json:"mode"`
 		Units       []string  `json:"units"`
-		Profile     Profile   `json:"profile"`
+		Profile     Levels    `json:"profile"`
 		Fitness     jsonFloat `json:"fitness"`
 		Generations int       `json:"generations"`
 		Evaluations int64     `json:"evaluations"`
@@ -198,7 +198,7 @@ type engine struct {
 
 	// committed state: that of the last complete generation
 	gen         int
-	parent      Profile
+	parent      Levels
 	fitness     float64
 	evaluations int64
 	tokens      int64
@@ -272,7 +272,7 @@ func (e *engine) initialise(ctx context.Context) error {
 		return fmt.Errorf("search: mode %q returned no initial profile", e.mode.Name())
 	}
 	seen := make(map[string]bool, len(inits))
-	var cands []Profile
+	var cands []Levels
 	for i, p := range inits {
 		if len(p) != len(e.units) {
 			return fmt.Errorf("search: mode %q: initial profile %d has %d levels for %d units", e.mode.Name(), i, len(p), len(e.units))
@@ -323,7 +323,7 @@ func (e *engine) generation(ctx context.Context) error {
 	for s, st := range e.cfg.Stages {
 		if s == len(e.cfg.Stages)-1 {
 			// Elitism at the last stage only; placed first, the parent wins ties.
-			cands = append([]Profile{e.parent}, cands...)
+			cands = append([]Levels{e.parent}, cands...)
 			isParent = append([]bool{true}, isParent...)
 		}
 		b := e.drawBatch(s+1, g, st.Tokens)
@@ -335,7 +335,7 @@ func (e *engine) generation(ctx context.Context) error {
 		toks += int64(len(cands)) * int64(b.Tokens)
 		order := rank(f)
 		keep := min(st.Survivors, len(cands))
-		nc, nf, np := make([]Profile, keep), make([]float64, keep), make([]bool, keep)
+		nc, nf, np := make([]Levels, keep), make([]float64, keep), make([]bool, keep)
 		for i, j := range order[:keep] {
 			nc[i], nf[i], np[i] = cands[j], f[j], isParent[j]
 		}
@@ -354,11 +354,11 @@ func (e *engine) generation(ctx context.Context) error {
 }
 
 // offspring makes λ distinct legal offspring of the parent, none equal to it.
-func (e *engine) offspring() ([]Profile, error) {
+func (e *engine) offspring() ([]Levels, error) {
 	lambda := e.cfg.Offspring
 	seen := make(map[string]bool, lambda+1)
 	seen[e.parent.key()] = true
-	out := make([]Profile, 0, lambda)
+	out := make([]Levels, 0, lambda)
 	for attempt := 0; len(out) < lambda; attempt++ {
 		if attempt >= e.cfg.MaxAttempts {
 			return nil, fmt.Errorf("made only %d distinct legal offspring of the %d asked for in %d attempts: the neighbourhood of the parent is too small (lower the offspring count)",
@@ -421,8 +421,8 @@ func sampleDistinct(rng *rand.Rand, n, k int) []int {
 }
 
 // score calls the evaluator on copies of the candidates and checks its answer.
-func (e *engine) score(ctx context.Context, parent Profile, cands []Profile, b Batch) ([]float64, error) {
-	cp := make([]Profile, len(cands))
+func (e *engine) score(ctx context.Context, parent Levels, cands []Levels, b Batch) ([]float64, error) {
+	cp := make([]Levels, len(cands))
 	for i, c := range cands {
 		cp[i] = c.Clone()
 	}

@@ -33,8 +33,8 @@ func dropCosts(n int, seed uint64) []float64 {
 }
 
 // linearFitness: Σ cost of dropped units + noise·[0,1) per (batch, candidate).
-func linearFitness(cost []float64, noise float64) func(search.Batch, search.Profile) float64 {
-	return func(b search.Batch, p search.Profile) float64 {
+func linearFitness(cost []float64, noise float64) func(search.Batch, search.Levels) float64 {
+	return func(b search.Batch, p search.Levels) float64 {
 		s := 0.0
 		for i, v := range p {
 			s += cost[i] * float64(v)
@@ -44,8 +44,8 @@ func linearFitness(cost []float64, noise float64) func(search.Batch, search.Prof
 }
 
 // sortedOptimum drops the k cheapest units of each kind (costs distinct ⇒ unique optimum).
-func sortedOptimum(cost []float64, n, k int) search.Profile {
-	p := make(search.Profile, 2*n)
+func sortedOptimum(cost []float64, n, k int) search.Levels {
+	p := make(search.Levels, 2*n)
 	for kind := range 2 {
 		idx := make([]int, n)
 		for b := range idx {
@@ -60,7 +60,7 @@ func sortedOptimum(cost []float64, n, k int) search.Profile {
 }
 
 // parentTrace records the parent after every checkpoint.
-type parentTrace struct{ parents []search.Profile }
+type parentTrace struct{ parents []search.Levels }
 
 func (t *parentTrace) Save(st *search.State) error {
 	t.parents = append(t.parents, st.Parent.Clone())
@@ -87,7 +87,7 @@ func TestDropLinearReachesOptimum(t *testing.T) {
 			if !res.Profile.Equal(opt) {
 				t.Fatalf("final profile %v, want the optimum %v", res.Profile, opt)
 			}
-			first := slices.IndexFunc(trace.parents, func(p search.Profile) bool { return p.Equal(opt) })
+			first := slices.IndexFunc(trace.parents, func(p search.Levels) bool { return p.Equal(opt) })
 			t.Logf("seed %d: optimum reached at generation %d (defaults: %d generations)", seed, first, mode.Defaults().Generations)
 			if first < 0 || first > cfg.Generations {
 				t.Fatalf("optimum first reached at generation %d, want within the default %d", first, cfg.Generations)
@@ -131,7 +131,7 @@ func TestDropBruteForce(t *testing.T) {
 				t.Fatal(err)
 			}
 			cost := dropCosts(n, 7)
-			f := func(p search.Profile) float64 {
+			f := func(p search.Levels) float64 {
 				s := 0.0
 				for i, v := range p {
 					s += cost[i] * float64(v)
@@ -141,8 +141,8 @@ func TestDropBruteForce(t *testing.T) {
 				}
 				return s
 			}
-			best, bestF, legal := search.Profile(nil), math.Inf(1), 0
-			p := make(search.Profile, 2*n)
+			best, bestF, legal := search.Levels(nil), math.Inf(1), 0
+			p := make(search.Levels, 2*n)
 			for code := range 1 << (2 * n) {
 				for i := range p {
 					p[i] = code >> i & 1
@@ -157,7 +157,7 @@ func TestDropBruteForce(t *testing.T) {
 			}
 			cfg := search.Config{Offspring: tc.lambda, Stages: []search.Stage{{2, 64}, {1, 256}}, Generations: 40, Seed: 5, SeqLen: 64, PoolChunks: 16, InitTokens: 256}
 			res, err := search.Run(context.Background(), cfg, mode,
-				fnEval{f: func(_ search.Batch, p search.Profile) float64 { return f(p) }})
+				fnEval{f: func(_ search.Batch, p search.Levels) float64 { return f(p) }})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -169,7 +169,7 @@ func TestDropBruteForce(t *testing.T) {
 }
 
 // quantInstance: two sizes of layers, widths 2..6, error ∝ w·numel·4^−bits.
-func quantInstance(t *testing.T, rule search.GroupBy, target float64) (*quant.Mode, func(search.Profile) float64) {
+func quantInstance(t *testing.T, rule search.GroupBy, target float64) (*quant.Mode, func(search.Levels) float64) {
 	t.Helper()
 	numel := []int64{100, 100, 100, 300, 300, 300}
 	w := []float64{1.0, 2.7, 0.4, 1.9, 0.8, 3.3}
@@ -181,7 +181,7 @@ func quantInstance(t *testing.T, rule search.GroupBy, target float64) (*quant.Mo
 	if err != nil {
 		t.Fatal(err)
 	}
-	return mode, func(p search.Profile) float64 {
+	return mode, func(p search.Levels) float64 {
 		s := 0.0
 		for i, b := range p {
 			s += w[i] * float64(numel[i]) * math.Pow(4, -float64(b))
@@ -196,18 +196,18 @@ func TestQuantBruteForce(t *testing.T) {
 		rule   search.GroupBy
 		target float64
 		// reachable reports whether a legal profile can be reached from the start under rule
-		reachable func(p search.Profile) bool
+		reachable func(p search.Levels) bool
 	}{
-		{"size integer target", search.GroupSize, 4, func(p search.Profile) bool {
+		{"size integer target", search.GroupSize, 4, func(p search.Levels) bool {
 			return p[0]+p[1]+p[2] == 12 && p[3]+p[4]+p[5] == 12
 		}},
-		{"none integer target", search.GroupNone, 4, func(search.Profile) bool { return true }},
-		{"none fractional target", search.GroupNone, 3.5, func(search.Profile) bool { return true }},
+		{"none integer target", search.GroupNone, 4, func(search.Levels) bool { return true }},
+		{"none fractional target", search.GroupNone, 3.5, func(search.Levels) bool { return true }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			mode, f := quantInstance(t, tc.rule, tc.target)
-			best, bestF := search.Profile(nil), math.Inf(1)
-			p := make(search.Profile, 6)
+			best, bestF := search.Levels(nil), math.Inf(1)
+			p := make(search.Levels, 6)
 			var rec func(i int)
 			rec = func(i int) {
 				if i == len(p) {
@@ -226,7 +226,7 @@ func TestQuantBruteForce(t *testing.T) {
 			rec(0)
 			cfg := search.Config{Offspring: 16, Stages: []search.Stage{{4, 64}, {1, 256}}, Generations: 40, Seed: 11, SeqLen: 64, PoolChunks: 16, InitTokens: 256}
 			res, err := search.Run(context.Background(), cfg, mode,
-				fnEval{f: func(_ search.Batch, p search.Profile) float64 { return f(p) }})
+				fnEval{f: func(_ search.Batch, p search.Levels) float64 { return f(p) }})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -243,7 +243,7 @@ func TestSparseBruteForce(t *testing.T) {
 		"model.layers.0.mlp.up_proj", "model.layers.1.self_attn.q_proj", "model.layers.1.mlp.up_proj"}
 	a := []float64{1, 3, 0.5, 2, 1.5}
 	c := []float64{1.3, -0.7, 2.2, -1.6, 0.4}
-	f := func(p search.Profile) float64 {
+	f := func(p search.Levels) float64 {
 		s := 0.0
 		for i, l := range p {
 			s += a[i] * (float64(l) - c[i]) * (float64(l) - c[i])
@@ -270,8 +270,8 @@ func TestSparseBruteForce(t *testing.T) {
 				}
 				return ""
 			}
-			best, bestF := search.Profile(nil), math.Inf(1)
-			p := make(search.Profile, len(numel))
+			best, bestF := search.Levels(nil), math.Inf(1)
+			p := make(search.Levels, len(numel))
 			var rec func(i int)
 			rec = func(i int) {
 				if i == len(p) {
@@ -297,7 +297,7 @@ func TestSparseBruteForce(t *testing.T) {
 			rec(0)
 			cfg := search.Config{Offspring: 8, Stages: []search.Stage{{2, 64}, {1, 256}}, Generations: 30, Seed: 3, SeqLen: 64, PoolChunks: 16, InitTokens: 256}
 			res, err := search.Run(context.Background(), cfg, mode,
-				fnEval{f: func(_ search.Batch, p search.Profile) float64 { return f(p) }})
+				fnEval{f: func(_ search.Batch, p search.Levels) float64 { return f(p) }})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -343,7 +343,7 @@ type cancelAt struct {
 	returnValid bool // return scores despite the cancellation
 }
 
-func (c *cancelAt) Evaluate(ctx context.Context, parent search.Profile, cands []search.Profile, b search.Batch) ([]float64, error) {
+func (c *cancelAt) Evaluate(ctx context.Context, parent search.Levels, cands []search.Levels, b search.Batch) ([]float64, error) {
 	if b.Generation == c.gen && b.Stage == c.stage {
 		c.cancel()
 		if !c.returnValid {
@@ -364,7 +364,7 @@ func TestInterruptAndResume(t *testing.T) {
 		eval search.Evaluator
 	}{
 		{dmode, fnEval{f: linearFitness(dropCosts(12, 1), 3)}},
-		{qmode, fnEval{f: func(b search.Batch, p search.Profile) float64 { return qf(p) * (1 + 0.3*batchNoise(b, p)) }}},
+		{qmode, fnEval{f: func(b search.Batch, p search.Levels) float64 { return qf(p) * (1 + 0.3*batchNoise(b, p)) }}},
 	}
 	cfg := search.Config{Offspring: 8, Stages: []search.Stage{{3, 128}, {2, 256}, {1, 512}}, Generations: 10, Seed: 9, SeqLen: 64, PoolChunks: 16, InitTokens: 256}
 	for _, m := range modes {
@@ -433,7 +433,7 @@ func TestInterruptDuringInit(t *testing.T) {
 	ctx2, cancel2 := context.WithCancel(context.Background())
 	cancel2()
 	smode := sparseToy(t)
-	res, err = search.Run(ctx2, cfg, smode, fnEval{f: func(search.Batch, search.Profile) float64 { return 0 }})
+	res, err = search.Run(ctx2, cfg, smode, fnEval{f: func(search.Batch, search.Levels) float64 { return 0 }})
 	if !errors.Is(err, context.Canceled) || res == nil || res.Generations != 0 || !strings.Contains(err.Error(), "interrupted after generation 0 of 3") {
 		t.Fatalf("got %+v, %v", res, err)
 	}
@@ -544,10 +544,10 @@ type recorder struct {
 	evals  int64
 	tokens int64
 	prev   struct{ gen, stage int }
-	fit    func(search.Batch, search.Profile) float64
+	fit    func(search.Batch, search.Levels) float64
 }
 
-func (r *recorder) Evaluate(_ context.Context, parent search.Profile, cands []search.Profile, b search.Batch) ([]float64, error) {
+func (r *recorder) Evaluate(_ context.Context, parent search.Levels, cands []search.Levels, b search.Batch) ([]float64, error) {
 	t := r.t
 	r.calls = append(r.calls, b)
 	r.ncands = append(r.ncands, len(cands))
@@ -620,14 +620,14 @@ func TestEvaluatorProtocol(t *testing.T) {
 	for _, tc := range []struct {
 		mode search.Mode
 		cfg  search.Config
-		fit  func(search.Batch, search.Profile) float64
+		fit  func(search.Batch, search.Levels) float64
 	}{
 		{dmode, search.Config{Offspring: 10, Stages: []search.Stage{{4, 300}, {2, 1000}, {1, 2000}}, Generations: 6, InitTokens: 500, Seed: 3, SeqLen: 128, PoolChunks: 20},
 			linearFitness(dropCosts(12, 5), 1)},
 		{qmode, search.Config{Offspring: 12, Stages: []search.Stage{{4, 50}, {1, 8192}}, Generations: 5, Seed: 4, SeqLen: 2048, PoolChunks: 4},
-			func(b search.Batch, p search.Profile) float64 { return qf(p) + batchNoise(b, p) }},
+			func(b search.Batch, p search.Levels) float64 { return qf(p) + batchNoise(b, p) }},
 		{sparseToy(t), search.Config{Offspring: 5, Stages: []search.Stage{{1, 64}}, Generations: 4, SeqLen: 64, PoolChunks: 1},
-			func(b search.Batch, p search.Profile) float64 { return batchNoise(b, p) }},
+			func(b search.Batch, p search.Levels) float64 { return batchNoise(b, p) }},
 	} {
 		t.Run(tc.mode.Name(), func(t *testing.T) {
 			r := &recorder{t: t, mode: tc.mode, cfg: tc.cfg, fit: tc.fit}
@@ -670,7 +670,7 @@ func TestParentWinsTies(t *testing.T) {
 	trace := &parentTrace{}
 	cfg := search.Config{Offspring: 8, Stages: []search.Stage{{2, 64}, {1, 64}}, Generations: 5, SeqLen: 64, PoolChunks: 4, InitTokens: 64}
 	res, err := search.Run(context.Background(), cfg, mode,
-		fnEval{f: func(search.Batch, search.Profile) float64 { return 1 }}, search.WithCheckpointer(trace))
+		fnEval{f: func(search.Batch, search.Levels) float64 { return 1 }}, search.WithCheckpointer(trace))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -687,7 +687,7 @@ func TestParentWinsTies(t *testing.T) {
 	// NaN ranks last: an evaluator returning NaN for all but the parent keeps the parent; NaN
 	// for the parent lets any finite offspring win.
 	res, err = search.Run(context.Background(), cfg, mode, search.EvaluatorFunc(
-		func(_ context.Context, parent search.Profile, cands []search.Profile, _ search.Batch) ([]float64, error) {
+		func(_ context.Context, parent search.Levels, cands []search.Levels, _ search.Batch) ([]float64, error) {
 			out := make([]float64, len(cands))
 			for i, c := range cands {
 				out[i] = math.NaN()
@@ -710,19 +710,19 @@ func TestParentWinsTies(t *testing.T) {
 // illegalInit is a mode whose Initial proposes an illegal profile.
 type illegalInit struct{ search.Mode }
 
-func (illegalInit) Initial(*rand.Rand) []search.Profile {
-	return []search.Profile{{1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1}}
+func (illegalInit) Initial(*rand.Rand) []search.Levels {
+	return []search.Levels{{1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1}}
 }
 
 type wrongLength struct{ search.Mode }
 
-func (m wrongLength) Mutate(rng *rand.Rand, p search.Profile) search.Profile { return p[:1] }
+func (m wrongLength) Mutate(rng *rand.Rand, p search.Levels) search.Levels { return p[:1] }
 
 func TestRunErrors(t *testing.T) {
 	small, _ := drop.NewK(2, 1, drop.Options{})
 	mode, _ := drop.NewK(6, 2, drop.Options{})
 	ok := search.Config{Offspring: 3, Stages: []search.Stage{{1, 64}}, Generations: 2, SeqLen: 64, PoolChunks: 64}
-	zero := fnEval{f: func(search.Batch, search.Profile) float64 { return 0 }}
+	zero := fnEval{f: func(search.Batch, search.Levels) float64 { return 0 }}
 	for _, tc := range []struct {
 		name    string
 		cfg     search.Config
@@ -740,10 +740,10 @@ func TestRunErrors(t *testing.T) {
 			mode, zero, "init tokens 2048 need 32 chunks of 64 tokens but the calibration pool holds only 4"},
 		{"illegal initial", ok, illegalInit{mode}, zero, "initial profile 0 [1 1 1 1 1 1 1 1 1 1 1 1] is not legal"},
 		{"mutation length", ok, wrongLength{mode}, zero, "mutation returned 1 levels for 12 units"},
-		{"evaluator error", ok, mode, search.EvaluatorFunc(func(context.Context, search.Profile, []search.Profile, search.Batch) ([]float64, error) {
+		{"evaluator error", ok, mode, search.EvaluatorFunc(func(context.Context, search.Levels, []search.Levels, search.Batch) ([]float64, error) {
 			return nil, errors.New("out of memory")
 		}), "evaluate: out of memory"},
-		{"evaluator length", ok, mode, search.EvaluatorFunc(func(context.Context, search.Profile, []search.Profile, search.Batch) ([]float64, error) {
+		{"evaluator length", ok, mode, search.EvaluatorFunc(func(context.Context, search.Levels, []search.Levels, search.Batch) ([]float64, error) {
 			return []float64{1}, nil
 		}), "returned 1 fitness values for"},
 	} {

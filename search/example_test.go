@@ -16,7 +16,7 @@ func ExampleRun() {
 	if err != nil {
 		panic(err)
 	}
-	eval := search.EvaluatorFunc(func(ctx context.Context, parent search.Profile, cands []search.Profile, b search.Batch) ([]float64, error) {
+	eval := search.EvaluatorFunc(func(ctx context.Context, parent search.Levels, cands []search.Levels, b search.Batch) ([]float64, error) {
 		fit := make([]float64, len(cands))
 		for i, c := range cands {
 			for u, level := range c {

@@ -11,7 +11,7 @@ import (
 
 // batchNoise is a deterministic pseudo-random number in [0, 1) for a candidate on a batch:
 // the same candidate gets other noise on another batch, as real fitness values do.
-func batchNoise(b search.Batch, p search.Profile) float64 {
+func batchNoise(b search.Batch, p search.Levels) float64 {
 	h := fnv.New64a()
 	var buf [8]byte
 	put := func(v int) {
@@ -34,11 +34,11 @@ func batchNoise(b search.Batch, p search.Profile) float64 {
 
 // fnEval scores each candidate with f, optionally in parallel goroutines.
 type fnEval struct {
-	f        func(b search.Batch, p search.Profile) float64
+	f        func(b search.Batch, p search.Levels) float64
 	parallel bool
 }
 
-func (e fnEval) Evaluate(ctx context.Context, parent search.Profile, cands []search.Profile, b search.Batch) ([]float64, error) {
+func (e fnEval) Evaluate(ctx context.Context, parent search.Levels, cands []search.Levels, b search.Batch) ([]float64, error) {
 	out := make([]float64, len(cands))
 	if !e.parallel {
 		for i, c := range cands {

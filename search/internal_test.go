@@ -83,7 +83,7 @@ func TestRank(t *testing.T) {
 }
 
 func TestProfileKey(t *testing.T) {
-	ps := []Profile{{}, {0}, {0, 0}, {1, 0}, {0, 1}, {-1}, {1 << 40}, {128}, {0, 128}}
+	ps := []Levels{{}, {0}, {0, 0}, {1, 0}, {0, 1}, {-1}, {1 << 40}, {128}, {0, 128}}
 	seen := map[string]int{}
 	for i, p := range ps {
 		k := p.key()

@@ -6,23 +6,23 @@ import (
 	"strings"
 )
 
-// Profile assigns one integer level to every unit of a mode, in the mode's unit order
+// Levels assigns one integer level to every unit of a mode, in the mode's unit order
 // (Mode.Units). What a level means is the mode's business: 0/1 kept/dropped for depth pruning, a
 // database level for sparsity, a bit-width for quantization.
-type Profile []int
+type Levels []int
 
 // Clone returns a copy of p that shares no memory with it (nil stays nil).
-func (p Profile) Clone() Profile {
+func (p Levels) Clone() Levels {
 	if p == nil {
 		return nil
 	}
-	q := make(Profile, len(p))
+	q := make(Levels, len(p))
 	copy(q, p)
 	return q
 }
 
 // Equal reports whether p and q have the same length and the same level for every unit.
-func (p Profile) Equal(q Profile) bool {
+func (p Levels) Equal(q Levels) bool {
 	if len(p) != len(q) {
 		return false
 	}
@@ -35,7 +35,7 @@ func (p Profile) Equal(q Profile) bool {
 }
 
 // key returns a compact map key identifying p's levels.
-func (p Profile) key() string {
+func (p Levels) key() string {
 	buf := make([]byte, 0, len(p)*2)
 	for _, v := range p {
 		buf = binary.AppendVarint(buf, int64(v))
@@ -44,7 +44,7 @@ func (p Profile) key() string {
 }
 
 // String formats p as "[l0 l1 ...]".
-func (p Profile) String() string {
+func (p Levels) String() string {
 	var b strings.Builder
 	b.WriteByte('[')
 	for i, v := range p {
@@ -59,7 +59,7 @@ func (p Profile) String() string {
 
 // LevelsMap pairs unit names with the levels of p, the shape of the profile file's "levels"
 // object. It fails when the lengths differ or a name repeats.
-func LevelsMap(units []string, p Profile) (map[string]int, error) {
+func LevelsMap(units []string, p Levels) (map[string]int, error) {
 	if len(units) != len(p) {
 		return nil, fmt.Errorf("search: profile has %d levels for %d units", len(p), len(units))
 	}
@@ -75,8 +75,8 @@ func LevelsMap(units []string, p Profile) (map[string]int, error) {
 
 // ProfileFromLevels is the inverse of LevelsMap: it orders the levels of m by units. Every unit
 // must be present and m must name no other unit.
-func ProfileFromLevels(units []string, m map[string]int) (Profile, error) {
-	p := make(Profile, len(units))
+func ProfileFromLevels(units []string, m map[string]int) (Levels, error) {
+	p := make(Levels, len(units))
 	for i, u := range units {
 		v, ok := m[u]
 		if !ok {

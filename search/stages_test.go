@@ -183,18 +183,18 @@ func TestGroupByAndNames(t *testing.T) {
 
 func TestLevelsMap(t *testing.T) {
 	units := []string{"a", "b", "c"}
-	m, err := search.LevelsMap(units, search.Profile{1, 0, 2})
+	m, err := search.LevelsMap(units, search.Levels{1, 0, 2})
 	if err != nil || m["a"] != 1 || m["b"] != 0 || m["c"] != 2 || len(m) != 3 {
 		t.Fatalf("LevelsMap = %v, %v", m, err)
 	}
 	p, err := search.ProfileFromLevels(units, m)
-	if err != nil || !p.Equal(search.Profile{1, 0, 2}) {
+	if err != nil || !p.Equal(search.Levels{1, 0, 2}) {
 		t.Fatalf("ProfileFromLevels = %v, %v", p, err)
 	}
-	if _, err := search.LevelsMap(units, search.Profile{1}); err == nil {
+	if _, err := search.LevelsMap(units, search.Levels{1}); err == nil {
 		t.Error("length mismatch accepted")
 	}
-	if _, err := search.LevelsMap([]string{"a", "a"}, search.Profile{1, 2}); err == nil {
+	if _, err := search.LevelsMap([]string{"a", "a"}, search.Levels{1, 2}); err == nil {
 		t.Error("duplicate unit accepted")
 	}
 	if _, err := search.ProfileFromLevels(units, map[string]int{"a": 1, "b": 2}); err == nil || !strings.Contains(err.Error(), `"c" missing`) {

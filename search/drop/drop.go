@@ -171,7 +171,7 @@ func (m *Mode) Signature() string {
 }
 
 // AcceptOffspring accepts every legal child: the mode has no rule beyond Legal.
-func (m *Mode) AcceptOffspring(_, _ search.Profile) bool { return true }
+func (m *Mode) AcceptOffspring(_, _ search.Levels) bool { return true }
 
 // Defaults returns the reference settings for this instance (see Defaults).
 func (m *Mode) Defaults() search.Settings { return Defaults(m.n, m.k) }
@@ -189,7 +189,7 @@ func Defaults(n, k int) search.Settings {
 
 // Legal reports whether p has one 0/1 level per unit, drops exactly k units of each kind, never
 // drops a kept unit, and (WholeBlocks) gives both units of every block the same level.
-func (m *Mode) Legal(p search.Profile) bool {
+func (m *Mode) Legal(p search.Levels) bool {
 	if len(p) != 2*m.n {
 		return false
 	}
@@ -220,10 +220,10 @@ func (m *Mode) Legal(p search.Profile) bool {
 }
 
 // Initial returns InitialCandidates random legal profiles.
-func (m *Mode) Initial(rng *rand.Rand) []search.Profile {
-	out := make([]search.Profile, InitialCandidates)
+func (m *Mode) Initial(rng *rand.Rand) []search.Levels {
+	out := make([]search.Levels, InitialCandidates)
 	for c := range out {
-		p := make(search.Profile, 2*m.n)
+		p := make(search.Levels, 2*m.n)
 		if m.whole {
 			for _, b := range choose(rng, m.blocks, m.k) {
 				p[2*b], p[2*b+1] = 1, 1
@@ -255,7 +255,7 @@ func choose(rng *rand.Rand, from []int, k int) []int {
 // random (among the kinds that can switch at all) and a random kept droppable unit of that kind
 // trades levels with a random dropped unit of that kind. A profile of the wrong length, or one
 // where no switch is possible, comes back unchanged.
-func (m *Mode) Mutate(rng *rand.Rand, p search.Profile) search.Profile {
+func (m *Mode) Mutate(rng *rand.Rand, p search.Levels) search.Levels {
 	q := p.Clone()
 	if len(q) != 2*m.n {
 		return q
@@ -304,7 +304,7 @@ func (m *Mode) Mutate(rng *rand.Rand, p search.Profile) search.Profile {
 }
 
 // Dropped lists the blocks whose attention, and whose MLP, units p drops.
-func (m *Mode) Dropped(p search.Profile) (attn, mlp []int) {
+func (m *Mode) Dropped(p search.Levels) (attn, mlp []int) {
 	for i, v := range p {
 		if v == 1 && i < 2*m.n {
 			if i%2 == 0 {

@@ -112,19 +112,19 @@ func TestLegal(t *testing.T) {
 	w, _ := drop.NewK(3, 1, drop.Options{WholeBlocks: true})
 	for _, tc := range []struct {
 		m    *drop.Mode
-		p    search.Profile
+		p    search.Levels
 		want bool
 	}{
-		{m, search.Profile{1, 0, 0, 1, 0, 0}, true},
-		{m, search.Profile{0, 0, 0, 0, 1, 1}, false}, // kept MLP 2 dropped
-		{m, search.Profile{0, 0, 0, 1, 1, 0}, true},
-		{m, search.Profile{1, 0, 1, 1, 0, 0}, false}, // two attention
-		{m, search.Profile{1, 0, 0, 0, 0, 0}, false}, // no MLP
-		{m, search.Profile{2, 0, 0, 1, 0, 0}, false},
-		{m, search.Profile{1, 0, 0, 1, 0}, false},
+		{m, search.Levels{1, 0, 0, 1, 0, 0}, true},
+		{m, search.Levels{0, 0, 0, 0, 1, 1}, false}, // kept MLP 2 dropped
+		{m, search.Levels{0, 0, 0, 1, 1, 0}, true},
+		{m, search.Levels{1, 0, 1, 1, 0, 0}, false}, // two attention
+		{m, search.Levels{1, 0, 0, 0, 0, 0}, false}, // no MLP
+		{m, search.Levels{2, 0, 0, 1, 0, 0}, false},
+		{m, search.Levels{1, 0, 0, 1, 0}, false},
 		{m, nil, false},
-		{w, search.Profile{0, 0, 1, 1, 0, 0}, true},
-		{w, search.Profile{1, 0, 0, 1, 0, 0}, false}, // untied
+		{w, search.Levels{0, 0, 1, 1, 0, 0}, true},
+		{w, search.Levels{1, 0, 0, 1, 0, 0}, false}, // untied
 	} {
 		if got := tc.m.Legal(tc.p); got != tc.want {
 			t.Errorf("%s Legal(%v) = %t, want %t", tc.m.Signature(), tc.p, got, tc.want)
@@ -135,7 +135,7 @@ func TestLegal(t *testing.T) {
 // within is the budget of a drop profile, written independently of Mode.Legal: one 0/1 level
 // per unit, exactly k units of each kind dropped, no kept unit dropped and (whole) both units
 // of every block alike.
-func within(p search.Profile, n, k int, whole bool, keep map[int]bool) bool {
+func within(p search.Levels, n, k int, whole bool, keep map[int]bool) bool {
 	if len(p) != 2*n {
 		return false
 	}
@@ -170,15 +170,15 @@ func dropCase(name string, n, k int, opts drop.Options, keep, fixed []int, enume
 	c := searchtest.Case{
 		Name:   name,
 		New:    build(n, k, opts),
-		Within: func(p search.Profile) bool { return within(p, n, k, opts.WholeBlocks, kept) },
-		Invariant: func(p search.Profile) []int64 {
+		Within: func(p search.Levels) bool { return within(p, n, k, opts.WholeBlocks, kept) },
+		Invariant: func(p search.Levels) []int64 {
 			var d [2]int64
 			for i, v := range p {
 				d[i%2] += int64(v)
 			}
 			return d[:]
 		},
-		Step: func(p, q search.Profile) error {
+		Step: func(p, q search.Levels) error {
 			// one kept unit and one dropped unit of the same kind trade levels (both units of
 			// two blocks with WholeBlocks)
 			var changed []int
@@ -249,14 +249,14 @@ func TestConformance(t *testing.T) {
 func TestMutateOddInput(t *testing.T) {
 	m, _ := drop.NewK(4, 1, drop.Options{})
 	rng := rand.New(rand.NewPCG(1, 1))
-	for _, p := range []search.Profile{nil, {}, {1, 0, 1}, {5, 5, 5, 5, 5, 5, 5, 5}, {-1, 1, 0, 0, 0, 0, 0, 0}} {
+	for _, p := range []search.Levels{nil, {}, {1, 0, 1}, {5, 5, 5, 5, 5, 5, 5, 5}, {-1, 1, 0, 0, 0, 0, 0, 0}} {
 		q := m.Mutate(rng, p)
 		if len(q) != len(p) {
 			t.Errorf("Mutate(%v) = %v", p, q)
 		}
 	}
 	// no kept unit at all: nothing to swap, unchanged copy
-	all := search.Profile{1, 1, 1, 1, 1, 1, 1, 1}
+	all := search.Levels{1, 1, 1, 1, 1, 1, 1, 1}
 	if q := m.Mutate(rng, all); !q.Equal(all) {
 		t.Errorf("Mutate(%v) = %v", all, q)
 	}
@@ -264,7 +264,7 @@ func TestMutateOddInput(t *testing.T) {
 
 func TestDropped(t *testing.T) {
 	m, _ := drop.NewK(4, 2, drop.Options{})
-	attn, mlp := m.Dropped(search.Profile{1, 0, 0, 1, 1, 1, 0, 0})
+	attn, mlp := m.Dropped(search.Levels{1, 0, 0, 1, 1, 1, 0, 0})
 	if !slices.Equal(attn, []int{0, 2}) || !slices.Equal(mlp, []int{1, 2}) {
 		t.Fatalf("Dropped = %v, %v", attn, mlp)
 	}

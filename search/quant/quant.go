@@ -237,7 +237,7 @@ func (m *Mode) index(i, bits int) int {
 }
 
 // CodeBits returns Σ numel·bits of p (no overhead); p must have one level per layer.
-func (m *Mode) CodeBits(p search.Profile) int64 {
+func (m *Mode) CodeBits(p search.Levels) int64 {
 	var s int64
 	for i, b := range p[:min(len(p), len(m.layers))] {
 		s += m.layers[i].Numel * int64(b)
@@ -246,7 +246,7 @@ func (m *Mode) CodeBits(p search.Profile) int64 {
 }
 
 // Legal reports whether every unit has an allowed width and Σ numel·bits ≤ Budget().
-func (m *Mode) Legal(p search.Profile) bool {
+func (m *Mode) Legal(p search.Levels) bool {
 	if len(p) != len(m.layers) {
 		return false
 	}
@@ -260,10 +260,10 @@ func (m *Mode) Legal(p search.Profile) bool {
 
 // Initial returns the uniform profile for an integer target allowed everywhere, otherwise
 // InitialDraws random profiles within budget (see the package documentation).
-func (m *Mode) Initial(rng *rand.Rand) []search.Profile {
+func (m *Mode) Initial(rng *rand.Rand) []search.Levels {
 	if m.t4%TargetScale == 0 {
 		t := int(m.t4 / TargetScale)
-		p := make(search.Profile, len(m.layers))
+		p := make(search.Levels, len(m.layers))
 		ok := true
 		for i := range p {
 			if m.index(i, t) < 0 {
@@ -273,7 +273,7 @@ func (m *Mode) Initial(rng *rand.Rand) []search.Profile {
 			p[i] = t
 		}
 		if ok {
-			return []search.Profile{p}
+			return []search.Levels{p}
 		}
 	}
 	ceil := int((m.t4 + TargetScale - 1) / TargetScale)
@@ -282,10 +282,10 @@ func (m *Mode) Initial(rng *rand.Rand) []search.Profile {
 		j, _ := slices.BinarySearch(l.Bits, ceil)
 		start[i] = min(j, len(l.Bits)-1)
 	}
-	out := make([]search.Profile, m.draws)
+	out := make([]search.Levels, m.draws)
 	for d := range out {
 		idx := slices.Clone(start)
-		p := make(search.Profile, len(m.layers))
+		p := make(search.Levels, len(m.layers))
 		for i := range p {
 			p[i] = m.layers[i].Bits[idx[i]]
 		}
@@ -308,7 +308,7 @@ func (m *Mode) Initial(rng *rand.Rand) []search.Profile {
 // Mutate returns a copy of p with one level switch (see the package documentation). A
 // profile of the wrong length or with a width a layer does not allow, or one where the switch
 // is impossible, comes back unchanged.
-func (m *Mode) Mutate(rng *rand.Rand, p search.Profile) search.Profile {
+func (m *Mode) Mutate(rng *rand.Rand, p search.Levels) search.Levels {
 	q := p.Clone()
 	if len(q) != len(m.layers) {
 		return q
@@ -355,7 +355,7 @@ func (m *Mode) Mutate(rng *rand.Rand, p search.Profile) search.Profile {
 // AcceptOffspring implements search.Mode: under GroupNone it rejects offspring more
 // than MaxChanges width steps away from the parent, or whose removed bits exceed 1.25 times
 // their added bits (counted per unit against the parent); under the other rules it accepts all.
-func (m *Mode) AcceptOffspring(parent, child search.Profile) bool {
+func (m *Mode) AcceptOffspring(parent, child search.Levels) bool {
 	if m.rule != search.GroupNone {
 		return true
 	}
@@ -418,7 +418,7 @@ func (m *Mode) GroupOverhead(groupSize int64, scaleBits, zeroBits int) (Overhead
 
 // BitsPerWeight reports the real storage cost of p: per unit (numel·bits + overhead)/numel,
 // the profile file's "values", and the mean over all weights. A nil overhead counts codes only.
-func (m *Mode) BitsPerWeight(p search.Profile, overhead Overhead) (perUnit []float64, mean float64, err error) {
+func (m *Mode) BitsPerWeight(p search.Levels, overhead Overhead) (perUnit []float64, mean float64, err error) {
 	if len(p) != len(m.layers) {
 		return nil, 0, fmt.Errorf("quant: profile has %d levels for %d layers", len(p), len(m.layers))
 	}

@@ -39,7 +39,7 @@ func budgetRef(layers []quant.Layer, target string) int64 {
 	return q.Int64()
 }
 
-func codeBitsRef(layers []quant.Layer, p search.Profile) *big.Int {
+func codeBitsRef(layers []quant.Layer, p search.Levels) *big.Int {
 	s := new(big.Int)
 	for i, b := range p {
 		s.Add(s, new(big.Int).Mul(big.NewInt(layers[i].Numel), big.NewInt(int64(b))))
@@ -228,7 +228,7 @@ func quantCase(name string, layers []quant.Layer, target string, rule search.Gro
 	c := searchtest.Case{
 		Name: name,
 		New:  build(layers, tf, rule, 0),
-		Within: func(p search.Profile) bool {
+		Within: func(p search.Levels) bool {
 			if len(p) != len(layers) {
 				return false
 			}
@@ -239,7 +239,7 @@ func quantCase(name string, layers []quant.Layer, target string, rule search.Gro
 			}
 			return codeBitsRef(layers, p).Cmp(budget) <= 0
 		},
-		Step: func(p, q search.Profile) error {
+		Step: func(p, q search.Levels) error {
 			var ups, downs []int
 			steps := 0
 			for i := range q {
@@ -262,7 +262,7 @@ func quantCase(name string, layers []quant.Layer, target string, rule search.Gro
 			}
 			return nil
 		},
-		Accept: func(p, q search.Profile) bool {
+		Accept: func(p, q search.Levels) bool {
 			if resolved != search.GroupNone {
 				return true
 			}
@@ -297,7 +297,7 @@ func quantCase(name string, layers []quant.Layer, target string, rule search.Gro
 		}
 	}
 	if exact {
-		c.Invariant = func(p search.Profile) []int64 {
+		c.Invariant = func(p search.Levels) []int64 {
 			sums := make([]int64, len(groups))
 			for i, b := range p {
 				sums[slices.Index(groups, groupOf(i))] += layers[i].Numel * int64(b)
@@ -324,10 +324,10 @@ func TestConformance(t *testing.T) {
 		{"model.layers.0.self_attn.o_proj", 64, w},
 	}
 	equal := []quant.Layer{{"a.q_proj", 48, w}, {"a.k_proj", 48, w}, {"b.q_proj", 48, w}, {"b.k_proj", 48, w}}
-	bitsOf := func(layers []quant.Layer) func(p0, p search.Profile) bool {
+	bitsOf := func(layers []quant.Layer) func(p0, p search.Levels) bool {
 		// the free rule at equal numels and contiguous widths: every switch lowers exactly the
 		// bits it adds, so the walk keeps the initial profile's Σ numel·bits
-		return func(p0, p search.Profile) bool { return codeBitsRef(layers, p0).Cmp(codeBitsRef(layers, p)) == 0 }
+		return func(p0, p search.Levels) bool { return codeBitsRef(layers, p0).Cmp(codeBitsRef(layers, p)) == 0 }
 	}
 	noneInt := quantCase("none 3 equal numels", equal, "3", search.GroupNone, true)
 	noneInt.Reachable = bitsOf(equal)
@@ -359,27 +359,27 @@ func TestAcceptOffspring(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	parent := search.Profile{4, 4, 4, 4}
+	parent := search.Levels{4, 4, 4, 4}
 	for _, tc := range []struct {
-		child search.Profile
+		child search.Levels
 		want  bool
 	}{
-		{search.Profile{5, 3, 4, 4}, true},  // +100 −100
-		{search.Profile{6, 4, 3, 4}, false}, // +200 −400: ratio 0.5
-		{search.Profile{4, 4, 5, 3}, true},  // +400 −400
-		{search.Profile{6, 2, 4, 4}, false}, // 4 steps > 3
-		{search.Profile{5, 2, 4, 4}, false}, // 3 steps, ratio 0.5
-		{search.Profile{3, 3, 4, 4}, false}, // only removals
-		{search.Profile{4, 4, 4, 4}, false}, // adds nothing (the engine rejects it as the parent anyway)
-		{search.Profile{4, 4, 4}, false},
-		{search.Profile{4, 4, 4, 7}, false}, // width not allowed
+		{search.Levels{5, 3, 4, 4}, true},  // +100 −100
+		{search.Levels{6, 4, 3, 4}, false}, // +200 −400: ratio 0.5
+		{search.Levels{4, 4, 5, 3}, true},  // +400 −400
+		{search.Levels{6, 2, 4, 4}, false}, // 4 steps > 3
+		{search.Levels{5, 2, 4, 4}, false}, // 3 steps, ratio 0.5
+		{search.Levels{3, 3, 4, 4}, false}, // only removals
+		{search.Levels{4, 4, 4, 4}, false}, // adds nothing (the engine rejects it as the parent anyway)
+		{search.Levels{4, 4, 4}, false},
+		{search.Levels{4, 4, 4, 7}, false}, // width not allowed
 	} {
 		if got := m.AcceptOffspring(parent, tc.child); got != tc.want {
 			t.Errorf("AcceptOffspring(%v, %v) = %t, want %t", parent, tc.child, got, tc.want)
 		}
 	}
 	ms, _ := quant.New(quant.Config{Layers: layers, Target: 4})
-	if !ms.AcceptOffspring(parent, search.Profile{6, 2, 4, 4}) {
+	if !ms.AcceptOffspring(parent, search.Levels{6, 2, 4, 4}) {
 		t.Error("size rule filters offspring")
 	}
 }
@@ -390,7 +390,7 @@ func TestBitsPerWeight(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := search.Profile{3, 4}
+	p := search.Levels{3, 4}
 	per, mean, err := m.BitsPerWeight(p, nil)
 	if err != nil || per[0] != 3 || per[1] != 4 || math.Abs(mean-(3*16+4*4)/20.0) > 1e-12 {
 		t.Fatalf("codes only: %v %v %v", per, mean, err)
@@ -427,10 +427,10 @@ func TestBitsPerWeight(t *testing.T) {
 			t.Errorf("GroupOverhead%v accepted", bad)
 		}
 	}
-	if _, _, err := m.BitsPerWeight(search.Profile{3}, nil); err == nil {
+	if _, _, err := m.BitsPerWeight(search.Levels{3}, nil); err == nil {
 		t.Error("short profile accepted")
 	}
-	if _, _, err := m.BitsPerWeight(search.Profile{3, 5}, nil); err == nil || !strings.Contains(err.Error(), "5 bits is not an allowed width") {
+	if _, _, err := m.BitsPerWeight(search.Levels{3, 5}, nil); err == nil || !strings.Contains(err.Error(), "5 bits is not an allowed width") {
 		t.Errorf("bad width: %v", err)
 	}
 }
@@ -443,12 +443,12 @@ func TestLegalAndOddInput(t *testing.T) {
 	}
 	// budget = 1500
 	for _, tc := range []struct {
-		p    search.Profile
+		p    search.Levels
 		want bool
 	}{
-		{search.Profile{3, 3, 2}, true}, {search.Profile{4, 4, 2}, true}, {search.Profile{2, 2, 4}, false},
-		{search.Profile{3, 3, 3}, false}, {search.Profile{4, 4}, false}, {nil, false}, {search.Profile{4, 4, 4}, false},
-		{search.Profile{1, 3, 2}, false},
+		{search.Levels{3, 3, 2}, true}, {search.Levels{4, 4, 2}, true}, {search.Levels{2, 2, 4}, false},
+		{search.Levels{3, 3, 3}, false}, {search.Levels{4, 4}, false}, {nil, false}, {search.Levels{4, 4, 4}, false},
+		{search.Levels{1, 3, 2}, false},
 	} {
 		if got := m.Legal(tc.p); got != tc.want {
 			t.Errorf("Legal(%v) = %t, want %t", tc.p, got, tc.want)
@@ -457,7 +457,7 @@ func TestLegalAndOddInput(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 1))
 	for _, rule := range []search.GroupBy{search.GroupSize, search.GroupNone} {
 		mm, _ := quant.New(quant.Config{Layers: layers, Target: 3, GroupBy: rule})
-		for _, p := range []search.Profile{nil, {3}, {3, 3, 3}, {9, 9, 9}, {-1, 3, 2}} {
+		for _, p := range []search.Levels{nil, {3}, {3, 3, 3}, {9, 9, 9}, {-1, 3, 2}} {
 			if q := mm.Mutate(rng, p); !q.Equal(p) {
 				t.Errorf("%v: Mutate(%v) = %v, want unchanged", rule, p, q)
 			}

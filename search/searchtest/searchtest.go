@@ -71,18 +71,18 @@ type Case struct {
 	New func() (search.Mode, error)
 	// Within is the budget predicate, written independently of the mode: p has one allowed
 	// level per unit and is within the budget. Legal must agree with it. Required.
-	Within func(p search.Profile) bool
+	Within func(p search.Levels) bool
 	// Invariant returns the quantities every level switch keeps exactly: the budget quantity
 	// (units dropped per kind, Σ levels, Σ numel·bits) and any per-group totals the group rule
 	// keeps. Nil when the moves keep the budget only as a bound (Within), as the quant mode's
 	// free group rule does.
-	Invariant func(p search.Profile) []int64
+	Invariant func(p search.Levels) []int64
 	// Step, when set, checks the shape of one switch: child = Mutate(parent) with child ≠
 	// parent, both legal (e.g. "one unit up one level, one of the same group down one").
-	Step func(parent, child search.Profile) error
+	Step func(parent, child search.Levels) error
 	// Accept is an independent reference for AcceptOffspring on (parent, child = Mutate(parent));
 	// nil means the mode must accept every legal child.
-	Accept func(parent, child search.Profile) bool
+	Accept func(parent, child search.Levels) bool
 	// Levels lists, per unit, the levels to enumerate: a superset of the unit's allowed levels
 	// (add a few illegal ones to exercise Legal). With Levels every level vector is checked
 	// (at most MaxEnumerate) and reachability is exact; without, the instance is checked along
@@ -91,7 +91,7 @@ type Case struct {
 	// Reachable, with Levels, selects the legal profiles the walks from initial profile p0
 	// must reach, and may reach; nil means the legal profiles with p0's Invariant (all legal
 	// profiles when Invariant is nil).
-	Reachable func(p0, p search.Profile) bool
+	Reachable func(p0, p search.Levels) bool
 	// Fixed lists the units no switch may change; without Levels, a walk must change every
 	// other unit.
 	Fixed []int
@@ -154,9 +154,9 @@ func Conformance(t *testing.T, cases []Case) {
 type checker struct {
 	Case
 	m     search.Mode
-	n     int              // units
-	legal []search.Profile // enumerated legal profiles (Levels) or walk profiles
-	enum  bool             // legal holds every legal profile
+	n     int             // units
+	legal []search.Levels // enumerated legal profiles (Levels) or walk profiles
+	enum  bool            // legal holds every legal profile
 }
 
 func runCase(t *testing.T, c Case) {
@@ -251,8 +251,8 @@ func (k *checker) units(t *testing.T) {
 }
 
 // wrongLengths returns profiles one level shorter and longer than p, and nil.
-func wrongLengths(p search.Profile) []search.Profile {
-	return []search.Profile{nil, p[:len(p)-1].Clone(), append(p.Clone(), p[0])}
+func wrongLengths(p search.Levels) []search.Levels {
+	return []search.Levels{nil, p[:len(p)-1].Clone(), append(p.Clone(), p[0])}
 }
 
 func (k *checker) initial(t *testing.T) {
@@ -279,8 +279,8 @@ func (k *checker) initial(t *testing.T) {
 	}
 }
 
-func equalProfiles(a, b []search.Profile) bool {
-	return slices.EqualFunc(a, b, func(p, q search.Profile) bool { return p.Equal(q) })
+func equalProfiles(a, b []search.Levels) bool {
+	return slices.EqualFunc(a, b, func(p, q search.Levels) bool { return p.Equal(q) })
 }
 
 // legalAgrees checks Legal against Within on every enumerated vector, and collects the legal
@@ -298,7 +298,7 @@ func (k *checker) legalAgrees(t *testing.T) {
 			}
 		}
 		var bad int
-		enumerate(k.Levels, func(p search.Profile) {
+		enumerate(k.Levels, func(p search.Levels) {
 			legal, within := k.m.Legal(p), k.Within(p)
 			if legal != within {
 				if bad++; bad <= 5 {
@@ -361,8 +361,8 @@ func (k *checker) legalAgrees(t *testing.T) {
 }
 
 // enumerate calls f with every vector of levels[0] × levels[1] × ... (f must not keep p).
-func enumerate(levels [][]int, f func(p search.Profile)) {
-	p := make(search.Profile, len(levels))
+func enumerate(levels [][]int, f func(p search.Levels)) {
+	p := make(search.Levels, len(levels))
 	idx := make([]int, len(levels))
 	for i := range p {
 		p[i] = levels[i][0]
@@ -384,9 +384,9 @@ func enumerate(levels [][]int, f func(p search.Profile)) {
 	}
 }
 
-func key(p search.Profile) string { return fmt.Sprint([]int(p)) }
+func key(p search.Levels) string { return fmt.Sprint([]int(p)) }
 
-func (k *checker) invariant(p search.Profile) []int64 {
+func (k *checker) invariant(p search.Levels) []int64 {
 	if k.Invariant == nil {
 		return nil
 	}
@@ -457,7 +457,7 @@ func (k *checker) moves(t *testing.T) {
 // reach checks that accepted mutations connect each initial profile to exactly the profiles
 // Reachable selects.
 func (k *checker) reach(t *testing.T) {
-	want := func(p0, p search.Profile) bool {
+	want := func(p0, p search.Levels) bool {
 		if k.Reachable != nil {
 			return k.Reachable(p0, p)
 		}
@@ -511,9 +511,9 @@ func firstFew(s []string) string {
 
 // bfs returns the profiles reachable from p0 by accepted mutations, trying Tries rngs per
 // profile.
-func (k *checker) bfs(p0 search.Profile) map[string]bool {
+func (k *checker) bfs(p0 search.Levels) map[string]bool {
 	seen := map[string]bool{key(p0): true}
-	queue := []search.Profile{p0.Clone()}
+	queue := []search.Levels{p0.Clone()}
 	for n := 0; len(queue) > 0; n++ {
 		p := queue[0]
 		queue = queue[1:]
@@ -590,7 +590,7 @@ func (k *checker) defaults(t *testing.T) {
 // engine hands it legal candidates.
 type hashEval struct{ m search.Mode }
 
-func (e hashEval) Evaluate(ctx context.Context, parent search.Profile, cands []search.Profile, b search.Batch) ([]float64, error) {
+func (e hashEval) Evaluate(ctx context.Context, parent search.Levels, cands []search.Levels, b search.Batch) ([]float64, error) {
 	out := make([]float64, len(cands))
 	for i, c := range cands {
 		if !e.m.Legal(c) {

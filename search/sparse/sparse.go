@@ -171,7 +171,7 @@ func Defaults() search.Settings {
 }
 
 // AcceptOffspring accepts every legal child: the mode has no rule beyond Legal.
-func (m *Mode) AcceptOffspring(_, _ search.Profile) bool { return true }
+func (m *Mode) AcceptOffspring(_, _ search.Levels) bool { return true }
 
 // Defaults returns the reference settings (see the package-level Defaults).
 func (m *Mode) Defaults() search.Settings { return Defaults() }
@@ -193,7 +193,7 @@ func (m *Mode) Signature() string { return m.sig }
 
 // Legal reports whether every level is within its layer's range and the levels sum to zero
 // (the non-zero count of the uniform profile, held exactly).
-func (m *Mode) Legal(p search.Profile) bool {
+func (m *Mode) Legal(p search.Levels) bool {
 	if len(p) != len(m.layers) {
 		return false
 	}
@@ -209,7 +209,7 @@ func (m *Mode) Legal(p search.Profile) bool {
 
 // ExtraPruned returns the number of weights p prunes beyond the uniform profile, D·Σℓ
 // (0 for every legal profile), in integer arithmetic.
-func (m *Mode) ExtraPruned(p search.Profile) int64 {
+func (m *Mode) ExtraPruned(p search.Levels) int64 {
 	var sum int64
 	for _, v := range p {
 		sum += int64(v)
@@ -218,14 +218,14 @@ func (m *Mode) ExtraPruned(p search.Profile) int64 {
 }
 
 // Initial returns the single all-zero profile (uniform sparsity).
-func (m *Mode) Initial(*rand.Rand) []search.Profile {
-	return []search.Profile{make(search.Profile, len(m.layers))}
+func (m *Mode) Initial(*rand.Rand) []search.Levels {
+	return []search.Levels{make(search.Levels, len(m.layers))}
 }
 
 // Mutate returns a copy of p with one layer moved down one level and another, of the same
 // group, moved up one level (see pick.Pair for the draw). A profile of the wrong length, or
 // one where no pair can move, comes back unchanged.
-func (m *Mode) Mutate(rng *rand.Rand, p search.Profile) search.Profile {
+func (m *Mode) Mutate(rng *rand.Rand, p search.Levels) search.Levels {
 	q := p.Clone()
 	if len(q) != len(m.layers) {
 		return q
@@ -242,7 +242,7 @@ func (m *Mode) Mutate(rng *rand.Rand, p search.Profile) search.Profile {
 }
 
 // Sparsities returns each unit's actual sparsity s + ℓ·D/numel, the profile file's "values".
-func (m *Mode) Sparsities(p search.Profile) ([]float64, error) {
+func (m *Mode) Sparsities(p search.Levels) ([]float64, error) {
 	if len(p) != len(m.layers) {
 		return nil, fmt.Errorf("sparse: profile has %d levels for %d layers", len(p), len(m.layers))
 	}

@@ -157,7 +157,7 @@ func sparseCase(name string, layers []sparse.Layer, s float64, d int64, rule sea
 	c := searchtest.Case{
 		Name: name,
 		New:  build(layers, s, d, rule),
-		Within: func(p search.Profile) bool {
+		Within: func(p search.Levels) bool {
 			if len(p) != len(layers) {
 				return false
 			}
@@ -170,14 +170,14 @@ func sparseCase(name string, layers []sparse.Layer, s float64, d int64, rule sea
 			}
 			return extra == 0
 		},
-		Invariant: func(p search.Profile) []int64 {
+		Invariant: func(p search.Levels) []int64 {
 			sums := make([]int64, len(groups))
 			for i, l := range p {
 				sums[slices.Index(groups, groupOf(i))] += int64(l)
 			}
 			return sums
 		},
-		Step: func(p, q search.Profile) error {
+		Step: func(p, q search.Levels) error {
 			var ups, downs []int
 			for i := range q {
 				switch q[i] - p[i] {
@@ -257,18 +257,18 @@ func TestLegalAndValues(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
-		p    search.Profile
+		p    search.Levels
 		want bool
 	}{
-		{search.Profile{0, 0, 0}, true}, {search.Profile{-2, -1, 3}, true}, {search.Profile{-1, 0, 1}, true},
-		{search.Profile{1, 0, 0}, false}, {search.Profile{-3, 0, 3}, false}, {search.Profile{0, 2, -2}, false},
-		{search.Profile{0, 0}, false}, {nil, false},
+		{search.Levels{0, 0, 0}, true}, {search.Levels{-2, -1, 3}, true}, {search.Levels{-1, 0, 1}, true},
+		{search.Levels{1, 0, 0}, false}, {search.Levels{-3, 0, 3}, false}, {search.Levels{0, 2, -2}, false},
+		{search.Levels{0, 0}, false}, {nil, false},
 	} {
 		if got := m.Legal(tc.p); got != tc.want {
 			t.Errorf("Legal(%v) = %t", tc.p, got)
 		}
 	}
-	v, err := m.Sparsities(search.Profile{-2, -1, 3})
+	v, err := m.Sparsities(search.Levels{-2, -1, 3})
 	want := []float64{0.5 - 0.2, 0.5 - 0.05, 0.5 + 0.075}
 	if err != nil || len(v) != 3 {
 		t.Fatal(v, err)
@@ -286,14 +286,14 @@ func TestLegalAndValues(t *testing.T) {
 	if math.Abs(nz-3500) > 1e-9 {
 		t.Errorf("non-zeros %v, want 3500", nz)
 	}
-	if _, err := m.Sparsities(search.Profile{0}); err == nil {
+	if _, err := m.Sparsities(search.Levels{0}); err == nil {
 		t.Error("short profile accepted")
 	}
-	if m.ExtraPruned(search.Profile{1, 0, 0}) != 100 {
+	if m.ExtraPruned(search.Levels{1, 0, 0}) != 100 {
 		t.Error("ExtraPruned")
 	}
 	rng := rand.New(rand.NewPCG(1, 2))
-	for _, p := range []search.Profile{nil, {0}, {9, 9, 9}} {
+	for _, p := range []search.Levels{nil, {0}, {9, 9, 9}} {
 		if q := m.Mutate(rng, p); len(q) != len(p) {
 			t.Errorf("Mutate(%v) = %v", p, q)
 		}
