@@ -262,10 +262,7 @@ func makePlan(src *source, o Options, warn func(string, ...any)) (*plan, error) 
 	switch p.Mode {
 	case profile.ModeDrop:
 	case profile.ModeSparse, profile.ModeQuant:
-		dir := o.DBDir
-		if dir == "" && p.DB != nil {
-			dir = p.DB.Path
-		}
+		dir := p.DatabaseDir(o.DBDir)
 		if dir == "" {
 			return nil, optionError("DBDir", "%s is a %s profile: it needs its level database ({}, or the profile's db.path)", name, p.Mode)
 		}

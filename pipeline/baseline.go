@@ -116,11 +116,9 @@ func runBaselineDrop(ctx context.Context, req BaselineRequest) (*BaselineOutcome
 		req.MaxProfiles = baselines.DefaultMaxProfiles
 	}
 	req.Data.defaults()
-	lm := req.Data.Model
-	if lm == nil {
-		if lm, err = LoadModel(req.ModelDir); err != nil {
-			return nil, err
-		}
+	lm, err := loadOr(req.Data.Model, req.ModelDir)
+	if err != nil {
+		return nil, err
 	}
 	n := len(lm.Model.Blocks)
 	k, err := drop.TargetK(n, req.Mode.Target)

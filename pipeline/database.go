@@ -33,12 +33,9 @@ func BuildDB(ctx context.Context, req DBRequest) (*db.BuildResult, error) {
 	if req.CalibTokens < 0 {
 		return nil, invalid("CalibTokens", req.CalibTokens, "must be ≥ 0")
 	}
-	lm := req.Data.Model
-	var err error
-	if lm == nil {
-		if lm, err = LoadModel(req.ModelDir); err != nil {
-			return nil, err
-		}
+	lm, err := loadOr(req.Data.Model, req.ModelDir)
+	if err != nil {
+		return nil, err
 	}
 	text, err := ReadText(req.CalibFile, defaultCalib, rawFormat)
 	if err != nil {

@@ -60,12 +60,9 @@ func Perplexity(ctx context.Context, req PPLRequest) (*PPLOutcome, error) {
 	if req.Batch < 0 {
 		return nil, invalid("Batch", req.Batch, "must be ≥ 1")
 	}
-	lm := req.Model
-	var err error
-	if lm == nil {
-		if lm, err = LoadModel(req.ModelDir); err != nil {
-			return nil, err
-		}
+	lm, err := loadOr(req.Model, req.ModelDir)
+	if err != nil {
+		return nil, err
 	}
 	m, err := ApplyProfileFile(lm, req.ProfileFile, req.DBDir, req.Warn)
 	if err != nil {

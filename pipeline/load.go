@@ -59,6 +59,14 @@ func LoadModel(dir string) (*Loaded, error) {
 	return &Loaded{Model: m, Tokenizer: tok, Name: dir, Fingerprint: fp, LoadTime: time.Since(start)}, nil
 }
 
+// loadOr returns lm when it is set (a model the caller already loaded), else the model in dir.
+func loadOr(lm *Loaded, dir string) (*Loaded, error) {
+	if lm != nil {
+		return lm, nil
+	}
+	return LoadModel(dir)
+}
+
 // Text is a text file's content with its provenance.
 type Text struct {
 	Body string

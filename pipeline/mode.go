@@ -172,10 +172,7 @@ func OpenDB(dir string, lm *Loaded, cacheMB int, kind string) (*db.DB, error) {
 func ApplyProfile(lm *Loaded, p *profile.Profile, dbDir string) (*model.Model, []string, error) {
 	var d *db.DB
 	if p.Mode != profile.ModeDrop {
-		if dbDir == "" && p.DB != nil {
-			dbDir = p.DB.Path
-		}
-		if dbDir == "" {
+		if dbDir = p.DatabaseDir(dbDir); dbDir == "" {
 			return nil, nil, ErrNoDatabase
 		}
 		var err error

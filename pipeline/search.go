@@ -63,13 +63,11 @@ func (dt *Data) build(spec ModeSpec) (*parts, error) {
 	default:
 		return nil, invalid("Mode.Kind", spec.Kind, "want drop, sparse or quant")
 	}
-	var err error
-	p := &parts{lm: dt.Model}
-	if p.lm == nil {
-		if p.lm, err = LoadModel(dt.ModelDir); err != nil {
-			return nil, err
-		}
+	lm, err := loadOr(dt.Model, dt.ModelDir)
+	if err != nil {
+		return nil, err
 	}
+	p := &parts{lm: lm}
 	var d *db.DB
 	if spec.Kind != profile.ModeDrop {
 		if d, err = OpenDB(dt.DBDir, p.lm, dt.DBCacheMB, spec.Kind); err != nil {

@@ -55,6 +55,15 @@ type Profile struct {
 	Search *Record `json:"search,omitempty"`
 }
 
+// DatabaseDir is the level database to apply p with: dir when it is set (the user's choice),
+// else the one p records ("" when neither says).
+func (p *Profile) DatabaseDir(dir string) string {
+	if dir == "" && p.DB != nil {
+		return p.DB.Path
+	}
+	return dir
+}
+
 // New returns an empty profile of the given mode.
 func New(mode string) *Profile {
 	return &Profile{Format: FormatV1, Mode: mode, Levels: map[string]int{}}
