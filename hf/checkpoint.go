@@ -3,7 +3,6 @@ package hf
 import (
 	"crypto/sha256"
 	"encoding/binary"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,6 +14,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"unsafe"
 )
 
@@ -38,6 +38,13 @@ type shard struct {
 	c    io.Closer
 	size int64
 	meta map[string]string
+	// osPath is the file's absolute path on the operating system's file system, and id what
+	// identifies its content for the digest cache; osPath is "" for a file of an fs.FS, which
+	// is not cached.
+	osPath string
+	id     fileID
+	// headSum is the SHA-256 of the file's first 8 + header-length bytes.
+	headSum [32]byte
 }
 
 // tensorRef locates a tensor in a shard.
@@ -50,42 +57,62 @@ type tensorRef struct {
 // its safetensors file(s), which stay open until Close. Its methods are safe
 // for concurrent use (Close aside).
 type Checkpoint struct {
-	dir         string // directory, for messages
-	source      string // model.safetensors or the index file, for messages
-	shards      []*shard
-	tensors     map[string]tensorRef
-	names       []string
-	fingerprint string
+	dir     string // directory, for messages
+	source  string // model.safetensors or the index file, for messages
+	shards  []*shard
+	tensors map[string]tensorRef
+	names   []string
+	config  []byte // config.json, nil when absent
+	legacy  string // LegacyFingerprint
+
+	fpOnce sync.Once
+	fp     string
+	fpErr  error
+}
+
+// openFile is a file of a model directory as an opener returns it.
+type openFile struct {
+	r    io.ReaderAt
+	c    io.Closer
+	size int64
+	// osPath and id: see shard.
+	osPath string
+	id     fileID
 }
 
 // opener opens a file of the model directory by its base name and returns
-// a reader, a closer, its size and the path to use in messages.
-type opener func(name string) (io.ReaderAt, io.Closer, int64, string, error)
+// it with the path to use in messages (also on error).
+type opener func(name string) (*openFile, string, error)
 
 // OpenCheckpoint opens the checkpoint of a model directory:
 // model.safetensors when present, else model.safetensors.index.json and the
 // shard files its weight_map names (each opened once). All headers are read
 // and validated (see ParseSafetensorsHeader); tensor data is read only by
-// ReadFloat32/ReadRaw. A tensor held by two shards, or a weight_map entry
-// that names a shard not holding the tensor, is an error. config.json, when
-// present, is read for the Fingerprint.
+// ReadFloat32/ReadRaw (and by the first call of Fingerprint). A tensor held
+// by two shards, or a weight_map entry that names a shard not holding the
+// tensor, is an error. config.json, when present, is read for the
+// fingerprints.
 func OpenCheckpoint(dir string) (*Checkpoint, error) {
-	open := func(name string) (io.ReaderAt, io.Closer, int64, string, error) {
+	open := func(name string) (*openFile, string, error) {
 		p := filepath.Join(dir, filepath.FromSlash(name))
 		f, err := os.Open(p)
 		if err != nil {
-			return nil, nil, 0, p, err
+			return nil, p, err
 		}
 		st, err := f.Stat()
 		if err != nil {
 			f.Close()
-			return nil, nil, 0, p, err
+			return nil, p, err
 		}
 		if !st.Mode().IsRegular() {
 			f.Close()
-			return nil, nil, 0, p, fmt.Errorf("%s: not a regular file", p)
+			return nil, p, fmt.Errorf("%s: not a regular file", p)
 		}
-		return f, f, st.Size(), p, nil
+		abs, err := filepath.Abs(p)
+		if err != nil {
+			abs = ""
+		}
+		return &openFile{r: f, c: f, size: st.Size(), osPath: abs, id: identify(st)}, p, nil
 	}
 	return openCheckpoint(dir, open)
 }
@@ -96,27 +123,27 @@ func OpenCheckpoint(dir string) (*Checkpoint, error) {
 // fstest.MapFS and os.DirFS files do, so that tensors are converted straight
 // from the embedded bytes without a second copy of the file.
 func OpenCheckpointFS(fsys fs.FS, dir string) (*Checkpoint, error) {
-	open := func(name string) (io.ReaderAt, io.Closer, int64, string, error) {
+	open := func(name string) (*openFile, string, error) {
 		p := path.Join(dir, name)
 		f, err := fsys.Open(p)
 		if err != nil {
-			return nil, nil, 0, p, err
+			return nil, p, err
 		}
 		st, err := f.Stat()
 		if err != nil {
 			f.Close()
-			return nil, nil, 0, p, err
+			return nil, p, err
 		}
 		if st.IsDir() {
 			f.Close()
-			return nil, nil, 0, p, fmt.Errorf("%s: is a directory", p)
+			return nil, p, fmt.Errorf("%s: is a directory", p)
 		}
 		ra, ok := f.(io.ReaderAt)
 		if !ok {
 			f.Close()
-			return nil, nil, 0, p, fmt.Errorf("%s: file of %T does not implement io.ReaderAt", p, fsys)
+			return nil, p, fmt.Errorf("%s: file of %T does not implement io.ReaderAt", p, fsys)
 		}
-		return ra, f, st.Size(), p, nil
+		return &openFile{r: ra, c: f, size: st.Size()}, p, nil
 	}
 	return openCheckpoint(dir, open)
 }
@@ -156,22 +183,21 @@ func openCheckpoint(dir string, open opener) (c *Checkpoint, err error) {
 	}
 	sort.Strings(c.names)
 
-	var config []byte
-	if ra, cl, size, p, err := open(ConfigFileName); err == nil {
-		if size > maxConfigSize {
-			cl.Close()
+	if f, p, err := open(ConfigFileName); err == nil {
+		if f.size > maxConfigSize {
+			f.c.Close()
 			return nil, fmt.Errorf("hf: %s: larger than %d bytes", p, maxConfigSize)
 		}
-		config = make([]byte, size)
-		_, err := readFull(ra, config, 0)
-		cl.Close()
+		c.config = make([]byte, f.size)
+		_, err := readFull(f.r, c.config, 0)
+		f.c.Close()
 		if err != nil {
 			return nil, fmt.Errorf("hf: %s: %v", p, err)
 		}
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("hf: %v", err)
 	}
-	c.fingerprint = fingerprint(config, c)
+	c.legacy = c.fingerprintV1()
 	return c, nil
 }
 
@@ -183,13 +209,14 @@ type openedShard struct {
 
 // openShard opens one safetensors file and parses its header.
 func openShard(open opener, name string) (*openedShard, error) {
-	r, cl, size, p, err := open(name)
+	f, p, err := open(name)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("%s: %w", p, fs.ErrNotExist)
 		}
 		return nil, fmt.Errorf("hf: %s: %v", p, err)
 	}
+	r, cl, size := f.r, f.c, f.size
 	fail := func(err error) (*openedShard, error) {
 		cl.Close()
 		return nil, err
@@ -216,7 +243,8 @@ func openShard(open opener, name string) (*openedShard, error) {
 	if err != nil {
 		return fail(err)
 	}
-	return &openedShard{shard: &shard{name: p, r: r, c: cl, size: size, meta: meta}, tensorsTmp: tensors}, nil
+	sh := &shard{name: p, r: r, c: cl, size: size, meta: meta, osPath: f.osPath, id: f.id, headSum: sha256.Sum256(head)}
+	return &openedShard{shard: sh, tensorsTmp: tensors}, nil
 }
 
 // indexFile is model.safetensors.index.json.
@@ -227,7 +255,7 @@ type indexFile struct {
 // openSharded opens a sharded checkpoint; found is false when there is no
 // index file.
 func (c *Checkpoint) openSharded(open opener) (found bool, err error) {
-	ra, cl, size, p, err := open(IndexFileName)
+	f, p, err := open(IndexFileName)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return false, nil
@@ -235,13 +263,13 @@ func (c *Checkpoint) openSharded(open opener) (found bool, err error) {
 		return true, fmt.Errorf("hf: %s: %v", p, err)
 	}
 	c.source = p
-	if size > maxIndexSize {
-		cl.Close()
+	if f.size > maxIndexSize {
+		f.c.Close()
 		return true, fmt.Errorf("hf: %s: larger than %d bytes", p, maxIndexSize)
 	}
-	data := make([]byte, size)
-	_, err = readFull(ra, data, 0)
-	cl.Close()
+	data := make([]byte, f.size)
+	_, err = readFull(f.r, data, 0)
+	f.c.Close()
 	if err != nil {
 		return true, fmt.Errorf("hf: %s: %v", p, err)
 	}
@@ -303,35 +331,6 @@ func readFull(r io.ReaderAt, buf []byte, off int64) (int, error) {
 	}
 	return n, err
 }
-
-// fingerprint hashes config.json and the tensor index.
-func fingerprint(config []byte, c *Checkpoint) string {
-	h := sha256.New()
-	io.WriteString(h, "evopress-model-fingerprint/v1\n")
-	if config == nil {
-		io.WriteString(h, "config.json absent\n")
-	} else {
-		fmt.Fprintf(h, "config.json %d\n", len(config))
-		h.Write(config)
-		io.WriteString(h, "\n")
-	}
-	for _, name := range c.names {
-		t := c.tensors[name].info
-		line, _ := json.Marshal([]any{t.Name, t.DType, t.Shape})
-		h.Write(line)
-		io.WriteString(h, "\n")
-	}
-	return hex.EncodeToString(h.Sum(nil))
-}
-
-// Fingerprint identifies the model cheaply: the hex SHA-256 of the line
-// "evopress-model-fingerprint/v1", then "config.json <length>" and the
-// exact bytes of config.json (or "config.json absent"), then for each tensor
-// in name order the JSON array [name, dtype, shape] on its own line. Tensor
-// data is not hashed, so two checkpoints with equal config.json and equal
-// tensor names, dtypes and shapes share a fingerprint; sharding and file
-// layout do not affect it.
-func (c *Checkpoint) Fingerprint() string { return c.fingerprint }
 
 // Dir returns the model directory the checkpoint was opened from.
 func (c *Checkpoint) Dir() string { return c.dir }

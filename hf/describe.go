@@ -18,10 +18,13 @@ type Description struct {
 	DTypes           map[string]int `json:"dtypes"` // parameters per stored dtype
 	Tensors          int            `json:"tensors"`
 	Files            []string       `json:"files"`
-	Fingerprint      string         `json:"fingerprint"`
+	// Fingerprint and LegacyFingerprint: see Checkpoint.Fingerprint and LegacyFingerprint.
+	Fingerprint       string `json:"fingerprint"`
+	LegacyFingerprint string `json:"legacy_fingerprint"`
 }
 
-// Describe reads dir's config.json and safetensors headers (not the weights).
+// Describe reads dir's config.json and safetensors headers, and hashes the weights for the
+// fingerprint (see Checkpoint.Fingerprint: cached after the first time).
 func Describe(dir string) (*Description, error) {
 	cfg, err := LoadConfig(dir)
 	if err != nil {
@@ -35,7 +38,10 @@ func Describe(dir string) (*Description, error) {
 	d := &Description{Path: dir, ModelType: cfg.ModelType, Layers: cfg.NumHiddenLayers, HiddenSize: cfg.HiddenSize,
 		IntermediateSize: cfg.IntermediateSize, Heads: cfg.NumAttentionHeads, KVHeads: cfg.NumKeyValueHeads, HeadDim: cfg.HeadDim,
 		VocabSize: cfg.VocabSize, TiedEmbeddings: cfg.TieWordEmbeddings, RopeTheta: cfg.RopeTheta,
-		DTypes: map[string]int{}, Tensors: ck.Len(), Files: ck.Files(), Fingerprint: ck.Fingerprint()}
+		DTypes: map[string]int{}, Tensors: ck.Len(), Files: ck.Files(), LegacyFingerprint: ck.LegacyFingerprint()}
+	if d.Fingerprint, err = ck.Fingerprint(); err != nil {
+		return nil, err
+	}
 	for _, n := range ck.Names() {
 		info, _ := ck.Info(n)
 		d.Parameters += info.Numel()
