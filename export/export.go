@@ -35,6 +35,7 @@ import (
 	"github.com/evopress/evopress/hf"
 	"github.com/evopress/evopress/model"
 	"github.com/evopress/evopress/profile"
+	"github.com/evopress/evopress/stamp"
 	"github.com/evopress/evopress/tokenizer"
 )
 
@@ -247,7 +248,27 @@ func loadSource(dir string) (*source, error) {
 		ck.Close()
 		return nil, err
 	}
-	return &source{dir: dir, cfg: cfg, ck: ck, fingerprint: ck.Fingerprint(), dense: m, tok: tok}, nil
+	fp, err := ck.Fingerprint()
+	if err != nil {
+		ck.Close()
+		return nil, err
+	}
+	return &source{dir: dir, cfg: cfg, ck: ck, fingerprint: fp, dense: m, tok: tok}, nil
+}
+
+// fromProfile is candidate.FromProfile, refusing first a profile or database stamped by an
+// older evopress (see package stamp).
+func fromProfile(src *source, p *profile.Profile, path string, d *db.DB) (*model.Model, []string, error) {
+	sm := stamp.Model{Dir: src.dir, Fingerprint: src.fingerprint, Legacy: src.ck.LegacyFingerprint()}
+	if d != nil {
+		if err := sm.CheckDB(d); err != nil {
+			return nil, nil, err
+		}
+	}
+	if err := sm.CheckProfile(p, path, d); err != nil {
+		return nil, nil, err
+	}
+	return candidate.FromProfile(src.dense, src.fingerprint, p, d)
 }
 
 // makePlan checks the profile against the model and builds the compressed model.
@@ -273,7 +294,7 @@ func makePlan(src *source, o Options, warn func(string, ...any)) (*plan, error) 
 	default:
 		return nil, fmt.Errorf("export: %s: mode %q, want drop, sparse or quant", name, p.Mode)
 	}
-	m, warnings, err := candidate.FromProfile(src.dense, src.fingerprint, p, d)
+	m, warnings, err := fromProfile(src, p, o.ProfilePath, d)
 	if err != nil {
 		return nil, fmt.Errorf("export: %s: %w", name, err)
 	}

@@ -74,6 +74,9 @@ func VerifyDB(dir string, lm *Loaded) (*db.DB, int, error) {
 	}
 	d.SetCacheBudget(0)
 	if lm != nil {
+		if err := lm.Stamps().CheckDB(d); err != nil {
+			return nil, 0, err
+		}
 		if err := d.Check(lm.Fingerprint); err != nil {
 			return nil, 0, err
 		}

@@ -114,7 +114,7 @@ func ApplyProfileFile(lm *Loaded, path, dbDir string, warn io.Writer) (*model.Mo
 	if err != nil {
 		return nil, err
 	}
-	m, warns, err := ApplyProfile(lm, p, dbDir)
+	m, warns, err := applyProfile(lm, p, path, dbDir)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}

@@ -20,17 +20,24 @@ type Loaded struct {
 	Tokenizer *tokenizer.Tokenizer
 	// Name is the model directory, or the embedded model's name.
 	Name string
-	// Fingerprint identifies the model (model.Load).
-	Fingerprint string
-	LoadTime    time.Duration
+	// Fingerprint identifies the model, weights included (model.Identity); LegacyFingerprint is
+	// the one older versions recorded, without the weights: a database, profile or run stamped
+	// with it is refused with advice to re-stamp it (Restamp).
+	Fingerprint       string
+	LegacyFingerprint string
+	LoadTime          time.Duration
+	// embedded is set for the embedded default model.
+	embedded bool
 }
 
 // LoadModel loads the Hugging Face model directory dir, or the embedded default model when dir
-// is empty.
+// is empty. The weights are hashed for the fingerprint while they are converted
+// (model.LoadIdentified): every command that loads a model records or checks it, and after the
+// first load of a checkpoint file its digests come from the user cache.
 func LoadModel(dir string) (*Loaded, error) {
 	start := time.Now()
 	if dir == "" {
-		m, fp, err := model.LoadFS(assets.FS(), assets.ModelDir)
+		m, id, err := model.LoadIdentifiedFS(assets.FS(), assets.ModelDir)
 		if err != nil {
 			return nil, fmt.Errorf("embedded model: %w", err)
 		}
@@ -43,9 +50,10 @@ func LoadModel(dir string) (*Loaded, error) {
 		if err != nil {
 			return nil, err
 		}
-		return &Loaded{Model: m, Tokenizer: tok, Name: assets.ModelName, Fingerprint: fp, LoadTime: time.Since(start)}, nil
+		return &Loaded{Model: m, Tokenizer: tok, Name: assets.ModelName, Fingerprint: id.Fingerprint,
+			LegacyFingerprint: id.LegacyFingerprint, LoadTime: time.Since(start), embedded: true}, nil
 	}
-	m, fp, err := model.Load(dir)
+	m, id, err := model.LoadIdentified(dir)
 	if err != nil {
 		return nil, err
 	}
@@ -56,7 +64,8 @@ func LoadModel(dir string) (*Loaded, error) {
 	if tok.VocabSize() > m.Vocab {
 		return nil, fmt.Errorf("%s: tokenizer has %d tokens but config.json vocab_size is %d", dir, tok.VocabSize(), m.Vocab)
 	}
-	return &Loaded{Model: m, Tokenizer: tok, Name: dir, Fingerprint: fp, LoadTime: time.Since(start)}, nil
+	return &Loaded{Model: m, Tokenizer: tok, Name: dir, Fingerprint: id.Fingerprint, LegacyFingerprint: id.LegacyFingerprint,
+		LoadTime: time.Since(start)}, nil
 }
 
 // loadOr returns lm when it is set (a model the caller already loaded), else the model in dir.

@@ -159,6 +159,9 @@ func OpenDB(dir string, lm *Loaded, cacheMB int, kind string) (*db.DB, error) {
 	if kind != "" && d.Mode() != kind {
 		return nil, fmt.Errorf("database %s is a %s database, want %s", dir, d.Mode(), kind)
 	}
+	if err := lm.Stamps().CheckDB(d); err != nil {
+		return nil, err
+	}
 	if err := d.Check(lm.Fingerprint); err != nil {
 		return nil, err
 	}
@@ -168,8 +171,14 @@ func OpenDB(dir string, lm *Loaded, cacheMB int, kind string) (*db.DB, error) {
 
 // ApplyProfile returns the model a profile describes, for lm: see candidate.FromProfile. A
 // sparse or quant profile reads the database dbDir, or the one the profile names when dbDir is
-// empty.
+// empty. A profile or database stamped by an older evopress is refused with a *stamp.LegacyError.
 func ApplyProfile(lm *Loaded, p *profile.Profile, dbDir string) (*model.Model, []string, error) {
+	return applyProfile(lm, p, "", dbDir)
+}
+
+// applyProfile is ApplyProfile for the profile read from path ("" when unknown: the advice
+// of a *stamp.LegacyError names it).
+func applyProfile(lm *Loaded, p *profile.Profile, path, dbDir string) (*model.Model, []string, error) {
 	var d *db.DB
 	if p.Mode != profile.ModeDrop {
 		if dbDir = p.DatabaseDir(dbDir); dbDir == "" {
@@ -179,6 +188,14 @@ func ApplyProfile(lm *Loaded, p *profile.Profile, dbDir string) (*model.Model, [
 		if d, err = db.Open(dbDir); err != nil {
 			return nil, nil, err
 		}
+	}
+	if d != nil {
+		if err := lm.Stamps().CheckDB(d); err != nil {
+			return nil, nil, err
+		}
+	}
+	if err := lm.Stamps().CheckProfile(p, path, d); err != nil {
+		return nil, nil, err
 	}
 	return candidate.FromProfile(lm.Model, lm.Fingerprint, p, d)
 }

@@ -32,6 +32,7 @@ mistral and qwen2 families. Without --model, commands use the embedded default m
 		newExportCmd(),
 		newReportCmd(),
 		newInspectCmd(),
+		newRestampCmd(),
 		newEvalCmd(),
 	)
 	wrapErrors(root)
