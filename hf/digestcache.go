@@ -4,9 +4,11 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
+	"testing"
 
 	"github.com/evopress/evopress/internal/atomicfile"
 )
@@ -39,8 +41,13 @@ func UserCacheDir() (string, error) {
 
 // DigestCacheDir returns the folder of the tensor digest cache behind Checkpoint.Fingerprint:
 // tensor-digests in UserCacheDir. It holds one small JSON file per safetensors file hashed
-// (named after a hash of the file's absolute path) and may be deleted at any time.
+// (named after a hash of the file's absolute path) and may be deleted at any time. In a test
+// binary (testing.Testing) there is no cache unless $EVOPRESS_CACHE_DIR is set, so that tests
+// of models in temporary folders leave nothing in the user's cache.
 func DigestCacheDir() (string, error) {
+	if testing.Testing() && os.Getenv(CacheDirEnv) == "" {
+		return "", errors.New("hf: no digest cache in tests without $" + CacheDirEnv)
+	}
 	d, err := UserCacheDir()
 	if err != nil {
 		return "", err

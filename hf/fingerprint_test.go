@@ -312,6 +312,12 @@ func TestFingerprintCache(t *testing.T) {
 			t.Errorf("cache folder holds %v", ents)
 		}
 	})
+	t.Run("no cache in tests without the variable", func(t *testing.T) {
+		t.Setenv(CacheDirEnv, "")
+		if _, err := DigestCacheDir(); err == nil {
+			t.Error("a test binary has a digest cache without $" + CacheDirEnv)
+		}
+	})
 	t.Run("small files are not cached", func(t *testing.T) {
 		minCachedFileSize = 1 << 40
 		defer func() { minCachedFileSize = 0 }()

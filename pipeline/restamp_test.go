@@ -2,19 +2,8 @@ package pipeline
 
 import (
 	"errors"
-	"os"
-	"path/filepath"
 	"testing"
-
-	"github.com/evopress/evopress/hf"
 )
-
-func init() {
-	// Tests keep tensor digests out of the user's cache.
-	if os.Getenv(hf.CacheDirEnv) == "" {
-		os.Setenv(hf.CacheDirEnv, filepath.Join(os.TempDir(), "evopress-test-cache"))
-	}
-}
 
 // Restamp needs paths; the embedded model's stamps name no --model in their advice, a
 // directory's do; both fingerprints are loaded.

@@ -18,13 +18,6 @@ import (
 // fingerprint (see their README).
 const fixtures = "../cmd/evopress/testdata/main-946a529"
 
-func init() {
-	// Tests must not write the user's cache (the embedded model's digests).
-	if os.Getenv(hf.CacheDirEnv) == "" {
-		os.Setenv(hf.CacheDirEnv, filepath.Join(os.TempDir(), "evopress-test-cache"))
-	}
-}
-
 // embedded returns the embedded model's identity.
 func embedded(t *testing.T) Model {
 	t.Helper()

@@ -19,14 +19,6 @@ import (
 	"github.com/evopress/evopress/profile"
 )
 
-func init() {
-	// The CLI tests (and the worker processes they start) keep tensor digests out of the
-	// user's cache.
-	if os.Getenv(hf.CacheDirEnv) == "" {
-		os.Setenv(hf.CacheDirEnv, filepath.Join(os.TempDir(), "evopress-test-cache"))
-	}
-}
-
 // perturbedDown is the tensor perturbedCopy scales by −1.7.
 const perturbedDown = "model.layers.1.mlp.down_proj.weight"
 
