@@ -64,7 +64,7 @@ var flagOf = map[string]string{
 	"Build.Out": "--out", "Force": "--force", "Type": "--type", "Format": "--format", "Packed": "--packed",
 	"ModelDir": "--model", "DBDir": "--db", "listen address": "--nats-listen", "NKey": "--nats-nkey",
 	"TLSCert": "--nats-tls-cert", "Subject": "--nats-subject", "AddBOS": "--add-bos", "Tasks": "--task",
-	"Limit": "--limit", "MaxSeqs": "--max-seqs", "Batch": "--batch",
+	"Limit": "--limit", "MaxSeqs": "--max-seqs", "Batch": "--batch", "Chunks": "--chunks",
 }
 
 // cliError says which flag a library error is about.

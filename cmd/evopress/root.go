@@ -30,6 +30,7 @@ mistral and qwen2 families. Without --model, commands use the embedded default m
 		newBaselineCmd(),
 		newDBCmd(),
 		newExportCmd(),
+		newImatrixCmd(),
 		newReportCmd(),
 		newInspectCmd(),
 		newRestampCmd(),
