@@ -65,7 +65,10 @@ type BuildConfig struct {
 	Sequential      bool
 	SequentialLevel int
 	// Force discards an existing database in Out built with other settings (or unreadable)
-	// instead of failing. A database with the same settings is always resumed.
+	// instead of failing: its level files (only those) are removed and its manifest replaced.
+	// A database with the same settings is always resumed. Out must be empty, new or a
+	// database whatever Force says, and is locked while the build runs (*BusyError when another
+	// build holds it).
 	Force bool
 	// Progress, when set, receives build events.
 	Progress func(Event)
@@ -113,7 +116,8 @@ type builder struct {
 // chosen method against its calibration Hessian, writes each level packed to its own file and
 // the manifest after every layer (all writes atomic). If Out already holds a manifest with the
 // same settings, the layers it lists whose files are intact are kept and only the others are
-// computed; the result is identical to an uninterrupted build.
+// computed; the result is identical to an uninterrupted build. The manifest is written first (no
+// layers, incomplete), so that an interrupted build's directory is always a database.
 func Build(ctx context.Context, cfg BuildConfig) (*BuildResult, error) {
 	start := time.Now()
 	b := &builder{cfg: &cfg, done: map[string]*LayerInfo{}, res: &BuildResult{}}
@@ -126,8 +130,19 @@ func Build(ctx context.Context, cfg BuildConfig) (*BuildResult, error) {
 	if err := os.MkdirAll(cfg.Out, 0o755); err != nil {
 		return nil, err
 	}
-	if err := b.resume(); err != nil {
+	lock, err := lockBuildDir(cfg.Out)
+	if err != nil {
 		return nil, err
+	}
+	defer lock.Release()
+	fresh, err := b.resume()
+	if err != nil {
+		return nil, err
+	}
+	if fresh { // a manifest from the start: the directory is a database (being built)
+		if _, err := b.writeManifest(); err != nil {
+			return nil, err
+		}
 	}
 	last := -1
 	for i := range m.Blocks {
@@ -226,28 +241,29 @@ func header(cfg *BuildConfig) (*Manifest, error) {
 	return man, nil
 }
 
-// resume reads an existing manifest in Out and keeps its intact layers.
-func (b *builder) resume() error {
+// resume reads an existing manifest in Out and keeps its intact layers. It reports whether Out
+// holds no manifest (any more: Force discards one with other settings).
+func (b *builder) resume() (fresh bool, err error) {
 	mpath := filepath.Join(b.cfg.Out, ManifestFile)
 	data, err := os.ReadFile(mpath)
 	if os.IsNotExist(err) {
-		return nil
+		return true, nil
 	}
 	if err != nil {
-		return err
+		return false, err
 	}
 	old, err := ParseManifest(data, mpath)
 	if err != nil {
 		if b.cfg.Force {
-			return b.discard()
+			return true, discardLevels(b.cfg.Out)
 		}
-		return fmt.Errorf("cannot resume the database in %s: %w (use another output directory, or force a rebuild)", b.cfg.Out, err)
+		return false, fmt.Errorf("cannot resume the database in %s: %w (use another output directory, or force a rebuild)", b.cfg.Out, err)
 	}
 	if diff := headerDiff(old, b.man); diff != "" {
 		if b.cfg.Force {
-			return b.discard()
+			return true, discardLevels(b.cfg.Out)
 		}
-		return fmt.Errorf("%s holds a database built with other settings: field %s; use another output directory, or force a rebuild", mpath, diff)
+		return false, fmt.Errorf("%s holds a database built with other settings: field %s; use another output directory, or force a rebuild", mpath, diff)
 	}
 	for i := range old.Layers {
 		l := &old.Layers[i]
@@ -259,16 +275,7 @@ func (b *builder) resume() error {
 			}
 		}
 	}
-	return nil
-}
-
-// discard removes the manifest and the level files of a database being replaced (nothing else in
-// the output directory).
-func (b *builder) discard() error {
-	if err := os.Remove(filepath.Join(b.cfg.Out, ManifestFile)); err != nil && !os.IsNotExist(err) {
-		return err
-	}
-	return os.RemoveAll(filepath.Join(b.cfg.Out, "levels"))
+	return false, nil
 }
 
 // intact reports whether every level file of a layer is present with its recorded checksum.

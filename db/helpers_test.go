@@ -123,12 +123,12 @@ func open(t testing.TB, dir string) *DB {
 	return d
 }
 
-// snapshot reads every file under dir (relative path → contents).
+// snapshot reads every file under dir (relative path → contents), the build lock aside.
 func snapshot(t testing.TB, dir string) map[string][]byte {
 	t.Helper()
 	out := map[string][]byte{}
 	err := filepath.WalkDir(dir, func(p string, e fs.DirEntry, err error) error {
-		if err != nil || e.IsDir() {
+		if err != nil || e.IsDir() || e.Name() == LockFile {
 			return err
 		}
 		b, err := os.ReadFile(p)

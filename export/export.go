@@ -16,8 +16,11 @@
 // output projection (o_proj or down_proj, weight and bias) zeroed, which adds exactly nothing to
 // the residual stream, so every tool computes the same function.
 //
-// Outputs are written to a temporary path next to the target and renamed into place; an existing
-// output is replaced only with Options.Force.
+// Outputs are written to a temporary path next to the target and renamed into place. An
+// existing output is replaced only with Options.Force, and only when it is an earlier export
+// (evopress.json of ExportFormat, holding only the files an export writes; a GGUF file with
+// GGUFMarkerKey); an output path that is, is inside or contains an input (the model directory,
+// the profile, the level database) is refused.
 package export
 
 import (
@@ -69,7 +72,8 @@ type Options struct {
 	Packed bool
 	// Out is the output directory (hf) or file (gguf).
 	Out string
-	// Force replaces an existing output.
+	// Force replaces an existing output written by this package (see the package
+	// documentation); anything else at Out is refused even with Force.
 	Force bool
 	// ShardBytes is the maximum size of one safetensors shard (0: DefaultShardBytes).
 	ShardBytes int64
@@ -167,8 +171,8 @@ func Run(o Options) (*Result, error) {
 	if o.Packed && o.Profile.Mode != profile.ModeQuant {
 		return nil, optionError("Packed", "{} needs a quant profile, %s is a %s profile", o.ProfilePath, o.Profile.Mode)
 	}
-	if _, err := os.Lstat(o.Out); err == nil && !o.Force {
-		return nil, optionError("Force", "%s exists (use {} to replace it)", o.Out)
+	if _, err := checkOut(&o); err != nil {
+		return nil, err
 	}
 
 	src, err := loadSource(o.ModelDir)
@@ -206,11 +210,11 @@ func Run(o Options) (*Result, error) {
 
 	switch o.Format {
 	case FormatHF:
-		err = writeDirAtomic(o.Out, o.Force, func(dir string) error {
+		err = writeDirAtomic(&o, func(dir string) error {
 			return writeHF(dir, pl, o, res)
 		})
 	case FormatGGUF:
-		err = writeFileAtomic(o.Out, o.Force, func(path string) error {
+		err = writeFileAtomic(&o, func(path string) error {
 			return writeGGUF(path, pl, ggufType)
 		})
 	}
@@ -361,7 +365,7 @@ type provenance struct {
 
 func (pl *plan) provenance(o Options, res *Result) ([]byte, error) {
 	var pv provenance
-	pv.Format = "evopress-export/v1"
+	pv.Format = ExportFormat
 	pv.Created = time.Now().UTC().Format(time.RFC3339)
 	abs, err := filepath.Abs(pl.src.dir)
 	if err != nil {
@@ -393,9 +397,10 @@ func nonNil(s []int) []int {
 	return s
 }
 
-// writeDirAtomic fills a fresh temporary directory next to out and renames it to out (replacing
-// an existing out only when force is set).
-func writeDirAtomic(out string, force bool, fill func(dir string) error) (err error) {
+// writeDirAtomic fills a fresh temporary directory next to o.Out and puts it in place (see
+// replace).
+func writeDirAtomic(o *Options, fill func(dir string) error) (err error) {
+	out := o.Out
 	parent := filepath.Dir(filepath.Clean(out))
 	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return fmt.Errorf("export: %v", err)
@@ -415,11 +420,13 @@ func writeDirAtomic(out string, force bool, fill func(dir string) error) (err er
 	if err := fill(tmp); err != nil {
 		return err
 	}
-	return replace(tmp, out, force)
+	return replace(tmp, o)
 }
 
-// writeFileAtomic writes a file through a temporary path next to out.
-func writeFileAtomic(out string, force bool, fill func(path string) error) (err error) {
+// writeFileAtomic writes a file through a temporary path next to o.Out and puts it in place
+// (see replace).
+func writeFileAtomic(o *Options, fill func(path string) error) (err error) {
+	out := o.Out
 	parent := filepath.Dir(filepath.Clean(out))
 	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return fmt.Errorf("export: %v", err)
@@ -441,31 +448,38 @@ func writeFileAtomic(out string, force bool, fill func(path string) error) (err 
 	if err := os.Chmod(tmp, 0o644); err != nil {
 		return fmt.Errorf("export: %v", err)
 	}
-	return replace(tmp, out, force)
+	return replace(tmp, o)
 }
 
-// replace renames tmp to out; an existing out (only with force) is moved aside first and removed
-// once the new output is in place.
-func replace(tmp, out string, force bool) error {
-	if _, err := os.Lstat(out); err == nil {
-		if !force {
-			return optionError("Force", "%s exists (use {} to replace it)", out)
-		}
-		old := tmp + ".old"
-		if err := os.Rename(out, old); err != nil {
-			return fmt.Errorf("export: moving the existing %s aside: %v", out, err)
-		}
+// replace renames the finished output tmp to o.Out. What o.Out holds is checked again
+// (checkOut): an earlier export (only with Force) or an empty folder or file is moved aside
+// first and removed once the new output is in place, so a failure never loses it.
+func replace(tmp string, o *Options) error {
+	out := o.Out
+	ex, err := checkOut(o)
+	if err != nil {
+		return err
+	}
+	if ex == absent {
 		if err := os.Rename(tmp, out); err != nil {
-			os.Rename(old, out)
 			return fmt.Errorf("export: %v", err)
-		}
-		if err := os.RemoveAll(old); err != nil {
-			return fmt.Errorf("export: removing the previous %s (now %s): %v", out, old, err)
 		}
 		return nil
 	}
+	old := tmp + ".old"
+	if err := os.Rename(out, old); err != nil {
+		return fmt.Errorf("export: moving the existing %s aside: %v", out, err)
+	}
 	if err := os.Rename(tmp, out); err != nil {
+		os.Rename(old, out)
 		return fmt.Errorf("export: %v", err)
+	}
+	remove := os.RemoveAll
+	if ex == empty {
+		remove = os.Remove // it was empty: never remove more than that
+	}
+	if err := remove(old); err != nil {
+		return fmt.Errorf("export: removing the previous %s (now %s): %v", out, old, err)
 	}
 	return nil
 }

@@ -216,12 +216,30 @@ func TestExportGuardRails(t *testing.T) {
 	}
 	p := dropProfile("")
 	var warn bytes.Buffer
+	// A file evopress did not write is refused, even with Force.
+	for _, force := range []bool{false, true} {
+		_, err := Run(Options{ModelDir: dir, Profile: p, Format: FormatGGUF, Out: out, Force: force, Warn: &warn})
+		var oe *OptionError
+		if want := map[bool]string{false: "Out", true: "Force"}[force]; !errors.As(err, &oe) || oe.Option() != want ||
+			!strings.Contains(err.Error(), "not a GGUF file written by evopress export") {
+			t.Fatalf("existing foreign output, force %v: err = %v, want a refusal naming the %s option", force, err, want)
+		}
+	}
+	if b, _ := os.ReadFile(out); string(b) != "keep" {
+		t.Fatalf("existing output modified")
+	}
+	// An earlier export is replaced with Force only.
+	out = filepath.Join(tmp, "m2.gguf")
+	if _, err := Run(Options{ModelDir: dir, Profile: p, Format: FormatGGUF, Type: "f32", Out: out}); err != nil {
+		t.Fatal(err)
+	}
+	first, _ := os.ReadFile(out)
 	_, err := Run(Options{ModelDir: dir, Profile: p, Format: FormatGGUF, Out: out, Warn: &warn})
 	var oe *OptionError
 	if !errors.As(err, &oe) || oe.Option() != "Force" || !strings.Contains(oe.Describe("--force"), "use --force to replace") {
 		t.Fatalf("existing output: err = %v, want a refusal naming the Force option", err)
 	}
-	if b, _ := os.ReadFile(out); string(b) != "keep" {
+	if b, _ := os.ReadFile(out); !bytes.Equal(b, first) {
 		t.Fatalf("existing output modified")
 	}
 	res, err := Run(Options{ModelDir: dir, Profile: p, ProfilePath: "hand.json", Format: FormatGGUF, Out: out, Force: true, Warn: &warn})
@@ -231,11 +249,11 @@ func TestExportGuardRails(t *testing.T) {
 	if !strings.Contains(warn.String(), "hand.json: the profile records no model fingerprint") || len(res.Warnings) == 0 {
 		t.Errorf("no fingerprint warning: %q", warn.String())
 	}
-	if b, _ := os.ReadFile(out); !bytes.HasPrefix(b, []byte("GGUF")) {
+	if b, _ := os.ReadFile(out); !bytes.HasPrefix(b, []byte("GGUF")) || bytes.Equal(b, first) {
 		t.Errorf("--force did not replace the output")
 	}
 	entries, _ := os.ReadDir(tmp)
-	if len(entries) != 1 {
+	if len(entries) != 2 {
 		t.Errorf("temporary files left behind: %v", entries)
 	}
 

@@ -265,6 +265,7 @@ func writeGGUF(path string, pl *plan, typ string) error {
 	name := filepath.Base(filepath.Clean(pl.src.dir))
 	f.addString("general.architecture", "llama")
 	f.addString("general.name", name)
+	f.addString(GGUFMarkerKey, ExportFormat) // what Options.Force may replace
 	f.addUint32("general.file_type", fileType)
 	f.addUint32("general.quantization_version", 2)
 	f.addUint32("general.alignment", ggufAlignment)

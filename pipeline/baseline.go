@@ -65,6 +65,9 @@ type BaselineRequest struct {
 	// Out is the profile file; ScoresOut (drop random, exhaustive), when set, gets every scored
 	// profile with its fitness.
 	Out, ScoresOut string
+	// Force replaces existing output files (only this tool's: an evopress profile, a scores
+	// file); without it they are refused before any work.
+	Force bool
 	// Command is recorded in the profile.
 	Command string
 	// Progress, when set, is called as candidates are scored (drop methods).
@@ -85,6 +88,9 @@ type BaselineOutcome struct {
 func RunBaseline(ctx context.Context, req BaselineRequest) (*BaselineOutcome, error) {
 	if req.Out == "" {
 		return nil, missing("Out", "the profile file to write")
+	}
+	if err := checkProfileOuts(req.Out, req.ScoresOut, req.Force); err != nil {
+		return nil, err
 	}
 	if req.Log == nil {
 		req.Log = io.Discard

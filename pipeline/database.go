@@ -26,6 +26,9 @@ func BuildDB(ctx context.Context, req DBRequest) (*db.BuildResult, error) {
 	if req.Build.Out == "" {
 		return nil, missing("Build.Out", "the database directory")
 	}
+	if err := db.CheckBuildDir(req.Build.Out); err != nil { // before the model is loaded
+		return nil, err
+	}
 	req.Data.defaults()
 	if req.SeqLen < 2 {
 		return nil, invalid("SeqLen", req.SeqLen, "must be at least 2")

@@ -107,6 +107,21 @@ func RunDemo(ctx context.Context, req DemoRequest) (*DemoOutcome, error) {
 		req.Log = io.Discard
 	}
 	d := &demo{ctx: ctx, req: req, plan: demoPlanFor(req.Quick)}
+	// The folders the demo writes into are checked before any work.
+	if err := os.MkdirAll(req.Out, 0o755); err != nil {
+		return nil, invalid("Out", req.Out, "cannot create the report folder: %v", err)
+	}
+	cache := req.Cache
+	if cache == "" {
+		if uc, err := os.UserCacheDir(); err == nil {
+			cache = filepath.Join(uc, "evopress")
+		} else {
+			cache = filepath.Join(req.Out, "cache")
+		}
+	}
+	if err := os.MkdirAll(cache, 0o755); err != nil {
+		return nil, invalid("Cache", cache, "cannot create the database folder: %v", err)
+	}
 	lm, err := LoadModel("")
 	if err != nil {
 		return nil, err
@@ -115,9 +130,6 @@ func RunDemo(ctx context.Context, req DemoRequest) (*DemoOutcome, error) {
 	w := req.Print
 	fmt.Fprintf(w, "evopress demo: %s, %d blocks, %.2fM parameters, loaded in %s (GOMAXPROCS %d)\n",
 		lm.Name, len(lm.Model.Blocks), float64(lm.Model.NumParams())/1e6, lm.LoadTime.Round(time.Millisecond), runtime.GOMAXPROCS(0))
-	if err := os.MkdirAll(req.Out, 0o755); err != nil {
-		return nil, err
-	}
 	evalText, err := ReadText("", assets.EvalText, data.Raw)
 	if err != nil {
 		return nil, err
@@ -141,14 +153,6 @@ func RunDemo(ctx context.Context, req DemoRequest) (*DemoOutcome, error) {
 	}
 	if err := d.depth(); err != nil {
 		return nil, err
-	}
-	cache := req.Cache
-	if cache == "" {
-		if uc, err := os.UserCacheDir(); err == nil {
-			cache = filepath.Join(uc, "evopress")
-		} else {
-			cache = filepath.Join(req.Out, "cache")
-		}
 	}
 	if err := d.sparsity(cache); err != nil {
 		return nil, err
@@ -203,7 +207,7 @@ func (d *demo) evolve(name string, spec ModeSpec, dbDir string) (*SearchOutcome,
 	offspring := 16
 	req := SearchRequest{Data: d.data(dbDir), Mode: spec, Preset: search.PresetFast, Seed: d.req.Seed,
 		Settings: search.Overrides{Offspring: &offspring, Generations: &gens, InitTokens: &init, Stages: d.plan.stages},
-		Out:      filepath.Join(d.req.Out, name+".json"), Log: d.req.Log}
+		Out:      filepath.Join(d.req.Out, name+".json"), Force: true, Log: d.req.Log}
 	args := []string{"evopress search", spec.Kind, "--target", fmt.Sprint(spec.Target), "--seq-len", fmt.Sprint(d.plan.seqLen),
 		"--calib-tokens", fmt.Sprint(d.plan.calibTokens), "--preset fast --offspring 16 --stages", search.FormatStages(d.plan.stages),
 		"--generations", fmt.Sprint(gens), "--init-tokens", fmt.Sprint(init), "--seed", fmt.Sprint(d.req.Seed)}
@@ -226,7 +230,7 @@ func (d *demo) evolve(name string, spec ModeSpec, dbDir string) (*SearchOutcome,
 // baseline runs one baseline as `evopress baseline` would with the demo's settings.
 func (d *demo) baseline(name string, spec ModeSpec, method, dbDir string) (*BaselineOutcome, error) {
 	req := BaselineRequest{Data: d.data(dbDir), Mode: spec, Method: method, Seed: d.req.Seed, Tokens: d.plan.baselineTokens,
-		Out: filepath.Join(d.req.Out, name+".json"), Log: d.req.Log}
+		Out: filepath.Join(d.req.Out, name+".json"), Force: true, Log: d.req.Log}
 	args := []string{"evopress baseline", spec.Kind, "--method", method, "--target", fmt.Sprint(spec.Target), "--seq-len", fmt.Sprint(d.plan.seqLen),
 		"--calib-tokens", fmt.Sprint(d.plan.calibTokens), "--tokens", fmt.Sprint(d.plan.baselineTokens), "--seed", fmt.Sprint(d.req.Seed)}
 	if dbDir != "" {

@@ -118,8 +118,14 @@ type SearchRequest struct {
 	// Out is the profile file to write. RunDir is the run folder (checkpoint.json, log.jsonl,
 	// result.json, report); "" is Out with ".json" replaced by ".run".
 	Out, RunDir string
-	// Resume continues from the run folder's checkpoint (and starts fresh when there is none).
+	// Resume continues from the run folder's checkpoint (and starts fresh when there is none);
+	// the checkpoint must have been written for the same objective (model, database,
+	// calibration text and pool, fitness, KL top-k, kernels), else *ObjectiveError.
 	Resume bool
+	// Force starts afresh over an earlier run's profile and run folder (only files this tool
+	// wrote: an evopress profile, a run folder with an evopress checkpoint). Without Force or
+	// Resume, an earlier run's files are refused before any work.
+	Force bool
 	// Cluster says where candidates are scored; nil is DefaultCluster().
 	Cluster *ClusterOptions
 	// Command is recorded in the profile (the command line that made it).
@@ -166,6 +172,15 @@ func RunSearch(ctx context.Context, req SearchRequest) (*SearchOutcome, error) {
 	if logw == nil {
 		logw = io.Discard
 	}
+	runDir := req.RunDir
+	if runDir == "" {
+		runDir = strings.TrimSuffix(req.Out, ".json") + ".run"
+	}
+	ckPath := filepath.Join(runDir, "checkpoint.json")
+	ckExists, err := checkRunOutputs(req.Out, runDir, req.RunDir != "", req.Resume, req.Force)
+	if err != nil {
+		return nil, err
+	}
 	pt, err := req.Data.build(req.Mode)
 	if err != nil {
 		return nil, err
@@ -189,30 +204,30 @@ func RunSearch(ctx context.Context, req SearchRequest) (*SearchOutcome, error) {
 	}
 	worker.seedTeacher(&job, teacher)
 
-	runDir := req.RunDir
-	if runDir == "" {
-		runDir = strings.TrimSuffix(req.Out, ".json") + ".run"
-	}
-	if err := os.MkdirAll(runDir, 0o755); err != nil {
-		return nil, err
-	}
+	obj := searchObjective(pt, kind, req.KLTopK)
 	out := &SearchOutcome{Out: req.Out, RunDir: runDir}
-	ckPath := filepath.Join(runDir, "checkpoint.json")
-	opts := []search.Option{search.WithCheckpointer(&search.FileCheckpointer{Path: ckPath})}
-	if req.Resume {
-		st, err := search.LoadCheckpoint(ckPath)
-		switch {
-		case err == nil:
-			fmt.Fprintf(logw, "resuming %s from generation %d\n", ckPath, st.Generation)
-			out.Resumed = st.Generation
-			opts = append(opts, search.WithResume(st))
-		case errors.Is(err, os.ErrNotExist):
-			fmt.Fprintf(logw, "no checkpoint at %s: starting fresh\n", ckPath)
-		default:
+	opts := []search.Option{search.WithCheckpointer(&search.FileCheckpointer{Path: ckPath}), search.WithObjective(obj)}
+	var resumed *search.State
+	if req.Resume && ckExists {
+		if resumed, err = search.LoadCheckpoint(ckPath); err != nil {
 			return nil, err
 		}
+		var oe *search.ObjectiveError
+		if err := resumed.CheckObjective(obj); errors.As(err, &oe) {
+			return nil, &ObjectiveError{Checkpoint: ckPath, Changes: oe.Changes, Unrecorded: oe.Unrecorded}
+		}
+		fmt.Fprintf(logw, "resuming %s from generation %d\n", ckPath, resumed.Generation)
+		out.Resumed = resumed.Generation
+		opts = append(opts, search.WithResume(resumed))
+	} else if req.Resume {
+		fmt.Fprintf(logw, "no checkpoint at %s: starting fresh\n", ckPath)
 	}
-	logFile, err := os.OpenFile(filepath.Join(runDir, "log.jsonl"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+
+	logFlags := os.O_CREATE | os.O_WRONLY | os.O_APPEND
+	if resumed == nil {
+		logFlags |= os.O_TRUNC // a fresh run's log (an earlier run's only with Force)
+	}
+	logFile, err := os.OpenFile(filepath.Join(runDir, "log.jsonl"), logFlags, 0o644)
 	if err != nil {
 		return nil, err
 	}
@@ -255,6 +270,7 @@ func RunSearch(ctx context.Context, req SearchRequest) (*SearchOutcome, error) {
 		Seed: cfg.Seed, Generations: res.Generations, Offspring: cfg.Offspring,
 		Stages: search.FormatStages(cfg.Stages), InitTokens: cfg.InitTokens, SeqLen: cal.SeqLen,
 		Calib: cal.Text.Source, CalibChunks: len(cal.Pool), Fitness: string(kind), KLTopK: req.KLTopK,
+		CalibSHA256: obj["calib_sha256"], CalibTokens: cal.Tokens, Kernels: obj["kernels"],
 		Evaluations: res.Evaluations, Tokens: res.Tokens, ElapsedS: res.Elapsed.Seconds(),
 		ThisRunS: time.Since(start).Seconds(), BlocksComputed: cst.BlocksRun, BlocksFullForward: cst.BlocksFull,
 		Command: profile.Command(req.Command), Workers: len(ev.co.Workers()), ResentTasks: cst.Resent,

@@ -29,6 +29,12 @@ type Record struct {
 	Fitness string `json:"fitness,omitempty"`
 	// KLTopK restricts KL to the dense model's top-k tokens (0: full distributions).
 	KLTopK int `json:"kl_topk,omitempty"`
+	// CalibSHA256 is the calibration text's SHA-256, CalibTokens the pool's cap in tokens (0:
+	// the whole text) and Kernels the kernel implementation that scored candidates (searches:
+	// with the fields above, what a resumed run must share).
+	CalibSHA256 string `json:"calib_sha256,omitempty"`
+	CalibTokens int    `json:"calib_tokens,omitempty"`
+	Kernels     string `json:"kernels,omitempty"`
 	// Evaluations counts candidate evaluations and Tokens the input tokens they processed.
 	Evaluations int64 `json:"evaluations,omitempty"`
 	Tokens      int64 `json:"tokens,omitempty"`

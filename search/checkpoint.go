@@ -28,6 +28,9 @@ type State struct {
 	Mode      string
 	Signature string
 	Units     []string
+	// Objective is what the fitness values mean (WithObjective); nil in checkpoints written
+	// without one (and by versions before it was recorded).
+	Objective Objective
 	// Config echoes the run's configuration (defaults filled in).
 	Config Config
 	// Generation is the number of completed generations (0: initialisation done).
@@ -163,6 +166,7 @@ type stateFile struct {
 	Mode          string       `json:"mode"`
 	Signature     string       `json:"signature,omitempty"`
 	Units         []string     `json:"units"`
+	Objective     Objective    `json:"objective,omitempty"`
 	Config        Config       `json:"config"`
 	Generation    int          `json:"generation"`
 	Parent        []int        `json:"parent"`
@@ -182,7 +186,7 @@ func EncodeState(st *State) ([]byte, error) {
 	}
 	f := stateFile{
 		Format: CheckpointFormat, Mode: st.Mode, Signature: st.Signature, Units: st.Units,
-		Config: st.Config, Generation: st.Generation, Parent: st.Parent,
+		Objective: st.Objective, Config: st.Config, Generation: st.Generation, Parent: st.Parent,
 		ParentFitness: jsonFloat(st.ParentFitness), RNG: st.RNG, Evaluations: st.Evaluations,
 		Tokens: st.Tokens, ElapsedNS: int64(st.Elapsed),
 	}
@@ -243,7 +247,7 @@ func DecodeState(data []byte) (*State, error) {
 		return nil, bad("history", "%d records for %d generations (want one per generation, generation 0 included)", len(f.History), f.Generation)
 	}
 	st := &State{
-		Mode: f.Mode, Signature: f.Signature, Units: f.Units, Config: f.Config.withDefaults(),
+		Mode: f.Mode, Signature: f.Signature, Units: f.Units, Objective: f.Objective, Config: f.Config.withDefaults(),
 		Generation: f.Generation, Parent: Levels(f.Parent), ParentFitness: float64(f.ParentFitness),
 		RNG: f.RNG, Evaluations: f.Evaluations, Tokens: f.Tokens, Elapsed: time.Duration(f.ElapsedNS),
 		History: make([]Record, len(f.History)),

@@ -41,8 +41,9 @@
 //
 // After initialisation and after every generation the engine hands a State (parent, fitness,
 // generation, the PCG state, counters, history, the configuration, the mode's name, units and
-// signature) to the Checkpointer given with WithCheckpointer; FileCheckpointer writes it as JSON
-// atomically and LoadCheckpoint reads it back. Run with WithResume(state) continues the run; the
+// signature, and the Objective given with WithObjective) to the Checkpointer given with WithCheckpointer; FileCheckpointer writes it as JSON
+// atomically and LoadCheckpoint reads it back. Run with WithResume(state) continues the run (a
+// state of another objective, mode or configuration is refused); the
 // state is only ever taken between generations, so a run interrupted in generation g (context
 // cancelled, e.g. Ctrl-C) and resumed from the checkpoint of generation g−1 ends with exactly
 // the profile of an uninterrupted run. A resumed run may ask for more generations.

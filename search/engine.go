@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -149,6 +150,7 @@ type Option func(*options)
 type options struct {
 	checkpointer Checkpointer
 	resume       *State
+	objective    Objective
 	observers    []Observer
 	workers      func() []WorkerStatus
 	now          func() time.Time
@@ -163,10 +165,20 @@ func WithWorkerStatus(status func() []WorkerStatus) Option {
 // WithCheckpointer hands the state to c after initialisation and after every generation.
 func WithCheckpointer(c Checkpointer) Option { return func(o *options) { o.checkpointer = c } }
 
-// WithResume continues the run saved in st instead of starting afresh. The mode (name, units,
-// signature) and the configuration (all but Generations and MaxAttempts) must match the ones
-// st was saved under; the continued run then ends exactly where an uninterrupted run would.
+// WithResume continues the run saved in st instead of starting afresh. The objective
+// (WithObjective), the mode (name, units, signature) and the configuration (all but Generations
+// and MaxAttempts) must match the ones st was saved under; the continued run then ends exactly where an uninterrupted run would.
 func WithResume(st *State) Option { return func(o *options) { o.resume = st } }
+
+// WithObjective records obj in every State and makes WithResume refuse a state recorded with
+// another objective (or with none) with an *ObjectiveError.
+func WithObjective(obj Objective) Option {
+	return func(o *options) {
+		if o.objective = nil; len(obj) > 0 {
+			o.objective = maps.Clone(obj)
+		}
+	}
+}
 
 // WithObserver calls obs after initialisation and after every generation, once the state is
 // checkpointed.
@@ -542,7 +554,7 @@ func (e *engine) state() (*State, error) {
 		el = e.history[n-1].Elapsed
 	}
 	return &State{
-		Mode: e.mode.Name(), Signature: e.sig, Units: slices.Clone(e.units), Config: e.cfg,
+		Mode: e.mode.Name(), Signature: e.sig, Units: slices.Clone(e.units), Objective: maps.Clone(e.opts.objective), Config: e.cfg,
 		Generation: e.gen, Parent: e.parent.Clone(), ParentFitness: e.fitness, RNG: rs,
 		Evaluations: e.evaluations, Tokens: e.tokens, History: slices.Clone(e.history), Elapsed: el,
 	}, nil
@@ -552,6 +564,9 @@ func (e *engine) state() (*State, error) {
 func (e *engine) restore(st *State) error {
 	fail := func(format string, args ...any) error {
 		return fmt.Errorf("search: resume: "+format, args...)
+	}
+	if err := st.CheckObjective(e.opts.objective); err != nil {
+		return err
 	}
 	if st.Mode != e.mode.Name() {
 		return fail("checkpoint is for mode %q, not %q", st.Mode, e.mode.Name())

@@ -82,7 +82,7 @@ the missing layers.`
 	f.Uint64Var(&r.Seed, "seed", 0, "seed of the choice of calibration sequences")
 	f.IntVar(&b.Batch, "batch", calib.DefaultBatch, "sequences per calibration forward batch")
 	f.BoolVar(&b.Sequential, "sequential", false, "calibrate each block on the compressed earlier blocks")
-	f.BoolVar(&b.Force, "force", false, "replace a database with other settings in --out instead of failing")
+	f.BoolVar(&b.Force, "force", false, "replace a database with other settings in --out (its level files only) instead of failing")
 	f.BoolVar(&o.json, "json", false, "print one JSON object")
 	if mode == db.ModeSparse {
 		f.StringVar(&b.Method, "method", db.MethodSparseGPT, "compressor: sparsegpt, wanda or magnitude")

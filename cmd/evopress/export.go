@@ -35,7 +35,8 @@ quantization_config carries the per-module bit-widths (GPTQModel "dynamic").
 weight matrices in --type f32, f16 or q8_0; norms stay F32).
 
 The output is written to a temporary path and renamed; an existing output is replaced only with
---force.`,
+--force, and only when it is an earlier evopress export (anything else is refused, as is an --out
+that is, is inside or contains the model directory, the profile or the level database).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runExport(cmd, o)
@@ -49,7 +50,7 @@ The output is written to a temporary path and renamed; an existing output is rep
 	f.StringVar(&o.typ, "type", "", "GGUF weight type: f32, f16 (default) or q8_0")
 	f.BoolVar(&o.packed, "packed", false, "quant profiles, hf format: write GPTQ-packed tensors")
 	f.StringVar(&o.out, "out", "", "output directory (hf) or file (gguf) (required)")
-	f.BoolVar(&o.force, "force", false, "replace an existing output")
+	f.BoolVar(&o.force, "force", false, "replace an earlier evopress export at --out")
 	f.Int64Var(&o.shardMB, "shard-mb", export.DefaultShardBytes>>20, "hf format: largest safetensors shard in MiB")
 	f.BoolVar(&o.json, "json", false, "print one JSON object")
 	return cmd

@@ -65,6 +65,7 @@ var flagOf = map[string]string{
 	"ModelDir": "--model", "DBDir": "--db", "listen address": "--nats-listen", "NKey": "--nats-nkey",
 	"TLSCert": "--nats-tls-cert", "Subject": "--nats-subject", "AddBOS": "--add-bos", "Tasks": "--task",
 	"Limit": "--limit", "MaxSeqs": "--max-seqs", "Batch": "--batch", "Chunks": "--chunks",
+	"CalibFile": "--calib", "KLTopK": "--kl-topk", "Resume": "--resume", "ScoresOut": "--scores", "Cache": "--cache",
 }
 
 // cliError says which flag a library error is about.
@@ -73,9 +74,19 @@ func cliError(cmd *cobra.Command, err error) error {
 		Option() string
 		Describe(name string) string
 	}
+	var fields interface { // errors naming several fields (pipeline.FieldsError, ObjectiveError)
+		DescribeWith(name func(field string) string) string
+	}
 	switch {
 	case err == nil:
 		return nil
+	case errors.As(err, &fields):
+		return errors.New(fields.DescribeWith(func(f string) string {
+			if flag, ok := flagOf[f]; ok {
+				return flag
+			}
+			return f
+		}))
 	case errors.As(err, &opt):
 		if flag, ok := flagOf[opt.Option()]; ok {
 			return errors.New(opt.Describe(flag))

@@ -23,7 +23,7 @@ type searchFlags struct {
 	stages, preset         string
 	seed                   uint64
 	runDir, out            string
-	resume                 bool
+	resume, force          bool
 	fitness                string
 	klTopK, subBatch       int
 	logJSON, json, noReuse bool
@@ -43,7 +43,8 @@ func (f *searchFlags) register(cmd *cobra.Command, dbKind string) {
 	fl.Uint64Var(&f.seed, "seed", 0, "random seed")
 	fl.StringVar(&f.runDir, "run-dir", "", "run folder for checkpoint, log and report (default: --out with .json replaced by .run)")
 	fl.StringVar(&f.out, "out", "", "profile file to write (required)")
-	fl.BoolVar(&f.resume, "resume", false, "continue from the run folder's checkpoint (starts fresh when there is none)")
+	fl.BoolVar(&f.resume, "resume", false, "continue from the run folder's checkpoint (starts fresh when there is none); refused if the objective changed")
+	fl.BoolVar(&f.force, "force", false, "start afresh over an earlier run's profile and run folder (without it they are refused)")
 	fl.StringVar(&f.fitness, "fitness", "kl", "fitness: kl (to the dense model) or ppl")
 	fl.IntVar(&f.klTopK, "kl-topk", 0, "restrict KL to the dense model's top-k tokens (0: full distributions)")
 	fl.IntVar(&f.subBatch, "sub-batch", pipeline.DefaultSubBatch, "calibration sequences per forward; with several workers, batches are split into these (fitness sums in float64 follow this grouping)")
@@ -145,7 +146,7 @@ func runSearch(cmd *cobra.Command, f *searchFlags) error {
 	}
 	req := pipeline.SearchRequest{Data: f.data.data(), Mode: f.mode, Preset: f.preset, Settings: ov, Seed: f.seed,
 		Fitness: f.fitness, KLTopK: f.klTopK, SubBatch: f.subBatch, NoPrefixReuse: f.noReuse,
-		Out: f.out, RunDir: f.runDir, Resume: f.resume, Cluster: co, Command: commandLine(cmd), Log: stderr}
+		Out: f.out, RunDir: f.runDir, Resume: f.resume, Force: f.force, Cluster: co, Command: commandLine(cmd), Log: stderr}
 	if cmd.Flags().Changed("sub-batch") && f.subBatch < 1 {
 		return fmt.Errorf("--sub-batch %d: must be ≥ 1", f.subBatch)
 	}
