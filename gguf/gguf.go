@@ -472,8 +472,8 @@ func parse(ra io.ReaderAt, size int64, name string) (*File, error) {
 			if r.err != nil {
 				return fail("tensor %s: %v", t.Name, r.err)
 			}
-			if d == 0 || d > math.MaxInt64/uint64(elems) {
-				return fail("tensor %s: dimension %d is %d", t.Name, j, d)
+			if elems > 0 && d > math.MaxInt64/uint64(elems) {
+				return fail("tensor %s: dimension %d is %d: the tensor has more than 2^63 values", t.Name, j, d)
 			}
 			t.Dims[j] = d
 			elems *= int64(d)
