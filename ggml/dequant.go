@@ -1,0 +1,235 @@
+package ggml
+
+import (
+	"encoding/binary"
+	"math"
+)
+
+// The decoders: ggml-quants.c's dequantize_row_* (and the float conversions), one block at a
+// time. Each writes len(y) = BlockSize values decoded from one block b.
+
+func dequantQ4_0(y []float32, b []byte) {
+	d := getFP16(b)
+	qs := b[2:18]
+	for j := 0; j < 16; j++ {
+		y[j] = float32(int32(qs[j]&0x0F)-8) * d
+		y[j+16] = float32(int32(qs[j]>>4)-8) * d
+	}
+}
+
+func dequantQ4_1(y []float32, b []byte) {
+	d, m := getFP16(b), getFP16(b[2:])
+	qs := b[4:20]
+	for j := 0; j < 16; j++ {
+		y[j] = float32(float32(qs[j]&0x0F)*d) + m
+		y[j+16] = float32(float32(qs[j]>>4)*d) + m
+	}
+}
+
+func dequantQ5_0(y []float32, b []byte) {
+	d := getFP16(b)
+	qh := binary.LittleEndian.Uint32(b[2:])
+	qs := b[6:22]
+	for j := 0; j < 16; j++ {
+		xh0 := uint8(qh>>j<<4) & 0x10
+		xh1 := uint8(qh>>(j+12)) & 0x10
+		y[j] = float32(int32(qs[j]&0x0F|xh0)-16) * d
+		y[j+16] = float32(int32(qs[j]>>4|xh1)-16) * d
+	}
+}
+
+func dequantQ5_1(y []float32, b []byte) {
+	d, m := getFP16(b), getFP16(b[2:])
+	qh := binary.LittleEndian.Uint32(b[4:])
+	qs := b[8:24]
+	for j := 0; j < 16; j++ {
+		xh0 := uint8(qh>>j<<4) & 0x10
+		xh1 := uint8(qh>>(j+12)) & 0x10
+		y[j] = float32(float32(qs[j]&0x0F|xh0)*d) + m
+		y[j+16] = float32(float32(qs[j]>>4|xh1)*d) + m
+	}
+}
+
+func dequantQ8_0(y []float32, b []byte) {
+	d := getFP16(b)
+	for j, q := range b[2:34] {
+		y[j] = float32(int8(q)) * d
+	}
+}
+
+func dequantQ2_K(y []float32, b []byte) {
+	d, mn := getFP16(b[80:]), getFP16(b[82:])
+	sc := b[0:16]
+	q := b[16:80]
+	is := 0
+	for n := 0; n < QK_K; n += 128 {
+		shift := 0
+		for j := 0; j < 4; j++ {
+			for half := 0; half < 2; half++ {
+				s := sc[is]
+				is++
+				dl, ml := d*float32(s&0xF), mn*float32(s>>4)
+				qq := q[16*half : 16*half+16]
+				for l := 0; l < 16; l++ {
+					y[l] = float32(dl*float32((qq[l]>>shift)&3)) - ml
+				}
+				y = y[16:]
+			}
+			shift += 2
+		}
+		q = q[32:]
+	}
+}
+
+func dequantQ3_K(y []float32, b []byte) {
+	dAll := getFP16(b[108:])
+	sc := b[96:108]
+	hm := b[0:32]
+	q := b[32:96]
+	m := uint8(1)
+	is := 0
+	for n := 0; n < QK_K; n += 128 {
+		shift := 0
+		for j := 0; j < 4; j++ {
+			for half := 0; half < 2; half++ {
+				k := is
+				is++
+				var low uint8
+				if k < 8 {
+					low = sc[k] & 0xF
+				} else {
+					low = sc[k-8] >> 4
+				}
+				s := int32(int8(low|((sc[8+k%4]>>(2*(k/4)))&3)<<4)) - 32
+				dl := dAll * float32(s)
+				qq := q[16*half : 16*half+16]
+				hh := hm[16*half : 16*half+16]
+				for l := 0; l < 16; l++ {
+					v := int32((qq[l] >> shift) & 3)
+					if hh[l]&m == 0 {
+						v -= 4
+					}
+					y[l] = dl * float32(v)
+				}
+				y = y[16:]
+			}
+			shift += 2
+			m <<= 1
+		}
+		q = q[32:]
+	}
+}
+
+func dequantQ4_K(y []float32, b []byte) {
+	d, mn := getFP16(b), getFP16(b[2:])
+	sc := b[4:16]
+	q := b[16:144]
+	is := 0
+	for j := 0; j < QK_K; j += 64 {
+		s, m := getScaleMinK4(is, sc)
+		d1, m1 := d*float32(s), mn*float32(m)
+		s, m = getScaleMinK4(is+1, sc)
+		d2, m2 := d*float32(s), mn*float32(m)
+		for l := 0; l < 32; l++ {
+			y[l] = float32(d1*float32(q[l]&0xF)) - m1
+		}
+		for l := 0; l < 32; l++ {
+			y[32+l] = float32(d2*float32(q[l]>>4)) - m2
+		}
+		y = y[64:]
+		q = q[32:]
+		is += 2
+	}
+}
+
+func dequantQ5_K(y []float32, b []byte) {
+	d, mn := getFP16(b), getFP16(b[2:])
+	sc := b[4:16]
+	qh := b[16:48]
+	ql := b[48:176]
+	is := 0
+	u1, u2 := uint8(1), uint8(2)
+	for j := 0; j < QK_K; j += 64 {
+		s, m := getScaleMinK4(is, sc)
+		d1, m1 := d*float32(s), mn*float32(m)
+		s, m = getScaleMinK4(is+1, sc)
+		d2, m2 := d*float32(s), mn*float32(m)
+		for l := 0; l < 32; l++ {
+			v := int32(ql[l] & 0xF)
+			if qh[l]&u1 != 0 {
+				v += 16
+			}
+			y[l] = float32(d1*float32(v)) - m1
+		}
+		for l := 0; l < 32; l++ {
+			v := int32(ql[l] >> 4)
+			if qh[l]&u2 != 0 {
+				v += 16
+			}
+			y[32+l] = float32(d2*float32(v)) - m2
+		}
+		y = y[64:]
+		ql = ql[32:]
+		is += 2
+		u1 <<= 2
+		u2 <<= 2
+	}
+}
+
+func dequantQ6_K(y []float32, b []byte) {
+	d := getFP16(b[208:])
+	ql := b[0:128]
+	qh := b[128:192]
+	sc := b[192:208]
+	for n := 0; n < QK_K; n += 128 {
+		for l := 0; l < 32; l++ {
+			is := l / 16
+			q1 := int8((ql[l]&0xF)|((qh[l]>>0)&3)<<4) - 32
+			q2 := int8((ql[l+32]&0xF)|((qh[l]>>2)&3)<<4) - 32
+			q3 := int8((ql[l]>>4)|((qh[l]>>4)&3)<<4) - 32
+			q4 := int8((ql[l+32]>>4)|((qh[l]>>6)&3)<<4) - 32
+			y[l] = d * float32(int8(sc[is])) * float32(q1)
+			y[l+32] = d * float32(int8(sc[is+2])) * float32(q2)
+			y[l+64] = d * float32(int8(sc[is+4])) * float32(q3)
+			y[l+96] = d * float32(int8(sc[is+6])) * float32(q4)
+		}
+		y = y[128:]
+		ql = ql[64:]
+		qh = qh[32:]
+		sc = sc[8:]
+	}
+}
+
+func dequantIQ4_NL(y []float32, b []byte) {
+	d := getFP16(b)
+	qs := b[2:18]
+	for j := 0; j < 16; j++ {
+		y[j] = d * float32(kvaluesIQ4NL[qs[j]&0xf])
+		y[j+16] = d * float32(kvaluesIQ4NL[qs[j]>>4])
+	}
+}
+
+func dequantIQ4_XS(y []float32, b []byte) {
+	d := getFP16(b)
+	scalesH := binary.LittleEndian.Uint16(b[2:])
+	scalesL := b[4:8]
+	qs := b[8:136]
+	for ib := 0; ib < QK_K/32; ib++ {
+		ls := int32((scalesL[ib/2]>>(4*(ib%2)))&0xf) | int32((scalesH>>(2*ib))&3)<<4
+		dl := d * float32(ls-32)
+		for j := 0; j < 16; j++ {
+			y[j] = dl * float32(kvaluesIQ4NL[qs[j]&0xf])
+			y[j+16] = dl * float32(kvaluesIQ4NL[qs[j]>>4])
+		}
+		y = y[32:]
+		qs = qs[16:]
+	}
+}
+
+func dequantF32(y []float32, b []byte) {
+	y[0] = math.Float32frombits(binary.LittleEndian.Uint32(b))
+}
+
+func dequantF16(y []float32, b []byte) { y[0] = getFP16(b) }
+
+func dequantBF16(y []float32, b []byte) { y[0] = BF16ToFP32(binary.LittleEndian.Uint16(b)) }

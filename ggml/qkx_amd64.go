@@ -1,0 +1,45 @@
+//go:build amd64 && !noasm
+
+package ggml
+
+import "golang.org/x/sys/cpu"
+
+// useAVX2 selects the AVX2 trial kernels (qkx_amd64.s); tests flip it to exercise the portable
+// ones too.
+var useAVX2 = cpu.X86.HasAVX2
+
+//go:noescape
+func qkxSumsAVX2(n int, xm, x, w, is *float32, nmax int, codes *int32, sums *float32)
+
+//go:noescape
+func qkxFitErrAVX2(n int, x, w *float32, codes *int32, sums *float32, sumW, sumX float32, mad int, out *float32) int
+
+func (b *qkxBatch) sums(x, w []float32, nmax int32) {
+	if !useAVX2 {
+		b.sumsGo(x, w, nmax)
+		return
+	}
+	qkxSumsAVX2(len(x), &b.xm[0], &x[0], &w[0], &b.iscale[0], int(nmax), &b.codes[0][0], &b.sum[0][0])
+}
+
+func (b *qkxBatch) fitErr(x, w []float32, sumW, sumX float32, useMad bool) uint8 {
+	if !useAVX2 {
+		return b.fitErrGo(x, w, sumW, sumX, useMad)
+	}
+	mad := 0
+	if useMad {
+		mad = 1
+	}
+	return uint8(qkxFitErrAVX2(len(x), &x[0], &w[0], &b.codes[0][0], &b.sum[0][0], sumW, sumX, mad, &b.fit[0][0]))
+}
+
+//go:noescape
+func qxSumsAVX2(n int, x, w, is *float32, nmax int, codes *int32, sums *float32)
+
+func (b *qkxBatch) qxSums(x, w []float32, nmax int32) {
+	if !useAVX2 {
+		b.qxSumsGo(x, w, nmax)
+		return
+	}
+	qxSumsAVX2(len(x), &x[0], &w[0], &b.iscale[0], int(nmax), &b.codes[0][0], &b.sum[0][0])
+}
