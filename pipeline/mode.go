@@ -168,16 +168,17 @@ func OpenDB(dir string, lm *Loaded, cacheMB int, kind string) (*db.DB, error) {
 
 // ApplyProfile returns the model a profile describes, for lm: see candidate.FromProfile. A
 // sparse or quant profile reads the database dbDir, or the one the profile names when dbDir is
-// empty.
+// empty (profile.Profile.DatabaseDir: relative to the profile file's folder).
 func ApplyProfile(lm *Loaded, p *profile.Profile, dbDir string) (*model.Model, []string, error) {
 	var d *db.DB
 	if p.Mode != profile.ModeDrop {
-		if dbDir = p.DatabaseDir(dbDir); dbDir == "" {
+		dir := p.DatabaseDir(dbDir)
+		if dir == "" {
 			return nil, nil, ErrNoDatabase
 		}
 		var err error
-		if d, err = db.Open(dbDir); err != nil {
-			return nil, nil, err
+		if d, err = db.Open(dir); err != nil {
+			return nil, nil, p.DatabaseError(dbDir, err)
 		}
 	}
 	return candidate.FromProfile(lm.Model, lm.Fingerprint, p, d)
