@@ -153,6 +153,20 @@ func DefaultCluster() *ClusterOptions {
 	return &ClusterOptions{Subject: cluster.DefaultSubject, Workers: 1, WorkerTimeout: 15 * time.Second}
 }
 
+// check refuses options no search can run with; RunSearch calls it before any work or output.
+func (o *ClusterOptions) check() error {
+	if o.URL != "" && o.Listen != "" {
+		return invalid("Cluster.Listen", o.Listen, "a search connects to a NATS server (URL) or starts one, not both")
+	}
+	if o.Workers < 0 {
+		return invalid("Cluster.Workers", o.Workers, "must be ≥ 0")
+	}
+	if o.Workers == 0 && o.URL == "" && o.Listen == "" {
+		return invalid("Cluster.Workers", 0, "no worker could ever join: in-process connections only (give a listen address or a server URL, or at least one worker)")
+	}
+	return nil
+}
+
 // evaluation is a search's coordinator with the NATS server, connections and in-process
 // workers behind it.
 type evaluation struct {
@@ -166,14 +180,8 @@ type evaluation struct {
 // startEvaluation starts the evaluation side of a search: the embedded NATS server (unless
 // o.URL names one), the coordinator and the in-process workers; messages go to logw.
 func startEvaluation(ctx context.Context, o *ClusterOptions, job cluster.Job, w *Worker, logw io.Writer) (*evaluation, error) {
-	if o.URL != "" && o.Listen != "" {
-		return nil, invalid("Cluster.Listen", o.Listen, "a search connects to a NATS server (URL) or starts one, not both")
-	}
-	if o.Workers < 0 {
-		return nil, invalid("Cluster.Workers", o.Workers, "must be ≥ 0")
-	}
-	if o.Workers == 0 && o.URL == "" && o.Listen == "" {
-		return nil, invalid("Cluster.Workers", 0, "no worker could ever join: in-process connections only (give a listen address or a server URL, or at least one worker)")
+	if err := o.check(); err != nil {
+		return nil, err
 	}
 	logger := o.Log
 	if logger == nil {
