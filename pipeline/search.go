@@ -239,6 +239,13 @@ func RunSearch(ctx context.Context, req SearchRequest) (*SearchOutcome, error) {
 		fmt.Fprintf(logw, "no checkpoint at %s: starting fresh\n", ckPath)
 	}
 
+	runField := "RunDir"
+	if req.RunDir == "" {
+		runField = "Out"
+	}
+	if err := os.MkdirAll(runDir, 0o755); err != nil { // only now: a search that fails to start leaves nothing
+		return nil, invalid(runField, runDir, "cannot create the run folder: %v", err)
+	}
 	logFlags := os.O_CREATE | os.O_WRONLY | os.O_APPEND
 	if resumed == nil {
 		logFlags |= os.O_TRUNC // a fresh run's log (an earlier run's only with Force)

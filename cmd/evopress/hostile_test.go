@@ -329,7 +329,7 @@ func TestHostileCommandLines(t *testing.T) {
 		{name: "search Inf activation", args: []string{"search", "drop", "--model", infModel, "--target", "0.34", "--seq-len", "32", "--calib-tokens", "512",
 			"--offspring", "2", "--stages", "1:64", "--init-tokens", "64", "--generations", "1", "--out", "{out}/p.json"},
 			want: []string{"the dense model", "model.layers.2.mlp", "first non-finite activation"}, inputs: []string{infModel},
-			leaves: []string{"{out}/p.run"}}, // the run folder is made before the first candidate is scored
+			leaves: []string{"{out}/p.run"}}, // the dense distributions are computed when the search starts, after the run folder is made
 		{name: "eval Inf activation", args: []string{"eval", "zeroshot", "--model", infModel, "--task", piqa, "--limit", "1"},
 			want: []string{"model.layers.2.mlp", "first non-finite activation"}, inputs: []string{infModel, piqa}},
 		{name: "too few layers in config", args: []string{"ppl", "--model", fewLayers},
