@@ -162,6 +162,11 @@ func RunSearch(ctx context.Context, req SearchRequest) (*SearchOutcome, error) {
 	if req.SubBatch < 1 {
 		return nil, invalid("SubBatch", req.SubBatch, "must be ≥ 1")
 	}
+	if req.Cluster != nil {
+		if err := req.Cluster.check(); err != nil {
+			return nil, err
+		}
+	}
 	logw := req.Log
 	if logw == nil {
 		logw = io.Discard

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/evopress/evopress/candidate"
+	"github.com/evopress/evopress/cluster"
 	"github.com/evopress/evopress/pipeline"
 )
 
@@ -65,6 +66,7 @@ var flagOf = map[string]string{
 	"ModelDir": "--model", "DBDir": "--db", "listen address": "--nats-listen", "NKey": "--nats-nkey",
 	"TLSCert": "--nats-tls-cert", "Subject": "--nats-subject", "AddBOS": "--add-bos", "Tasks": "--task",
 	"Limit": "--limit", "MaxSeqs": "--max-seqs", "Batch": "--batch",
+	"URL": "--nats", "Listen": "--nats-listen", "Creds": "--nats-creds",
 }
 
 // cliError says which flag a library error is about.
@@ -81,6 +83,9 @@ func cliError(cmd *cobra.Command, err error) error {
 			return errors.New(opt.Describe(flag))
 		}
 		return err
+	case errors.Is(err, cluster.ErrNoCredentials):
+		return fmt.Errorf("--nats-listen %s accepts connections from other hosts and has no credentials: give nats://USER:PASS@HOST:PORT or nats://TOKEN@HOST:PORT, --nats-nkey SEED_FILE, or --nats-tls-cert and --nats-tls-key with --nats-tls-ca (client certificates); or --insecure to let anyone who reaches it join",
+			cmd.Flags().Lookup("nats-listen").Value)
 	case errors.Is(err, pipeline.ErrNoDatabase), errors.Is(err, candidate.ErrNoDatabase):
 		kind := "sparse|quant"
 		if n := cmd.Name(); n == "sparse" || n == "quant" {
