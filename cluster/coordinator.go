@@ -687,6 +687,13 @@ func (c *Coordinator) onWork(m *nats.Msg) {
 		return
 	}
 	c.seenLocked(w, now)
+	// A worker scores one task at a time and sends its result before it asks again: a task
+	// still handed to it never reached it (or it gave it up).
+	for _, t := range c.open {
+		if t.worker == w.id {
+			c.requeueLocked(t, "the worker asked for work without answering it")
+		}
+	}
 	// A worker has one request outstanding: an older parked one was given up by its sender.
 	c.parked = slices.DeleteFunc(c.parked, func(p poll) bool { return p.worker == w.id })
 	c.parked = append(c.parked, poll{msg: m, worker: w.id, at: now})

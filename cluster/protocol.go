@@ -45,8 +45,8 @@
 //
 // A worker that stops sending heartbeats for Options.WorkerTimeout (killed, stopped, cut off)
 // is marked lost and its tasks are queued again, first in line; a worker whose heartbeats do
-// not name a task assigned to it (the assignment never arrived) loses that task the same way;
-// a task in flight longer than Options.TaskTimeout is re-sent too. The first valid result that
+// not name a task assigned to it, or that asks for work while it holds one (the assignment
+// never arrived), loses that task the same way; a task in flight longer than Options.TaskTimeout is re-sent too. The first valid result that
 // arrives for a task from a worker it was handed to is kept and later duplicates are dropped,
 // which is safe because scoring is deterministic. A worker whose model, database, calibration
 // text or kernel implementation differs from the coordinator's is refused at join and exits

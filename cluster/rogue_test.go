@@ -225,11 +225,11 @@ func TestRogueWorkerInvalidResults(t *testing.T) {
 						refused <- "error: " + err.Error()
 						return
 					}
-					if rep.Refused != "" {
-						refused <- rep.Refused
+					if rep.Refused != "" || forged {
+						refused <- rep.Refused // "" when the forged result went unnoticed
 						return
 					}
-					if rep.Task == nil || forged {
+					if rep.Task == nil {
 						continue
 					}
 					res := score(ctx, fakeEval, rep.Task)
@@ -243,7 +243,16 @@ func TestRogueWorkerInvalidResults(t *testing.T) {
 					}
 				}
 			}()
-			got := runSearch(t, h.co)
+			mode, err := drop.New(10, 0.3, drop.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			sctx, scancel := context.WithTimeout(ctx, time.Minute)
+			defer scancel()
+			got, err := search.Run(sctx, searchConfig(), mode, h.co)
+			if err != nil {
+				t.Fatal(err)
+			}
 			sameRun(t, got, want)
 			select {
 			case reason := <-refused:
