@@ -316,6 +316,10 @@ func checkURLs(list string) error {
 	return nil
 }
 
+// RedactURL hides the passwords and tokens in a server URL (or a comma-separated list of
+// them), for messages and logs.
+func RedactURL(s string) string { return redact(s) }
+
 // redact hides passwords and tokens in URLs (or comma-separated lists of them) for messages.
 func redact(s string) string {
 	parts := strings.Split(s, ",")

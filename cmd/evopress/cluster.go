@@ -93,10 +93,6 @@ Results do not depend on the workers: a search gives the same profile for a seed
 				level = slog.LevelDebug
 			}
 			logger := clusterLogger(cmd.ErrOrStderr(), logJSON, level)
-			w, err := pipeline.NewWorkerFor(req)
-			if err != nil {
-				return err
-			}
 			host, _ := os.Hostname()
 			if n.url == "" {
 				n.url = nats.DefaultURL
@@ -104,12 +100,19 @@ Results do not depend on the workers: a search gives the same profile for a seed
 			// A worker may start before the search's server: it keeps trying for --connect-timeout.
 			co := n.connectOptions(fmt.Sprintf("evopress worker %s-%d", host, os.Getpid()))
 			co.Wait = n.wait
+			if err := co.Check(); err != nil {
+				return err
+			}
+			w, err := pipeline.NewWorkerFor(req)
+			if err != nil {
+				return err
+			}
 			nc, err := cluster.ConnectContext(cmd.Context(), co)
 			if err != nil {
 				return err
 			}
 			defer nc.Close()
-			logger.Info("worker ready", "model", w.Model().Name, "calib", w.Calib().Source, "db", req.DBDir, "kernels", kernels.Implementation(), "nats", n.url)
+			logger.Info("worker ready", "model", w.Model().Name, "calib", w.Calib().Source, "db", req.DBDir, "kernels", kernels.Implementation(), "nats", cluster.RedactURL(n.url))
 			return cluster.RunWorker(cmd.Context(), nc, w, cluster.WorkerOptions{Subject: n.subject, ID: id, Once: once, Log: logger})
 		},
 	}
