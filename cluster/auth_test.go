@@ -253,3 +253,19 @@ func TestConnect(t *testing.T) {
 	}
 	nc.Close()
 }
+
+func TestRedactURL(t *testing.T) {
+	cases := map[string]string{
+		"nats://127.0.0.1:4222":                    "nats://127.0.0.1:4222",
+		"nats://s3cret@h:1":                        "nats://***@h:1",
+		"nats://evo:pw@h:1,tls://tok@g:2":          "nats://***@h:1,tls://***@g:2",
+		"nats://evo:p%zz@h:1":                      "***@h:1",
+		"nats://127.0.0.1:4222,nats://evo:pw@h:1 ": "nats://127.0.0.1:4222,nats://***@h:1",
+	}
+	for in, want := range cases {
+		got := RedactURL(in)
+		if got != want || strings.Contains(got, "s3cret") || strings.Contains(got, "pw") || strings.Contains(got, "tok") {
+			t.Errorf("RedactURL(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -326,8 +326,8 @@ func redact(s string) string {
 	for i, p := range parts {
 		u, err := url.Parse(strings.TrimSpace(p))
 		if err == nil && u.User != nil {
-			u.User = url.User("***")
-			parts[i] = u.String()
+			u.User = nil
+			parts[i] = strings.Replace(u.String(), "://", "://***@", 1)
 		} else if err != nil && strings.Contains(p, "@") {
 			parts[i] = "***@" + p[strings.LastIndexByte(p, '@')+1:]
 		}

@@ -132,7 +132,7 @@ func RunWorker(ctx context.Context, nc *nats.Conn, p Preparer, o WorkerOptions) 
 		}
 		waiting = false
 		o.Log.Info("joined", "search", job.ID, "mode", job.Mode, "model", job.Model, "worker", o.ID)
-		out.key = key
+		out.setKey(key)
 		if err := serve(ctx, out, job, ev, o); err != nil {
 			return err
 		}
@@ -152,6 +152,18 @@ type signer struct {
 	key []byte
 	mu  sync.Mutex
 	seq uint64
+}
+
+func (s *signer) setKey(key []byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.key = key
+}
+
+func (s *signer) sessionKey() []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.key
 }
 
 func (s *signer) publish(subject, kind, reply string, data []byte) error {
@@ -205,7 +217,7 @@ func serve(ctx context.Context, out *signer, job *Job, ev search.Evaluator, o Wo
 			}
 			return fmt.Errorf("cluster: asking for work: %w", err)
 		}
-		rep, err := awaitReply(ctx, replies, reply, out.key, wait, o.Log)
+		rep, err := awaitReply(ctx, replies, reply, out.sessionKey(), wait, o.Log)
 		if ctx.Err() != nil {
 			return nil
 		}
