@@ -373,7 +373,7 @@ func TestDatabaseRequired(t *testing.T) {
 }
 
 func TestWorkerErrorFailsEvaluate(t *testing.T) {
-	h := newHarness(t, Options{})
+	h := newHarness(t, Options{Heartbeat: 20 * time.Millisecond, WorkerTimeout: 300 * time.Millisecond})
 	bad := search.EvaluatorFunc(func(ctx context.Context, parent search.Levels, cands []search.Levels, b search.Batch) ([]float64, error) {
 		return nil, fmt.Errorf("chunk 99 outside the pool")
 	})
@@ -383,7 +383,7 @@ func TestWorkerErrorFailsEvaluate(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "worker bad was dropped") || !strings.Contains(err.Error(), "chunk 99 outside the pool") {
 		t.Fatalf("err %v, want the worker's error", err)
 	}
-	// The search does not wait for another worker; the dropped one is told why and exits.
+	// The search does not wait for ever for another worker; the dropped one is told why and exits.
 	waitFor(t, 10*time.Second, func() bool {
 		err := h.err("bad")
 		return errors.Is(err, ErrRefused) && strings.Contains(err.Error(), "chunk 99")

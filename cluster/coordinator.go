@@ -87,9 +87,10 @@ type Coordinator struct {
 	closed  bool
 	waitLog time.Time
 	stats   Stats
-	// stranded says why no worker is left, when the last one connected was dropped: calls
-	// fail with it instead of waiting.
-	stranded string
+	// stranded says why no worker is left when the last one connected was dropped for failing
+	// a task, at strandedAt: unless a worker connects within WorkerTimeout, calls fail with it.
+	stranded   string
+	strandedAt time.Time
 	// rejectLog and rejectQuiet pace the log of dropped messages.
 	rejectLog   time.Time
 	rejectQuiet int
@@ -289,8 +290,9 @@ func (c *Coordinator) connectedLocked() int {
 
 // Evaluate implements search.Evaluator: the candidates are cut into tasks (see split), the
 // tasks are handed to the workers that ask, and the call returns when every task is scored, a
-// task fails on two workers, the last connected worker is dropped, or ctx is cancelled (see
-// Faults). With no worker connected it waits for one, unless the last one was dropped.
+// task fails on two workers, no worker connects within WorkerTimeout after the last one was
+// dropped for failing a task, or ctx is cancelled (see Faults). Otherwise, with no worker
+// connected it waits for one.
 // Split candidates are merged with fitness.Combine, which repeats the additions of a
 // whole-batch evaluation in order: the values are bit-identical to unsplit ones.
 func (c *Coordinator) Evaluate(ctx context.Context, parent search.Levels, cands []search.Levels, b search.Batch) ([]float64, error) {
@@ -303,7 +305,7 @@ func (c *Coordinator) Evaluate(ctx context.Context, parent search.Levels, cands 
 		c.mu.Unlock()
 		return nil, fmt.Errorf("cluster: coordinator closed")
 	}
-	if c.stranded != "" && c.connectedLocked() == 0 {
+	if c.strandedLocked(time.Now()) {
 		c.mu.Unlock()
 		return nil, c.strandedError()
 	}
@@ -522,9 +524,10 @@ func clip(s string, n int) string {
 	return s
 }
 
-// dropLocked drops w from the search (see Faults): its tasks are re-sent, its parked request
-// answered with the reason, and when no worker is left connected the calls fail.
-func (c *Coordinator) dropLocked(w *workerState, reason string, now time.Time) {
+// dropLocked drops w from the search (see Faults): its tasks are re-sent and its parked request
+// answered with the reason. When w failed a task (taskFault) and no worker is left connected,
+// the calls fail unless one connects within WorkerTimeout.
+func (c *Coordinator) dropLocked(w *workerState, reason string, taskFault bool, now time.Time) {
 	if w.dropped != "" {
 		return
 	}
@@ -544,15 +547,16 @@ func (c *Coordinator) dropLocked(w *workerState, reason string, now time.Time) {
 			c.requeueLocked(t, "the worker was dropped")
 		}
 	}
-	if c.connectedLocked() == 0 {
-		c.stranded = fmt.Sprintf("worker %s was dropped: %s", w.id, reason)
-		err := c.strandedError()
-		for _, t := range c.open {
-			c.dropCallLocked(t.call)
-			t.call.finish(err)
-		}
+	if taskFault && c.connectedLocked() == 0 {
+		c.stranded, c.strandedAt = fmt.Sprintf("worker %s was dropped: %s", w.id, reason), now
 	}
 	c.dispatchLocked(now)
+}
+
+// strandedLocked reports whether calls are to fail for want of workers: the last connected one
+// was dropped for failing a task, WorkerTimeout ago, and none has connected since.
+func (c *Coordinator) strandedLocked(now time.Time) bool {
+	return c.stranded != "" && c.connectedLocked() == 0 && now.Sub(c.strandedAt) >= c.opt.WorkerTimeout
 }
 
 func (c *Coordinator) strandedError() error {
@@ -567,7 +571,7 @@ func (c *Coordinator) failTaskLocked(t *task, w *workerState, reason string, now
 		c.dropCallLocked(cl)
 		cl.finish(fmt.Errorf("cluster: task %d (%d candidates) failed on two workers, it cannot be scored: %s", t.id, t.n, strings.Join(t.failures, "; ")))
 	}
-	c.dropLocked(w, fmt.Sprintf("task %d: %s", t.id, reason), now)
+	c.dropLocked(w, fmt.Sprintf("task %d: %s", t.id, reason), true, now)
 }
 
 func (c *Coordinator) onJoin(m *nats.Msg) {
@@ -724,12 +728,12 @@ func (c *Coordinator) onResult(m *nats.Msg) {
 	t := c.open[r.Task]
 	if t == nil {
 		if r.Task == 0 || r.Task > c.nextID {
-			c.dropLocked(w, fmt.Sprintf("it sent a result for task %d, which was never handed out", r.Task), now)
+			c.dropLocked(w, fmt.Sprintf("it sent a result for task %d, which was never handed out", r.Task), false, now)
 		}
 		return // a duplicate of a re-sent task, or a task of a finished call
 	}
 	if !t.heldBy(w) {
-		c.dropLocked(w, fmt.Sprintf("it sent a result for task %d, which was not handed to it", r.Task), now)
+		c.dropLocked(w, fmt.Sprintf("it sent a result for task %d, which was not handed to it", r.Task), false, now)
 		return
 	}
 	if reason := t.invalid(&r); reason != "" {
@@ -889,6 +893,13 @@ func (c *Coordinator) check(now time.Time) {
 	}
 	c.parked = keep
 	c.dispatchLocked(now)
+	if c.strandedLocked(now) && len(c.open) > 0 {
+		err := c.strandedError()
+		for _, t := range c.open {
+			c.dropCallLocked(t.call)
+			t.call.finish(err)
+		}
+	}
 	if len(c.queue) > 0 && c.connectedLocked() == 0 && now.Sub(c.waitLog) > 30*time.Second {
 		c.waitLog = now
 		c.opt.Log.Warn("waiting for workers", "subject", c.opt.Subject, "queued_tasks", len(c.queue))

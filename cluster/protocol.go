@@ -66,12 +66,14 @@
 // An error or invalid result says either that the worker is broken or that the task cannot be
 // scored anywhere (a genuine fault of the search: a candidate no worker can build, a model
 // whose output is NaN). The coordinator tells them apart by a second opinion: when a second
-// worker fails the same task, the search ends with both workers' reasons; and when dropping a
-// worker leaves none connected, the search ends with the reason instead of waiting (a single
-// worker that cannot score is reported at once). A dishonest worker therefore cannot end a
-// search on its own, nor change its result with an implausible value; a worker sending
-// plausible wrong values cannot be told from an honest one and is kept out only by the
-// fingerprints and the server's credentials.
+// worker fails the same task, the search ends with both workers' reasons. When dropping a
+// worker for failing a task leaves none connected, the search waits Options.WorkerTimeout for
+// another and then ends with the reason (a single worker that cannot score is reported, not
+// waited on for ever); a drop for a result about a task the worker does not hold only waits
+// for workers as usual. A dishonest worker therefore cannot change the search's result with an
+// implausible value, and ends it only as the sole worker; a worker sending plausible wrong
+// values cannot be told from an honest one and is kept out only by the fingerprints and the
+// server's credentials.
 //
 // # Determinism
 //

@@ -431,9 +431,10 @@ func (e brokenEval) EvaluateRange(ctx context.Context, parent search.Levels, can
 }
 
 // Workers that cannot score — every value NaN, or an error on every task — are dropped, and a
-// search left with none ends at once with the reason (it does not wait for workers for ever);
-// a task that fails on two workers ends the search with both reasons; a failing worker next
-// to a healthy one costs nothing but its tasks' re-sending.
+// search left with none ends with the reason after WorkerTimeout unless a worker joins in
+// time (it does not wait for workers for ever); a task that fails on two workers ends the
+// search with both reasons; a failing worker next to a healthy one costs nothing but its
+// tasks' re-sending.
 func TestFailingWorkers(t *testing.T) {
 	nan := search.EvaluatorFunc(func(ctx context.Context, parent search.Levels, cands []search.Levels, b search.Batch) ([]float64, error) {
 		out := make([]float64, len(cands))
@@ -447,7 +448,7 @@ func TestFailingWorkers(t *testing.T) {
 	cands := []search.Levels{{0, 1}, {1, 0}, {1, 1}}
 
 	t.Run("only a NaN worker", func(t *testing.T) {
-		h := newHarness(t, Options{})
+		h := newHarness(t, Options{Heartbeat: 20 * time.Millisecond, WorkerTimeout: 300 * time.Millisecond})
 		h.worker("nan", &preparer{id: testIdentity, eval: nan}, WorkerOptions{})
 		h.waitWorkers(1)
 		_, err := h.co.Evaluate(context.Background(), nil, cands, batch)
@@ -465,6 +466,55 @@ func TestFailingWorkers(t *testing.T) {
 		err = RunWorker(ctx, h.conn(), &preparer{id: testIdentity}, WorkerOptions{ID: "nan"})
 		if !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "was dropped from this search") {
 			t.Fatalf("rejoin under a dropped id: %v", err)
+		}
+	})
+	t.Run("a worker joining after the last was dropped", func(t *testing.T) {
+		h := newHarness(t, Options{Heartbeat: 20 * time.Millisecond, WorkerTimeout: 5 * time.Second})
+		h.worker("nan", &preparer{id: testIdentity, eval: nan}, WorkerOptions{})
+		h.waitWorkers(1)
+		type outcome struct {
+			f   []float64
+			err error
+		}
+		done := make(chan outcome, 1)
+		go func() {
+			f, err := h.co.Evaluate(context.Background(), nil, cands, batch)
+			done <- outcome{f, err}
+		}()
+		waitFor(t, 10*time.Second, func() bool { return h.co.Stats().Dropped == 1 },
+			func() string { return fmt.Sprintf("stats %+v: want the NaN worker dropped", h.co.Stats()) })
+		h.worker("healthy", &preparer{id: testIdentity}, WorkerOptions{})
+		o := <-done
+		if o.err != nil {
+			t.Fatalf("the search did not wait for the healthy worker: %v", o.err)
+		}
+		for i, c := range cands {
+			if o.f[i] != fakeFitness(c, batch) {
+				t.Fatalf("candidate %d: %v, want %v", i, o.f[i], fakeFitness(c, batch))
+			}
+		}
+	})
+	t.Run("a rogue alone cannot end the search", func(t *testing.T) {
+		h := newHarness(t, Options{Heartbeat: 20 * time.Millisecond, WorkerTimeout: 300 * time.Millisecond})
+		r := joinRogue(t, h, "rogue")
+		done := make(chan error, 1)
+		go func() {
+			_, err := h.co.Evaluate(context.Background(), nil, cands, batch)
+			done <- err
+		}()
+		if err := r.send(kindResult, Result{Task: 999999, Worker: r.id, Err: "worker ghost: spoofed"}); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, 10*time.Second, func() bool { return h.co.Stats().Dropped == 1 },
+			func() string { return fmt.Sprintf("stats %+v: want the rogue dropped", h.co.Stats()) })
+		select {
+		case err := <-done:
+			t.Fatalf("the call ended with %v after the rogue was dropped", err)
+		case <-time.After(time.Second): // three worker timeouts
+		}
+		h.worker("healthy", &preparer{id: testIdentity}, WorkerOptions{})
+		if err := <-done; err != nil {
+			t.Fatal(err)
 		}
 	})
 	t.Run("a task failing on two workers", func(t *testing.T) {
