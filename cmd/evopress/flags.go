@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/evopress/evopress/candidate"
+	"github.com/evopress/evopress/cluster"
 	"github.com/evopress/evopress/pipeline"
 )
 
@@ -102,6 +103,7 @@ var flagOf = map[string]string{
 	"Limit": "--limit", "MaxSeqs": "--max-seqs", "Batch": "--batch", "Build.Batch": "--batch", "MaxLen": "--max-len", "Chunks": "--chunks",
 	"CalibFile": "--calib", "KLTopK": "--kl-topk", "Resume": "--resume", "ScoresOut": "--scores", "Cache": "--cache",
 	"CacheMB": "--cache-mb", "DBCacheMB": "--db-cache-mb", "MaxProfiles": "--max-profiles",
+	"URL": "--nats", "Listen": "--nats-listen", "Creds": "--nats-creds",
 }
 
 // cliError says which flag a library error is about.
@@ -128,6 +130,9 @@ func cliError(cmd *cobra.Command, err error) error {
 			return errors.New(opt.Describe(flag))
 		}
 		return err
+	case errors.Is(err, cluster.ErrNoCredentials):
+		return fmt.Errorf("--nats-listen %s accepts connections from other hosts and has no credentials: give nats://USER:PASS@HOST:PORT or nats://TOKEN@HOST:PORT, --nats-nkey SEED_FILE, or --nats-tls-cert and --nats-tls-key with --nats-tls-ca (client certificates); or --insecure to let anyone who reaches it join",
+			cmd.Flags().Lookup("nats-listen").Value)
 	case errors.Is(err, pipeline.ErrNoDatabase), errors.Is(err, candidate.ErrNoDatabase):
 		kind := "sparse|quant"
 		if n := cmd.Name(); n == "sparse" || n == "quant" {
