@@ -65,6 +65,7 @@ var flagOf = map[string]string{
 	"ModelDir": "--model", "DBDir": "--db", "listen address": "--nats-listen", "NKey": "--nats-nkey",
 	"TLSCert": "--nats-tls-cert", "Subject": "--nats-subject", "AddBOS": "--add-bos", "Tasks": "--task",
 	"Limit": "--limit", "MaxSeqs": "--max-seqs", "Batch": "--batch", "Chunks": "--chunks",
+	"Protocol": "--protocol", "KLDBase": "--kld-base", "SaveKLDBase": "--save-kld-base", "DataFile": "--data", "KL": "--kl",
 }
 
 // cliError says which flag a library error is about.
