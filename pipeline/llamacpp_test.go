@@ -58,6 +58,15 @@ func TestPPLLlamaCppRequestErrors(t *testing.T) {
 	if _, err := os.Stat(out); err == nil {
 		t.Errorf("a failed request wrote %s", out)
 	}
+	// An interrupted run leaves neither the file nor a temporary one behind.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := Perplexity(ctx, PPLRequest{SaveKLDBase: out, SeqLen: 64}); !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled: %v", err)
+	}
+	if left, _ := os.ReadDir(dir); len(left) != 1 {
+		t.Errorf("an interrupted run left %v", left)
+	}
 	// A base file of another vocabulary than the model's is refused, naming the file.
 	_, err := Perplexity(context.Background(), PPLRequest{KLDBase: base})
 	if err == nil || !strings.Contains(err.Error(), base) || !strings.Contains(err.Error(), "vocabulary") {
