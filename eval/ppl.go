@@ -4,9 +4,11 @@ package eval
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"time"
 
+	"github.com/evopress/evopress/eval/llamacpp"
 	"github.com/evopress/evopress/model"
 )
 
@@ -23,6 +25,37 @@ type PPLResult struct {
 	// KL is the mean KL(dense ‖ model) per predicted token on the same chunks, when asked for
 	// (ppl --kl with a profile).
 	KL *float64 `json:"kl,omitempty"`
+	// Protocol is "llamacpp" when the run followed llama-perplexity's protocol (package
+	// eval/llamacpp: BOS, chunks of SeqLen, the second half of each scored; Tokens counts the
+	// scored positions), empty for evopress's own.
+	Protocol Protocol `json:"protocol,omitempty"`
+	// PPLError is llama-perplexity's ± of the perplexity (llamacpp protocol; null when it prints
+	// none).
+	PPLError *llamacpp.Num `json:"ppl_error,omitempty"`
+	// KLD holds llama-perplexity --kl-divergence's statistics against a base model's logits.
+	KLD *llamacpp.KLDStats `json:"kld,omitempty"`
+}
+
+// Protocol names how a text is cut into sequences and which predictions are scored.
+type Protocol string
+
+// The perplexity protocols.
+const (
+	// ProtocolEvopress cuts the tokens (no special tokens) into non-overlapping sequences and
+	// scores every next-token prediction: evopress's default, the EvoPress paper's protocol.
+	ProtocolEvopress Protocol = "evopress"
+	// ProtocolLlamaCpp is llama-perplexity's: BOS in front, chunks whose first token is
+	// replaced by BOS, only the second half of each chunk scored (package eval/llamacpp).
+	ProtocolLlamaCpp Protocol = "llamacpp"
+)
+
+// ParseProtocol checks a protocol name.
+func ParseProtocol(s string) (Protocol, error) {
+	switch Protocol(s) {
+	case ProtocolEvopress, ProtocolLlamaCpp:
+		return Protocol(s), nil
+	}
+	return "", fmt.Errorf("unknown protocol %q (want evopress or llamacpp)", s)
 }
 
 // Progress, when not nil, is called after each batch with the sequences done so far.

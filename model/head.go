@@ -35,6 +35,18 @@ func (m *Model) LogitsAt(a *Activations, rows []int) [][]float32 {
 	return out
 }
 
+// ForLogitsAt applies the final norm and the output head to the given rows of a (any positions;
+// each in [0, a.Rows())) and calls fn(row, logits) for each, as ForEachLogits does: concurrently,
+// each row exactly once, logits valid only during the call.
+func (m *Model) ForLogitsAt(a *Activations, rows []int, fn func(row int, logits []float32)) {
+	for _, r := range rows {
+		if r < 0 || r >= a.Rows() {
+			panic(fmt.Sprintf("model: row %d out of range [0, %d)", r, a.Rows()))
+		}
+	}
+	m.forRows(a, rows, fn)
+}
+
 func predictingRows(a *Activations) []int {
 	rows := make([]int, 0, a.B*(a.T-1))
 	for b := 0; b < a.B; b++ {

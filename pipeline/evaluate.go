@@ -29,6 +29,18 @@ type PPLRequest struct {
 	ProfileFile, DBDir string
 	// KL also measures the mean KL(dense ‖ compressed) per predicted token.
 	KL bool
+	// Protocol is how the text is cut and scored ("": evopress's own, or llama.cpp's when a
+	// base-logits file is read or written). Under eval.ProtocolLlamaCpp, SeqLen is llama-perplexity's
+	// -c (0: 512) and MaxSeqs its --chunks.
+	Protocol eval.Protocol
+	// KLDBase is a base-logits file (llama-perplexity --kl-divergence-base, or SaveKLDBase): the
+	// evaluation runs on its tokens (no DataFile) and adds llama-perplexity --kl-divergence's
+	// statistics against it.
+	KLDBase string
+	// SaveKLDBase writes the evaluated model's base-logits file, atomically; an existing file is
+	// replaced only with Force.
+	SaveKLDBase string
+	Force       bool
 	// Progress, when set, is called after each batch.
 	Progress eval.Progress
 	// Warn receives warnings about the profile (nil: discarded).
@@ -39,12 +51,31 @@ type PPLRequest struct {
 type PPLOutcome struct {
 	eval.PPLResult
 	Model *Loaded
-	// Source names the text.
+	// Source names the text (or the base-logits file whose tokens were evaluated); Format is
+	// its format.
 	Source string
+	Format data.Format
+	// Saved is the base-logits file written (SaveKLDBase).
+	Saved string
 }
 
 // Perplexity evaluates the model req describes on its text.
 func Perplexity(ctx context.Context, req PPLRequest) (*PPLOutcome, error) {
+	switch {
+	case req.Protocol == "" && (req.KLDBase != "" || req.SaveKLDBase != ""):
+		req.Protocol = eval.ProtocolLlamaCpp
+	case req.Protocol == "":
+		req.Protocol = eval.ProtocolEvopress
+	}
+	if _, err := eval.ParseProtocol(string(req.Protocol)); err != nil {
+		return nil, invalid("Protocol", req.Protocol, "want evopress or llamacpp")
+	}
+	if req.Protocol == eval.ProtocolLlamaCpp {
+		return perplexityLlamaCpp(ctx, req)
+	}
+	if req.KLDBase != "" || req.SaveKLDBase != "" {
+		return nil, invalid("Protocol", req.Protocol, "base-logits files hold llama.cpp's protocol: use llamacpp")
+	}
 	if req.SeqLen == 0 {
 		req.SeqLen = DefaultSeqLen
 	}
@@ -104,7 +135,7 @@ func Perplexity(ctx context.Context, req PPLRequest) (*PPLOutcome, error) {
 		kl = max(kl, 0) // the dense model's KL to itself is 0 up to the cache's float16 rounding
 		res.KL = &kl
 	}
-	return &PPLOutcome{PPLResult: res, Model: lm, Source: text.Source}, nil
+	return &PPLOutcome{PPLResult: res, Model: lm, Source: text.Source, Format: req.Format}, nil
 }
 
 // ApplyProfileFile returns lm's model compressed by the profile file path (the dense model when

@@ -66,14 +66,20 @@ type ImatrixOutcome struct {
 // Hugging Face does; llama-imatrix does only with --parse-special.)
 func ImatrixTokens(tok *tokenizer.Tokenizer, text string) (ids []int, bos int) {
 	text = strings.TrimSuffix(text, "\n")
-	bos = tok.BOS()
-	if prefix, _ := tok.SpecialIDs(); bos < 0 || len(prefix) == 0 || prefix[0] != bos {
-		bos = -1
-	}
+	bos = addedBOS(tok)
 	if bos >= 0 {
 		ids = append(ids, bos)
 	}
 	return append(ids, tok.Encode(text, false)...), bos
+}
+
+// addedBOS is the BOS token when the tokenizer adds one in front of a text, else −1.
+func addedBOS(tok *tokenizer.Tokenizer) int {
+	bos := tok.BOS()
+	if prefix, _ := tok.SpecialIDs(); bos < 0 || len(prefix) == 0 || prefix[0] != bos {
+		return -1
+	}
+	return bos
 }
 
 // ComputeImatrix computes the importance matrix req describes and writes it atomically to

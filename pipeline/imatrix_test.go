@@ -117,9 +117,10 @@ func TestComputeImatrix(t *testing.T) {
 	}
 }
 
-// llamaTools returns the folder of llama.cpp's llama-imatrix and llama-quantize
-// ($EVOPRESS_LLAMACPP_BIN, else ../shared/tools/llamacpp/build.sh's default destination) or skips.
-func llamaTools(t *testing.T) string {
+// llamaTools returns the folder of llama.cpp's tools ($EVOPRESS_LLAMACPP_BIN, else
+// ../shared/tools/llamacpp/build.sh's default destination) or skips; it needs the tools named
+// (default: llama-imatrix and llama-quantize).
+func llamaTools(t *testing.T, tools ...string) string {
 	t.Helper()
 	dir := os.Getenv("EVOPRESS_LLAMACPP_BIN")
 	if dir == "" {
@@ -130,7 +131,10 @@ func llamaTools(t *testing.T) string {
 		}
 		dir = filepath.Join(cache, "llamacpp-tools", "bin")
 	}
-	for _, tool := range []string{"llama-imatrix", "llama-quantize"} {
+	if len(tools) == 0 {
+		tools = []string{"llama-imatrix", "llama-quantize"}
+	}
+	for _, tool := range tools {
 		if st, err := os.Stat(filepath.Join(dir, tool)); err != nil || st.Mode()&0o111 == 0 {
 			t.Skipf("llama.cpp's %s not found in %s: build the tools with ../shared/tools/llamacpp/build.sh or set EVOPRESS_LLAMACPP_BIN", tool, dir)
 		}

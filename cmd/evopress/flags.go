@@ -104,6 +104,7 @@ var flagOf = map[string]string{
 	"CalibFile": "--calib", "KLTopK": "--kl-topk", "Resume": "--resume", "ScoresOut": "--scores", "Cache": "--cache",
 	"CacheMB": "--cache-mb", "DBCacheMB": "--db-cache-mb", "MaxProfiles": "--max-profiles",
 	"URL": "--nats", "Listen": "--nats-listen", "Creds": "--nats-creds",
+	"Protocol": "--protocol", "KLDBase": "--kld-base", "SaveKLDBase": "--save-kld-base", "DataFile": "--data", "KL": "--kl",
 }
 
 // cliError says which flag a library error is about.

@@ -1,21 +1,22 @@
 package main
 
 import (
-	"fmt"
 	"os"
 
 	"github.com/spf13/cobra"
 
 	"github.com/evopress/evopress/data"
+	"github.com/evopress/evopress/eval"
 	"github.com/evopress/evopress/pipeline"
 )
 
 type pplOptions struct {
-	model, data, format string
-	seqLen, maxSeqs     int
-	batch               int
-	profile, db         string
-	json, kl            bool
+	model, data, format            string
+	seqLen, maxSeqs                int
+	batch                          int
+	profile, db                    string
+	json, kl, force                bool
+	protocol, kldBase, saveKLDBase string
 }
 
 func newPPLCmd() *cobra.Command {
@@ -26,7 +27,13 @@ func newPPLCmd() *cobra.Command {
 		Long: `ppl tokenizes a text file without special tokens, cuts it into non-overlapping chunks of
 --seq-len tokens (remainder dropped) and reports exp(mean NLL) over every next-token prediction.
 --format wikitext applies the Hugging Face WikiText-2 protocol to the raw wiki.test.raw file.
-Without --model and --data it uses the embedded model and the embedded held-out text.`,
+Without --model and --data it uses the embedded model and the embedded held-out text.
+
+--protocol llamacpp follows llama-perplexity instead (compare with llama.cpp's tables): BOS in
+front, chunks of --seq-len (its -c, default 512) each starting with BOS, only the second half of
+each chunk scored, its "Final estimate: PPL = … +/- …". --kld-base FILE reads a base-logits file
+(llama-perplexity --kl-divergence-base FILE, or --save-kld-base) and prints llama-perplexity
+--kl-divergence's statistics of this model against it; --save-kld-base FILE writes one.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runPPL(cmd, o)
@@ -36,8 +43,12 @@ Without --model and --data it uses the embedded model and the embedded held-out 
 	profileFlags(f, &o.model, &o.profile, &o.db)
 	f.StringVar(&o.data, "data", "", "UTF-8 text file to evaluate (default: the embedded held-out text)")
 	f.StringVar(&o.format, "format", "raw", "text format: raw or wikitext")
-	f.IntVar(&o.seqLen, "seq-len", 256, "tokens per sequence")
-	f.IntVar(&o.maxSeqs, "max-seqs", 0, "evaluate only the first N sequences (0: all)")
+	f.IntVar(&o.seqLen, "seq-len", 0, "tokens per sequence (0: 256, or llama.cpp's 512 with --protocol llamacpp)")
+	f.IntVar(&o.maxSeqs, "max-seqs", 0, "evaluate only the first N sequences (0: all; llama-perplexity's --chunks)")
+	f.StringVar(&o.protocol, "protocol", "", "evopress (default) or llamacpp (llama-perplexity's; the default with --kld-base or --save-kld-base)")
+	f.StringVar(&o.kldBase, "kld-base", "", "llama.cpp base-logits file: evaluate its tokens and print llama-perplexity --kl-divergence's statistics")
+	f.StringVar(&o.saveKLDBase, "save-kld-base", "", "write this model's llama.cpp base-logits file (for --kld-base or llama-perplexity --kl-divergence)")
+	f.BoolVar(&o.force, "force", false, "replace an existing --save-kld-base file")
 	f.IntVar(&o.batch, "batch", 32, "sequences per forward batch")
 	atLeast(f, 2, "seq-len")
 	atLeast(f, 0, "max-seqs")
@@ -53,7 +64,8 @@ func runPPL(cmd *cobra.Command, o pplOptions) error {
 		return err
 	}
 	req := pipeline.PPLRequest{ModelDir: o.model, DataFile: o.data, Format: format, SeqLen: o.seqLen, MaxSeqs: o.maxSeqs,
-		Batch: o.batch, ProfileFile: o.profile, DBDir: o.db, KL: o.kl, Warn: cmd.ErrOrStderr()}
+		Batch: o.batch, ProfileFile: o.profile, DBDir: o.db, KL: o.kl, Warn: cmd.ErrOrStderr(),
+		Protocol: eval.Protocol(o.protocol), KLDBase: o.kldBase, SaveKLDBase: o.saveKLDBase, Force: o.force}
 	if isTerminal(os.Stderr) {
 		req.Progress = progressLine(os.Stderr, "ppl", "sequences")
 	}
@@ -61,18 +73,8 @@ func runPPL(cmd *cobra.Command, o pplOptions) error {
 	if err != nil {
 		return err
 	}
-	res := out.PPLResult
 	if o.json {
-		return printJSON(cmd.OutOrStdout(), res)
+		return printJSON(cmd.OutOrStdout(), out.PPLResult)
 	}
-	w := cmd.OutOrStdout()
-	fmt.Fprintf(w, "model      %s\n", out.Model.Name)
-	fmt.Fprintf(w, "data       %s (%s), %d tokens\n", out.Source, format, res.TotalTokens)
-	fmt.Fprintf(w, "sequences  %d × %d tokens, %d predicted\n", res.Seqs, res.SeqLen, res.Tokens)
-	fmt.Fprintf(w, "perplexity %.4f (mean NLL %.6f)\n", res.PPL, res.NLL)
-	if res.KL != nil {
-		fmt.Fprintf(w, "KL         %.5f nats/token to the dense model\n", *res.KL)
-	}
-	fmt.Fprintf(w, "speed      %.0f tokens/s (%.1f s forward)\n", res.TokensPerSecond, res.Seconds)
-	return nil
+	return out.WriteText(cmd.OutOrStdout())
 }
