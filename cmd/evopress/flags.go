@@ -66,6 +66,7 @@ var flagOf = map[string]string{
 	"TLSCert": "--nats-tls-cert", "Subject": "--nats-subject", "AddBOS": "--add-bos", "Tasks": "--task",
 	"Limit": "--limit", "MaxSeqs": "--max-seqs", "Batch": "--batch", "Chunks": "--chunks",
 	"CalibFile": "--calib", "KLTopK": "--kl-topk", "Resume": "--resume", "ScoresOut": "--scores", "Cache": "--cache",
+	"FileType": "--ftype", "Imatrix": "--imatrix", "TokenEmbeddingType": "--token-embedding-type", "OutputTensorType": "--output-tensor-type",
 }
 
 // cliError says which flag a library error is about.
