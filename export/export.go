@@ -8,8 +8,18 @@
 //     GPTQ tensors (qweight, qzeros, scales, g_idx) with a quantization_config carrying per-module
 //     bit-widths (GPTQModel "dynamic" overrides);
 //   - a GGUF v3 file (FormatGGUF) that llama.cpp loads: "llama" architecture metadata, the
-//     tokenizer, and tensors in F32, F16 or Q8_0 named as llama.cpp expects, with llama.cpp's
-//     rotary permutation of the q/k rows (convert_hf_to_gguf.py LlamaModel.permute).
+//     tokenizer, and tensors named as llama.cpp expects, with llama.cpp's rotary permutation of
+//     the q/k rows (convert_hf_to_gguf.py LlamaModel.permute). The weight matrices are written in
+//     one type (Options.Type: F32, F16 — the default —, BF16 or any block type package ggml
+//     encodes, Q4_K, Q8_0, IQ4_XS …) as llama-quantize --pure writes them, or in the types a
+//     llama.cpp file type such as Q4_K_M gives each of them (Options.FileType, package
+//     llamarecipe), optionally with an importance matrix (Options.Imatrix) and llama-quantize's
+//     token-embedding and output-tensor overrides; from the same float32 weights and importance
+//     matrix the tensors are byte for byte those llama-quantize writes (package ggml). Norms
+//     stay F32. Linear layers already encoded as ggml blocks can be supplied (Options.Encoded,
+//     LayerBlocks). Tensors are encoded one at a time straight into the file.
+//
+// Without a profile the dense model is written.
 //
 // Dropped sub-blocks: a block whose attention and MLP are both dropped is removed and the blocks
 // after it renumbered; a block with one sub-block dropped keeps its shape with that sub-block's
@@ -29,7 +39,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/evopress/evopress/arch"
@@ -57,7 +66,8 @@ const DefaultShardBytes int64 = 2 << 30
 type Options struct {
 	// ModelDir is the source Hugging Face model directory.
 	ModelDir string
-	// Profile is the compression profile; ProfilePath names it in messages and evopress.json.
+	// Profile is the compression profile (nil: the dense model); ProfilePath names it in
+	// messages and evopress.json.
 	Profile     *profile.Profile
 	ProfilePath string
 	// DBDir is the level database for sparse and quant profiles; empty means the profile's
@@ -65,9 +75,28 @@ type Options struct {
 	DBDir string
 	// Format is FormatHF or FormatGGUF.
 	Format string
-	// Type is the GGUF tensor type of the weight matrices: "f32", "f16" or "q8_0"
-	// (case-insensitive; default f16). Norms stay F32.
+	// Type is the GGUF tensor type of every weight matrix, token embedding and output head
+	// included, as llama-quantize --pure writes them: any type package ggml encodes, by ggml's
+	// name, case-insensitively ("f32", "f16", "bf16", "q8_0", "q4_k", "iq4_xs", …; default f16).
+	// A matrix whose rows do not fit the type's blocks gets llama.cpp's fallback type
+	// (ggml.Fallback: Q4_K → Q5_0, Q6_K → Q8_0, …). general.file_type is the llama.cpp file type
+	// of that base type (llamarecipe.FileTypeOf: Q4_K_M for q4_k). Norms stay F32.
 	Type string
+	// FileType is a llama.cpp file type ("Q4_K_M", "Q3_K_S", "Q6_K", "Q4_0", …, as
+	// llama-quantize's TYPE argument): each weight matrix gets the type llama-quantize gives it
+	// (package llamarecipe). It excludes Type.
+	FileType string
+	// Imatrix is an importance matrix file (llama.cpp's GGUF or legacy format, package imatrix)
+	// that weights the quantization of block-quantized tensors, as llama-quantize --imatrix.
+	Imatrix string
+	// TokenEmbeddingType and OutputTensorType are the types of token_embd.weight and
+	// output.weight (llama-quantize's --token-embedding-type and --output-tensor-type; ggml
+	// names). Empty: llama-quantize's choice — with Type the Type (with its fallback), with
+	// FileType the file type's rules (Q6_K for the output head, and for the token embedding when
+	// tied, unless its rows do not fit; the base type for an untied token embedding).
+	TokenEmbeddingType, OutputTensorType string
+	// Encoded supplies linear layers already encoded (see LayerBlocks); nil: none.
+	Encoded LayerBlocks
 	// Packed writes a quant profile as GPTQ tensors (Hugging Face format only).
 	Packed bool
 	// Out is the output directory (hf) or file (gguf).
@@ -85,9 +114,13 @@ type Options struct {
 type Result struct {
 	// Out is the written path.
 	Out string `json:"out"`
-	// Format and Type are the output format and (GGUF) tensor type.
-	Format string `json:"format"`
-	Type   string `json:"type,omitempty"`
+	// Format and Type are the output format and (GGUF) tensor type or llama.cpp file type
+	// asked for; FileType is the GGUF file's general.file_type (llama.cpp's name).
+	Format   string `json:"format"`
+	Type     string `json:"type,omitempty"`
+	FileType string `json:"file_type,omitempty"`
+	// TensorTypes counts the GGUF file's tensors of each type (ggml's names).
+	TensorTypes map[string]int `json:"tensor_types,omitempty"`
 	// Bytes is the output's size on disk (all files).
 	Bytes int64 `json:"bytes"`
 	// Files lists the written files, relative to Out for a directory.
@@ -143,33 +176,39 @@ func Run(o Options) (*Result, error) {
 			fmt.Fprintf(o.Warn, "warning: %s\n", s)
 		}
 	}
-	if o.Profile == nil {
-		return nil, fmt.Errorf("export: no profile")
-	}
 	if o.Out == "" {
 		return nil, optionError("Out", "no output path ({})")
 	}
-	var ggufType string
+	var spec *ggufSpec
 	switch o.Format {
 	case FormatHF:
-		if o.Type != "" {
-			return nil, optionError("Type", "{} %s applies to the gguf format only", o.Type)
+		for _, f := range []struct{ field, val string }{{"Type", o.Type}, {"FileType", o.FileType}, {"Imatrix", o.Imatrix},
+			{"TokenEmbeddingType", o.TokenEmbeddingType}, {"OutputTensorType", o.OutputTensorType}} {
+			if f.val != "" {
+				return nil, optionError(f.field, "{} %s applies to the gguf format only", f.val)
+			}
+		}
+		if o.Encoded != nil {
+			return nil, optionError("Encoded", "{} applies to the gguf format only")
 		}
 	case FormatGGUF:
-		t, err := parseGGUFType(o.Type)
-		if err != nil {
+		var err error
+		if spec, err = parseGGUFSpec(o); err != nil {
 			return nil, err
 		}
-		ggufType = t
-		res.Type = t
+		res.Type, res.FileType = spec.name, spec.fileType.String()
 		if o.Packed {
 			return nil, optionError("Packed", "{} applies to the hf format only (GGUF is written from the dequantized weights)")
 		}
 	default:
 		return nil, optionError("Format", "{} %q, want hf or gguf", o.Format)
 	}
-	if o.Packed && o.Profile.Mode != profile.ModeQuant {
-		return nil, optionError("Packed", "{} needs a quant profile, %s is a %s profile", o.ProfilePath, o.Profile.Mode)
+	if o.Packed && (o.Profile == nil || o.Profile.Mode != profile.ModeQuant) {
+		what := "no profile"
+		if o.Profile != nil {
+			what = fmt.Sprintf("%s is a %s profile", o.ProfilePath, o.Profile.Mode)
+		}
+		return nil, optionError("Packed", "{} needs a quant profile, %s", what)
 	}
 	if _, err := checkOut(&o); err != nil {
 		return nil, err
@@ -180,6 +219,9 @@ func Run(o Options) (*Result, error) {
 		return nil, err
 	}
 	defer src.ck.Close()
+	if err := spec.checkModel(src.dense); err != nil {
+		return nil, err
+	}
 	pl, err := makePlan(src, o, warn)
 	if err != nil {
 		return nil, err
@@ -215,7 +257,7 @@ func Run(o Options) (*Result, error) {
 		})
 	case FormatGGUF:
 		err = writeFileAtomic(&o, func(path string) error {
-			return writeGGUF(path, pl, ggufType)
+			return writeGGUF(path, pl, spec, res)
 		})
 	}
 	if err != nil {
@@ -283,6 +325,13 @@ func makePlan(src *source, o Options, warn func(string, ...any)) (*plan, error) 
 		name = "the profile"
 	}
 	pl := &plan{src: src, prof: p, warn: warn}
+	if p == nil {
+		pl.m = src.dense
+		for i := range src.dense.Blocks {
+			pl.blocks = append(pl.blocks, planBlock{src: i})
+		}
+		return pl, nil
+	}
 	var d *db.DB
 	switch p.Mode {
 	case profile.ModeDrop:
@@ -506,17 +555,4 @@ func diskUsage(path string) (int64, []string, error) {
 		return 0, nil, fmt.Errorf("export: %v", err)
 	}
 	return total, files, nil
-}
-
-// parseGGUFType normalises a --type value ("" means f16).
-func parseGGUFType(t string) (string, error) {
-	switch strings.ToLower(t) {
-	case "", "f16":
-		return "f16", nil
-	case "f32":
-		return "f32", nil
-	case "q8_0":
-		return "q8_0", nil
-	}
-	return "", optionError("Type", "{} %q, want f32, f16 or q8_0", t)
 }

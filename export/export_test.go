@@ -267,19 +267,33 @@ func TestExportGuardRails(t *testing.T) {
 	}
 
 	for _, tc := range []struct {
-		o    Options
-		want string
+		o           Options
+		field, want string
 	}{
-		{Options{Format: "onnx"}, "want hf or gguf"},
-		{Options{Format: FormatGGUF, Type: "q4_k"}, "want f32, f16 or q8_0"},
-		{Options{Format: FormatHF, Type: "f16"}, "the gguf format only"},
-		{Options{Format: FormatHF, Packed: true}, "needs a quant profile"},
-		{Options{Format: FormatGGUF, Packed: true}, "the hf format only"},
+		{Options{Format: "onnx"}, "Format", "want hf or gguf"},
+		{Options{Format: FormatGGUF, Type: "q4_k_m"}, "Type", "want a type evopress encodes (f32, f16, q4_0"},
+		{Options{Format: FormatGGUF, Type: "iq2_xxs"}, "Type", "want a type evopress encodes"},
+		{Options{Format: FormatGGUF, FileType: "Q9_K"}, "FileType", `"Q9_K": not one of llama-quantize's file types`},
+		{Options{Format: FormatGGUF, FileType: "Q4_K_M", Type: "q4_k"}, "FileType", "exclude each other"},
+		{Options{Format: FormatGGUF, FileType: "IQ3_M"}, "FileType", "gives token_embd.weight the type iq3_s, which evopress does not encode"},
+		{Options{Format: FormatGGUF, FileType: "Q2_K_S"}, "Imatrix", "gives blk.0.attn_q.weight the type q2_K, which llama-quantize writes only with an importance matrix"},
+		{Options{Format: FormatGGUF, Imatrix: filepath.Join(tmp, "none.imatrix")}, "Imatrix", "none.imatrix"},
+		{Options{Format: FormatGGUF, OutputTensorType: "q4"}, "OutputTensorType", `"q4": want a type`},
+		{Options{Format: FormatHF, Type: "f16"}, "Type", "the gguf format only"},
+		{Options{Format: FormatHF, FileType: "Q4_K_M"}, "FileType", "the gguf format only"},
+		{Options{Format: FormatHF, TokenEmbeddingType: "q8_0"}, "TokenEmbeddingType", "the gguf format only"},
+		{Options{Format: FormatHF, Packed: true}, "Packed", "needs a quant profile"},
+		{Options{Format: FormatGGUF, Packed: true}, "Packed", "the hf format only"},
 	} {
 		tc.o.ModelDir, tc.o.Profile, tc.o.Out = dir, p, filepath.Join(tmp, "y")
-		if _, err := Run(tc.o); err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("%+v: err = %v, want %q", tc.o.Format, err, tc.want)
+		_, err := Run(tc.o)
+		var oe *OptionError
+		if !errors.As(err, &oe) || oe.Option() != tc.field || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%+v: err = %v, want %q about %s", tc.o, err, tc.want, tc.field)
 		}
+	}
+	if _, err := os.Stat(filepath.Join(tmp, "y")); !os.IsNotExist(err) {
+		t.Errorf("failed export left output behind")
 	}
 	sp := profile.New(profile.ModeSparse)
 	sp.Levels["model.layers.0.self_attn.q_proj"] = 1

@@ -10,7 +10,9 @@ import (
 	"strings"
 
 	"github.com/evopress/evopress/arch"
-	"github.com/evopress/evopress/hf"
+	"github.com/evopress/evopress/ggml"
+	"github.com/evopress/evopress/llamarecipe"
+	"github.com/evopress/evopress/model"
 	"github.com/evopress/evopress/tokenizer"
 )
 
@@ -28,7 +30,7 @@ const (
 	ggufString  = 8
 	ggufArray   = 9
 
-	// Tensor types (enum ggml_type).
+	// Tensor types (enum ggml_type; package ggml has them all).
 	GGMLTypeF32  = 0
 	GGMLTypeF16  = 1
 	GGMLTypeQ8_0 = 8
@@ -37,11 +39,6 @@ const (
 	Q8_0Block = 32
 	// Q8_0BlockBytes is the size of one Q8_0 block.
 	Q8_0BlockBytes = 2 + Q8_0Block
-
-	// File types (enum llama_ftype).
-	fileTypeAllF32    = 0
-	fileTypeMostlyF16 = 1
-	fileTypeMostlyQ8  = 7
 )
 
 // ggufKV is a metadata key with its encoded type and value.
@@ -51,12 +48,17 @@ type ggufKV struct {
 	val []byte
 }
 
-// ggufTensor is a tensor to write: dims in GGUF order (ne0, the contiguous dimension, first).
+// ggufTensor is a tensor to write: dims in GGUF order (ne0, the row length, first), its type,
+// and where its data comes from, asked for only when its turn comes so that one tensor at a
+// time is held encoded: either values, float32 rows of dims[0] encoded as typ (ggml.QuantizeTo,
+// with the importance vector imatrix when not nil), or encoded, the bytes already encoded as typ.
 type ggufTensor struct {
-	name string
-	dims []uint64
-	typ  uint32
-	vals []float32
+	name    string
+	dims    []uint64
+	typ     ggml.Type
+	values  func() ([]float32, error)
+	imatrix []float32
+	encoded func() ([]byte, error)
 }
 
 func (t *ggufTensor) numel() int {
@@ -67,17 +69,13 @@ func (t *ggufTensor) numel() int {
 	return n
 }
 
-func (t *ggufTensor) size() int64 {
-	n := int64(t.numel())
-	switch t.typ {
-	case GGMLTypeF32:
-		return 4 * n
-	case GGMLTypeF16:
-		return 2 * n
-	case GGMLTypeQ8_0:
-		return n / Q8_0Block * Q8_0BlockBytes
+// size is the tensor's size in the file: rows of dims[0] values in typ's blocks.
+func (t *ggufTensor) size() (int64, error) {
+	rb, err := t.typ.RowBytes(int(t.dims[0]))
+	if err != nil {
+		return 0, fmt.Errorf("export: tensor %s: %v", t.name, err)
 	}
-	panic("export: unknown GGML type")
+	return int64(t.numel()/int(t.dims[0])) * int64(rb), nil
 }
 
 // ggufFile accumulates metadata and tensors.
@@ -116,8 +114,18 @@ func (f *ggufFile) addArray(k string, elem uint32, n int, put func(b []byte, i i
 	f.kvs = append(f.kvs, ggufKV{k, ggufArray, b})
 }
 
-// write writes the file: header, metadata, tensor infos, aligned tensor data.
+// encodeChunk is the number of float32 values encoded at a time (whole rows; at least one).
+const encodeChunk = 1 << 20
+
+// write writes the file: header, metadata, tensor infos, aligned tensor data. Tensors are
+// encoded one at a time, in chunks of rows, straight into the file.
 func (f *ggufFile) write(path string) (err error) {
+	sizes := make([]int64, len(f.tensors))
+	for i, t := range f.tensors {
+		if sizes[i], err = t.size(); err != nil {
+			return err
+		}
+	}
 	fh, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
 		return fmt.Errorf("export: %v", err)
@@ -151,10 +159,10 @@ func (f *ggufFile) write(path string) (err error) {
 		for _, d := range t.dims {
 			put(le.AppendUint64(nil, d))
 		}
-		put(le.AppendUint32(nil, t.typ))
+		put(le.AppendUint32(nil, uint32(t.typ)))
 		put(le.AppendUint64(nil, uint64(off)))
 		offsets[i] = off
-		off = alignUp(off+t.size(), ggufAlignment)
+		off = alignUp(off+sizes[i], ggufAlignment)
 	}
 	pad := func(to int64) {
 		if to > n {
@@ -163,14 +171,40 @@ func (f *ggufFile) write(path string) (err error) {
 	}
 	pad(alignUp(n, ggufAlignment))
 	start := n
-	buf := make([]byte, 0, 1<<16)
+	var buf []byte
 	for i, t := range f.tensors {
 		pad(start + offsets[i])
-		const chunk = 1 << 14 // values per chunk, a multiple of Q8_0Block
-		for lo := 0; lo < len(t.vals); lo += chunk {
-			vals := t.vals[lo:min(lo+chunk, len(t.vals))]
-			buf = encodeGGML(buf[:0], t.typ, vals)
-			put(buf)
+		if t.encoded != nil {
+			data, err := t.encoded()
+			if err != nil {
+				return fmt.Errorf("export: tensor %s: %w", t.name, err)
+			}
+			if int64(len(data)) != sizes[i] {
+				return fmt.Errorf("export: tensor %s: %d bytes of %s given, its %v values take %d", t.name, len(data), t.typ, t.dims, sizes[i])
+			}
+			put(data)
+			continue
+		}
+		vals, err := t.values()
+		if err != nil {
+			return fmt.Errorf("export: tensor %s: %w", t.name, err)
+		}
+		if len(vals) != t.numel() {
+			return fmt.Errorf("export: tensor %s: %d values, its dimensions %v hold %d", t.name, len(vals), t.dims, t.numel())
+		}
+		cols := int(t.dims[0])
+		rb, _ := t.typ.RowBytes(cols)
+		rows := max(1, encodeChunk/cols)
+		for lo := 0; lo < len(vals); lo += rows * cols {
+			chunk := vals[lo:min(lo+rows*cols, len(vals))]
+			need := len(chunk) / cols * rb
+			if cap(buf) < need {
+				buf = make([]byte, need)
+			}
+			if err := ggml.QuantizeTo(buf[:need], t.typ, chunk, cols, t.imatrix); err != nil {
+				return fmt.Errorf("export: tensor %s: %v", t.name, err)
+			}
+			put(buf[:need])
 		}
 	}
 	if err := w.Flush(); err != nil {
@@ -184,41 +218,15 @@ func (f *ggufFile) write(path string) (err error) {
 
 func alignUp(n, a int64) int64 { return (n + a - 1) / a * a }
 
-// encodeGGML appends vals encoded as GGML type typ to b.
-func encodeGGML(b []byte, typ uint32, vals []float32) []byte {
-	switch typ {
-	case GGMLTypeF32:
-		for _, v := range vals {
-			b = binary.LittleEndian.AppendUint32(b, math.Float32bits(v))
-		}
-	case GGMLTypeF16:
-		for _, v := range vals {
-			b = binary.LittleEndian.AppendUint16(b, hf.Float32ToFloat16(v))
-		}
-	case GGMLTypeQ8_0:
-		for lo := 0; lo < len(vals); lo += Q8_0Block {
-			b = AppendQ8_0Block(b, vals[lo:lo+Q8_0Block])
-		}
-	}
-	return b
-}
-
 // AppendQ8_0Block appends the Q8_0 encoding of 32 values to b, as ggml's quantize_row_q8_0_ref
-// computes it: d = max|x|/127 (float32), stored as float16; q = round(x·(1/d)) with halves
-// rounded away from zero (roundf), as int8; all-zero blocks store d = 0 and zero codes.
+// computes it (ggml.Quantize): d = max|x|/127 (float32), stored as float16; q = round(x·(1/d))
+// with halves rounded away from zero (roundf), as int8; all-zero blocks store d = 0 and zero
+// codes.
 func AppendQ8_0Block(b []byte, x []float32) []byte {
-	var amax float32
-	for _, v := range x[:Q8_0Block] {
-		amax = max(amax, float32(math.Abs(float64(v))))
-	}
-	d := amax / 127
-	var id float32
-	if d != 0 {
-		id = 1 / d
-	}
-	b = binary.LittleEndian.AppendUint16(b, hf.Float32ToFloat16(d))
-	for _, v := range x[:Q8_0Block] {
-		b = append(b, byte(int8(math.Round(float64(v*id)))))
+	n := len(b)
+	b = append(b, make([]byte, Q8_0BlockBytes)...)
+	if err := ggml.QuantizeTo(b[n:], ggml.Q8_0, x[:Q8_0Block], Q8_0Block, nil); err != nil {
+		panic(err) // unreachable: 32 values are one Q8_0 row
 	}
 	return b
 }
@@ -243,9 +251,9 @@ func PermuteQK(w []float32, heads, in int) []float32 {
 	return out
 }
 
-// writeGGUF writes pl as a GGUF file at path with weight matrices of type typ ("f32", "f16",
-// "q8_0").
-func writeGGUF(path string, pl *plan, typ string) error {
+// writeGGUF writes pl as a GGUF file at path with the tensor types of spec, and records the
+// number of tensors of each type in res.
+func writeGGUF(path string, pl *plan, spec *ggufSpec, res *Result) error {
 	cfg := pl.src.cfg
 	if cfg.ModelType == "qwen2" {
 		return fmt.Errorf("export: GGUF export writes the llama architecture; %s is a qwen2 model (export in the hf format instead)", cfg.Path)
@@ -255,18 +263,11 @@ func writeGGUF(path string, pl *plan, typ string) error {
 	}
 	m := pl.m
 	var f ggufFile
-	matType, fileType := uint32(GGMLTypeF16), fileTypeMostlyF16
-	switch typ {
-	case "f32":
-		matType, fileType = GGMLTypeF32, fileTypeAllF32
-	case "q8_0":
-		matType, fileType = GGMLTypeQ8_0, fileTypeMostlyQ8
-	}
 	name := filepath.Base(filepath.Clean(pl.src.dir))
 	f.addString("general.architecture", "llama")
 	f.addString("general.name", name)
 	f.addString(GGUFMarkerKey, ExportFormat) // what Options.Force may replace
-	f.addUint32("general.file_type", fileType)
+	f.addUint32("general.file_type", int(spec.fileType))
 	f.addUint32("general.quantization_version", 2)
 	f.addUint32("general.alignment", ggufAlignment)
 	f.addUint32("llama.block_count", len(pl.blocks))
@@ -305,20 +306,17 @@ func writeGGUF(path string, pl *plan, typ string) error {
 	if err := addTokenizer(&f, pl.src, m.Vocab, pl.warn); err != nil {
 		return err
 	}
+	spec.addImatrixKeys(&f)
 
-	add := func(name string, vals []float32, dims ...int) {
-		t := &ggufTensor{name: name, vals: vals}
+	var refs []tensorRef
+	add := func(name string, vals []float32, dims ...int) *ggufTensor {
+		t := &ggufTensor{name: name, values: func() ([]float32, error) { return vals, nil }}
 		for _, d := range dims {
 			t.dims = append(t.dims, uint64(d))
 		}
-		t.typ = GGMLTypeF32
-		if len(dims) == 2 {
-			t.typ = matType
-			if matType == GGMLTypeQ8_0 && dims[0]%Q8_0Block != 0 {
-				t.typ = GGMLTypeF16 // as the converter falls back for rows Q8_0 cannot tile
-			}
-		}
 		f.tensors = append(f.tensors, t)
+		refs = append(refs, tensorRef{block: -1})
+		return t
 	}
 	add(arch.Embedding().GGUF(), m.Embed, m.Hidden, m.Vocab)
 	if ropeFreqs != nil {
@@ -330,13 +328,11 @@ func writeGGUF(path string, pl *plan, typ string) error {
 		for k := range arch.NumLinearKinds {
 			l := sb.Layer(k)
 			w, _ := pl.layerWeights(b, k)
-			switch k {
-			case arch.QProj:
-				w = PermuteQK(w, m.Heads, l.In)
-			case arch.KProj:
-				w = PermuteQK(w, m.KVHeads, l.In)
+			t := add(arch.Weight(i, k).GGUF(), w, l.In, l.Out)
+			if heads := qkHeads(m, k); heads > 0 {
+				t.values = func() ([]float32, error) { return PermuteQK(w, heads, l.In), nil }
 			}
-			add(arch.Weight(i, k).GGUF(), w, l.In, l.Out)
+			refs[len(refs)-1] = tensorRef{block: b.src, kind: k, zeroed: b.zeroed(k)}
 			if k == arch.OProj {
 				add(arch.Norm(i, arch.MLP).GGUF(), sb.MLPNorm, m.Hidden)
 			}
@@ -346,7 +342,29 @@ func writeGGUF(path string, pl *plan, typ string) error {
 	if !cfg.TieWordEmbeddings {
 		add(arch.LMHead().GGUF(), m.Head, m.Hidden, m.Vocab)
 	}
+	rm := llamarecipe.Model{Arch: "llama", Layers: len(pl.blocks), Heads: cfg.NumAttentionHeads, KVHeads: cfg.NumKeyValueHeads}
+	rm.Is70B = llamarecipe.Is70B(rm.Arch, rm.Layers, rm.Heads, rm.KVHeads, 0)
+	permute := func(r tensorRef) (rows, heads int) {
+		return m.Blocks[r.block].Layer(r.kind).Out, qkHeads(m, r.kind)
+	}
+	counts, err := spec.assign(&f, refs, rm, permute, pl.warn)
+	if err != nil {
+		return err
+	}
+	res.TensorTypes = counts
 	return f.write(path)
+}
+
+// qkHeads is the number of heads whose rows llama.cpp's rotary permutation reorders in layer k
+// (q_proj: the attention heads, k_proj: the key/value heads), 0 for the other layers.
+func qkHeads(m *model.Model, k arch.LinearKind) int {
+	switch k {
+	case arch.QProj:
+		return m.Heads
+	case arch.KProj:
+		return m.KVHeads
+	}
+	return 0
 }
 
 // addTokenizer writes the tokenizer metadata: "llama" (SentencePiece-style, with scores) or

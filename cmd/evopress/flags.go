@@ -105,6 +105,7 @@ var flagOf = map[string]string{
 	"CacheMB": "--cache-mb", "DBCacheMB": "--db-cache-mb", "MaxProfiles": "--max-profiles",
 	"URL": "--nats", "Listen": "--nats-listen", "Creds": "--nats-creds",
 	"Protocol": "--protocol", "KLDBase": "--kld-base", "SaveKLDBase": "--save-kld-base", "DataFile": "--data", "KL": "--kl",
+	"FileType": "--ftype", "Imatrix": "--imatrix", "TokenEmbeddingType": "--token-embedding-type", "OutputTensorType": "--output-tensor-type",
 }
 
 // cliError says which flag a library error is about.
