@@ -14,6 +14,7 @@ import (
 
 	"github.com/evopress/evopress/export"
 	"github.com/evopress/evopress/imatrix"
+	"github.com/evopress/evopress/internal/llamacpptest"
 	"github.com/evopress/evopress/profile"
 )
 
@@ -117,29 +118,12 @@ func TestComputeImatrix(t *testing.T) {
 	}
 }
 
-// llamaTools returns the folder of llama.cpp's tools ($EVOPRESS_LLAMACPP_BIN, else
-// ../shared/tools/llamacpp/build.sh's default destination) or skips; it needs the tools named
-// (default: llama-imatrix and llama-quantize).
+// llamaTools returns the folder of llama.cpp's tools (llamacpptest.Bin: $EVOPRESS_LLAMACPP, else
+// ../shared/tools/llamacpp/build.sh's default destination) or skips. The tools argument is
+// kept for the callers' documentation: Bin requires all three tools.
 func llamaTools(t *testing.T, tools ...string) string {
 	t.Helper()
-	dir := os.Getenv("EVOPRESS_LLAMACPP_BIN")
-	if dir == "" {
-		cache := os.Getenv("XDG_CACHE_HOME")
-		if cache == "" {
-			home, _ := os.UserHomeDir()
-			cache = filepath.Join(home, ".cache")
-		}
-		dir = filepath.Join(cache, "llamacpp-tools", "bin")
-	}
-	if len(tools) == 0 {
-		tools = []string{"llama-imatrix", "llama-quantize"}
-	}
-	for _, tool := range tools {
-		if st, err := os.Stat(filepath.Join(dir, tool)); err != nil || st.Mode()&0o111 == 0 {
-			t.Skipf("llama.cpp's %s not found in %s: build the tools with ../shared/tools/llamacpp/build.sh or set EVOPRESS_LLAMACPP_BIN", tool, dir)
-		}
-	}
-	return dir
+	return llamacpptest.Bin(t)
 }
 
 func runTool(t *testing.T, bin, tool string, args ...string) string {

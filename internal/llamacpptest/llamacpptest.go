@@ -4,10 +4,7 @@ package llamacpptest
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
-	"strings"
 	"sync"
 	"testing"
 )
@@ -16,19 +13,22 @@ import (
 const Env = "EVOPRESS_LLAMACPP"
 
 var (
-	once     sync.Once
-	bin      string
-	whyNot   string
-	building = "../shared/tools/llamacpp/build.sh"
+	once   sync.Once
+	bin    string
+	whyNot string
 )
 
 // Bin returns the folder holding llama-quantize, llama-perplexity and llama-imatrix: $EVOPRESS_LLAMACPP
 // when set, else the folder ../shared/tools/llamacpp/build.sh installs them in
-// ($XDG_CACHE_HOME or ~/.cache)/llamacpp-tools/bin, running that script first (about a minute;
-// it needs npm, git and g++) when they are not there yet. The test is skipped, saying why, when
-// the tools are neither found nor built.
+// ($XDG_CACHE_HOME or ~/.cache)/llamacpp-tools/bin. The test is skipped, saying why, when the
+// tools are not there (build them once with that script: .ci/run does, before the tests) or in
+// -short mode (these comparisons run llama.cpp's tools for tens of seconds). Tests never build
+// the tools themselves: each package's test binary would race to build them into one folder.
 func Bin(t testing.TB) string {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("llama.cpp comparison: skipped in -short mode")
+	}
 	once.Do(find)
 	if bin == "" {
 		t.Skipf("llama.cpp tools unavailable: %s", whyNot)
@@ -38,7 +38,7 @@ func Bin(t testing.TB) string {
 
 func has(dir string) bool {
 	for _, tool := range []string{"llama-quantize", "llama-perplexity", "llama-imatrix"} {
-		if st, err := os.Stat(filepath.Join(dir, tool)); err != nil || st.IsDir() {
+		if st, err := os.Stat(filepath.Join(dir, tool)); err != nil || st.IsDir() || st.Mode()&0o111 == 0 {
 			return false
 		}
 	}
@@ -68,29 +68,5 @@ func find() {
 		bin = d
 		return
 	}
-	_, file, _, _ := runtime.Caller(0)
-	script := filepath.Join(filepath.Dir(file), "..", "..", building)
-	if _, err := os.Stat(script); err != nil {
-		whyNot = "not in " + d + ", and " + building + " (next to the repository) is missing; set " + Env
-		return
-	}
-	out, err := exec.Command("bash", script).CombinedOutput()
-	if err != nil {
-		whyNot = "building them with " + script + " failed (" + err.Error() + "): " + tail(string(out))
-		return
-	}
-	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	if d := lines[len(lines)-1]; has(d) {
-		bin = d
-		return
-	}
-	whyNot = script + " ran but its folder lacks the tools: " + tail(string(out))
-}
-
-func tail(s string) string {
-	s = strings.TrimSpace(s)
-	if len(s) > 600 {
-		s = "…" + s[len(s)-600:]
-	}
-	return s
+	whyNot = "not in " + d + ": build them with ../shared/tools/llamacpp/build.sh (about two minutes; needs npm, git and g++) or set " + Env
 }
