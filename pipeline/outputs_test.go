@@ -210,6 +210,7 @@ func TestResumeRefusesAnotherObjective(t *testing.T) {
 		{"kl_topk", func(r *SearchRequest) { r.KLTopK = 5 }, "0", "5"},
 		{"calib_tokens", func(r *SearchRequest) { r.CalibTokens = 4100 }, "4096", "4100"},
 		{"seq_len", func(r *SearchRequest) { r.SeqLen = 32 }, "64", "32"},
+		{"sub_batch", func(r *SearchRequest) { r.SubBatch = 8 }, "16", "8"},
 	} {
 		t.Run(tc.item, func(t *testing.T) {
 			req := base
@@ -256,7 +257,22 @@ func TestResumeRefusesAnotherObjective(t *testing.T) {
 	if !errors.As(err, &oe) || !oe.Unrecorded || !strings.Contains(err.Error(), "older version") {
 		t.Errorf("resume of a checkpoint without objective: %v", err)
 	}
+	// A checkpoint whose objective lacks an item (this version's format before sub_batch was
+	// recorded) is refused naming the item.
+	delete(st.Objective, "sub_batch")
+	raw["objective"] = st.Objective
+	noSub, _ := json.Marshal(raw)
+	if err := os.WriteFile(ckPath, noSub, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err = RunSearch(context.Background(), req); !errors.As(err, &oe) || oe.Unrecorded ||
+		!strings.Contains(err.Error(), "SubBatch (sequences per forward) (not recorded) → 16") {
+		t.Errorf("resume of a checkpoint without sub_batch: %v", err)
+	}
 	if err := os.WriteFile(ckPath, ck, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if st, err = search.DecodeState(ck); err != nil {
 		t.Fatal(err)
 	}
 

@@ -131,7 +131,7 @@ type SearchRequest struct {
 	Out, RunDir string
 	// Resume continues from the run folder's checkpoint (and starts fresh when there is none);
 	// the checkpoint must have been written for the same objective (model, database,
-	// calibration text and pool, fitness, KL top-k, kernels), else *ObjectiveError.
+	// calibration text and pool, fitness, KL top-k, sub-batch, kernels), else *ObjectiveError.
 	Resume bool
 	// Force starts afresh over an earlier run's profile and run folder (only files this tool
 	// wrote: an evopress profile, a run folder with an evopress checkpoint). Without Force or
@@ -220,7 +220,7 @@ func RunSearch(ctx context.Context, req SearchRequest) (*SearchOutcome, error) {
 	}
 	worker.seedTeacher(&job, teacher)
 
-	obj := searchObjective(pt, kind, req.KLTopK)
+	obj := searchObjective(pt, kind, req.KLTopK, req.SubBatch)
 	out := &SearchOutcome{Out: req.Out, RunDir: runDir}
 	opts := []search.Option{search.WithCheckpointer(&search.FileCheckpointer{Path: ckPath}), search.WithObjective(obj)}
 	var resumed *search.State
@@ -310,7 +310,7 @@ func RunSearch(ctx context.Context, req SearchRequest) (*SearchOutcome, error) {
 	if err := atomicfile.WriteFile(filepath.Join(runDir, "result.json"), resJSON, 0o644); err != nil {
 		return nil, err
 	}
-	if out.Report, err = report.WriteRun(runDir, req.Out, ""); err != nil {
+	if out.Report, err = report.WriteRun(runDir, req.Out, "", true); err != nil {
 		return nil, fmt.Errorf("writing the run's report: %w", err)
 	}
 	return out, nil
