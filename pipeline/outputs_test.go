@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -295,4 +297,90 @@ func TestResumeRefusesAnotherObjective(t *testing.T) {
 	if len(st.Objective.Changes(st2.Objective)) != 0 || st2.Generation != 2 {
 		t.Errorf("the resumed checkpoint's objective %v, want %v", st2.Objective, st.Objective)
 	}
+}
+
+// TestRunFolderLocked: while a search runs, a second search into its run folder — a resume, or
+// a fresh start with Force — is refused naming the folder and the process, and changes nothing
+// there; once it has ended, the resume goes on.
+func TestRunFolderLocked(t *testing.T) {
+	lm, err := LoadModel("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmp := t.TempDir()
+	gens, offspring, init := 2, 4, 64
+	base := SearchRequest{Data: Data{Model: lm, SeqLen: 64, CalibTokens: 4096},
+		Mode: ModeSpec{Kind: profile.ModeDrop, Target: 0.25}, Preset: search.PresetFast, Seed: 5,
+		Settings: search.Overrides{Generations: &gens, Offspring: &offspring, InitTokens: &init,
+			Stages: []search.Stage{{Survivors: 2, Tokens: 64}, {Survivors: 1, Tokens: 128}}},
+		Out: filepath.Join(tmp, "p.json")}
+	runDir := filepath.Join(tmp, "p.run")
+
+	// The first search stops in its first generation's progress report until released.
+	first := base
+	started, release := make(chan struct{}), make(chan struct{})
+	var once bool
+	first.Observer = func(search.Progress) {
+		if !once {
+			once = true
+			close(started)
+			<-release
+		}
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := RunSearch(context.Background(), first)
+		done <- err
+	}()
+	select {
+	case <-started:
+	case err := <-done:
+		t.Fatalf("the first search ended early: %v", err)
+	}
+	before := snapshotDir(t, runDir)
+	for _, tc := range []struct {
+		name          string
+		resume, force bool
+	}{{"resume", true, false}, {"force", false, true}} {
+		req := base
+		req.Resume, req.Force = tc.resume, tc.force
+		_, err := RunSearch(context.Background(), req)
+		var busy *RunBusyError
+		if !errors.As(err, &busy) || busy.RunDir != runDir || busy.PID != os.Getpid() ||
+			!strings.Contains(err.Error(), "run folder "+runDir+" is in use by another process (pid ") {
+			t.Errorf("%s while a search runs: %v, want a RunBusyError naming %s and pid %d", tc.name, err, runDir, os.Getpid())
+		}
+		if now := snapshotDir(t, runDir); !maps.Equal(now, before) {
+			t.Errorf("%s while a search runs changed the run folder: %v, was %v", tc.name, now, before)
+		}
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	gens = 3
+	resume := base
+	resume.Resume = true
+	res, err := RunSearch(context.Background(), resume)
+	if err != nil || res.Resumed != 2 {
+		t.Fatalf("resume after the search ended: %v (resumed from %v)", err, res)
+	}
+}
+
+// snapshotDir maps each file of dir to its size and modification time.
+func snapshotDir(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	m := map[string]string{}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		fi, err := e.Info()
+		if err != nil {
+			t.Fatal(err)
+		}
+		m[e.Name()] = fmt.Sprint(fi.Size(), fi.ModTime().UnixNano())
+	}
+	return m
 }

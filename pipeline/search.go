@@ -197,6 +197,9 @@ func RunSearch(ctx context.Context, req SearchRequest) (*SearchOutcome, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := checkRunLock(runDir); err != nil {
+		return nil, err
+	}
 	pt, err := req.Data.build(req.Mode)
 	if err != nil {
 		return nil, err
@@ -224,7 +227,11 @@ func RunSearch(ctx context.Context, req SearchRequest) (*SearchOutcome, error) {
 	out := &SearchOutcome{Out: req.Out, RunDir: runDir}
 	opts := []search.Option{search.WithCheckpointer(&search.FileCheckpointer{Path: ckPath}), search.WithObjective(obj)}
 	var resumed *search.State
+	var ckStat os.FileInfo // the checkpoint resumed, as it was read
 	if req.Resume && ckExists {
+		if ckStat, err = os.Stat(ckPath); err != nil {
+			return nil, err
+		}
 		if resumed, err = search.LoadCheckpoint(ckPath); err != nil {
 			return nil, err
 		}
@@ -245,6 +252,17 @@ func RunSearch(ctx context.Context, req SearchRequest) (*SearchOutcome, error) {
 	}
 	if err := os.MkdirAll(runDir, 0o755); err != nil { // only now: a search that fails to start leaves nothing
 		return nil, invalid(runField, runDir, "cannot create the run folder: %v", err)
+	}
+	lock, err := lockRunDir(runDir)
+	if err != nil {
+		return nil, err
+	}
+	defer lock.Release()
+	// Another search may have started in the folder (and ended) since it was checked.
+	if again, err := checkRunOutputs(req.Out, runDir, req.RunDir != "", req.Resume, req.Force); err != nil {
+		return nil, err
+	} else if again != ckExists || (ckStat != nil && !sameFile(ckPath, ckStat)) {
+		return nil, fmt.Errorf("run folder %s changed while this search was starting (another search wrote its checkpoint): run the command again", runDir)
 	}
 	logFlags := os.O_CREATE | os.O_WRONLY | os.O_APPEND
 	if resumed == nil {

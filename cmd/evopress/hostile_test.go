@@ -10,12 +10,15 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/evopress/evopress/arch"
 	"github.com/evopress/evopress/hf"
+	"github.com/evopress/evopress/internal/dirlock"
+	"github.com/evopress/evopress/pipeline"
 )
 
 // hostileCase is one hostile command line (issue 13): the command must fail with exit status 1
@@ -401,6 +404,19 @@ func TestHostileCommandLines(t *testing.T) {
 		{name: "demo over a foreign run folder", args: []string{"demo", "--quick", "--out", demoRun, "--cache", "{out}/cache"},
 			want: []string{filepath.Join(demoRun, "drop-evopress.run"), "not a search's run folder"}, inputs: []string{texts}},
 	}
+	// A run folder another process's search holds (this test process holds its lock).
+	busyRun := folder(filepath.Join("busy", "p.run"), nil)
+	lk, err := dirlock.Acquire(filepath.Join(busyRun, pipeline.RunLockFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lk.Release() })
+	busy := "run folder " + busyRun + " is in use by another process (pid " + strconv.Itoa(os.Getpid()) + ")"
+	outputs = append(outputs,
+		hostileCase{name: "search into a run folder in use", args: []string{"search", "drop", "--target", "0.25", "--out", filepath.Join(texts, "busy", "p.json")},
+			want: []string{busy}, inputs: []string{texts}},
+		hostileCase{name: "resume a run folder in use", args: []string{"search", "drop", "--target", "0.25", "--resume", "--out", filepath.Join(texts, "busy", "p.json")},
+			want: []string{busy}, inputs: []string{texts}})
 	clusterFlags := []hostileCase{
 		{name: "worker cache-mb 0", args: []string{"worker", "--cache-mb", "0"}, want: []string{"--cache-mb 0: must be at least 1"}},
 		{name: "worker db-cache-mb -1", args: []string{"worker", "--db-cache-mb", "-1"}, want: []string{"--db-cache-mb -1: must be at least 1"}},
