@@ -483,6 +483,29 @@ func TestParseListen(t *testing.T) {
 	}
 }
 
+// TestJoinURL: the address printed for workers is one they can use.
+func TestJoinURL(t *testing.T) {
+	host := func() (string, error) { return "node7.example", nil }
+	noHost := func() (string, error) { return "", errors.New("no host name") }
+	for _, c := range []struct {
+		in, want string
+		hostname func() (string, error)
+	}{
+		{"nats://0.0.0.0:4222", "nats://node7.example:4222", host},
+		{"tls://[::]:4222", "tls://node7.example:4222", host},
+		{"nats://0.0.0.0:4222", "nats://127.0.0.1:4222", noHost},
+		{"nats://localhost:5000", "nats://127.0.0.1:5000", host},
+		{"nats://127.0.0.1:5000", "nats://127.0.0.1:5000", host},
+		{"nats://[::1]:5000", "nats://[::1]:5000", host},
+		{"nats://10.1.2.3:5000", "nats://10.1.2.3:5000", host},
+		{"nats://gpu-box:5000", "nats://gpu-box:5000", host},
+	} {
+		if got := joinURL(c.in, c.hostname); got != c.want {
+			t.Errorf("joinURL(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}
+
 // Over TCP with a password: a worker without it cannot connect, one with it serves.
 func TestListenWithPassword(t *testing.T) {
 	srv, err := StartServer(ServerOptions{Listen: "nats://evo:pw@127.0.0.1:0"})

@@ -287,10 +287,11 @@ func startEvaluation(ctx context.Context, o *ClusterOptions, job cluster.Job, w 
 	return ev, nil
 }
 
-// joinHint is the worker command line that joins a search on srv, credentials as placeholders.
+// joinHint is the worker command line that joins a search on srv (at an address a worker can
+// use: cluster.Server.JoinURL), credentials as placeholders.
 func joinHint(srv *cluster.Server, subject string, job cluster.Job) string {
 	need := srv.Requires()
-	url := srv.ClientURL()
+	url := srv.JoinURL()
 	scheme, rest, _ := strings.Cut(url, "://")
 	switch {
 	case need.UserPassword:
