@@ -85,8 +85,9 @@ candidates it is sent until it is interrupted. Start searches with --nats URL (a
 your own) or --nats-listen HOST:PORT (the search starts an embedded server). A worker whose model,
 database, calibration text or kernel implementation differs from the search's is refused and
 exits with the reason, and so does one the search drops (an invalid or failed result); a worker
-waits for the next search when one ends (--once: exits), and exits when no NATS server answers
-at --nats within --connect-timeout.
+waits for the next search when one ends (--once: exits, with status 1 when the server went away
+before the search said it ended), and exits when no NATS server answers at --nats within
+--connect-timeout.
 Results do not depend on the workers: a search gives the same profile for a seed with any number.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
