@@ -235,6 +235,17 @@ func RunSearch(ctx context.Context, req SearchRequest) (*SearchOutcome, error) {
 		if resumed, err = search.LoadCheckpoint(ckPath); err != nil {
 			return nil, err
 		}
+		recorded := []string{resumed.Signature}
+		for _, v := range resumed.Objective {
+			recorded = append(recorded, v)
+		}
+		dbDir := ""
+		if mode.DB != nil {
+			dbDir = mode.DB.Dir()
+		}
+		if err := lm.Stamps().CheckRun(runDir, recorded, dbDir); err != nil {
+			return nil, err // stamped by an older evopress: the advice to re-stamp it
+		}
 		var oe *search.ObjectiveError
 		if err := resumed.CheckObjective(obj); errors.As(err, &oe) {
 			return nil, &ObjectiveError{Checkpoint: ckPath, Changes: oe.Changes, Unrecorded: oe.Unrecorded}
