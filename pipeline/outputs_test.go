@@ -365,6 +365,9 @@ func TestRunFolderLocked(t *testing.T) {
 	if err != nil || res.Resumed != 2 {
 		t.Fatalf("resume after the search ended: %v (resumed from %v)", err, res)
 	}
+	if res.Profile.File != resume.Out {
+		t.Errorf("the outcome's profile is not the file's (File %q, want %q)", res.Profile.File, resume.Out)
+	}
 }
 
 // snapshotDir maps each file of dir to its size and modification time.

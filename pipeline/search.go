@@ -149,6 +149,8 @@ type SearchRequest struct {
 
 // SearchOutcome is a finished search.
 type SearchOutcome struct {
+	// Profile is the profile as its file (Out) holds it (a relative db.path is relative to the
+	// file's folder; File is set).
 	Profile *profile.Profile
 	Result  *search.Result
 	// Out and RunDir are where the profile and the run folder were written; Report lists the
@@ -328,10 +330,10 @@ func RunSearch(ctx context.Context, req SearchRequest) (*SearchOutcome, error) {
 		Command: profile.Command(req.Command), Workers: len(ev.co.Workers()), ResentTasks: cst.Resent,
 		SubBatch: req.SubBatch, RangeTasks: cst.RangeTasks,
 	}
-	out.Profile = p
 	if err := p.Write(req.Out); err != nil {
 		return nil, err
 	}
+	out.Profile = p.Stored(req.Out) // what the file holds (db.path relative to its folder)
 	resJSON, err := json.MarshalIndent(res, "", "  ")
 	if err != nil {
 		return nil, err

@@ -451,9 +451,13 @@ func TestProfileDBPathFromAnotherFolder(t *testing.T) {
 		"--calib-tokens", "512", "--out", "dbs/s50"); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
-	if out, err := run(t, "baseline", "sparse", "--model", small, "--db", "dbs/s50", "--method", "uniform", "--target", "0.5",
-		"--seq-len", "32", "--calib-tokens", "512", "--tokens", "64", "--out", "runs/u.json"); err != nil {
+	out, err := run(t, "baseline", "sparse", "--model", small, "--db", "dbs/s50", "--method", "uniform", "--target", "0.5",
+		"--seq-len", "32", "--calib-tokens", "512", "--tokens", "64", "--out", "runs/u.json", "--json")
+	if err != nil {
 		t.Fatalf("%v\n%s", err, out)
+	}
+	if !strings.Contains(out, `"path": "../dbs/s50"`) { // --json prints what the file holds
+		t.Errorf("--json does not print db.path as the profile file holds it:\n%s", out)
 	}
 	raw, err := os.ReadFile("runs/u.json")
 	if err != nil {
