@@ -15,6 +15,7 @@ import (
 
 	"github.com/evopress/evopress/db"
 	"github.com/evopress/evopress/profile"
+	"github.com/evopress/evopress/report"
 	"github.com/evopress/evopress/search"
 )
 
@@ -61,6 +62,9 @@ func TestOutputsCheckedFirst(t *testing.T) {
 		filepath.Join(tmp, "resume-foreign.run", "report.md"):  "mine",
 		filepath.Join(tmp, "resume-foreign.json"):              prof,
 		filepath.Join(tmp, "resumable.run", "checkpoint.json"): ck,
+		filepath.Join(tmp, "png.json"):                         prof,
+		filepath.Join(tmp, "png.run", "checkpoint.json"):       ck,
+		filepath.Join(tmp, "png.run", "drop-profile.png"):      "my picture",
 	})
 	noModel := Data{ModelDir: filepath.Join(tmp, "no-model")}
 	drop := ModeSpec{Kind: profile.ModeDrop, Target: 0.25}
@@ -114,6 +118,7 @@ func TestOutputsCheckedFirst(t *testing.T) {
 			_, err := BuildDB(context.Background(), DBRequest{Data: noModel, Build: db.BuildConfig{Out: p("afile")}})
 			return err
 		}, nil, []string{"afile", "not a directory"}},
+		{"a foreign image in the run folder", search(p("png.json"), "", false, true), []string{"Out"}, []string{"drop-profile.png", "not a report file evopress wrote"}},
 		{"demo into a file", func() error { _, err := RunDemo(context.Background(), DemoRequest{Out: p("afile")}); return err }, []string{"Out"}, []string{"afile"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -121,6 +126,7 @@ func TestOutputsCheckedFirst(t *testing.T) {
 			var fields []string
 			var re *RequestError
 			var fe *FieldsError
+			var oe *report.OutputError
 			switch {
 			case errors.As(err, &re):
 				fields = []string{re.Field}
@@ -129,6 +135,8 @@ func TestOutputsCheckedFirst(t *testing.T) {
 				}
 			case errors.As(err, &fe):
 				fields = fe.Fields
+			case errors.As(err, &oe):
+				fields = []string{"Out"}
 			}
 			if !slices.Equal(fields, tc.fields) {
 				t.Errorf("error %v names %v, want %v", err, fields, tc.fields)

@@ -202,6 +202,10 @@ func RunSearch(ctx context.Context, req SearchRequest) (*SearchOutcome, error) {
 	if err := checkRunLock(runDir); err != nil {
 		return nil, err
 	}
+	// The report written at the end replaces only its own files.
+	if err := report.CheckFiles(runDir, append([]string{report.MarkdownFile, report.HTMLFile}, report.RunImages(req.Mode.Kind)...), true); err != nil {
+		return nil, err
+	}
 	pt, err := req.Data.build(req.Mode)
 	if err != nil {
 		return nil, err

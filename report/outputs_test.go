@@ -63,7 +63,7 @@ func TestWriteReplacesOnlyItsOwnFiles(t *testing.T) {
 		{MarkdownFile, []byte("# My notes\n\nNot a report.\n")},
 		{HTMLFile, []byte("<!DOCTYPE html>\n<p>my page</p>\n")},
 		{names[2], []byte("not an image")},
-		{names[2], markPNG(nil)}, // empty
+		{names[2], markPNG(nil)},                                                            // empty
 		{names[3], append(slices.Clone(pngSignature), "\x00\x00\x00\x00IEND\xaeB`\x82"...)}, // a PNG without the marker
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -81,7 +81,7 @@ type Files struct {
 // is replaced; one in another folder out only with force; files this package did not write are
 // never replaced (*OutputError).
 func WriteRun(runDir, profilePath, out string, force bool) (*Files, error) {
-	if out == "" {
+	if out == "" || filepath.Clean(out) == filepath.Clean(runDir) {
 		out, force = runDir, true
 	}
 	if err := CheckFiles(out, []string{MarkdownFile, HTMLFile}, force); err != nil {
