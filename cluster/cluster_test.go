@@ -442,6 +442,104 @@ func TestWorkerOutlivesSearch(t *testing.T) {
 	}
 }
 
+// A worker without Once says, when its search has ended, that it waits for the next one and
+// where.
+func TestWorkerWaitsForTheNextSearch(t *testing.T) {
+	h := newHarness(t, Options{})
+	var logs logBuffer
+	h.worker("next", &preparer{id: testIdentity}, WorkerOptions{Log: logs.logger()})
+	h.waitWorkers(1)
+	h.co.Close()
+	waitFor(t, 20*time.Second, func() bool { return strings.Contains(logs.String(), "waiting for the next search") },
+		func() string { return "the worker's log:\n" + logs.String() })
+	if l := logs.String(); !strings.Contains(l, "search ended") || !strings.Contains(l, "nats=") {
+		t.Errorf("the worker's log does not say the search ended and which server it waits on:\n%s", l)
+	}
+	if err := h.err("next"); err != nil {
+		t.Errorf("the worker stopped: %v", err)
+	}
+}
+
+// TestWorkerServerGone: when the NATS server goes away (a search's embedded server stops with
+// it) a worker with Once exits with ErrServerGone, whether it had joined the search or was still
+// waiting for one; a worker without Once says so and waits for the next search.
+func TestWorkerServerGone(t *testing.T) {
+	defer func(d time.Duration) { ServerGone = d }(ServerGone)
+	ServerGone = 300 * time.Millisecond
+	start := func(t *testing.T) (*Server, func(o WorkerOptions) (<-chan error, *logBuffer, context.CancelFunc)) {
+		srv, err := StartServer(ServerOptions{Listen: "127.0.0.1:0"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(srv.Shutdown)
+		url := srv.ClientURL()
+		return srv, func(o WorkerOptions) (<-chan error, *logBuffer, context.CancelFunc) {
+			nc, err := Connect(ConnectOptions{URL: url})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(nc.Close)
+			logs := &logBuffer{}
+			o.Log = logs.logger()
+			ctx, cancel := context.WithCancel(context.Background())
+			t.Cleanup(cancel)
+			done := make(chan error, 1)
+			go func() { done <- RunWorker(ctx, nc, &preparer{id: testIdentity}, o) }()
+			return done, logs, cancel
+		}
+	}
+	wantGone := func(t *testing.T, done <-chan error, within time.Duration, what string) {
+		t.Helper()
+		select {
+		case err := <-done:
+			if !errors.Is(err, ErrServerGone) || !strings.Contains(err.Error(), what) || !strings.Contains(err.Error(), "127.0.0.1") {
+				t.Errorf("worker with Once: %v, want ErrServerGone saying %q and naming the server", err, what)
+			}
+		case <-time.After(within):
+			t.Fatalf("worker with Once still running %v after its server went away", within)
+		}
+	}
+
+	t.Run("before joining", func(t *testing.T) {
+		srv, worker := start(t)
+		done, logs, _ := worker(WorkerOptions{ID: "early", Once: true})
+		waitFor(t, 10*time.Second, func() bool { return strings.Contains(logs.String(), "waiting for a search") },
+			func() string { return "the worker's log:\n" + logs.String() })
+		srv.Shutdown()
+		wantGone(t, done, 10*time.Second, "before this worker joined a search")
+	})
+
+	t.Run("while serving", func(t *testing.T) {
+		srv, worker := start(t)
+		nc, err := Connect(ConnectOptions{URL: srv.ClientURL()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		co, err := NewCoordinator(nc, testJob(), Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() {
+			nc.Close() // first: the coordinator's last flush would wait for the server
+			co.Close()
+		}()
+		once, _, _ := worker(WorkerOptions{ID: "once", Once: true})
+		stays, logs, stop := worker(WorkerOptions{ID: "stays"})
+		waitFor(t, 10*time.Second, func() bool { return co.Connected() == 2 }, func() string { return fmt.Sprintf("%d workers joined", co.Connected()) })
+		srv.Shutdown() // without the coordinator's goodbye
+		wantGone(t, once, 30*time.Second, "before the search said it ended")
+		waitFor(t, 30*time.Second, func() bool { return strings.Contains(logs.String(), "waiting for the next search") },
+			func() string { return "the worker without Once:\n" + logs.String() })
+		if !strings.Contains(logs.String(), "lost the search's NATS server") {
+			t.Errorf("the worker without Once does not say it lost the server:\n%s", logs.String())
+		}
+		stop()
+		if err := <-stays; err != nil {
+			t.Errorf("the worker without Once, stopped: %v", err)
+		}
+	})
+}
+
 func TestResultBitsRoundTrip(t *testing.T) {
 	in := []float64{0.1, math.NaN(), math.Inf(1), -0, 1e-300}
 	var r Result
@@ -479,6 +577,29 @@ func TestParseListen(t *testing.T) {
 		}
 		if err != nil || h != c.host || p != c.port || u != c.user || pw != c.pass || tok != c.token {
 			t.Errorf("%q: %q %d %q %q %q %v", c.in, h, p, u, pw, tok, err)
+		}
+	}
+}
+
+// TestJoinURL: the address printed for workers is one they can use.
+func TestJoinURL(t *testing.T) {
+	host := func() (string, error) { return "node7.example", nil }
+	noHost := func() (string, error) { return "", errors.New("no host name") }
+	for _, c := range []struct {
+		in, want string
+		hostname func() (string, error)
+	}{
+		{"nats://0.0.0.0:4222", "nats://node7.example:4222", host},
+		{"tls://[::]:4222", "tls://node7.example:4222", host},
+		{"nats://0.0.0.0:4222", "nats://127.0.0.1:4222", noHost},
+		{"nats://localhost:5000", "nats://127.0.0.1:5000", host},
+		{"nats://127.0.0.1:5000", "nats://127.0.0.1:5000", host},
+		{"nats://[::1]:5000", "nats://[::1]:5000", host},
+		{"nats://10.1.2.3:5000", "nats://10.1.2.3:5000", host},
+		{"nats://gpu-box:5000", "nats://gpu-box:5000", host},
+	} {
+		if got := joinURL(c.in, c.hostname); got != c.want {
+			t.Errorf("joinURL(%q) = %q, want %q", c.in, got, c.want)
 		}
 	}
 }

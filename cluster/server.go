@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -202,6 +203,32 @@ func (s *Server) ClientURL() string {
 		u = strings.Replace(u, "nats://", "tls://", 1)
 	}
 	return u
+}
+
+// JoinURL is the URL a worker uses to reach the server (without credentials): ClientURL with
+// an unspecified listen address (0.0.0.0, ::) replaced by this machine's host name, and
+// localhost by 127.0.0.1.
+func (s *Server) JoinURL() string { return joinURL(s.ClientURL(), os.Hostname) }
+
+// joinURL is JoinURL for the client URL u, hostname naming this machine.
+func joinURL(u string, hostname func() (string, error)) string {
+	p, err := url.Parse(u)
+	if err != nil || p.Host == "" {
+		return u
+	}
+	host := p.Hostname()
+	ip := net.ParseIP(host)
+	switch {
+	case host == "" || ip != nil && ip.IsUnspecified():
+		host = "127.0.0.1" // a worker on this machine can use it, whatever the host name
+		if h, err := hostname(); err == nil && h != "" {
+			host = h
+		}
+	case strings.EqualFold(host, "localhost"):
+		host = "127.0.0.1"
+	}
+	p.Host = net.JoinHostPort(host, p.Port())
+	return p.String()
 }
 
 // InProcess is the nats.go option that connects to this server without a socket, with the

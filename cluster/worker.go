@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -47,7 +48,8 @@ type WorkerOptions struct {
 	Subject string
 	// ID names the worker (default HOST-PID); it must be unique among a search's workers.
 	ID string
-	// Once makes RunWorker return when its first job ends instead of waiting for the next.
+	// Once makes RunWorker return when its first job ends instead of waiting for the next, and
+	// when the NATS server goes away (for ServerGone) before it joins one.
 	Once bool
 	// Log receives events (joined, waiting for a search, job ended; at debug level every
 	// task); nil discards them.
@@ -60,9 +62,24 @@ type WorkerOptions struct {
 // ErrRefused wraps the reason a coordinator refused a worker.
 var ErrRefused = errors.New("refused by the search")
 
+// ErrServerGone is wrapped by the error of a worker with Once whose NATS server went away
+// before its search said that it ended (the search's embedded server stopped with it, or
+// failed).
+var ErrServerGone = errors.New("the NATS server went away")
+
+// ServerGone is how long a worker waits for its NATS server to come back before it gives up the
+// search it serves (it then waits for the next search, or with Once returns) and, with Once,
+// before it returns while waiting for a search to join.
+var ServerGone = 10 * time.Second
+
+// errLost is what serve returns when the connection is down and the coordinator unanswering.
+var errLost = errors.New("the connection to the NATS server is lost")
+
 // RunWorker joins searches on nc and scores their tasks until ctx is cancelled (it then
 // returns nil), the coordinator refuses or drops it (an error wrapping ErrRefused) or, with
-// Once, the first job ends. Without a coordinator on the subject it waits, asking every second.
+// Once, the first job ends (nil; an error wrapping ErrServerGone when the server went away
+// before the search said it ended, or before the worker joined one). Without a coordinator on
+// the subject it waits, asking every second (and reconnecting to a server that went away).
 func RunWorker(ctx context.Context, nc *nats.Conn, p Preparer, o WorkerOptions) error {
 	if o.Subject == "" {
 		o.Subject = DefaultSubject
@@ -83,11 +100,38 @@ func RunWorker(ctx context.Context, nc *nats.Conn, p Preparer, o WorkerOptions) 
 		return err
 	}
 	out := &signer{nc: nc}
-	waiting := false
+	waiting, served := false, false
+	var lostSince time.Time // when the connection was first seen down while waiting (Once)
+	wait := func(d time.Duration) {
+		if !waiting {
+			what := "waiting for a search"
+			if served {
+				what = "waiting for the next search"
+			}
+			o.Log.Info(what, "nats", serverURL(nc), "subject", joinSubject(o.Subject))
+			waiting = true
+		}
+		sleep(ctx, d)
+	}
 	for {
 		if ctx.Err() != nil {
 			return nil
 		}
+		if nc.IsClosed() {
+			return fmt.Errorf("cluster: NATS connection closed")
+		}
+		if !nc.IsConnected() { // the server went away: the connection is being re-established
+			switch {
+			case !o.Once:
+			case lostSince.IsZero():
+				lostSince = time.Now()
+			case time.Since(lostSince) >= ServerGone:
+				return fmt.Errorf("cluster: %w (%s, for %s) before this worker joined a search", ErrServerGone, serverURL(nc), ServerGone)
+			}
+			wait(250 * time.Millisecond)
+			continue
+		}
+		lostSince = time.Time{}
 		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		m, err := nc.RequestWithContext(rctx, joinSubject(o.Subject), hello)
 		cancel()
@@ -98,11 +142,7 @@ func RunWorker(ctx context.Context, nc *nats.Conn, p Preparer, o WorkerOptions) 
 			if errors.Is(err, nats.ErrConnectionClosed) {
 				return fmt.Errorf("cluster: NATS connection closed")
 			}
-			if !waiting {
-				o.Log.Info("waiting for a search", "subject", joinSubject(o.Subject))
-				waiting = true
-			}
-			sleep(ctx, time.Second)
+			wait(time.Second)
 			continue
 		}
 		var r JoinReply
@@ -133,14 +173,34 @@ func RunWorker(ctx context.Context, nc *nats.Conn, p Preparer, o WorkerOptions) 
 		waiting = false
 		o.Log.Info("joined", "search", job.ID, "mode", job.Mode, "model", job.Model, "worker", o.ID)
 		out.setKey(key)
-		if err := serve(ctx, out, job, ev, o); err != nil {
+		err = serve(ctx, out, job, ev, o)
+		switch {
+		case errors.Is(err, errLost) && o.Once:
+			return fmt.Errorf("cluster: search %s: %w (%s) before the search said it ended: it ended, or stopped (see its log)", job.ID, ErrServerGone, serverURL(nc))
+		case errors.Is(err, errLost):
+			o.Log.Warn("lost the search's NATS server", "search", job.ID, "nats", serverURL(nc))
+		case err != nil:
 			return err
+		default:
+			o.Log.Info("search ended", "search", job.ID)
 		}
-		o.Log.Info("search ended", "search", job.ID)
 		if o.Once {
 			return nil
 		}
+		served = true
 	}
+}
+
+// serverURL is the server nc is connected to, or else was given, for messages (credentials
+// hidden).
+func serverURL(nc *nats.Conn) string {
+	if u := nc.ConnectedUrlRedacted(); u != "" {
+		return u
+	}
+	if nc.Opts.Url != "" {
+		return redact(nc.Opts.Url)
+	}
+	return redact(strings.Join(nc.Opts.Servers, ","))
 }
 
 // signer publishes a worker's messages signed with its session key, numbered in the order they
@@ -217,7 +277,7 @@ func serve(ctx context.Context, out *signer, job *Job, ev search.Evaluator, o Wo
 			}
 			return fmt.Errorf("cluster: asking for work: %w", err)
 		}
-		rep, err := awaitReply(ctx, replies, reply, out.sessionKey(), wait, o.Log)
+		rep, err := awaitReply(ctx, replies, reply, out.sessionKey(), wait, nc.IsConnected, o.Log)
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -227,6 +287,9 @@ func serve(ctx context.Context, out *signer, job *Job, ev search.Evaluator, o Wo
 			}
 			if errors.Is(err, nats.ErrNoResponders) {
 				return nil // the coordinator is gone
+			}
+			if errors.Is(err, errLost) || !nc.IsConnected() {
+				return errLost // the server went away (an embedded one with its search)
 			}
 			if timeouts++; timeouts >= 2 {
 				return nil
@@ -272,16 +335,31 @@ func serve(ctx context.Context, out *signer, job *Job, ev search.Evaluator, o Wo
 
 // awaitReply waits up to wait for the coordinator's answer to the work request sent with reply
 // subject reply: signed with the session key for that request, or an unsigned "join again"
-// (harmless from anyone). Other messages are dropped.
-func awaitReply(ctx context.Context, sub *nats.Subscription, reply string, key []byte, wait time.Duration, log *slog.Logger) (*WorkReply, error) {
-	rctx, cancel := context.WithTimeout(ctx, wait)
-	defer cancel()
+// (harmless from anyone). Other messages are dropped. It gives up with errLost when the
+// connection has been down (connected) for ServerGone.
+func awaitReply(ctx context.Context, sub *nats.Subscription, reply string, key []byte, wait time.Duration, connected func() bool, log *slog.Logger) (*WorkReply, error) {
+	deadline := time.Now().Add(wait)
+	var downSince time.Time
 	for {
-		m, err := sub.NextMsgWithContext(rctx)
-		if err != nil {
-			if errors.Is(err, context.DeadlineExceeded) {
-				return nil, nats.ErrTimeout
+		slice := min(time.Until(deadline), time.Second)
+		if slice <= 0 {
+			return nil, nats.ErrTimeout
+		}
+		sctx, cancel := context.WithTimeout(ctx, slice)
+		m, err := sub.NextMsgWithContext(sctx)
+		cancel()
+		if err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+			switch {
+			case connected():
+				downSince = time.Time{}
+			case downSince.IsZero():
+				downSince = time.Now()
+			case time.Since(downSince) >= ServerGone:
+				return nil, errLost
 			}
+			continue
+		}
+		if err != nil {
 			return nil, err
 		}
 		if m.Subject != reply {

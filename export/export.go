@@ -392,11 +392,21 @@ func (b planBlock) zeroed(k arch.LinearKind) bool {
 	return (k == arch.OProj && b.zeroAttn) || (k == arch.DownProj && b.zeroMLP)
 }
 
+// sourceRef names an export's source model.
+type sourceRef struct {
+	Path string `json:"path,omitempty"`
+	// Fingerprint covers the weights (hf.FingerprintVersion); LegacyFingerprint is the one
+	// versions before it gave the model (hf.LegacyFingerprintVersion), which older databases
+	// and profiles record.
+	Fingerprint       string `json:"fingerprint,omitempty"`
+	LegacyFingerprint string `json:"legacy_fingerprint,omitempty"`
+}
+
 // provenance is the content of evopress.json.
 type provenance struct {
 	Format  string           `json:"format"`
 	Created string           `json:"created"`
-	Source  profile.Ref      `json:"source_model"`
+	Source  sourceRef        `json:"source_model"`
 	Profile *profile.Profile `json:"profile"`
 	// ProfilePath is the profile file exported.
 	ProfilePath string       `json:"profile_path,omitempty"`
@@ -420,7 +430,7 @@ func (pl *plan) provenance(o Options, res *Result) ([]byte, error) {
 	if err != nil {
 		abs = pl.src.dir
 	}
-	pv.Source = profile.Ref{Path: abs, Fingerprint: pl.src.fingerprint}
+	pv.Source = sourceRef{Path: abs, Fingerprint: pl.src.fingerprint, LegacyFingerprint: pl.src.ck.LegacyFingerprint()}
 	pv.Profile = pl.prof
 	pv.ProfilePath = o.ProfilePath
 	if pl.db != nil {

@@ -19,6 +19,7 @@ import (
 	"github.com/evopress/evopress/hf"
 	"github.com/evopress/evopress/model"
 	"github.com/evopress/evopress/profile"
+	"github.com/evopress/evopress/stamp"
 )
 
 // sharedModels is where the shared test models live, relative to this package.
@@ -182,7 +183,7 @@ func TestExportHFDropRoundTrip(t *testing.T) {
 			if err := json.Unmarshal(b, &pv); err != nil {
 				t.Fatal(err)
 			}
-			if pv.Source.Fingerprint != fp || pv.Profile.Mode != "drop" || pv.Profile.Levels["model.layers.3.mlp"] != 1 || !slices.Equal(pv.Export.BlockMap, wantMap) {
+			if pv.Source.Fingerprint != fp || pv.Source.LegacyFingerprint == "" || pv.Source.LegacyFingerprint == fp || pv.Profile.Mode != "drop" || pv.Profile.Levels["model.layers.3.mlp"] != 1 || !slices.Equal(pv.Export.BlockMap, wantMap) {
 				t.Errorf("evopress.json: %s", b)
 			}
 			// config.json keeps the other fields as written.
@@ -371,4 +372,58 @@ func boolLevel(b bool) int {
 		return 1
 	}
 	return 0
+}
+
+// TestRestampOldExport: the metadata of an export made by an evopress whose fingerprints did
+// not cover the weights (no legacy_fingerprint; the legacy fingerprint as source_model's and the
+// profile's) is re-stamped by stamp.Restamp for its source model, changing those digits only; a
+// current export is left as it is, and another model's is refused.
+func TestRestampOldExport(t *testing.T) {
+	dir := modelDir(t, "llama-pd-11m")
+	ck, err := hf.OpenCheckpoint(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fp, err := ck.Fingerprint()
+	if err != nil {
+		t.Fatal(err)
+	}
+	legacy := ck.LegacyFingerprint()
+	ck.Close()
+	out := filepath.Join(t.TempDir(), "exported")
+	if _, err := Run(Options{ModelDir: dir, Profile: dropProfile(fp), Format: FormatHF, Out: out}); err != nil {
+		t.Fatal(err)
+	}
+	meta := filepath.Join(out, ProvenanceFile)
+	current, err := os.ReadFile(meta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := stamp.Model{Dir: dir, Fingerprint: fp, Legacy: legacy}
+	if res, err := stamp.Restamp(m, []string{out}, false); err != nil || len(res.Changes) != 0 {
+		t.Fatalf("restamp of a current export: %v, %+v", err, res)
+	}
+	// What an older evopress wrote.
+	field := `,
+    "legacy_fingerprint": "` + legacy + `"`
+	if !bytes.Contains(current, []byte(field)) {
+		t.Fatalf("%s does not record the legacy fingerprint as %q:\n%s", meta, field, current)
+	}
+	old := bytes.ReplaceAll(bytes.Replace(current, []byte(field), nil, 1), []byte(fp), []byte(legacy))
+	if err := os.WriteFile(meta, old, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	other := m
+	other.Legacy = strings.Repeat("1", 64)
+	if _, err := stamp.Restamp(other, []string{out}, false); err == nil || !strings.Contains(err.Error(), "made from another model") {
+		t.Errorf("restamp for another model: %v", err)
+	}
+	res, err := stamp.Restamp(m, []string{out}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := os.ReadFile(meta)
+	if want := bytes.Replace(current, []byte(field), nil, 1); !bytes.Equal(got, want) || len(res.Changes) != 1 || res.Changes[0].New != fp {
+		t.Errorf("re-stamped %s (changes %+v):\n%s\nwant\n%s", meta, res.Changes, got, want)
+	}
 }

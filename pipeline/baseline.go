@@ -78,6 +78,8 @@ type BaselineRequest struct {
 
 // BaselineOutcome is a finished baseline.
 type BaselineOutcome struct {
+	// Profile is the profile as its file holds it (a relative db.path is relative to the file's
+	// folder; File is set).
 	Profile *profile.Profile
 	// Drop is the depth-pruning baseline's result (nil for sparse and quant).
 	Drop    *baselines.Result
@@ -211,7 +213,7 @@ func runBaselineDrop(ctx context.Context, req BaselineRequest) (*BaselineOutcome
 	if err := p.Write(req.Out); err != nil {
 		return nil, err
 	}
-	return &BaselineOutcome{Profile: p, Drop: res, Elapsed: res.Elapsed}, nil
+	return &BaselineOutcome{Profile: p.Stored(req.Out), Drop: res, Elapsed: res.Elapsed}, nil
 }
 
 // dropRanked describes a scored drop profile by its dropped blocks.
@@ -409,7 +411,7 @@ func runBaselineDB(ctx context.Context, req BaselineRequest) (*BaselineOutcome, 
 	if err := p.Write(req.Out); err != nil {
 		return nil, err
 	}
-	return &BaselineOutcome{Profile: p, Elapsed: time.Since(start)}, nil
+	return &BaselineOutcome{Profile: p.Stored(req.Out), Elapsed: time.Since(start)}, nil
 }
 
 // runOWL computes the outlier ratios and the grid's profiles, scores the distinct ones and

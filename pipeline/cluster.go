@@ -150,7 +150,8 @@ type ClusterOptions struct {
 	Subject string
 	// Workers is the number of in-process workers.
 	Workers int
-	// WorkerTimeout and TaskTimeout: see cluster.Options.
+	// WorkerTimeout and TaskTimeout: see cluster.Options (0: 15 s and never; negative durations
+	// are refused).
 	WorkerTimeout, TaskTimeout time.Duration
 	// Log receives cluster events (nil: discarded).
 	Log *slog.Logger
@@ -180,6 +181,12 @@ func (o *ClusterOptions) check() error {
 	}
 	if o.Workers < 0 {
 		return invalid("Cluster.Workers", o.Workers, "must be ≥ 0")
+	}
+	if o.WorkerTimeout < 0 {
+		return invalid("Cluster.WorkerTimeout", o.WorkerTimeout, "must be > 0 (0: the default, 15s)")
+	}
+	if o.TaskTimeout < 0 {
+		return invalid("Cluster.TaskTimeout", o.TaskTimeout, "must be ≥ 0 (0: never)")
 	}
 	if o.Workers == 0 && o.URL == "" && o.Listen == "" {
 		return invalid("Cluster.Workers", 0, "no worker could ever join: in-process connections only (give a listen address or a server URL, or at least one worker)")
@@ -280,10 +287,11 @@ func startEvaluation(ctx context.Context, o *ClusterOptions, job cluster.Job, w 
 	return ev, nil
 }
 
-// joinHint is the worker command line that joins a search on srv, credentials as placeholders.
+// joinHint is the worker command line that joins a search on srv (at an address a worker can
+// use: cluster.Server.JoinURL), credentials as placeholders.
 func joinHint(srv *cluster.Server, subject string, job cluster.Job) string {
 	need := srv.Requires()
-	url := srv.ClientURL()
+	url := srv.JoinURL()
 	scheme, rest, _ := strings.Cut(url, "://")
 	switch {
 	case need.UserPassword:
@@ -330,12 +338,18 @@ type WorkerRequest struct {
 	// ModelDir is the model ("" for the embedded one), CalibFile the search's calibration text
 	// ("" for the embedded one), DBDir its level database (sparse and quant searches).
 	ModelDir, CalibFile, DBDir string
-	// CacheMB bounds the dense-distribution cache, DBCacheMB the decoded-level cache.
+	// CacheMB bounds the dense-distribution cache, DBCacheMB the decoded-level cache (MiB; 0:
+	// the defaults, negative sizes are refused).
 	CacheMB, DBCacheMB int
 }
 
 // NewWorkerFor loads what a WorkerRequest names.
 func NewWorkerFor(req WorkerRequest) (*Worker, error) {
+	dt := Data{CacheMB: req.CacheMB, DBCacheMB: req.DBCacheMB}
+	if err := dt.defaults(); err != nil {
+		return nil, err
+	}
+	req.CacheMB, req.DBCacheMB = dt.CacheMB, dt.DBCacheMB
 	lm, err := LoadModel(req.ModelDir)
 	if err != nil {
 		return nil, err

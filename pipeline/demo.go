@@ -111,6 +111,9 @@ func RunDemo(ctx context.Context, req DemoRequest) (*DemoOutcome, error) {
 	if err := os.MkdirAll(req.Out, 0o755); err != nil {
 		return nil, invalid("Out", req.Out, "cannot create the report folder: %v", err)
 	}
+	if err := checkDemoOutputs(req.Out); err != nil {
+		return nil, err
+	}
 	cache := req.Cache
 	if cache == "" {
 		if uc, err := os.UserCacheDir(); err == nil {
@@ -245,7 +248,7 @@ func (d *demo) depth() error {
 	n := len(d.lm.Model.Blocks)
 	spec := ModeSpec{Kind: profile.ModeDrop, Target: 0.25}
 	budget := fmt.Sprintf("%d/%d", int(spec.Target*float64(n)), n)
-	for _, meth := range []string{"shortgpt", "window-cosine", "shortened-ppl"} {
+	for _, meth := range demoDropMethods {
 		res, err := d.baseline("drop-"+meth, spec, meth, "")
 		if err != nil {
 			return fmt.Errorf("baseline %s: %w", meth, err)
@@ -332,7 +335,7 @@ func (d *demo) writeReport(sample string, total time.Duration) (*report.Files, e
 	if err != nil {
 		return nil, err
 	}
-	if err := atomicfile.WriteFile(filepath.Join(d.req.Out, "results.json"), rows, 0o644); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(d.req.Out, demoResultsFile), rows, 0o644); err != nil {
 		return nil, err
 	}
 	in := report.Input{
@@ -350,7 +353,7 @@ func (d *demo) writeReport(sample string, total time.Duration) (*report.Files, e
 		in.Results = append(in.Results, report.MethodResult{Method: r.Method, Mode: r.Mode, Budget: r.Budget, Target: r.target,
 			PPL: r.PPL, KL: r.KL, Seconds: r.Seconds, Note: r.Note})
 	}
-	for _, name := range []string{"drop-evopress", "sparse-evopress", "quant-evopress"} {
+	for _, name := range demoSearches {
 		run, err := report.LoadRun(filepath.Join(d.req.Out, name+".run"), filepath.Join(d.req.Out, name+".json"))
 		if err != nil {
 			return nil, err
@@ -358,5 +361,72 @@ func (d *demo) writeReport(sample string, total time.Duration) (*report.Files, e
 		run.Name = name
 		in.Runs = append(in.Runs, run)
 	}
+	in.Force = true // the demo's own earlier report (checkDemoOutputs refused any other)
 	return report.Write(d.req.Out, in)
+}
+
+// demoDropMethods are the depth-pruning baselines the demo compares with EvoPress.
+var demoDropMethods = []string{"shortgpt", "window-cosine", "shortened-ppl"}
+
+// demoSearches are the demo's searches: profiles NAME.json with run folders NAME.run.
+var demoSearches = []string{"drop-evopress", "sparse-evopress", "quant-evopress"}
+
+// demoResultsFile is the comparison table as JSON, in the demo's folder.
+const demoResultsFile = "results.json"
+
+// checkDemoOutputs checks, before any work, every file the demo writes into its folder out:
+// each may exist only as the demo wrote it (an evopress profile, a search's run folder, the
+// demo's results, evopress's report files), and is then replaced; anything else of the same
+// name is refused.
+func checkDemoOutputs(out string) error {
+	var baselines []string
+	for _, m := range demoDropMethods {
+		baselines = append(baselines, "drop-"+m)
+	}
+	baselines = append(baselines, profile.ModeSparse+"-uniform", profile.ModeQuant+"-uniform")
+	for _, name := range baselines {
+		if err := checkProfileOuts(filepath.Join(out, name+".json"), "", true); err != nil {
+			return err
+		}
+	}
+	files := []string{report.MarkdownFile, report.HTMLFile, report.MethodsImage}
+	for _, name := range demoSearches {
+		if _, err := checkRunOutputs(filepath.Join(out, name+".json"), filepath.Join(out, name+".run"), false, false, true); err != nil {
+			return err
+		}
+		files = append(files, report.RunImages(name)...)
+	}
+	res := filepath.Join(out, demoResultsFile)
+	if ok, err := outputFile("Out", res); err != nil {
+		return err
+	} else if ok && !isDemoResults(res) {
+		return invalid("Out", res, "exists and is not the demo's results (a JSON array of method, mode, budget and ppl rows): not replaced; move it or choose another folder")
+	}
+	return report.CheckFiles(out, files, true)
+}
+
+// isDemoResults reports whether path holds the demo's results: a non-empty JSON array of rows
+// with a method, mode, budget and perplexity each.
+func isDemoResults(path string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxOwnedBytes))
+	if err != nil {
+		return false
+	}
+	var rows []map[string]json.RawMessage
+	if json.Unmarshal(data, &rows) != nil || len(rows) == 0 {
+		return false
+	}
+	for _, r := range rows {
+		for _, k := range []string{"method", "mode", "budget", "ppl"} {
+			if _, ok := r[k]; !ok {
+				return false
+			}
+		}
+	}
+	return true
 }

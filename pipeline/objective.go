@@ -21,13 +21,14 @@ var objectiveItems = []struct{ item, field, what string }{
 	{"pool_chunks", "", "calibration pool chunks"},
 	{"fitness", "Fitness", "fitness"},
 	{"kl_topk", "KLTopK", "KL top-k"},
+	{"sub_batch", "SubBatch", "sequences per forward"},
 	{"kernels", "", "kernel implementation"},
 }
 
 // searchObjective is what a search's fitness values depend on besides its mode and settings:
-// the model, the database, the calibration text and pool, the fitness kind and top-k, and the
-// kernels that compute it.
-func searchObjective(pt *parts, kind fitness.Kind, topK int) search.Objective {
+// the model, the database, the calibration text and pool, the fitness kind and top-k, the
+// sub-batch (fitness sums in float64 are grouped by it) and the kernels that compute it.
+func searchObjective(pt *parts, kind fitness.Kind, topK, subBatch int) search.Objective {
 	obj := search.Objective{
 		"model_fingerprint": pt.lm.Fingerprint,
 		"calib_sha256":      pt.cal.Text.SHA256,
@@ -36,6 +37,7 @@ func searchObjective(pt *parts, kind fitness.Kind, topK int) search.Objective {
 		"pool_chunks":       strconv.Itoa(len(pt.cal.Pool)),
 		"fitness":           string(kind),
 		"kl_topk":           strconv.Itoa(topK),
+		"sub_batch":         strconv.Itoa(subBatch),
 		"kernels":           kernels.Implementation(),
 	}
 	if pt.mode.DB != nil {
@@ -63,7 +65,7 @@ func (e *ObjectiveError) DescribeWith(name func(field string) string) string {
 	}
 	afresh := fmt.Sprintf("or start afresh with %s (and without %s)", name("Force"), name("Resume"))
 	if e.Unrecorded {
-		return fmt.Sprintf("%s: checkpoint %s was written by an older version that did not record the objective (model, database, calibration text and pool, fitness, KL top-k, kernels): it cannot be checked against this run, so it is not resumed; finish it with the version that wrote it, %s",
+		return fmt.Sprintf("%s: checkpoint %s was written by an older version that did not record the objective (model, database, calibration text and pool, fitness, KL top-k, sub-batch, kernels): it cannot be checked against this run, so it is not resumed; finish it with the version that wrote it, %s",
 			name("Resume"), e.Checkpoint, afresh)
 	}
 	parts := make([]string, len(e.Changes))

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/evopress/evopress/internal/dirlock"
 	"github.com/evopress/evopress/profile"
 	"github.com/evopress/evopress/report"
 	"github.com/evopress/evopress/search"
@@ -215,4 +216,51 @@ func checkRunOutputs(out, runDir string, runDirSet, resume, force bool) (bool, e
 		}
 	}
 	return false, nil
+}
+
+// RunLockFile is the file in a run folder that a search holds locked (internal/dirlock) while it
+// runs, so that two searches (or a search and a resume) never write one run folder. It stays
+// in the folder.
+const RunLockFile = "search.lock"
+
+// RunBusyError reports a run folder that another process's search is using.
+type RunBusyError struct {
+	RunDir string
+	// PID is the other process's id (0: unknown).
+	PID int
+}
+
+func (e *RunBusyError) Error() string {
+	pid := "pid unknown"
+	if e.PID != 0 {
+		pid = fmt.Sprintf("pid %d", e.PID)
+	}
+	return fmt.Sprintf("run folder %s is in use by another process (%s): a search is running in it; wait for it to end, or choose another run folder", e.RunDir, pid)
+}
+
+// runBusy turns dirlock's report of runDir's lock into a *RunBusyError.
+func runBusy(runDir string, err error) error {
+	var busy *dirlock.BusyError
+	if errors.As(err, &busy) {
+		return &RunBusyError{RunDir: runDir, PID: busy.PID}
+	}
+	return err
+}
+
+// checkRunLock refuses, before any work, a run folder that another search holds (it creates
+// nothing).
+func checkRunLock(runDir string) error {
+	return runBusy(runDir, dirlock.Check(filepath.Join(runDir, RunLockFile)))
+}
+
+// lockRunDir takes the lock of the run folder runDir (which exists) for the search's duration.
+func lockRunDir(runDir string) (*dirlock.Lock, error) {
+	lk, err := dirlock.Acquire(filepath.Join(runDir, RunLockFile))
+	return lk, runBusy(runDir, err)
+}
+
+// sameFile reports whether path is still the file was describes (size and modification time).
+func sameFile(path string, was os.FileInfo) bool {
+	now, err := os.Stat(path)
+	return err == nil && now.Size() == was.Size() && now.ModTime().Equal(was.ModTime())
 }

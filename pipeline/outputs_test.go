@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -13,6 +15,7 @@ import (
 
 	"github.com/evopress/evopress/db"
 	"github.com/evopress/evopress/profile"
+	"github.com/evopress/evopress/report"
 	"github.com/evopress/evopress/search"
 )
 
@@ -59,6 +62,9 @@ func TestOutputsCheckedFirst(t *testing.T) {
 		filepath.Join(tmp, "resume-foreign.run", "report.md"):  "mine",
 		filepath.Join(tmp, "resume-foreign.json"):              prof,
 		filepath.Join(tmp, "resumable.run", "checkpoint.json"): ck,
+		filepath.Join(tmp, "png.json"):                         prof,
+		filepath.Join(tmp, "png.run", "checkpoint.json"):       ck,
+		filepath.Join(tmp, "png.run", "drop-profile.png"):      "my picture",
 	})
 	noModel := Data{ModelDir: filepath.Join(tmp, "no-model")}
 	drop := ModeSpec{Kind: profile.ModeDrop, Target: 0.25}
@@ -112,6 +118,7 @@ func TestOutputsCheckedFirst(t *testing.T) {
 			_, err := BuildDB(context.Background(), DBRequest{Data: noModel, Build: db.BuildConfig{Out: p("afile")}})
 			return err
 		}, nil, []string{"afile", "not a directory"}},
+		{"a foreign image in the run folder", search(p("png.json"), "", false, true), []string{"Out"}, []string{"drop-profile.png", "not a report file evopress wrote"}},
 		{"demo into a file", func() error { _, err := RunDemo(context.Background(), DemoRequest{Out: p("afile")}); return err }, []string{"Out"}, []string{"afile"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -119,6 +126,7 @@ func TestOutputsCheckedFirst(t *testing.T) {
 			var fields []string
 			var re *RequestError
 			var fe *FieldsError
+			var oe *report.OutputError
 			switch {
 			case errors.As(err, &re):
 				fields = []string{re.Field}
@@ -127,6 +135,8 @@ func TestOutputsCheckedFirst(t *testing.T) {
 				}
 			case errors.As(err, &fe):
 				fields = fe.Fields
+			case errors.As(err, &oe):
+				fields = []string{"Out"}
 			}
 			if !slices.Equal(fields, tc.fields) {
 				t.Errorf("error %v names %v, want %v", err, fields, tc.fields)
@@ -210,6 +220,7 @@ func TestResumeRefusesAnotherObjective(t *testing.T) {
 		{"kl_topk", func(r *SearchRequest) { r.KLTopK = 5 }, "0", "5"},
 		{"calib_tokens", func(r *SearchRequest) { r.CalibTokens = 4100 }, "4096", "4100"},
 		{"seq_len", func(r *SearchRequest) { r.SeqLen = 32 }, "64", "32"},
+		{"sub_batch", func(r *SearchRequest) { r.SubBatch = 8 }, "16", "8"},
 	} {
 		t.Run(tc.item, func(t *testing.T) {
 			req := base
@@ -256,7 +267,22 @@ func TestResumeRefusesAnotherObjective(t *testing.T) {
 	if !errors.As(err, &oe) || !oe.Unrecorded || !strings.Contains(err.Error(), "older version") {
 		t.Errorf("resume of a checkpoint without objective: %v", err)
 	}
+	// A checkpoint whose objective lacks an item (this version's format before sub_batch was
+	// recorded) is refused naming the item.
+	delete(st.Objective, "sub_batch")
+	raw["objective"] = st.Objective
+	noSub, _ := json.Marshal(raw)
+	if err := os.WriteFile(ckPath, noSub, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err = RunSearch(context.Background(), req); !errors.As(err, &oe) || oe.Unrecorded ||
+		!strings.Contains(err.Error(), "SubBatch (sequences per forward) (not recorded) → 16") {
+		t.Errorf("resume of a checkpoint without sub_batch: %v", err)
+	}
 	if err := os.WriteFile(ckPath, ck, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if st, err = search.DecodeState(ck); err != nil {
 		t.Fatal(err)
 	}
 
@@ -279,4 +305,93 @@ func TestResumeRefusesAnotherObjective(t *testing.T) {
 	if len(st.Objective.Changes(st2.Objective)) != 0 || st2.Generation != 2 {
 		t.Errorf("the resumed checkpoint's objective %v, want %v", st2.Objective, st.Objective)
 	}
+}
+
+// TestRunFolderLocked: while a search runs, a second search into its run folder — a resume, or
+// a fresh start with Force — is refused naming the folder and the process, and changes nothing
+// there; once it has ended, the resume goes on.
+func TestRunFolderLocked(t *testing.T) {
+	lm, err := LoadModel("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmp := t.TempDir()
+	gens, offspring, init := 2, 4, 64
+	base := SearchRequest{Data: Data{Model: lm, SeqLen: 64, CalibTokens: 4096},
+		Mode: ModeSpec{Kind: profile.ModeDrop, Target: 0.25}, Preset: search.PresetFast, Seed: 5,
+		Settings: search.Overrides{Generations: &gens, Offspring: &offspring, InitTokens: &init,
+			Stages: []search.Stage{{Survivors: 2, Tokens: 64}, {Survivors: 1, Tokens: 128}}},
+		Out: filepath.Join(tmp, "p.json")}
+	runDir := filepath.Join(tmp, "p.run")
+
+	// The first search stops in its first generation's progress report until released.
+	first := base
+	started, release := make(chan struct{}), make(chan struct{})
+	var once bool
+	first.Observer = func(search.Progress) {
+		if !once {
+			once = true
+			close(started)
+			<-release
+		}
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := RunSearch(context.Background(), first)
+		done <- err
+	}()
+	select {
+	case <-started:
+	case err := <-done:
+		t.Fatalf("the first search ended early: %v", err)
+	}
+	before := snapshotDir(t, runDir)
+	for _, tc := range []struct {
+		name          string
+		resume, force bool
+	}{{"resume", true, false}, {"force", false, true}} {
+		req := base
+		req.Resume, req.Force = tc.resume, tc.force
+		_, err := RunSearch(context.Background(), req)
+		var busy *RunBusyError
+		if !errors.As(err, &busy) || busy.RunDir != runDir || busy.PID != os.Getpid() ||
+			!strings.Contains(err.Error(), "run folder "+runDir+" is in use by another process (pid ") {
+			t.Errorf("%s while a search runs: %v, want a RunBusyError naming %s and pid %d", tc.name, err, runDir, os.Getpid())
+		}
+		if now := snapshotDir(t, runDir); !maps.Equal(now, before) {
+			t.Errorf("%s while a search runs changed the run folder: %v, was %v", tc.name, now, before)
+		}
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	gens = 3
+	resume := base
+	resume.Resume = true
+	res, err := RunSearch(context.Background(), resume)
+	if err != nil || res.Resumed != 2 {
+		t.Fatalf("resume after the search ended: %v (resumed from %v)", err, res)
+	}
+	if res.Profile.File != resume.Out {
+		t.Errorf("the outcome's profile is not the file's (File %q, want %q)", res.Profile.File, resume.Out)
+	}
+}
+
+// snapshotDir maps each file of dir to its size and modification time.
+func snapshotDir(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	m := map[string]string{}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		fi, err := e.Info()
+		if err != nil {
+			t.Fatal(err)
+		}
+		m[e.Name()] = fmt.Sprint(fi.Size(), fi.ModTime().UnixNano())
+	}
+	return m
 }

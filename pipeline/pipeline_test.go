@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/evopress/evopress/db"
 	"github.com/evopress/evopress/profile"
@@ -41,6 +42,16 @@ func TestRequestErrors(t *testing.T) {
 			_, err := RunSearch(context.Background(), SearchRequest{Mode: drop, Out: out, Data: Data{CalibTokens: 4096}, Cluster: &ClusterOptions{}})
 			return err
 		}, "Cluster.Workers"},
+		{"search negative worker timeout", func() error {
+			_, err := RunSearch(context.Background(), SearchRequest{Mode: drop, Out: out, Cluster: &ClusterOptions{Workers: 1, WorkerTimeout: -time.Second}})
+			return err
+		}, "Cluster.WorkerTimeout"},
+		{"search negative task timeout", func() error {
+			_, err := RunSearch(context.Background(), SearchRequest{Mode: drop, Out: out, Cluster: &ClusterOptions{Workers: 1, TaskTimeout: -time.Second}})
+			return err
+		}, "Cluster.TaskTimeout"},
+		{"worker negative cache", func() error { _, err := NewWorkerFor(WorkerRequest{CacheMB: -1}); return err }, "CacheMB"},
+		{"worker negative db cache", func() error { _, err := NewWorkerFor(WorkerRequest{DBCacheMB: -1}); return err }, "DBCacheMB"},
 		{"baseline without method", func() error {
 			_, err := RunBaseline(context.Background(), BaselineRequest{Mode: drop, Out: out})
 			return err

@@ -131,7 +131,7 @@ type SearchRequest struct {
 	Out, RunDir string
 	// Resume continues from the run folder's checkpoint (and starts fresh when there is none);
 	// the checkpoint must have been written for the same objective (model, database,
-	// calibration text and pool, fitness, KL top-k, kernels), else *ObjectiveError.
+	// calibration text and pool, fitness, KL top-k, sub-batch, kernels), else *ObjectiveError.
 	Resume bool
 	// Force starts afresh over an earlier run's profile and run folder (only files this tool
 	// wrote: an evopress profile, a run folder with an evopress checkpoint). Without Force or
@@ -149,6 +149,8 @@ type SearchRequest struct {
 
 // SearchOutcome is a finished search.
 type SearchOutcome struct {
+	// Profile is the profile as its file (Out) holds it (a relative db.path is relative to the
+	// file's folder; File is set).
 	Profile *profile.Profile
 	Result  *search.Result
 	// Out and RunDir are where the profile and the run folder were written; Report lists the
@@ -197,6 +199,13 @@ func RunSearch(ctx context.Context, req SearchRequest) (*SearchOutcome, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := checkRunLock(runDir); err != nil {
+		return nil, err
+	}
+	// The report written at the end replaces only its own files.
+	if err := report.CheckFiles(runDir, append([]string{report.MarkdownFile, report.HTMLFile}, report.RunImages(req.Mode.Kind)...), true); err != nil {
+		return nil, err
+	}
 	pt, err := req.Data.build(req.Mode)
 	if err != nil {
 		return nil, err
@@ -220,13 +229,28 @@ func RunSearch(ctx context.Context, req SearchRequest) (*SearchOutcome, error) {
 	}
 	worker.seedTeacher(&job, teacher)
 
-	obj := searchObjective(pt, kind, req.KLTopK)
+	obj := searchObjective(pt, kind, req.KLTopK, req.SubBatch)
 	out := &SearchOutcome{Out: req.Out, RunDir: runDir}
 	opts := []search.Option{search.WithCheckpointer(&search.FileCheckpointer{Path: ckPath}), search.WithObjective(obj)}
 	var resumed *search.State
+	var ckStat os.FileInfo // the checkpoint resumed, as it was read
 	if req.Resume && ckExists {
+		if ckStat, err = os.Stat(ckPath); err != nil {
+			return nil, err
+		}
 		if resumed, err = search.LoadCheckpoint(ckPath); err != nil {
 			return nil, err
+		}
+		recorded := []string{resumed.Signature}
+		for _, v := range resumed.Objective {
+			recorded = append(recorded, v)
+		}
+		dbDir := ""
+		if mode.DB != nil {
+			dbDir = mode.DB.Dir()
+		}
+		if err := lm.Stamps().CheckRun(runDir, recorded, dbDir); err != nil {
+			return nil, err // stamped by an older evopress: the advice to re-stamp it
 		}
 		var oe *search.ObjectiveError
 		if err := resumed.CheckObjective(obj); errors.As(err, &oe) {
@@ -245,6 +269,17 @@ func RunSearch(ctx context.Context, req SearchRequest) (*SearchOutcome, error) {
 	}
 	if err := os.MkdirAll(runDir, 0o755); err != nil { // only now: a search that fails to start leaves nothing
 		return nil, invalid(runField, runDir, "cannot create the run folder: %v", err)
+	}
+	lock, err := lockRunDir(runDir)
+	if err != nil {
+		return nil, err
+	}
+	defer lock.Release()
+	// Another search may have started in the folder (and ended) since it was checked.
+	if again, err := checkRunOutputs(req.Out, runDir, req.RunDir != "", req.Resume, req.Force); err != nil {
+		return nil, err
+	} else if again != ckExists || (ckStat != nil && !sameFile(ckPath, ckStat)) {
+		return nil, fmt.Errorf("run folder %s changed while this search was starting (another search wrote its checkpoint): run the command again", runDir)
 	}
 	logFlags := os.O_CREATE | os.O_WRONLY | os.O_APPEND
 	if resumed == nil {
@@ -299,10 +334,10 @@ func RunSearch(ctx context.Context, req SearchRequest) (*SearchOutcome, error) {
 		Command: profile.Command(req.Command), Workers: len(ev.co.Workers()), ResentTasks: cst.Resent,
 		SubBatch: req.SubBatch, RangeTasks: cst.RangeTasks,
 	}
-	out.Profile = p
 	if err := p.Write(req.Out); err != nil {
 		return nil, err
 	}
+	out.Profile = p.Stored(req.Out) // what the file holds (db.path relative to its folder)
 	resJSON, err := json.MarshalIndent(res, "", "  ")
 	if err != nil {
 		return nil, err
@@ -310,7 +345,7 @@ func RunSearch(ctx context.Context, req SearchRequest) (*SearchOutcome, error) {
 	if err := atomicfile.WriteFile(filepath.Join(runDir, "result.json"), resJSON, 0o644); err != nil {
 		return nil, err
 	}
-	if out.Report, err = report.WriteRun(runDir, req.Out, ""); err != nil {
+	if out.Report, err = report.WriteRun(runDir, req.Out, "", true); err != nil {
 		return nil, fmt.Errorf("writing the run's report: %w", err)
 	}
 	return out, nil

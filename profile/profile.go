@@ -231,25 +231,31 @@ func (p *Profile) Units() []string {
 	return us
 }
 
-// Write validates p and writes it as indented JSON, atomically. A relative db.path (relative to
-// the working directory, or to p.File's folder when p was read from a file) is written relative
-// to path's folder, which is how DatabaseDir reads it back.
+// Write validates p and writes it as indented JSON, atomically: as Stored(path). A relative
+// db.path (relative to the working directory, or to p.File's folder when p was read from a
+// file) is written relative to path's folder, which is how DatabaseDir reads it back.
 func (p *Profile) Write(path string) error {
 	if err := p.Validate(); err != nil {
 		return err
 	}
-	out := p
-	if p.DB != nil && p.DB.Path != "" && !filepath.IsAbs(p.DB.Path) {
-		q, ref := *p, *p.DB
-		ref.Path = relativeTo(p.DatabaseDir(""), filepath.Dir(path))
-		q.DB = &ref
-		out = &q
-	}
-	data, err := json.MarshalIndent(out, "", "  ")
+	data, err := json.MarshalIndent(p.Stored(path), "", "  ")
 	if err != nil {
 		return err
 	}
 	return atomicfile.WriteFile(path, append(data, '\n'), 0o644)
+}
+
+// Stored is p as Write stores it in the file path, read back from it: a relative db.path is
+// relative to path's folder, and File is path. p is not changed.
+func (p *Profile) Stored(path string) *Profile {
+	q := *p
+	q.File = path
+	if p.DB != nil && p.DB.Path != "" && !filepath.IsAbs(p.DB.Path) {
+		ref := *p.DB
+		ref.Path = relativeTo(p.DatabaseDir(""), filepath.Dir(path))
+		q.DB = &ref
+	}
+	return &q
 }
 
 // relativeTo returns target (a path relative to the working directory) relative to the folder

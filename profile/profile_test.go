@@ -149,6 +149,11 @@ func TestDatabaseDirRelativeToProfile(t *testing.T) {
 	if !strings.Contains(string(raw), `"path": "../dbs/s50"`) {
 		t.Errorf("written db.path is not relative to the profile's folder:\n%s", raw)
 	}
+	// Stored is the profile as the file holds it, and finds the same database.
+	if st := p.Stored("runs/p.json"); st.DB.Path != "../dbs/s50" || st.File != "runs/p.json" ||
+		st.DatabaseDir("") != filepath.Join("dbs", "s50") || p.DB.Path != "dbs/s50" {
+		t.Errorf("Stored: db.path %q, File %q, DatabaseDir %q (the profile's db.path now %q)", st.DB.Path, st.File, st.DatabaseDir(""), p.DB.Path)
+	}
 	t.Chdir(filepath.Join(root, "elsewhere"))
 	q, err := Read("../runs/p.json", "")
 	if err != nil {

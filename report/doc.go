@@ -148,8 +148,8 @@ img{max-width:100%;height:auto;display:block;margin:.8em 0;border:1px solid #eee
 // html renders d as one self-contained HTML page; images are embedded as data: URIs.
 func (d *document) html(title string) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>%s</title>\n<style>\n%s\n</style>\n</head>\n<body>\n",
-		html.EscapeString(title), htmlStyle)
+	fmt.Fprintf(&b, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n%s\n<title>%s</title>\n<style>\n%s\n</style>\n</head>\n<body>\n",
+		htmlMarker, html.EscapeString(title), htmlStyle)
 	for _, bl := range d.blocks {
 		switch x := bl.(type) {
 		case heading:

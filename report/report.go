@@ -66,6 +66,8 @@ type Input struct {
 	Runs    []*Run
 	// Generated is shown as the report's date when not zero.
 	Generated time.Time
+	// Force replaces an earlier report in the folder (only files this package wrote).
+	Force bool
 }
 
 // Files lists what Write wrote, as paths inside its folder.
@@ -75,23 +77,30 @@ type Files struct {
 }
 
 // WriteRun writes the report of the run folder runDir (profile: see LoadRun) into out (runDir
-// when empty). It is what a search calls when it finishes.
-func WriteRun(runDir, profilePath, out string) (*Files, error) {
+// when empty). It is what a search calls when it finishes. An earlier report in the run folder
+// is replaced; one in another folder out only with force; files this package did not write are
+// never replaced (*OutputError).
+func WriteRun(runDir, profilePath, out string, force bool) (*Files, error) {
+	if out == "" || filepath.Clean(out) == filepath.Clean(runDir) {
+		out, force = runDir, true
+	}
+	if err := CheckFiles(out, []string{MarkdownFile, HTMLFile}, force); err != nil {
+		return nil, err // before the run is read: the common refusal comes first
+	}
 	r, err := LoadRun(runDir, profilePath)
 	if err != nil {
 		return nil, err
-	}
-	if out == "" {
-		out = runDir
 	}
 	title := fmt.Sprintf("EvoPress %s search", r.Profile.Mode)
 	if r.Profile.Method != "" && r.Profile.Method != "evopress" {
 		title = fmt.Sprintf("%s %s profile", r.Profile.Method, r.Profile.Mode)
 	}
-	return Write(out, Input{Title: title, Runs: []*Run{r}, Generated: time.Now().UTC()})
+	return Write(out, Input{Title: title, Runs: []*Run{r}, Generated: time.Now().UTC(), Force: force})
 }
 
-// Write writes report.md, report.html and the PNG images into dir (created if needed).
+// Write writes report.md, report.html and the PNG images into dir (created if needed). Before
+// it writes any, it checks them all (CheckFiles with in.Force): an existing file is replaced
+// only when this package wrote it and in.Force is set.
 func Write(dir string, in Input) (*Files, error) {
 	if len(in.Runs) == 0 && len(in.Results) == 0 {
 		return nil, errors.New("report: nothing to report (no runs and no results)")
@@ -124,6 +133,7 @@ func Write(dir string, in Input) (*Files, error) {
 	files := &Files{Markdown: filepath.Join(dir, MarkdownFile), HTML: filepath.Join(dir, HTMLFile)}
 	images := map[string][]byte{}
 	addImage := func(name, alt string, data []byte) {
+		data = markPNG(data)
 		images[name] = data
 		files.Images = append(files.Images, filepath.Join(dir, name))
 		d.add(image{file: name, alt: alt, data: data})
@@ -137,7 +147,7 @@ func Write(dir string, in Input) (*Files, error) {
 			return nil, fmt.Errorf("report: perplexity plot: %w", err)
 		}
 		if png != nil {
-			addImage("methods-ppl.png", "held-out perplexity of every method at every budget", png)
+			addImage(MethodsImage, "held-out perplexity of every method at every budget", png)
 		}
 	}
 	used := map[string]int{"methods": 1}
@@ -152,12 +162,20 @@ func Write(dir string, in Input) (*Files, error) {
 		}
 	}
 
-	for name, data := range images {
-		if err := atomicfile.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+	names := []string{MarkdownFile, HTMLFile}
+	for name := range images {
+		names = append(names, name)
+	}
+	sort.Strings(names[2:])
+	if err := CheckFiles(dir, names, in.Force); err != nil {
+		return nil, err
+	}
+	for _, name := range names[2:] {
+		if err := atomicfile.WriteFile(filepath.Join(dir, name), images[name], 0o644); err != nil {
 			return nil, fmt.Errorf("report: %w", err)
 		}
 	}
-	if err := atomicfile.WriteFile(files.Markdown, []byte(d.markdown()), 0o644); err != nil {
+	if err := atomicfile.WriteFile(files.Markdown, []byte(d.markdown()+"\n"+markdownMarker+"\n"), 0o644); err != nil {
 		return nil, fmt.Errorf("report: %w", err)
 	}
 	if err := atomicfile.WriteFile(files.HTML, []byte(d.html(title)), 0o644); err != nil {

@@ -262,7 +262,7 @@ func TestWriteRunModes(t *testing.T) {
 			if k := keepDir(t, tc.mode); k != "" {
 				out = k
 			}
-			files, err := WriteRun(run, "", out)
+			files, err := WriteRun(run, "", out, false)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -450,7 +450,7 @@ func TestLoadRunErrors(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			run := writeRunFolder(t, t.TempDir(), synthProfile(profile.ModeDrop, 4, 5, h), h)
 			dir, prof := tc.prepare(t, run)
-			_, err := WriteRun(dir, prof, t.TempDir())
+			_, err := WriteRun(dir, prof, t.TempDir(), false)
 			if err == nil {
 				t.Fatalf("no error, want one containing %q", tc.want)
 			}

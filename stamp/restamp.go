@@ -2,6 +2,7 @@ package stamp
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -48,14 +49,15 @@ const maxFile = 256 << 20
 var dbRef = regexp.MustCompile(`db=([0-9a-f]{64})`)
 
 // Restamp re-stamps, for model m, the level databases (folders with manifest.json), profiles
-// (JSON files) and search run folders named by paths: every stamp that records m's legacy
+// (JSON files), search run folders and Hugging Face exports (their evopress.json) named by
+// paths: every stamp that records m's legacy
 // fingerprint gets m's fingerprint, and every reference to a database by the fingerprint it
 // had before it was re-stamped gets its current one. Databases are handled first, so that
 // profiles and run folders named in the same call see their new fingerprints; a profile's
 // database is also found through its db.path. Only the 64 hexadecimal digits of each stamp
 // change in a file (the rest stays byte for byte), and each file is replaced atomically.
 //
-// It refuses, before writing anything, a database or profile stamped for another model (a
+// It refuses, before writing anything, a database, profile or export stamped for another model (a
 // fingerprint that is neither m's nor m's legacy one): the legacy fingerprint does not cover
 // the weights, so a legacy stamp of m may belong to another model with m's shapes — the user
 // must know that the files belong to m before calling Restamp. With dryRun nothing is written
@@ -68,7 +70,7 @@ func Restamp(m Model, paths []string, dryRun bool) (*Result, error) {
 		return nil, errors.New("stamp: Restamp: no database, profile or run folder to re-stamp")
 	}
 	r := &restamper{m: m, res: &Result{}, pairs: map[string]string{}, current: map[string]bool{}, files: map[string]*pending{}}
-	var dbs, profiles, runs []string
+	var dbs, profiles, runs, exports []string
 	seen := map[string]bool{}
 	for _, p := range paths {
 		abs, err := filepath.Abs(p)
@@ -89,9 +91,11 @@ func Restamp(m Model, paths []string, dryRun bool) (*Result, error) {
 			dbs = append(dbs, p)
 		case fileExists(filepath.Join(p, report.CheckpointFile)) || fileExists(filepath.Join(p, report.ResultFile)):
 			runs = append(runs, p)
+		case fileExists(filepath.Join(p, exportMetadata)):
+			exports = append(exports, p)
 		default:
-			return nil, fmt.Errorf("%s: not a level database (no %s), a search run folder (no %s or %s) or a profile file",
-				p, db.ManifestFile, report.CheckpointFile, report.ResultFile)
+			return nil, fmt.Errorf("%s: not a level database (no %s), a search run folder (no %s or %s), an export (no %s) or a profile file",
+				p, db.ManifestFile, report.CheckpointFile, report.ResultFile, exportMetadata)
 		}
 	}
 	for _, p := range dbs {
@@ -102,6 +106,9 @@ func Restamp(m Model, paths []string, dryRun bool) (*Result, error) {
 	}
 	for _, p := range runs {
 		r.run(p)
+	}
+	for _, p := range exports {
+		r.export(p)
 	}
 	if len(r.refused) > 0 {
 		return nil, fmt.Errorf("nothing re-stamped: %s", strings.Join(r.refused, "; "))
@@ -386,4 +393,100 @@ func (r *restamper) run(dir string) {
 func fileExists(p string) bool {
 	st, err := os.Stat(p)
 	return err == nil && st.Mode().IsRegular()
+}
+
+// The metadata file of a Hugging Face export and its format: export.ProvenanceFile and
+// export.ExportFormat (package export imports package stamp, so it cannot provide them;
+// export's TestRestampOldExport fails if they disagree).
+const (
+	exportMetadata = "evopress.json"
+	exportFormat   = "evopress-export/v1"
+)
+
+// export re-stamps the metadata of the Hugging Face export in dir, written by an evopress whose
+// fingerprints did not cover the weights (newer ones record source_model.legacy_fingerprint
+// next to the current fingerprint, and are current).
+func (r *restamper) export(dir string) {
+	path := filepath.Join(dir, exportMetadata)
+	data, err := readLimited(path)
+	if err != nil {
+		r.refuse("%v", err)
+		return
+	}
+	var pv struct {
+		Format string `json:"format"`
+		Source struct {
+			Fingerprint       string `json:"fingerprint"`
+			LegacyFingerprint string `json:"legacy_fingerprint"`
+		} `json:"source_model"`
+	}
+	if err := json.Unmarshal(data, &pv); err != nil || pv.Format != exportFormat {
+		r.refuse("%s: not the metadata of an evopress export (format %s)", path, exportFormat)
+		return
+	}
+	switch rec := pv.Source.Fingerprint; {
+	case pv.Source.LegacyFingerprint != "" || rec == r.m.Fingerprint:
+		r.note("%s: already stamped with the model's fingerprint", dir)
+		return
+	case rec != r.m.Legacy:
+		r.refuse("%s: field source_model.fingerprint %.16s… is neither the model's fingerprint (%.16s…) nor its legacy one (%.16s…): "+
+			"the export was made from another model", path, rec, r.m.Fingerprint, r.m.Legacy)
+		return
+	}
+	repl := map[string]string{r.m.Legacy: r.m.Fingerprint}
+	for old, cur := range r.pairs {
+		repl[old] = cur
+	}
+	out := data
+	olds := make([]string, 0, len(repl))
+	for old := range repl {
+		olds = append(olds, old)
+	}
+	sort.Strings(olds)
+	var changes []Change
+	for _, old := range olds {
+		if bytes.Contains(out, []byte(old)) {
+			out = bytes.ReplaceAll(out, []byte(old), []byte(repl[old]))
+			field := "database fingerprint"
+			if old == r.m.Legacy {
+				field = "model fingerprint"
+			}
+			changes = append(changes, Change{Path: path, Field: field, Old: old, New: repl[old]})
+		}
+	}
+	// Only fingerprint values may change: the JSON read back equals the old one with them
+	// replaced.
+	var before, after any
+	if json.Unmarshal(data, &before) != nil || json.Unmarshal(out, &after) != nil || !reflect.DeepEqual(replaceStrings(before, repl), after) {
+		r.refuse("%s: re-stamping would change more than its fingerprint values", path)
+		return
+	}
+	for _, m := range regexp.MustCompile(`"fingerprint": "([0-9a-f]{64})"`).FindAllSubmatch(out, -1) {
+		if fp := string(m[1]); fp != r.m.Fingerprint && !r.current[fp] {
+			r.note("%s: names database fingerprint %.16s…, which is not that of a database named in the same command: left as it is; "+
+				"if it is the old fingerprint of a re-stamped database, name the database too", path, fp)
+		}
+	}
+	r.write(path, out)
+	r.res.Changes = append(r.res.Changes, changes...)
+}
+
+// replaceStrings returns v (decoded JSON) with every string value that is a key of repl
+// replaced by its value.
+func replaceStrings(v any, repl map[string]string) any {
+	switch x := v.(type) {
+	case string:
+		if n, ok := repl[x]; ok {
+			return n
+		}
+	case map[string]any:
+		for k, e := range x {
+			x[k] = replaceStrings(e, repl)
+		}
+	case []any:
+		for i, e := range x {
+			x[i] = replaceStrings(e, repl)
+		}
+	}
+	return v
 }

@@ -37,9 +37,10 @@ type Model struct {
 }
 
 // LegacyError reports a stamp written by an older evopress for this model: a database or
-// profile recording the model's legacy fingerprint (Field "model.fingerprint"), or a profile
+// profile recording the model's legacy fingerprint (Field "model.fingerprint"), a profile
 // recording the fingerprint its database had before it was re-stamped (Field
-// "db.fingerprint").
+// "db.fingerprint"), or a run folder's checkpoint recording either (Field "model fingerprint",
+// "database fingerprint").
 type LegacyError struct {
 	// Path is the database folder or the profile file ("" when the caller did not say).
 	Path string
@@ -117,6 +118,45 @@ func (m Model) CheckProfile(p *profile.Profile, path string, d *db.DB) error {
 				msg: fmt.Sprintf("profile field db.fingerprint is %.16s…, the fingerprint database %s had before `evopress restamp` re-stamped it "+
 					"(it is now %.16s…); re-stamp the profile too: %s", p.DB.Fingerprint, d.Dir(), d.Fingerprint(), cmd)}
 		}
+	}
+	return nil
+}
+
+// CheckRun returns a *LegacyError when the checkpoint of the search run folder dir records, in
+// recorded (its mode signature and objective values), m's legacy fingerprint or the fingerprint
+// the database in dbDir ("" for drop searches) had before it was re-stamped; nil otherwise
+// (other mismatches are for the search's resume checks to report).
+func (m Model) CheckRun(dir string, recorded []string, dbDir string) error {
+	holds := func(fp string) bool {
+		for _, r := range recorded {
+			if fp != "" && strings.Contains(r, fp) {
+				return true
+			}
+		}
+		return false
+	}
+	if m.Legacy != "" && m.Legacy != m.Fingerprint && holds(m.Legacy) {
+		paths := []string{dir}
+		if dbDir != "" {
+			paths = []string{dbDir, dir}
+		}
+		cmd := m.restampCommand(paths...)
+		return &LegacyError{Path: dir, Field: "model fingerprint", Recorded: m.Legacy, Current: m.Fingerprint, Command: cmd,
+			msg: fmt.Sprintf("run folder %s: its checkpoint records the model fingerprint %.16s…, %s; the model's fingerprint is now %.16s…. "+
+				"If the run was made with these very weights, re-stamp it: %s", dir, m.Legacy, legacyNote, m.Fingerprint, cmd)}
+	}
+	if dbDir == "" {
+		return nil
+	}
+	manifest, err := os.ReadFile(filepath.Join(dbDir, db.ManifestFile))
+	if err != nil {
+		return nil // the database's own checks report it
+	}
+	if prev := previousDBFingerprint(manifest, m); prev != "" && holds(prev) {
+		cmd := m.restampCommand(dbDir, dir)
+		return &LegacyError{Path: dir, Field: "database fingerprint", Recorded: prev, Current: sha256Hex(manifest), Command: cmd,
+			msg: fmt.Sprintf("run folder %s: its checkpoint records database fingerprint %.16s…, the fingerprint database %s had before `evopress restamp` re-stamped it "+
+				"(it is now %.16s…); re-stamp the run folder too: %s", dir, prev, dbDir, sha256Hex(manifest), cmd)}
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package stamp
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -251,6 +252,53 @@ func TestRestampRunFolder(t *testing.T) {
 	}
 	if len(res.Notes) != 1 || !strings.Contains(res.Notes[0], "4444444444444444") {
 		t.Errorf("notes %q, want one about the unknown database", res.Notes)
+	}
+}
+
+// TestCheckRun: a checkpoint recording the legacy model fingerprint, or a re-stamped database's
+// previous fingerprint, is refused with the restamp command for the run folder (and the
+// database); a current one passes.
+func TestCheckRun(t *testing.T) {
+	m := embedded(t)
+	m.Dir = "/models/m"
+	dir := scratch(t)
+	dbDir := filepath.Join(dir, "sparse-db")
+	if _, err := Restamp(m, []string{dbDir}, false); err != nil {
+		t.Fatal(err)
+	}
+	cur := sha256Hex(snapshot(t, dir)[filepath.Join(dbDir, db.ManifestFile)])
+	prev, err := PreviousDBFingerprint(dbDir, m)
+	if err != nil || prev == "" {
+		t.Fatalf("previous fingerprint %q, %v", prev, err)
+	}
+	run := filepath.Join(dir, "p.run")
+	for _, tc := range []struct {
+		name     string
+		recorded []string
+		dbDir    string
+		want     []string
+	}{
+		{"current", []string{"sparse db=" + cur, m.Fingerprint}, dbDir, nil},
+		{"legacy model", []string{"drop", m.Legacy}, "", []string{"run folder " + run, "model fingerprint " + m.Legacy[:16], "evopress restamp --model /models/m " + run}},
+		{"legacy model with a database", []string{"sparse db=" + cur, m.Legacy}, dbDir,
+			[]string{"evopress restamp --model /models/m " + dbDir + " " + run}},
+		{"database before re-stamping", []string{"sparse db=" + prev, m.Fingerprint}, dbDir,
+			[]string{"run folder " + run, "database fingerprint " + prev[:16], "before `evopress restamp` re-stamped it", "(it is now " + cur[:16],
+				"evopress restamp --model /models/m " + dbDir + " " + run}},
+	} {
+		err := m.CheckRun(run, tc.recorded, tc.dbDir)
+		var le *LegacyError
+		switch {
+		case tc.want == nil && err != nil:
+			t.Errorf("%s: %v", tc.name, err)
+		case tc.want != nil && !errors.As(err, &le):
+			t.Errorf("%s: %v, want a LegacyError", tc.name, err)
+		}
+		for _, w := range tc.want {
+			if err == nil || !strings.Contains(err.Error(), w) {
+				t.Errorf("%s: %v, want it to say %q", tc.name, err, w)
+			}
+		}
 	}
 }
 

@@ -47,8 +47,10 @@ func (n *natsFlags) registerSearch(cmd *cobra.Command) {
 	fl.Lookup("nats-tls-ca").Usage += " (with --nats-listen: the CA that must sign the workers' client certificates)"
 	fl.Lookup("nats-tls-cert").Usage += " (with --nats-listen: the server's certificate, with --nats-tls-key)"
 	fl.IntVar(&n.workers, "workers", 1, "in-process workers (0 unless given, with --nats or --nats-listen)")
-	fl.DurationVar(&n.workerTimeout, "worker-timeout", 15*time.Second, "a worker silent this long is lost and its candidates are re-sent")
+	fl.DurationVar(&n.workerTimeout, "worker-timeout", 15*time.Second, "a worker silent this long is lost and its candidates are re-sent (workers report every second: at least 2s)")
 	fl.DurationVar(&n.taskTimeout, "task-timeout", 0, "re-send candidates unanswered this long even from a live worker (0: never)")
+	atLeastDuration(fl, 2*time.Second, "worker-timeout")
+	atLeastDuration(fl, 0, "task-timeout")
 }
 
 func (n *natsFlags) connectOptions(name string) cluster.ConnectOptions {
@@ -83,8 +85,9 @@ candidates it is sent until it is interrupted. Start searches with --nats URL (a
 your own) or --nats-listen HOST:PORT (the search starts an embedded server). A worker whose model,
 database, calibration text or kernel implementation differs from the search's is refused and
 exits with the reason, and so does one the search drops (an invalid or failed result); a worker
-waits for the next search when one ends (--once: exits), and exits when no NATS server answers
-at --nats within --connect-timeout.
+waits for the next search when one ends (--once: exits, with status 1 when the server went away
+before the search said it ended), and exits when no NATS server answers at --nats within
+--connect-timeout.
 Results do not depend on the workers: a search gives the same profile for a seed with any number.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -122,9 +125,11 @@ Results do not depend on the workers: a search gives the same profile for a seed
 	fl.StringVar(&req.CalibFile, "calib", "", "calibration text file, the search's (default: the embedded calibration text)")
 	fl.StringVar(&req.DBDir, "db", "", "level database, the search's (sparse and quant searches)")
 	fl.StringVar(&id, "id", "", "worker name, unique among a search's workers (default HOST-PID)")
-	fl.DurationVar(&n.wait, "connect-timeout", 30*time.Second, "how long to keep trying to reach the NATS server at start")
+	fl.DurationVar(&n.wait, "connect-timeout", 30*time.Second, "how long to keep trying to reach the NATS server at start (0: one attempt)")
 	fl.IntVar(&req.CacheMB, "cache-mb", pipeline.DefaultCacheMB, "memory for cached dense distributions (MiB)")
 	fl.IntVar(&req.DBCacheMB, "db-cache-mb", pipeline.DefaultDBCacheMB, "memory for decoded database levels (MiB)")
+	atLeast(fl, 1, "cache-mb", "db-cache-mb")
+	atLeastDuration(fl, 0, "connect-timeout")
 	fl.BoolVar(&once, "once", false, "exit when the first search joined ends")
 	fl.BoolVar(&logJSON, "log-json", false, "log as JSON lines")
 	fl.BoolVar(&verbose, "verbose", false, "log every task")

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -146,8 +147,9 @@ func TestWeightsFingerprint(t *testing.T) {
 	dbDir, prof := filepath.Join(tmp, "db-q"), filepath.Join(tmp, "q.json")
 	run := filepath.Join(tmp, "q.run")
 	wantOK(t, "db", "build", "quant", "--model", small, "--bits", "2,3", "--method", "rtn", "--group-size", "64", "--calib-tokens", "2048", "--out", dbDir)
-	wantOK(t, "search", "quant", "--model", small, "--db", dbDir, "--target", "2.5", "--seq-len", "64", "--calib-tokens", "2048",
-		"--preset", "fast", "--generations", "1", "--offspring", "4", "--stages", "1:64", "--init-tokens", "64", "--seed", "3", "--out", prof)
+	searchQ := []string{"search", "quant", "--model", small, "--db", dbDir, "--target", "2.5", "--seq-len", "64", "--calib-tokens", "2048",
+		"--preset", "fast", "--offspring", "4", "--stages", "1:64", "--init-tokens", "64", "--seed", "3", "--out", prof}
+	wantOK(t, append(searchQ, "--generations", "1")...)
 	dropProf := filepath.Join(tmp, "drop.json")
 	p := profile.New(profile.ModeDrop)
 	p.Model = &profile.Ref{Path: small, Fingerprint: fp}
@@ -239,6 +241,10 @@ func TestWeightsFingerprint(t *testing.T) {
 			t.Errorf("restamp output:\n%s", out)
 		}
 		wantOK(t, "db", "verify", dbDir, "--model", small)
+		// The run folder's checkpoint names the database as it was: a resume says to re-stamp it.
+		resume := append(slices.Clone(searchQ), "--generations", "2", "--resume")
+		wantErr(t, []string{"run folder " + run, "database fingerprint " + oldDB[:16], "before `evopress restamp` re-stamped it",
+			"evopress restamp --model " + small + " " + dbDir + " " + run}, resume...)
 		// A profile whose model stamp is current but which names the database as it was.
 		half := filepath.Join(tmp, "half.json")
 		b, _ := os.ReadFile(prof)
@@ -264,6 +270,9 @@ func TestWeightsFingerprint(t *testing.T) {
 		}
 		if out := wantOK(t, "restamp", "--model", small, dbDir, prof, run); strings.Contains(out, "re-stamped") {
 			t.Errorf("a second restamp changed something:\n%s", out)
+		}
+		if out := wantOK(t, resume...); !strings.Contains(out, "resuming") {
+			t.Errorf("the re-stamped run does not resume:\n%s", out)
 		}
 	})
 }

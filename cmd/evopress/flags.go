@@ -70,12 +70,29 @@ func atLeast(fl *pflag.FlagSet, min int, names ...string) {
 	}
 }
 
-// checkMinimums refuses a flag given below its minimum (atLeast), naming the flag.
+// atLeastDuration is atLeast for duration flags.
+func atLeastDuration(fl *pflag.FlagSet, min time.Duration, names ...string) {
+	for _, n := range names {
+		if err := fl.SetAnnotation(n, minAnnotation, []string{min.String()}); err != nil {
+			panic(err) // a flag name typo: a programming error
+		}
+	}
+}
+
+// checkMinimums refuses a flag given below its minimum (atLeast, atLeastDuration), naming the
+// flag.
 func checkMinimums(cmd *cobra.Command) error {
 	var err error
 	cmd.Flags().Visit(func(f *pflag.Flag) {
 		m, ok := f.Annotations[minAnnotation]
 		if !ok || err != nil {
+			return
+		}
+		if f.Value.Type() == "duration" {
+			min, _ := time.ParseDuration(m[0])
+			if v, perr := time.ParseDuration(f.Value.String()); perr == nil && v < min {
+				err = fmt.Errorf("--%s %s: must be at least %s", f.Name, v, min)
+			}
 			return
 		}
 		min, _ := strconv.ParseInt(m[0], 10, 64)
@@ -106,6 +123,7 @@ var flagOf = map[string]string{
 	"URL": "--nats", "Listen": "--nats-listen", "Creds": "--nats-creds",
 	"Protocol": "--protocol", "KLDBase": "--kld-base", "SaveKLDBase": "--save-kld-base", "DataFile": "--data", "KL": "--kl",
 	"FileType": "--ftype", "Imatrix": "--imatrix", "TokenEmbeddingType": "--token-embedding-type", "OutputTensorType": "--output-tensor-type",
+	"Cluster.WorkerTimeout": "--worker-timeout", "Cluster.TaskTimeout": "--task-timeout",
 }
 
 // cliError says which flag a library error is about.

@@ -10,12 +10,15 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/evopress/evopress/arch"
 	"github.com/evopress/evopress/hf"
+	"github.com/evopress/evopress/internal/dirlock"
+	"github.com/evopress/evopress/pipeline"
 )
 
 // hostileCase is one hostile command line (issue 13): the command must fail with exit status 1
@@ -357,7 +360,75 @@ func TestHostileCommandLines(t *testing.T) {
 		{name: "ppl invalid UTF-8", args: []string{"ppl", "--data", badText},
 			want: []string{badText, "not valid UTF-8", "byte 0xff at offset 28"}, inputs: []string{badText}},
 	}
-	for _, group := range [][]hostileCase{seqLen0, counts, window, broken, item6} {
+	// Report and demo outputs over files of the same names (a run folder with only a profile
+	// is enough for a report).
+	runDir := filepath.Join(texts, "runs", "p.run")
+	if err := os.MkdirAll(runDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	write(filepath.Join("runs", "p.json"), `{"format": "evopress-profile/v1", "mode": "drop", "target": 0.25,
+  "levels": {"model.layers.0.self_attn": 1, "model.layers.0.mlp": 0, "model.layers.1.self_attn": 0, "model.layers.1.mlp": 1}}`)
+	folder := func(name string, files map[string]string) string {
+		dir := filepath.Join(texts, name)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for f, body := range files {
+			if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, f)), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			write(filepath.Join(name, f), body)
+		}
+		return dir
+	}
+	notesMD := folder("notes-md", map[string]string{"report.md": "# My notes\n"})
+	notesPNG := folder("notes-png", map[string]string{"drop-profile.png": "\x89PNG\r\n\x1a\nmy picture"})
+	earlier := folder("earlier", nil)
+	if out, err := run(t, "report", runDir, "--out", earlier); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	demoResults := folder("demo-results", map[string]string{"results.json": `{"my": "results"}`})
+	demoHTML := folder("demo-html", map[string]string{"report.html": "<!DOCTYPE html><p>mine</p>"})
+	demoRun := folder("demo-run", map[string]string{"drop-evopress.run/notes.txt": "mine", "drop-evopress.run/report.md": "# mine"})
+	outputs := []hostileCase{
+		{name: "report over a foreign report.md", args: []string{"report", runDir, "--out", notesMD, "--force"},
+			want: []string{filepath.Join(notesMD, "report.md"), "not a report file evopress wrote", "--out"}, inputs: []string{texts}},
+		{name: "report over a foreign PNG", args: []string{"report", runDir, "--out", notesPNG},
+			want: []string{filepath.Join(notesPNG, "drop-profile.png"), "without the evopress-report/v1 marker", "even with --force"}, inputs: []string{texts}},
+		{name: "report over an earlier report", args: []string{"report", runDir, "--out", earlier},
+			want: []string{filepath.Join(earlier, "report.md"), "earlier report", "--force"}, inputs: []string{texts}},
+		{name: "demo over foreign results.json", args: []string{"demo", "--quick", "--out", demoResults, "--cache", "{out}/cache"},
+			want: []string{"--out " + filepath.Join(demoResults, "results.json"), "not the demo's results"}, inputs: []string{texts}},
+		{name: "demo over a foreign report.html", args: []string{"demo", "--quick", "--out", demoHTML, "--cache", "{out}/cache"},
+			want: []string{filepath.Join(demoHTML, "report.html"), "not a report file evopress wrote"}, inputs: []string{texts}},
+		{name: "demo over a foreign run folder", args: []string{"demo", "--quick", "--out", demoRun, "--cache", "{out}/cache"},
+			want: []string{filepath.Join(demoRun, "drop-evopress.run"), "not a search's run folder"}, inputs: []string{texts}},
+	}
+	// A run folder another process's search holds (this test process holds its lock).
+	busyRun := folder(filepath.Join("busy", "p.run"), nil)
+	lk, err := dirlock.Acquire(filepath.Join(busyRun, pipeline.RunLockFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lk.Release() })
+	busy := "run folder " + busyRun + " is in use by another process (pid " + strconv.Itoa(os.Getpid()) + ")"
+	outputs = append(outputs,
+		hostileCase{name: "search into a run folder in use", args: []string{"search", "drop", "--target", "0.25", "--out", filepath.Join(texts, "busy", "p.json")},
+			want: []string{busy}, inputs: []string{texts}},
+		hostileCase{name: "resume a run folder in use", args: []string{"search", "drop", "--target", "0.25", "--resume", "--out", filepath.Join(texts, "busy", "p.json")},
+			want: []string{busy}, inputs: []string{texts}})
+	clusterFlags := []hostileCase{
+		{name: "worker cache-mb 0", args: []string{"worker", "--cache-mb", "0"}, want: []string{"--cache-mb 0: must be at least 1"}},
+		{name: "worker db-cache-mb -1", args: []string{"worker", "--db-cache-mb", "-1"}, want: []string{"--db-cache-mb -1: must be at least 1"}},
+		{name: "worker connect-timeout -1s", args: []string{"worker", "--connect-timeout", "-1s"}, want: []string{"--connect-timeout -1s: must be at least 0s"}},
+		{name: "search worker-timeout 0", args: []string{"search", "drop", "--target", "0.25", "--worker-timeout", "0", "--out", "{out}/p.json"},
+			want: []string{"--worker-timeout 0s: must be at least 2s"}},
+		{name: "search worker-timeout -5s", args: []string{"search", "drop", "--target", "0.25", "--worker-timeout", "-5s", "--out", "{out}/p.json"},
+			want: []string{"--worker-timeout -5s"}},
+		{name: "search task-timeout -1s", args: []string{"search", "drop", "--target", "0.25", "--task-timeout", "-1s", "--out", "{out}/p.json"},
+			want: []string{"--task-timeout -1s: must be at least 0s"}},
+	}
+	for _, group := range [][]hostileCase{seqLen0, counts, window, broken, item6, outputs, clusterFlags} {
 		for _, c := range group {
 			t.Run(c.name, func(t *testing.T) { runHostile(t, c) })
 		}
@@ -380,9 +451,13 @@ func TestProfileDBPathFromAnotherFolder(t *testing.T) {
 		"--calib-tokens", "512", "--out", "dbs/s50"); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
-	if out, err := run(t, "baseline", "sparse", "--model", small, "--db", "dbs/s50", "--method", "uniform", "--target", "0.5",
-		"--seq-len", "32", "--calib-tokens", "512", "--tokens", "64", "--out", "runs/u.json"); err != nil {
+	out, err := run(t, "baseline", "sparse", "--model", small, "--db", "dbs/s50", "--method", "uniform", "--target", "0.5",
+		"--seq-len", "32", "--calib-tokens", "512", "--tokens", "64", "--out", "runs/u.json", "--json")
+	if err != nil {
 		t.Fatalf("%v\n%s", err, out)
+	}
+	if !strings.Contains(out, `"path": "../dbs/s50"`) { // --json prints what the file holds
+		t.Errorf("--json does not print db.path as the profile file holds it:\n%s", out)
 	}
 	raw, err := os.ReadFile("runs/u.json")
 	if err != nil {

@@ -211,6 +211,7 @@ func TestResumeChangedObjective(t *testing.T) {
 		{"kl-topk", []string{"--kl-topk", "5"}, []string{"--kl-topk (KL top-k) 0 → 5"}},
 		{"calib-tokens", []string{"--calib-tokens", "1024"}, []string{"--calib-tokens (calibration tokens) 2048 → 1024", "calibration pool chunks 32 → 16"}},
 		{"seq-len", []string{"--seq-len", "32"}, []string{"--seq-len (sequence length) 64 → 32"}},
+		{"sub-batch", []string{"--sub-batch", "4"}, []string{"--sub-batch (sequences per forward) 16 → 4"}},
 		{"model", []string{"--model", embeddedModelDir}, []string{"--model (model fingerprint)"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

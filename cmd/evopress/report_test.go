@@ -57,10 +57,6 @@ func TestReportCommand(t *testing.T) {
 	if out, err := run(t, "report", runDir, "--out", other, "--profile", prof); err != nil || !strings.Contains(out, "report written to "+filepath.Join(other, "report.md")) {
 		t.Errorf("report --out: %v\n%s", err, out)
 	}
-	var buf bytes.Buffer
-	if err := writeSearchReport(&buf, runDir, prof); err != nil || !strings.Contains(buf.String(), "report written to") {
-		t.Errorf("writeSearchReport: %v, %q", err, buf.String())
-	}
 
 	_, err = run(t, "report", filepath.Join(dir, "missing.run"))
 	if err == nil || !strings.Contains(err.Error(), "missing.run") {

@@ -18,8 +18,8 @@ func newRestampCmd() *cobra.Command {
 run folders with a fingerprint that did not cover the weights (config.json and tensor names, dtypes and
 shapes only). Commands refuse such stamps, since they cannot tell the model from another with the same
 shapes. restamp rewrites them with the model's current fingerprint, for the database folders, profile
-files and run folders named (and, in profiles and run folders, the references to re-stamped databases);
-it refuses files stamped for another model, and prints what it changed.
+files, run folders and Hugging Face exports' evopress.json named (and the references in them to
+re-stamped databases); it refuses files stamped for another model, and prints what it changed.
 
 Run it only for files you know were made from these very weights.`,
 		Args: cobra.MinimumNArgs(1),

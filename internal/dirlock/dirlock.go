@@ -56,6 +56,27 @@ func Acquire(path string) (*Lock, error) {
 	return &Lock{f: f}, nil
 }
 
+// Check returns a *BusyError when someone holds the lock of path, without keeping it or
+// creating path (nil when path does not exist): a command can refuse at once what it will lock
+// later, before it creates anything.
+func Check(path string) error {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := lockFile(f); err != nil {
+		if errors.Is(err, errBusy) {
+			return &BusyError{Path: path, PID: readPID(path)}
+		}
+		return fmt.Errorf("locking %s: %w", path, err)
+	}
+	return unlockFile(f)
+}
+
 // Release clears the recorded process id and releases the lock. It may be called more than
 // once.
 func (l *Lock) Release() error {

@@ -96,3 +96,33 @@ func TestLockReleasedWhenTheHolderDies(t *testing.T) {
 	}
 	l.Release()
 }
+
+// TestCheck: Check reports a held lock (with its holder) without creating a missing lock file,
+// and leaves a free lock free.
+func TestCheck(t *testing.T) {
+	enforced(t)
+	p := filepath.Join(t.TempDir(), "x.lock")
+	if err := Check(p); err != nil {
+		t.Fatalf("Check of a missing lock: %v", err)
+	}
+	if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("Check created the lock file: %v", err)
+	}
+	a, err := Acquire(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var busy *BusyError
+	if err := Check(p); !errors.As(err, &busy) || busy.PID != os.Getpid() {
+		t.Errorf("Check of a held lock: %v, want a BusyError naming pid %d", err, os.Getpid())
+	}
+	a.Release()
+	if err := Check(p); err != nil {
+		t.Errorf("Check of a released lock: %v", err)
+	}
+	b, err := Acquire(p)
+	if err != nil {
+		t.Fatalf("Acquire after Check: %v", err)
+	}
+	b.Release()
+}
