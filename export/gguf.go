@@ -320,7 +320,7 @@ func writeGGUF(path string, pl *plan, typ string) error {
 		}
 		f.tensors = append(f.tensors, t)
 	}
-	add(arch.Embedding().GGUF(), m.Embed, m.Hidden, m.Vocab)
+	add(arch.Embedding().GGUF(), m.EmbedFloat32(), m.Hidden, m.Vocab)
 	if ropeFreqs != nil {
 		add(arch.GGUFRopeFreqs, ropeFreqs, len(ropeFreqs))
 	}
@@ -344,7 +344,7 @@ func writeGGUF(path string, pl *plan, typ string) error {
 	}
 	add(arch.FinalNorm().GGUF(), m.Norm, m.Hidden)
 	if !cfg.TieWordEmbeddings {
-		add(arch.LMHead().GGUF(), m.Head, m.Hidden, m.Vocab)
+		add(arch.LMHead().GGUF(), m.HeadFloat32(), m.Hidden, m.Vocab)
 	}
 	return f.write(path)
 }
