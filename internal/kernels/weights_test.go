@@ -186,10 +186,12 @@ func TestGemmWPanics(t *testing.T) {
 	}
 }
 
+// BenchmarkGemmW measures x·Wᵀ at the Llama-3.2-1B layer shapes (1024 token rows) with W in
+// each dtype (compare with benchstat -col /dtype).
 func BenchmarkGemmW(b *testing.B) {
 	for _, s := range []struct{ m, n, k int }{{1024, 2048, 2048}, {1024, 8192, 2048}, {1024, 2048, 8192}} {
 		for _, dt := range []DType{F32, BF16, F16} {
-			b.Run(fmt.Sprintf("%dx%dx%d/%v", s.m, s.n, s.k, dt), func(b *testing.B) {
+			b.Run(fmt.Sprintf("shape=%dx%dx%d/dtype=%v", s.m, s.n, s.k, dt), func(b *testing.B) {
 				rng := rand.New(rand.NewPCG(1, 1))
 				a := randSlice(rng, s.m*s.k)
 				w := F32Weights(randSlice(rng, s.n*s.k))
@@ -198,10 +200,15 @@ func BenchmarkGemmW(b *testing.B) {
 					w = Weights{DType: dt, Bits: bits}
 				}
 				c := make([]float32, s.m*s.n)
+				cpu0 := processCPUSeconds()
 				for b.Loop() {
 					GemmW(false, true, s.m, s.n, s.k, 1, a, s.k, w, s.k, 0, c, s.n)
 				}
-				b.ReportMetric(2*float64(s.m)*float64(s.n)*float64(s.k)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+				flops := 2 * float64(s.m) * float64(s.n) * float64(s.k) * float64(b.N)
+				b.ReportMetric(flops/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+				if cpu := processCPUSeconds() - cpu0; cpu > 0 {
+					b.ReportMetric(flops/cpu/1e9, "GFLOP/cpu-s")
+				}
 			})
 		}
 	}
