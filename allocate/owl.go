@@ -64,8 +64,9 @@ func BlockOutlierRatios(b *model.Block, st *calib.Stats, ms []float64) []float64
 		for j := range norm {
 			norm[j] = math.Sqrt(math.Max(float64(h.H[j*h.Cols+j]), 0))
 		}
+		wts := lin.Float32()
 		for r := 0; r < lin.Out; r++ {
-			row := lin.W[r*lin.In : (r+1)*lin.In]
+			row := wts[r*lin.In : (r+1)*lin.In]
 			for j, w := range row {
 				scores = append(scores, math.Abs(float64(w))*norm[j])
 			}

@@ -422,10 +422,11 @@ func (b *builder) layer(name string, block int, kind arch.LinearKind, lin *model
 	info := &LayerInfo{Name: name, Block: block, Kind: kind.String(), Rows: rows, Cols: cols, Numel: int64(rows) * int64(cols)}
 	var levels []level
 	var err error
+	w := lin.Float32() // a float32 copy when the model keeps 16-bit weights
 	if b.man.Mode == ModeSparse {
-		levels, err = b.sparseLevels(lin.W, rows, cols, h.H)
+		levels, err = b.sparseLevels(w, rows, cols, h.H)
 	} else {
-		levels, err = b.quantLevels(lin.W, rows, cols, h.H)
+		levels, err = b.quantLevels(w, rows, cols, h.H)
 	}
 	if err != nil {
 		return nil, err
@@ -434,7 +435,7 @@ func (b *builder) layer(name string, block int, kind arch.LinearKind, lin *model
 	for i, l := range levels {
 		ws[i] = l.w
 	}
-	abs, norm, err := layerErrors(lin.W, rows, cols, h.H, ws)
+	abs, norm, err := layerErrors(w, rows, cols, h.H, ws)
 	if err != nil {
 		return nil, err
 	}

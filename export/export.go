@@ -378,13 +378,13 @@ func makePlan(src *source, o Options, warn func(string, ...any)) (*plan, error) 
 func (pl *plan) layerWeights(b planBlock, k arch.LinearKind) (w, bias []float32) {
 	l := pl.m.Blocks[b.src].Layer(k)
 	if (k == arch.OProj && b.zeroAttn) || (k == arch.DownProj && b.zeroMLP) {
-		w = make([]float32, len(l.W))
+		w = make([]float32, l.Numel())
 		if l.B != nil {
 			bias = make([]float32, len(l.B))
 		}
 		return w, bias
 	}
-	return l.W, l.B
+	return l.Float32(), l.B
 }
 
 // zeroed reports whether layer k of written block b is a zeroed output projection.

@@ -318,7 +318,7 @@ func writeGGUF(path string, pl *plan, spec *ggufSpec, res *Result) error {
 		refs = append(refs, tensorRef{block: -1})
 		return t
 	}
-	add(arch.Embedding().GGUF(), m.Embed, m.Hidden, m.Vocab)
+	add(arch.Embedding().GGUF(), m.EmbedFloat32(), m.Hidden, m.Vocab)
 	if ropeFreqs != nil {
 		add(arch.GGUFRopeFreqs, ropeFreqs, len(ropeFreqs))
 	}
@@ -340,7 +340,7 @@ func writeGGUF(path string, pl *plan, spec *ggufSpec, res *Result) error {
 	}
 	add(arch.FinalNorm().GGUF(), m.Norm, m.Hidden)
 	if !cfg.TieWordEmbeddings {
-		add(arch.LMHead().GGUF(), m.Head, m.Hidden, m.Vocab)
+		add(arch.LMHead().GGUF(), m.HeadFloat32(), m.Hidden, m.Vocab)
 	}
 	rm := llamarecipe.Model{Arch: "llama", Layers: len(pl.blocks), Heads: cfg.NumAttentionHeads, KVHeads: cfg.NumKeyValueHeads}
 	rm.Is70B = llamarecipe.Is70B(rm.Arch, rm.Layers, rm.Heads, rm.KVHeads, 0)

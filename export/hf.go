@@ -93,7 +93,7 @@ func (pl *plan) hfTensors(packed bool) ([]hfTensor, map[string]any, error) {
 			return nil, nil, err
 		}
 	}
-	add(arch.Embedding().HF(), arch.Embedding().HF(), []int{m.Vocab, m.Hidden}, m.Embed)
+	add(arch.Embedding().HF(), arch.Embedding().HF(), []int{m.Vocab, m.Hidden}, m.EmbedFloat32())
 	for i, b := range pl.blocks {
 		sb := &m.Blocks[b.src]
 		add(arch.Norm(i, arch.Attention).HF(), arch.Norm(b.src, arch.Attention).HF(), []int{m.Hidden}, sb.AttnNorm)
@@ -124,7 +124,7 @@ func (pl *plan) hfTensors(packed bool) ([]hfTensor, map[string]any, error) {
 	}
 	add(arch.FinalNorm().HF(), arch.FinalNorm().HF(), []int{m.Hidden}, m.Norm)
 	if !pl.src.cfg.TieWordEmbeddings {
-		add(arch.LMHead().HF(), arch.LMHead().HF(), []int{m.Vocab, m.Hidden}, m.Head)
+		add(arch.LMHead().HF(), arch.LMHead().HF(), []int{m.Vocab, m.Hidden}, m.HeadFloat32())
 	}
 	if gq != nil {
 		return out, gq.config(), nil

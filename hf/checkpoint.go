@@ -466,10 +466,15 @@ func (c *Checkpoint) ReadFloat32(name string, shape ...int) ([]float32, error) {
 // checkFinite returns an error naming the tensor, its file and the first element of v that is
 // a NaN or an infinity: such a weight makes every forward through it NaN, so a model holding one
 // is refused when it is read rather than reported as "perplexity NaN" later.
-func checkFinite(t TensorInfo, name string, v []float32) error {
-	i := firstNonFinite(v)
-	if i < 0 {
+func checkFinite(t TensorInfo, name string, v []float32, base ...int) error {
+	j := firstNonFinite(v)
+	if j < 0 {
 		return nil
+	}
+	what := fmt.Sprint(v[j])
+	i := j
+	if len(base) > 0 {
+		i += base[0] // v starts at element base[0] of the tensor
 	}
 	at := fmt.Sprint(i)
 	if len(t.Shape) > 1 {
@@ -480,7 +485,6 @@ func checkFinite(t TensorInfo, name string, v []float32) error {
 		}
 		at = fmt.Sprintf("%d %v", i, idx)
 	}
-	what := fmt.Sprint(v[i])
 	if t.DType == F64 {
 		what += " in float32 (F64 values beyond ±3.4e38 overflow)"
 	}
@@ -569,4 +573,74 @@ func (c *Checkpoint) Close() error {
 	}
 	c.shards = nil
 	return first
+}
+
+// ReadUint16 reads a BF16 or F16 tensor without converting it: its elements' bits, in row-major
+// order, and its dtype. The shape is checked as ReadFloat32 checks it, and so is every element: a
+// NaN or an infinity is an error naming the file, the tensor and the element. Tensors of other
+// dtypes are refused (read them with ReadFloat32).
+func (c *Checkpoint) ReadUint16(name string, shape ...int) ([]uint16, DType, error) {
+	ref, err := c.lookup(name, shape)
+	if err != nil {
+		return nil, "", err
+	}
+	t := ref.info
+	if t.DType != BF16 && t.DType != F16 {
+		return nil, "", fmt.Errorf("hf: %s: tensor %s: dtype %s is not a 16-bit float (BF16 or F16)", t.File, name, t.DType)
+	}
+	out := make([]uint16, t.Numel())
+	if len(out) > 0 {
+		b := unsafe.Slice((*byte)(unsafe.Pointer(&out[0])), len(out)*2)
+		if _, err := readFull(c.shards[ref.shard].r, b, t.Offset); err != nil {
+			return nil, "", fmt.Errorf("hf: %s: tensor %s: reading %d bytes at %d: %v", t.File, name, t.Size, t.Offset, err)
+		}
+		if !littleEndian {
+			for i, v := range out {
+				out[i] = v>>8 | v<<8
+			}
+		}
+	}
+	if i := firstNonFinite16(out, t.DType); i >= 0 {
+		f := BFloat16ToFloat32(out[i])
+		if t.DType == F16 {
+			f = Float16ToFloat32(out[i])
+		}
+		return nil, "", checkFinite(t, name, []float32{f}, i)
+	}
+	return out, t.DType, nil
+}
+
+// firstNonFinite16 returns the index of the first infinity or NaN among BF16 or F16 bits (exponent
+// bits all ones), or −1; four values per 64-bit word, as firstNonFinite does.
+func firstNonFinite16(v []uint16, dt DType) int {
+	exp := uint64(0x7f80) // BF16: the 8 bits under the sign
+	if dt == F16 {
+		exp = 0x7c00
+	}
+	carry := exp &^ (exp << 1) // the exponent's lowest bit: the sum reaches bit 15 only when all ones
+	exp4, carry4, sign4 := exp*0x0001000100010001, carry*0x0001000100010001, uint64(0x8000800080008000)
+	const block = 1024
+	for lo := 0; lo < len(v); lo += block {
+		hi := min(lo+block, len(v))
+		bad := true
+		if w := v[lo:hi]; len(w)%16 == 0 && uintptr(unsafe.Pointer(&w[0]))%8 == 0 {
+			u := unsafe.Slice((*uint64)(unsafe.Pointer(&w[0])), len(w)/4)
+			var a, b, c, d uint64
+			for k := 0; k < len(u); k += 4 {
+				a |= (u[k]&exp4 + carry4) & sign4
+				b |= (u[k+1]&exp4 + carry4) & sign4
+				c |= (u[k+2]&exp4 + carry4) & sign4
+				d |= (u[k+3]&exp4 + carry4) & sign4
+			}
+			bad = a|b|c|d != 0
+		}
+		if bad {
+			for j := lo; j < hi; j++ {
+				if uint64(v[j])&exp == exp {
+					return j
+				}
+			}
+		}
+	}
+	return -1
 }

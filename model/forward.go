@@ -48,6 +48,7 @@ func (m *Model) Embedding(tokens [][]int) (*Activations, error) {
 	T := len(tokens[0])
 	a := &Activations{B: len(tokens), T: T, X: make([]float32, len(tokens)*T*m.Hidden)}
 	h := m.Hidden
+	emb := m.EmbedWeights()
 	for b, seq := range tokens {
 		if len(seq) != T {
 			return nil, fmt.Errorf("model: sequence %d has %d tokens, want %d (all sequences of a batch must have the same length)", b, len(seq), T)
@@ -56,7 +57,7 @@ func (m *Model) Embedding(tokens [][]int) (*Activations, error) {
 			if id < 0 || id >= m.Vocab {
 				return nil, fmt.Errorf("model: sequence %d position %d: token id %d outside the vocabulary [0, %d)", b, t, id, m.Vocab)
 			}
-			copy(a.X[(b*T+t)*h:(b*T+t+1)*h], m.Embed[id*h:(id+1)*h])
+			emb.ToFloat32(a.X[(b*T+t)*h:(b*T+t+1)*h], id*h)
 		}
 	}
 	return a, nil
@@ -127,7 +128,7 @@ func linear(l *Linear, x []float32, rows int, y []float32, acc bool) {
 	if acc {
 		beta = 1
 	}
-	kernels.Gemm(false, true, rows, l.Out, l.In, 1, x, l.In, l.W, l.In, beta, y, l.Out)
+	kernels.GemmW(false, true, rows, l.Out, l.In, 1, x, l.In, l.Weights(), l.In, beta, y, l.Out)
 	if l.B != nil {
 		parallelRows(rows, 64, func(lo, hi int) {
 			for r := lo; r < hi; r++ {

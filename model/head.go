@@ -61,6 +61,7 @@ func (m *Model) forRows(a *Activations, rows []int, fn func(row int, logits []fl
 	h, V := m.Hidden, m.Vocab
 	xn := make([]float32, headChunk*h)
 	logits := make([]float32, headChunk*V)
+	head := m.HeadWeights()
 	for lo := 0; lo < len(rows); lo += headChunk {
 		hi := min(lo+headChunk, len(rows))
 		n := hi - lo
@@ -68,7 +69,7 @@ func (m *Model) forRows(a *Activations, rows []int, fn func(row int, logits []fl
 			r := rows[lo+i]
 			kernels.RMSNorm(xn[i*h:(i+1)*h], a.X[r*h:(r+1)*h], m.Norm, m.Eps)
 		}
-		kernels.Gemm(false, true, n, V, h, 1, xn, h, m.Head, h, 0, logits, V)
+		kernels.GemmW(false, true, n, V, h, 1, xn, h, head, h, 0, logits, V)
 		parallelRows(n, 8, func(l, u int) {
 			for i := l; i < u; i++ {
 				fn(rows[lo+i], logits[i*V:(i+1)*V])

@@ -35,6 +35,12 @@ func LoadFS(fsys fs.FS, dir string) (*Model, string, error) {
 // LoadIdentified is Load returning both fingerprints. The weights are hashed for the
 // fingerprint (once per file version: see hf.Checkpoint.Fingerprint) while they are converted.
 func LoadIdentified(dir string) (*Model, Identity, error) {
+	return LoadIdentifiedWith(dir, LoadOptions{})
+}
+
+// LoadIdentifiedWith is LoadIdentified with options (LoadOptions.KeepDType: weights held in the
+// checkpoint's 16-bit dtype).
+func LoadIdentifiedWith(dir string, opts LoadOptions) (*Model, Identity, error) {
 	cfg, err := hf.LoadConfig(dir)
 	if err != nil {
 		return nil, Identity{}, err
@@ -43,11 +49,16 @@ func LoadIdentified(dir string) (*Model, Identity, error) {
 	if err != nil {
 		return nil, Identity{}, err
 	}
-	return load(cfg, ck)
+	return load(cfg, ck, opts)
 }
 
 // LoadIdentifiedFS is LoadIdentified for a model directory inside a file system.
 func LoadIdentifiedFS(fsys fs.FS, dir string) (*Model, Identity, error) {
+	return LoadIdentifiedFSWith(fsys, dir, LoadOptions{})
+}
+
+// LoadIdentifiedFSWith is LoadIdentifiedFS with options.
+func LoadIdentifiedFSWith(fsys fs.FS, dir string, opts LoadOptions) (*Model, Identity, error) {
 	cfg, err := hf.LoadConfigFS(fsys, dir)
 	if err != nil {
 		return nil, Identity{}, err
@@ -56,11 +67,11 @@ func LoadIdentifiedFS(fsys fs.FS, dir string) (*Model, Identity, error) {
 	if err != nil {
 		return nil, Identity{}, err
 	}
-	return load(cfg, ck)
+	return load(cfg, ck, opts)
 }
 
 // load converts ck's weights and fingerprints it at the same time, then closes it.
-func load(cfg *hf.Config, ck *hf.Checkpoint) (*Model, Identity, error) {
+func load(cfg *hf.Config, ck *hf.Checkpoint, opts LoadOptions) (*Model, Identity, error) {
 	defer ck.Close()
 	if err := CheckBlocks(cfg, ck); err != nil {
 		return nil, Identity{}, err
@@ -74,7 +85,7 @@ func load(cfg *hf.Config, ck *hf.Checkpoint) (*Model, Identity, error) {
 		fp, err := ck.Fingerprint()
 		done <- fpResult{fp, err}
 	}()
-	m, err := New(cfg, ck)
+	m, err := NewWith(cfg, ck, opts)
 	r := <-done
 	if err != nil {
 		return nil, Identity{}, err

@@ -7,6 +7,9 @@
 //   - a sub-block is skipped by setting Block.SkipAttn or Block.SkipMLP (depth pruning);
 //   - a linear layer's weights are substituted by pointing Linear.W at another slice (sparsity and
 //     quantization levels); Model.Clone makes a cheap shallow copy for such a candidate;
+//   - weights may stay in the checkpoint's 16-bit dtype (LoadOptions.KeepDType: Linear.Stored,
+//     Model.EmbedStored, Model.HeadStored), converted to float32 exactly inside the matrix multiply,
+//     so the results are the same bits as with float32 weights;
 //   - a Hook sees the input of every linear layer (calibration statistics);
 //   - the forward runs over any range of blocks on saved hidden states (Activations), so a candidate
 //     that differs from its parent only from block i on starts from the parent's state at block i.
@@ -20,17 +23,43 @@ import (
 
 	"github.com/evopress/evopress/arch"
 	"github.com/evopress/evopress/hf"
+	"github.com/evopress/evopress/internal/kernels"
 )
 
 // Linear is y = x·Wᵀ + B with W stored [Out×In] row-major, as in Hugging Face checkpoints.
+//
+// The weights are W when it is set, else Stored (the checkpoint's BF16 or F16 bits, read-only):
+// substituting a layer's weights is setting W, which takes precedence. Code that needs the
+// float32 values reads them through Float32, not W.
 type Linear struct {
-	W       []float32 // Out×In
-	B       []float32 // Out, or nil
+	W       []float32       // Out×In, or nil when the weights are Stored
+	Stored  kernels.Weights // Out×In in the stored dtype; used when W is nil
+	B       []float32       // Out, or nil
 	Out, In int
 }
 
 // Numel is the number of weights (bias excluded).
 func (l *Linear) Numel() int { return l.Out * l.In }
+
+// Weights returns the layer's weights as the matrix multiply takes them: W when set, else Stored.
+func (l *Linear) Weights() kernels.Weights {
+	if l.W != nil || l.Stored.IsZero() {
+		return kernels.F32Weights(l.W)
+	}
+	return l.Stored
+}
+
+// Float32 returns the weights as float32: W itself when set (not a copy), else a new float32
+// copy of Stored.
+func (l *Linear) Float32() []float32 {
+	if l.W != nil || l.Stored.IsZero() {
+		return l.W
+	}
+	return l.Stored.Float32()
+}
+
+// weightCount is the number of weights the layer holds (W's or Stored's).
+func (l *Linear) weightCount() int { return l.Weights().Len() }
 
 // Block is one transformer block: pre-norm attention and pre-norm SwiGLU MLP, each added to the
 // residual stream.
@@ -74,10 +103,16 @@ type Model struct {
 	Hidden, Heads, KVHeads, HeadDim, Intermediate, Vocab int
 	Eps                                                  float32
 
-	Embed  []float32 // Vocab×Hidden
+	Embed  []float32 // Vocab×Hidden, or nil when held in EmbedStored
 	Blocks []Block
 	Norm   []float32 // final RMSNorm
-	Head   []float32 // Vocab×Hidden; shares Embed's memory when embeddings are tied
+	Head   []float32 // Vocab×Hidden, or nil when held in HeadStored; shares Embed's memory when embeddings are tied
+
+	// EmbedStored and HeadStored hold the embeddings and the output head in the checkpoint's
+	// 16-bit dtype when Embed and Head are nil (LoadOptions.KeepDType); HeadStored shares
+	// EmbedStored's memory when embeddings are tied. Read them through EmbedWeights and
+	// HeadWeights (or EmbedFloat32 and HeadFloat32).
+	EmbedStored, HeadStored kernels.Weights
 
 	invFreq []float32 // HeadDim/2 rotary inverse frequencies
 }
@@ -87,8 +122,30 @@ type TensorSource interface {
 	ReadFloat32(name string, shape ...int) ([]float32, error)
 }
 
-// New builds a model from a configuration and its tensors.
+// StoredSource is a TensorSource that also reads BF16 and F16 tensors without converting them
+// (hf.Checkpoint.ReadUint16) and tells a tensor's dtype. *hf.Checkpoint implements it.
+type StoredSource interface {
+	TensorSource
+	Info(name string) (hf.TensorInfo, bool)
+	ReadUint16(name string, shape ...int) ([]uint16, hf.DType, error)
+}
+
+// LoadOptions choose how a model holds its weights.
+type LoadOptions struct {
+	// KeepDType keeps the linear layers' weights, the embeddings and the output head in the
+	// checkpoint's dtype when it is BF16 or F16 (half the memory of float32): they are converted
+	// to float32 inside the matrix multiplies, exactly, so every result is the same bits. It
+	// needs a StoredSource; norms and biases are always float32.
+	KeepDType bool
+}
+
+// New builds a model from a configuration and its tensors, all converted to float32.
 func New(cfg *hf.Config, src TensorSource) (*Model, error) {
+	return NewWith(cfg, src, LoadOptions{})
+}
+
+// NewWith is New with options.
+func NewWith(cfg *hf.Config, src TensorSource, opts LoadOptions) (*Model, error) {
 	if cfg.HiddenSize <= 0 || cfg.NumAttentionHeads <= 0 || cfg.NumKeyValueHeads <= 0 || cfg.HeadDim <= 0 {
 		return nil, fmt.Errorf("model: config %s: non-positive sizes", cfg.Path)
 	}
@@ -115,14 +172,40 @@ func New(cfg *hf.Config, src TensorSource) (*Model, error) {
 		t, err = src.ReadFloat32(name, shape...)
 		return t
 	}
+	stored, _ := src.(StoredSource)
+	if !opts.KeepDType {
+		stored = nil
+	}
+	// matrix reads a weight matrix: 16-bit bits when kept, else float32.
+	matrix := func(name string, shape ...int) ([]float32, kernels.Weights) {
+		if err != nil {
+			return nil, kernels.Weights{}
+		}
+		if stored != nil {
+			if t, ok := stored.Info(name); ok && (t.DType == hf.BF16 || t.DType == hf.F16) {
+				bits, dt, e := stored.ReadUint16(name, shape...)
+				if e != nil {
+					err = e
+					return nil, kernels.Weights{}
+				}
+				kd := kernels.BF16
+				if dt == hf.F16 {
+					kd = kernels.F16
+				}
+				return nil, kernels.Weights{DType: kd, Bits: bits}
+			}
+		}
+		return read(name, shape...), kernels.Weights{}
+	}
 	linear := func(i int, k arch.LinearKind, out, in int, bias bool) Linear {
-		l := Linear{W: read(arch.Weight(i, k).HF(), out, in), Out: out, In: in}
+		l := Linear{Out: out, In: in}
+		l.W, l.Stored = matrix(arch.Weight(i, k).HF(), out, in)
 		if bias {
 			l.B = read(arch.Bias(i, k).HF(), out)
 		}
 		return l
 	}
-	m.Embed = read(arch.Embedding().HF(), m.Vocab, h)
+	m.Embed, m.EmbedStored = matrix(arch.Embedding().HF(), m.Vocab, h)
 	qkvBias := cfg.QKVBias
 	for i := 0; i < cfg.NumHiddenLayers && err == nil; i++ {
 		b := Block{
@@ -140,9 +223,9 @@ func New(cfg *hf.Config, src TensorSource) (*Model, error) {
 	}
 	m.Norm = read(arch.FinalNorm().HF(), h)
 	if cfg.TieWordEmbeddings {
-		m.Head = m.Embed
+		m.Head, m.HeadStored = m.Embed, m.EmbedStored
 	} else {
-		m.Head = read(arch.LMHead().HF(), m.Vocab, h)
+		m.Head, m.HeadStored = matrix(arch.LMHead().HF(), m.Vocab, h)
 	}
 	if err != nil {
 		return nil, err
@@ -165,23 +248,59 @@ func (m *Model) Clone() *Model {
 
 // NumParams counts the model's parameters (a tied head counted once).
 func (m *Model) NumParams() int {
-	n := len(m.Embed) + len(m.Norm)
+	n := m.EmbedWeights().Len() + len(m.Norm)
 	if !m.tied() {
-		n += len(m.Head)
+		n += m.HeadWeights().Len()
 	}
 	for i := range m.Blocks {
 		b := &m.Blocks[i]
 		n += len(b.AttnNorm) + len(b.MLPNorm)
 		for k := range arch.NumLinearKinds {
 			l := b.Layer(k)
-			n += len(l.W) + len(l.B)
+			n += l.weightCount() + len(l.B)
 		}
 	}
 	return n
 }
 
 func (m *Model) tied() bool {
-	return len(m.Head) > 0 && len(m.Embed) > 0 && &m.Head[0] == &m.Embed[0]
+	if len(m.Head) > 0 && len(m.Embed) > 0 {
+		return &m.Head[0] == &m.Embed[0]
+	}
+	return m.Head == nil && m.Embed == nil && len(m.HeadStored.Bits) > 0 && len(m.EmbedStored.Bits) > 0 &&
+		&m.HeadStored.Bits[0] == &m.EmbedStored.Bits[0]
+}
+
+// EmbedWeights returns the embeddings [Vocab×Hidden] as held: Embed, else EmbedStored.
+func (m *Model) EmbedWeights() kernels.Weights {
+	if m.Embed != nil || m.EmbedStored.IsZero() {
+		return kernels.F32Weights(m.Embed)
+	}
+	return m.EmbedStored
+}
+
+// HeadWeights returns the output head [Vocab×Hidden] as held: Head, else HeadStored.
+func (m *Model) HeadWeights() kernels.Weights {
+	if m.Head != nil || m.HeadStored.IsZero() {
+		return kernels.F32Weights(m.Head)
+	}
+	return m.HeadStored
+}
+
+// EmbedFloat32 returns the embeddings as float32: Embed itself when set, else a converted copy.
+func (m *Model) EmbedFloat32() []float32 {
+	if m.Embed != nil || m.EmbedStored.IsZero() {
+		return m.Embed
+	}
+	return m.EmbedStored.Float32()
+}
+
+// HeadFloat32 returns the output head as float32: Head itself when set, else a converted copy.
+func (m *Model) HeadFloat32() []float32 {
+	if m.Head != nil || m.HeadStored.IsZero() {
+		return m.Head
+	}
+	return m.HeadStored.Float32()
 }
 
 // FLOPsPerToken estimates the multiply-add FLOPs (2 per MAC) of the forward per token at context
@@ -198,7 +317,7 @@ func (m *Model) FLOPsPerToken(ctx int) float64 {
 			f += 2 * float64(b.Gate.Numel()+b.Up.Numel()+b.Down.Numel())
 		}
 	}
-	return f + 2*float64(len(m.Head))
+	return f + 2*float64(m.HeadWeights().Len())
 }
 
 // ropeTable returns cos and sin tables [T × HeadDim/2] computed as Hugging Face does in float32:

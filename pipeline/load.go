@@ -31,13 +31,14 @@ type Loaded struct {
 }
 
 // LoadModel loads the Hugging Face model directory dir, or the embedded default model when dir
-// is empty. The weights are hashed for the fingerprint while they are converted
+// is empty, BF16 and F16 weights kept in their dtype (model.LoadOptions.KeepDType). The weights
+// are hashed for the fingerprint while they are read
 // (model.LoadIdentified): every command that loads a model records or checks it, and after the
 // first load of a checkpoint file its digests come from the user cache.
 func LoadModel(dir string) (*Loaded, error) {
 	start := time.Now()
 	if dir == "" {
-		m, id, err := model.LoadIdentifiedFS(assets.FS(), assets.ModelDir)
+		m, id, err := model.LoadIdentifiedFSWith(assets.FS(), assets.ModelDir, loadOptions)
 		if err != nil {
 			return nil, fmt.Errorf("embedded model: %w", err)
 		}
@@ -53,7 +54,7 @@ func LoadModel(dir string) (*Loaded, error) {
 		return &Loaded{Model: m, Tokenizer: tok, Name: assets.ModelName, Fingerprint: id.Fingerprint,
 			LegacyFingerprint: id.LegacyFingerprint, LoadTime: time.Since(start), embedded: true}, nil
 	}
-	m, id, err := model.LoadIdentified(dir)
+	m, id, err := model.LoadIdentifiedWith(dir, loadOptions)
 	if err != nil {
 		return nil, err
 	}
@@ -67,6 +68,10 @@ func LoadModel(dir string) (*Loaded, error) {
 	return &Loaded{Model: m, Tokenizer: tok, Name: dir, Fingerprint: id.Fingerprint, LegacyFingerprint: id.LegacyFingerprint,
 		LoadTime: time.Since(start)}, nil
 }
+
+// loadOptions is how LoadModel holds weights: BF16 and F16 weights stay in their dtype (half the
+// memory of float32), converted exactly inside the matrix multiplies, so results are unchanged.
+var loadOptions = model.LoadOptions{KeepDType: true}
 
 // loadOr returns lm when it is set (a model the caller already loaded), else the model in dir.
 func loadOr(lm *Loaded, dir string) (*Loaded, error) {

@@ -11,6 +11,12 @@
 // Models: llama-3.2-1b, llama-3.1-8b, qwen2.5-7b, mistral-7b. The output folder must not exist
 // or be empty; files are written atomically. Outputs are large (2.5 to 16 GB): write them
 // outside the repository.
+//
+// Commands that read text (evopress ppl, search, db build) need a tokenizer: copy a smaller
+// model's (its token ids are all within these vocabularies), e.g.
+//
+//	cp assets/llama-pd-11m/tokenizer*.json /tmp/llama-1b/
+//	/usr/bin/time -v evopress ppl --model /tmp/llama-1b --seq-len 256 --max-seqs 4
 package main
 
 import (

@@ -200,3 +200,81 @@ func rmsScale(dst, x, w []float32, r float32) {
 	}
 	rmsScaleGo(dst[n:], x[n:], w[n:], r)
 }
+
+// hasF16C reports the F16C extension (VCVTPH2PS), which the binary16 packing
+// needs besides AVX2.
+var hasF16C = cpuidF16C()
+
+func cpuidF16C() bool
+
+//go:noescape
+func packBT16BF16AVX(dst *float32, b *uint16, ldb, kc8 int) // kc8%8 == 0, kc8 > 0
+
+//go:noescape
+func packBT16F16AVX(dst *float32, b *uint16, ldb, kc8 int) // kc8%8 == 0, kc8 > 0; F16C
+
+//go:noescape
+func cvtBF16AVX(dst *float32, src *uint16, n int) // n%8 == 0, n > 0
+
+//go:noescape
+func cvtF16AVX(dst *float32, src *uint16, n int) // n%8 == 0, n > 0; F16C
+
+// packBTrans16H is packBTrans16 for a 16-bit b (BF16 or F16); it reports
+// false when the portable loop in packB16 must do the work.
+func packBTrans16H(d []float32, b Weights, ldb, j, p0, kc int) bool {
+	f16 := b.DType == F16
+	if !useAsm || (f16 && !hasF16C) {
+		return false
+	}
+	bits := b.Bits
+	_ = d[kc*nr-1]
+	kc8 := kc &^ 7
+	if kc8 > 0 {
+		_ = bits[(j+nr-1)*ldb+p0+kc8-1]
+		if f16 {
+			packBT16F16AVX(&d[0], &bits[j*ldb+p0], ldb, kc8)
+		} else {
+			packBT16BF16AVX(&d[0], &bits[j*ldb+p0], ldb, kc8)
+		}
+	}
+	if kc8 < kc {
+		var tail [8]float32
+		for c := 0; c < nr; c++ {
+			row := bits[(j+c)*ldb+p0+kc8 : (j+c)*ldb+p0+kc]
+			t := tail[:len(row)]
+			if f16 {
+				convertF16Go(t, row)
+			} else {
+				convertBF16Go(t, row)
+			}
+			for i, v := range t {
+				d[(kc8+i)*nr+c] = v
+			}
+		}
+	}
+	return true
+}
+
+// convertBF16 writes float32(src[i]) to dst[i] for i < len(dst).
+func convertBF16(dst []float32, src []uint16) {
+	n := len(dst) &^ 7
+	if !useAsm || n == 0 {
+		convertBF16Go(dst, src)
+		return
+	}
+	_ = src[len(dst)-1]
+	cvtBF16AVX(&dst[0], &src[0], n)
+	convertBF16Go(dst[n:], src[n:])
+}
+
+// convertF16 writes float32(src[i]) to dst[i] for i < len(dst).
+func convertF16(dst []float32, src []uint16) {
+	n := len(dst) &^ 7
+	if !useAsm || !hasF16C || n == 0 {
+		convertF16Go(dst, src)
+		return
+	}
+	_ = src[len(dst)-1]
+	cvtF16AVX(&dst[0], &src[0], n)
+	convertF16Go(dst[n:], src[n:])
+}

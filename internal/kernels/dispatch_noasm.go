@@ -27,3 +27,9 @@ func siluMul(gate, up []float32)       { siluMulGo(gate, up) }
 func sumSquares64(x []float32) float64 { return sumSquares64Go(x) }
 
 func rmsScale(dst, x, w []float32, r float32) { rmsScaleGo(dst, x, w, r) }
+
+// packBTrans16H reports false: the portable loop in packB16 does the work.
+func packBTrans16H(d []float32, b Weights, ldb, j, p0, kc int) bool { return false }
+
+func convertBF16(dst []float32, src []uint16) { convertBF16Go(dst, src) }
+func convertF16(dst []float32, src []uint16)  { convertF16Go(dst, src) }

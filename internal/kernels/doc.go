@@ -35,6 +35,12 @@
 //     them; packing handles op(B): a plain B is copied 16 floats at a time, a
 //     transposed B (HF weights W[out×in] in x·Wᵀ) is transposed 8×8 at a time
 //     in assembly.
+//   - GemmW takes B as Weights: float32, or the bits of bfloat16 or IEEE
+//     binary16 values as the checkpoint stores them. Packing converts them to
+//     float32 (bfloat16: a 16-bit shift, VPMOVZXWD+VPSLLD; binary16: F16C's
+//     VCVTPH2PS, or a 65,536-entry table in Go). The conversions are exact
+//     and the packed panels are the same floats, so the product has the same
+//     bits as Gemm with B converted beforehand, at half the memory for B.
 //   - Blocking: k in blocks of ≤256 (a 16 KB B micro-panel stays in L1), rows
 //     in blocks of ≤144 (the A block, 144 KB, stays in L2), columns in blocks
 //     of ≤4096 (the packed B block, ≤4 MB, lives in L3). Block sizes are

@@ -42,6 +42,11 @@ const (
 // with a message naming the argument.
 func Gemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	checkGemm("Gemm", transA, transB, m, n, k, a, lda, b, ldb, c, ldc)
+	gemm(transA, transB, m, n, k, alpha, a, lda, F32Weights(b), ldb, beta, c, ldc)
+}
+
+// gemm is Gemm and GemmW after their checks.
+func gemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b Weights, ldb int, beta float32, c []float32, ldc int) {
 	if gemmTrivial(m, n, k, alpha, beta, c, ldc) {
 		return
 	}
@@ -73,16 +78,17 @@ func Gemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int,
 			if i0 >= i1 || j0 >= j1 {
 				continue
 			}
-			var as, bs []float32
+			var as []float32
+			var bs Weights
 			if transA {
 				as = a[i0:]
 			} else {
 				as = a[i0*lda:]
 			}
 			if transB {
-				bs = b[j0*ldb:]
+				bs = b.from(j0 * ldb)
 			} else {
-				bs = b[j0:]
+				bs = b.from(j0)
 			}
 			gemmSerial(transA, transB, i1-i0, j1-j0, k, alpha, as, lda, bs, ldb, beta, c[i0*ldc+j0:], ldc)
 		}
@@ -107,34 +113,39 @@ func GemmSerial(transA, transB bool, m, n, k int, alpha float32, a []float32, ld
 	if gemmTrivial(m, n, k, alpha, beta, c, ldc) {
 		return
 	}
-	gemmSerial(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+	gemmSerial(transA, transB, m, n, k, alpha, a, lda, F32Weights(b), ldb, beta, c, ldc)
 }
 
 // checkGemm panics with a clear message when the arguments do not describe
 // valid matrices.
 func checkGemm(name string, transA, transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int) {
+	checkGemmLen(name, transA, transB, m, n, k, a, lda, len(b), ldb, c, ldc)
+}
+
+// checkGemmLen is checkGemm with B given by its length.
+func checkGemmLen(name string, transA, transB bool, m, n, k int, a []float32, lda int, bLen int, ldb int, c []float32, ldc int) {
 	if m < 0 || n < 0 || k < 0 {
 		panic(fmt.Sprintf("kernels: %s: negative dimension m=%d n=%d k=%d", name, m, n, k))
 	}
-	checkMat := func(what string, x []float32, rows, cols, ld int) {
+	checkMat := func(what string, length, rows, cols, ld int) {
 		if ld < max(1, cols) {
 			panic(fmt.Sprintf("kernels: %s: ld%s=%d < max(1, %d columns)", name, what, ld, cols))
 		}
-		if rows > 0 && cols > 0 && len(x) < (rows-1)*ld+cols {
-			panic(fmt.Sprintf("kernels: %s: len(%s)=%d < %d needed for %d×%d with ld=%d", name, what, len(x), (rows-1)*ld+cols, rows, cols, ld))
+		if rows > 0 && cols > 0 && length < (rows-1)*ld+cols {
+			panic(fmt.Sprintf("kernels: %s: len(%s)=%d < %d needed for %d×%d with ld=%d", name, what, length, (rows-1)*ld+cols, rows, cols, ld))
 		}
 	}
 	if transA {
-		checkMat("a", a, k, m, lda)
+		checkMat("a", len(a), k, m, lda)
 	} else {
-		checkMat("a", a, m, k, lda)
+		checkMat("a", len(a), m, k, lda)
 	}
 	if transB {
-		checkMat("b", b, n, k, ldb)
+		checkMat("b", bLen, n, k, ldb)
 	} else {
-		checkMat("b", b, k, n, ldb)
+		checkMat("b", bLen, k, n, ldb)
 	}
-	checkMat("c", c, m, n, ldc)
+	checkMat("c", len(c), m, n, ldc)
 }
 
 // gemmTrivial handles the cases without a product (empty C, k==0, alpha==0)
@@ -236,7 +247,7 @@ type aBlock struct {
 // Loop order (BLIS): columns of C in blocks of nb, k in blocks of kb (B
 // block packed once), rows in blocks of mb (A block packed when transposed,
 // read in place otherwise), then the macro-kernel over register tiles.
-func gemmSerial(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+func gemmSerial(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b Weights, ldb int, beta float32, c []float32, ldc int) {
 	bufs := bufPool.Get().(*gemmBufs)
 	defer bufPool.Put(bufs)
 
@@ -392,8 +403,14 @@ func packRows6(d, a []float32, lda, i, p0, kc int) {
 }
 
 // packB copies rows [p0, p0+kc) and columns [j0, j0+nc) of op(B) into dst as
-// ceil(nc/nr) micro-panels of kc×nr values (zero-padded to nr columns).
-func packB(dst, b []float32, ldb int, trans bool, p0, kc, j0, nc int) {
+// ceil(nc/nr) micro-panels of kc×nr values (zero-padded to nr columns),
+// converting 16-bit elements to float32.
+func packB(dst []float32, bw Weights, ldb int, trans bool, p0, kc, j0, nc int) {
+	if bw.DType != F32 {
+		packB16(dst, bw, ldb, trans, p0, kc, j0, nc)
+		return
+	}
+	b := bw.F32
 	for jr := 0; jr < nc; jr += nr {
 		cols := min(nr, nc-jr)
 		d := dst[jr*kc : jr*kc+nr*kc]

@@ -1,0 +1,215 @@
+package kernels
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"runtime"
+	"testing"
+)
+
+// f16Ref converts binary16 bits to float64 from the format's definition (independently of
+// f16Bits): (−1)^s · 2^(e−15) · (1 + m/1024), subnormals 2^−14 · m/1024.
+func f16Ref(h uint16) float64 {
+	s := 1.0
+	if h&0x8000 != 0 {
+		s = -1
+	}
+	e, m := int(h>>10)&0x1f, float64(h&0x3ff)
+	switch {
+	case e == 0x1f && m == 0:
+		return math.Inf(int(s))
+	case e == 0x1f:
+		return math.NaN()
+	case e == 0:
+		return s * math.Ldexp(m/1024, -14)
+	}
+	return s * math.Ldexp(1+m/1024, e-15)
+}
+
+// TestConvert16 converts every 16-bit pattern on each path: bfloat16 is the top half of the
+// float32 bits, binary16 is exact (NaN stays NaN: the hardware conversion sets the quiet bit of
+// a signalling NaN, which is why weights are checked finite at load).
+func TestConvert16(t *testing.T) {
+	all := make([]uint16, 1<<16+5) // not a multiple of 8: the tail too
+	for i := range all {
+		all[i] = uint16(i)
+	}
+	for _, asm := range paths() {
+		t.Run(pathName(asm), func(t *testing.T) {
+			withPath(t, asm, func() {
+				got := make([]float32, len(all))
+				convertBF16(got, all)
+				for i, h := range all {
+					if math.Float32bits(got[i]) != uint32(h)<<16 {
+						t.Fatalf("bfloat16 %#04x: got bits %#08x, want %#08x", h, math.Float32bits(got[i]), uint32(h)<<16)
+					}
+				}
+				convertF16(got, all)
+				for i, h := range all {
+					want := f16Ref(h)
+					g := float64(got[i])
+					if math.IsNaN(want) {
+						if !math.IsNaN(g) {
+							t.Fatalf("binary16 %#04x: got %v, want NaN", h, g)
+						}
+						continue
+					}
+					if g != want || math.Signbit(g) != math.Signbit(want) {
+						t.Fatalf("binary16 %#04x: got %v, want %v", h, g, want)
+					}
+					if F16ToFloat32(h) != got[i] {
+						t.Fatalf("binary16 %#04x: F16ToFloat32 %v, converted %v", h, F16ToFloat32(h), got[i])
+					}
+				}
+			})
+		})
+	}
+}
+
+// rand16 returns n random 16-bit floats of dtype dt (finite, of about unit size, with some
+// zeros and subnormals), with their float32 values.
+func rand16(rng *rand.Rand, dt DType, n int) ([]uint16, []float32) {
+	bits := make([]uint16, n)
+	for i := range bits {
+		v := float32(rng.NormFloat64())
+		switch i % 17 {
+		case 3:
+			v = 0
+		case 5:
+			v = -v * 1e-6 // subnormal binary16
+		}
+		b := math.Float32bits(v)
+		if dt == BF16 {
+			bits[i] = uint16(b >> 16)
+		} else {
+			bits[i] = f16FromFloat(v)
+		}
+	}
+	w := Weights{DType: dt, Bits: bits}
+	return bits, w.Float32()
+}
+
+// f16FromFloat truncates a float32 of magnitude < 65504 to binary16 bits (any nearby value
+// will do for the tests).
+func f16FromFloat(v float32) uint16 {
+	var s uint16
+	if v < 0 {
+		s, v = 0x8000, -v
+	}
+	if v < 0x1p-14 {
+		return s | uint16(v*0x1p24) // subnormal (or zero)
+	}
+	e := math.Ilogb(float64(v))
+	m := uint16((float64(v)/math.Ldexp(1, e) - 1) * 1024)
+	return s | uint16(e+15)<<10 | m
+}
+
+// TestGemmW checks that a product with a 16-bit B operand has exactly the bits of the same
+// product with B converted to float32 first, on every path, for every shape of the Gemm tests
+// (partial panels, k not a multiple of 8, both transposes, padded strides), serial and split.
+func TestGemmW(t *testing.T) {
+	old := runtime.GOMAXPROCS(0)
+	defer runtime.GOMAXPROCS(old)
+	runtime.GOMAXPROCS(max(old, 3)) // large cases split across goroutines
+	for _, asm := range paths() {
+		for _, dt := range []DType{BF16, F16} {
+			t.Run(fmt.Sprintf("%s/%v", pathName(asm), dt), func(t *testing.T) {
+				withPath(t, asm, func() {
+					rng := rand.New(rand.NewPCG(7, uint64(dt)))
+					cases := append(gemmCases(), gemmCase{false, true, 300, 1000, 700, 1, 0, 0, 5, 0},
+						gemmCase{false, true, 70, 48, 264, 1, 1, 0, 0, 0})
+					for ci, tc := range cases {
+						ar, ac := tc.m, tc.k
+						if tc.transA {
+							ar, ac = tc.k, tc.m
+						}
+						br, bc := tc.k, tc.n
+						if tc.transB {
+							br, bc = tc.n, tc.k
+						}
+						lda, ldb, ldc := max(1, ac+tc.padA), max(1, bc+tc.padB), tc.n+tc.padC
+						a := randSlice(rng, max(0, (ar-1)*lda+ac))
+						bits, bf := rand16(rng, dt, max(0, (br-1)*ldb+bc))
+						c0 := randSlice(rng, (tc.m-1)*ldc+tc.n)
+						want := append([]float32(nil), c0...)
+						got := append([]float32(nil), c0...)
+						w := Weights{DType: dt, Bits: bits}
+						if ci%2 == 0 {
+							GemmSerial(tc.transA, tc.transB, tc.m, tc.n, tc.k, tc.alpha, a, lda, bf, ldb, tc.beta, want, ldc)
+							GemmWSerial(tc.transA, tc.transB, tc.m, tc.n, tc.k, tc.alpha, a, lda, w, ldb, tc.beta, got, ldc)
+						} else {
+							Gemm(tc.transA, tc.transB, tc.m, tc.n, tc.k, tc.alpha, a, lda, bf, ldb, tc.beta, want, ldc)
+							GemmW(tc.transA, tc.transB, tc.m, tc.n, tc.k, tc.alpha, a, lda, w, ldb, tc.beta, got, ldc)
+						}
+						for i := range want {
+							if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+								t.Fatalf("%v: C[%d] = %v with %v B, %v with float32 B", tc, i, got[i], dt, want[i])
+							}
+						}
+					}
+					// F32 Weights are Gemm itself.
+					a, b := randSlice(rng, 40*50), randSlice(rng, 30*50)
+					c1, c2 := make([]float32, 40*30), make([]float32, 40*30)
+					Gemm(false, true, 40, 30, 50, 1, a, 50, b, 50, 0, c1, 30)
+					GemmW(false, true, 40, 30, 50, 1, a, 50, F32Weights(b), 50, 0, c2, 30)
+					for i := range c1 {
+						if c1[i] != c2[i] {
+							t.Fatalf("F32 Weights: C[%d] = %v, Gemm %v", i, c2[i], c1[i])
+						}
+					}
+				})
+			})
+		}
+	}
+}
+
+// TestGemmWPanics checks that a short or untyped B operand is refused by name.
+func TestGemmWPanics(t *testing.T) {
+	a, c := make([]float32, 12), make([]float32, 16)
+	for _, tc := range []struct {
+		name string
+		b    Weights
+		want string
+	}{
+		{"short", Weights{DType: BF16, Bits: make([]uint16, 11)}, "kernels: GemmW: len(b)=11 < 12 needed for 4×3 with ld=3"},
+		{"dtype", Weights{DType: 9, Bits: make([]uint16, 12)}, "kernels: GemmW: b has unknown DType(9)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			defer func() {
+				if r := recover(); fmt.Sprint(r) != tc.want {
+					t.Fatalf("panic %v, want %q", r, tc.want)
+				}
+			}()
+			GemmW(false, true, 4, 4, 3, 1, a, 3, tc.b, 3, 0, c, 4)
+		})
+	}
+}
+
+// BenchmarkGemmW measures x·Wᵀ at the Llama-3.2-1B layer shapes (1024 token rows) with W in
+// each dtype (compare with benchstat -col /dtype).
+func BenchmarkGemmW(b *testing.B) {
+	for _, s := range []struct{ m, n, k int }{{1024, 2048, 2048}, {1024, 8192, 2048}, {1024, 2048, 8192}} {
+		for _, dt := range []DType{F32, BF16, F16} {
+			b.Run(fmt.Sprintf("shape=%dx%dx%d/dtype=%v", s.m, s.n, s.k, dt), func(b *testing.B) {
+				rng := rand.New(rand.NewPCG(1, 1))
+				a := randSlice(rng, s.m*s.k)
+				w := F32Weights(randSlice(rng, s.n*s.k))
+				if dt != F32 {
+					bits, _ := rand16(rng, dt, s.n*s.k)
+					w = Weights{DType: dt, Bits: bits}
+				}
+				c := make([]float32, s.m*s.n)
+				cpu0 := processCPUSeconds()
+				for b.Loop() {
+					GemmW(false, true, s.m, s.n, s.k, 1, a, s.k, w, s.k, 0, c, s.n)
+				}
+				flops := 2 * float64(s.m) * float64(s.n) * float64(s.k) * float64(b.N)
+				b.ReportMetric(flops/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+				if cpu := processCPUSeconds() - cpu0; cpu > 0 {
+					b.ReportMetric(flops/cpu/1e9, "GFLOP/cpu-s")
+				}
+			})
+		}
+	}
+}
