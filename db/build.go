@@ -300,8 +300,8 @@ func ggufParams(cfg *BuildConfig) (*GGUFParams, error) {
 		if err != nil {
 			return nil, fmt.Errorf("db: Build: option GGUF.Types: %w", err)
 		}
-		if !t.Codec() {
-			return nil, fmt.Errorf("db: Build: option GGUF.Types: evopress does not encode %s (it encodes %s)", t, codecTypes())
+		if !t.Codec() || t == ggml.F32 {
+			return nil, fmt.Errorf("db: Build: option GGUF.Types: %s is not a level evopress encodes (it encodes %s)", t, codecTypes())
 		}
 		ts = append(ts, t)
 	}
@@ -334,7 +334,7 @@ func ggufParams(cfg *BuildConfig) (*GGUFParams, error) {
 func codecTypes() string {
 	var names []string
 	for _, t := range ggml.Types() {
-		if t.Codec() {
+		if t.Codec() && t != ggml.F32 {
 			names = append(names, t.String())
 		}
 	}

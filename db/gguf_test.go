@@ -226,8 +226,10 @@ func TestGGUFImatrixSources(t *testing.T) {
 		want string
 	}{
 		{"unknown type", func(c *BuildConfig) { c.GGUF.Types = []string{"q4_k", "q9_9"} }, `unknown tensor type "q9_9"`},
-		{"no codec", func(c *BuildConfig) { c.GGUF.Types = []string{"iq2_xxs"} }, "evopress does not encode iq2_xxs"},
-		{"file without matrix", func(c *BuildConfig) { c.GGUF.Imatrix = ImatrixInfo{Source: ImatrixFromFile, File: "x", SHA256: strings.Repeat("0", 64)} }, "option Imatrix"},
+		{"no codec", func(c *BuildConfig) { c.GGUF.Types = []string{"iq2_xxs"} }, "iq2_xxs is not a level evopress encodes"},
+		{"file without matrix", func(c *BuildConfig) {
+			c.GGUF.Imatrix = ImatrixInfo{Source: ImatrixFromFile, File: "x", SHA256: strings.Repeat("0", 64)}
+		}, "option Imatrix"},
 		{"matrix without file", func(c *BuildConfig) { c.Imatrix = m }, "option Imatrix: given with"},
 		{"bad source", func(c *BuildConfig) { c.GGUF.Imatrix.Source = "elsewhere" }, "imatrix.source"},
 		{"sequential", func(c *BuildConfig) { c.Sequential = true }, "not sequential"},

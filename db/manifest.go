@@ -385,7 +385,7 @@ func (p *GGUFParams) validate() error {
 	prev := -1
 	for _, name := range p.Types {
 		t, err := ggml.ParseType(name)
-		if err != nil || t.String() != name || !t.Codec() {
+		if err != nil || t.String() != name || !t.Codec() || t == ggml.F32 {
 			return fmt.Errorf("types: %q is not a ggml type name evopress encodes (as ggml spells it, e.g. q4_K)", name)
 		}
 		if int(t) <= prev {
@@ -419,7 +419,7 @@ func (p *GGUFParams) validate() error {
 // checkLevel checks that a level is possible in this database at all.
 func (m *Manifest) checkLevel(level int) error {
 	if m.Mode == ModeGGUF {
-		if level < 0 || !ggml.Type(level).Codec() {
+		if level <= 0 || !ggml.Type(level).Codec() {
 			return fmt.Errorf("%d is not a ggml type evopress encodes", level)
 		}
 		return nil

@@ -115,9 +115,9 @@ func (p *Profile) Validate() error {
 				return fmt.Errorf("field levels: %s = %d, a drop level is 0 (kept) or 1 (dropped)", name, l)
 			}
 		case ModeQuant:
-			// bits (a quant database) or a ggml type id (a gguf database: 0..63)
-			if l < 0 || l > 63 {
-				return fmt.Errorf("field levels: %s = %d, want a bit-width 1..16 or a ggml type id 0..63", name, l)
+			// bits (a quant database) or a ggml type id (a gguf database)
+			if l < 1 || l > 63 {
+				return fmt.Errorf("field levels: %s = %d, want 1..16 bits or a ggml type id 1..63", name, l)
 			}
 		}
 	}
