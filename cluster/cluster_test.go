@@ -19,14 +19,15 @@ import (
 	"github.com/evopress/evopress/search/drop"
 )
 
-// chunkFitness is a deterministic, non-additive function of a profile and a chunk, standing in
-// for a candidate model's summed KL on one calibration sequence of 7 predicting positions.
+// chunkFitness is a deterministic, non-additive, non-negative function of a profile and a
+// chunk, standing in for a candidate model's summed KL on one calibration sequence of 7
+// predicting positions.
 func chunkFitness(p search.Levels, c int) float64 {
 	s := 0.0
 	for i, l := range p {
 		s += float64(l) * math.Sin(float64(i+1)*1.7)
 	}
-	return s*s + 0.3*s + 1e-3*math.Cos(float64(c)*float64(p[c%len(p)]+1))
+	return (s+0.15)*(s+0.15) + 1e-3*(1.1+math.Cos(float64(c)*float64(p[c%len(p)]+1)))
 }
 
 // fakeSubBatch is the fake evaluator's sequences per sub-batch (the test job's SubBatch).
@@ -103,7 +104,7 @@ type harness struct {
 
 func newHarness(t *testing.T, opt Options) *harness {
 	t.Helper()
-	srv, err := StartServer("")
+	srv, err := StartServer(ServerOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,6 +146,13 @@ func (h *harness) worker(id string, p Preparer, o WorkerOptions) *nats.Conn {
 		h.mu.Unlock()
 	}()
 	return nc
+}
+
+// err is what RunWorker returned for worker id (nil while it runs).
+func (h *harness) err(id string) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.errs[id]
 }
 
 func (h *harness) waitWorkers(n int) {
@@ -365,15 +373,23 @@ func TestDatabaseRequired(t *testing.T) {
 }
 
 func TestWorkerErrorFailsEvaluate(t *testing.T) {
-	h := newHarness(t, Options{})
+	h := newHarness(t, Options{Heartbeat: 20 * time.Millisecond, WorkerTimeout: 300 * time.Millisecond})
 	bad := search.EvaluatorFunc(func(ctx context.Context, parent search.Levels, cands []search.Levels, b search.Batch) ([]float64, error) {
 		return nil, fmt.Errorf("chunk 99 outside the pool")
 	})
 	h.worker("bad", &preparer{id: testIdentity, eval: bad}, WorkerOptions{})
 	h.waitWorkers(1)
 	_, err := h.co.Evaluate(context.Background(), nil, []search.Levels{{0, 1}}, search.Batch{Chunks: []int{1}, Tokens: 8})
-	if err == nil || !strings.Contains(err.Error(), "worker bad: chunk 99") {
+	if err == nil || !strings.Contains(err.Error(), "worker bad was dropped") || !strings.Contains(err.Error(), "chunk 99 outside the pool") {
 		t.Fatalf("err %v, want the worker's error", err)
+	}
+	// The search does not wait for ever for another worker; the dropped one is told why and exits.
+	waitFor(t, 10*time.Second, func() bool {
+		err := h.err("bad")
+		return errors.Is(err, ErrRefused) && strings.Contains(err.Error(), "chunk 99")
+	}, func() string { return fmt.Sprintf("worker error %v, want a refusal with the reason", h.err("bad")) })
+	if _, err := h.co.Evaluate(context.Background(), nil, []search.Levels{{0, 1}}, search.Batch{Chunks: []int{1}, Tokens: 8}); err == nil || !strings.Contains(err.Error(), "no worker left") {
+		t.Fatalf("next call: err %v, want no worker left", err)
 	}
 }
 
@@ -469,7 +485,7 @@ func TestParseListen(t *testing.T) {
 
 // Over TCP with a password: a worker without it cannot connect, one with it serves.
 func TestListenWithPassword(t *testing.T) {
-	srv, err := StartServer("nats://evo:pw@127.0.0.1:0")
+	srv, err := StartServer(ServerOptions{Listen: "nats://evo:pw@127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -518,7 +534,7 @@ func BenchmarkRoundTrip(b *testing.B) {
 				if transport == "tcp" {
 					listen = "127.0.0.1:0"
 				}
-				srv, err := StartServer(listen)
+				srv, err := StartServer(ServerOptions{Listen: listen})
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"crypto/ecdh"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -9,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"slices"
 	"strings"
 	"sync"
@@ -20,6 +22,14 @@ import (
 	"github.com/evopress/evopress/internal/optionerr"
 	"github.com/evopress/evopress/search"
 )
+
+// FitnessSlack is how far below zero a fitness may be and still count as valid: a fitness is a
+// mean KL or NLL per predicting position, never negative but for rounding (the KL of the dense
+// model to itself comes out near −3e-7 from float16 teacher probabilities).
+const FitnessSlack = 1e-3
+
+// maxIDLen bounds a worker id.
+const maxIDLen = 256
 
 // Options configures a Coordinator. Zero fields take the defaults.
 type Options struct {
@@ -34,8 +44,8 @@ type Options struct {
 	// Heartbeat is how often workers report (default 1 s); Poll how long a work request is
 	// held when there is no task (default 5 s).
 	Heartbeat, Poll time.Duration
-	// Log receives events: workers joining, refused, lost, back; tasks re-sent; waiting for
-	// workers. nil discards them.
+	// Log receives events: workers joining, refused, lost, back, dropped; tasks re-sent;
+	// messages dropped; waiting for workers. nil discards them.
 	Log *slog.Logger
 }
 
@@ -77,6 +87,13 @@ type Coordinator struct {
 	closed  bool
 	waitLog time.Time
 	stats   Stats
+	// stranded says why no worker is left when the last one connected was dropped for failing
+	// a task, at strandedAt: unless a worker connects within WorkerTimeout, calls fail with it.
+	stranded   string
+	strandedAt time.Time
+	// rejectLog and rejectQuiet pace the log of dropped messages.
+	rejectLog   time.Time
+	rejectQuiet int
 }
 
 // Stats counts a coordinator's work since it started.
@@ -89,6 +106,9 @@ type Stats struct {
 	Evaluations, Tokens int64
 	// BlocksRun and BlocksFull: block forwards computed, and those full forwards would need.
 	BlocksRun, BlocksFull int64
+	// Dropped counts the workers dropped from the search, Rejected the messages dropped
+	// (failing authentication, replayed, malformed, or from a dropped worker).
+	Dropped, Rejected int64
 }
 
 type workerState struct {
@@ -99,6 +119,22 @@ type workerState struct {
 	connected bool
 	evals     float64
 	tokens    int64
+	// The session (see Trust): the worker's public key, the coordinator's key pair for it, the
+	// derived key and the last sequence number accepted. epoch counts the sessions of this id:
+	// a task handed to an earlier session is not this one's.
+	pub   string
+	priv  *ecdh.PrivateKey
+	key   []byte
+	seq   uint64
+	epoch int
+	// dropped says why the worker was dropped ("" while it serves).
+	dropped string
+}
+
+// session names one join of a worker.
+type session struct {
+	id    string
+	epoch int
 }
 
 type poll struct {
@@ -115,10 +151,21 @@ type task struct {
 	index   int    // its first candidate in the call
 	worker  string // "" while queued
 	sent    time.Time
-	// a Range task: sub-batches [subLo, subHi) of its candidates, the call's range number rng
+	// a Range task: sub-batches [subLo, subHi) of its candidates, the call's range number rng,
+	// and the predicting positions per candidate of each of its sub-batches
 	isRange      bool
 	subLo, subHi int
 	rng          int
+	positions    []int
+	tokens       int // the batch's tokens
+	// holders are the sessions the task was handed to; failures the reasons of those that
+	// failed it
+	holders  []session
+	failures []string
+}
+
+func (t *task) heldBy(w *workerState) bool {
+	return slices.Contains(t.holders, session{w.id, w.epoch})
 }
 
 type call struct {
@@ -243,7 +290,9 @@ func (c *Coordinator) connectedLocked() int {
 
 // Evaluate implements search.Evaluator: the candidates are cut into tasks (see split), the
 // tasks are handed to the workers that ask, and the call returns when every task is scored, a
-// worker reports an error, or ctx is cancelled. With no worker connected it waits for one.
+// task fails on two workers, no worker connects within WorkerTimeout after the last one was
+// dropped for failing a task, or ctx is cancelled (see Faults). Otherwise, with no worker
+// connected it waits for one.
 // Split candidates are merged with fitness.Combine, which repeats the additions of a
 // whole-batch evaluation in order: the values are bit-identical to unsplit ones.
 func (c *Coordinator) Evaluate(ctx context.Context, parent search.Levels, cands []search.Levels, b search.Batch) ([]float64, error) {
@@ -255,6 +304,10 @@ func (c *Coordinator) Evaluate(ctx context.Context, parent search.Levels, cands 
 	if c.closed {
 		c.mu.Unlock()
 		return nil, fmt.Errorf("cluster: coordinator closed")
+	}
+	if c.strandedLocked(time.Now()) {
+		c.mu.Unlock()
+		return nil, c.strandedError()
 	}
 	tasks, err := c.split(cl, parent, cands, b)
 	if err != nil {
@@ -304,15 +357,26 @@ func (c *Coordinator) split(cl *call, parent search.Levels, cands []search.Level
 			cl.counts[i] = make([]int, r)
 		}
 	}
+	// the predicting positions of sub-batch k: its chunks times (tokens per chunk − 1)
+	positions := func(k int) int {
+		if len(b.Chunks) == 0 {
+			return 0
+		}
+		per := max(1, c.job.SubBatch)
+		return (min((k+1)*per, len(b.Chunks)) - k*per) * (b.Tokens/len(b.Chunks) - 1)
+	}
 	for j := range r {
 		lo, hi := j*nSub/r, (j+1)*nSub/r
 		for g := range groups {
 			clo, chi := g*len(cands)/groups, (g+1)*len(cands)/groups
 			wire := Task{Parent: parent, Cands: cands[clo:chi], Batch: b}
-			t := &task{n: chi - clo, index: clo, call: cl}
+			t := &task{n: chi - clo, index: clo, call: cl, tokens: b.Tokens}
 			if r > 1 {
 				wire.Range, wire.SubLo, wire.SubHi = true, lo, hi
 				t.isRange, t.subLo, t.subHi, t.rng = true, lo, hi, j
+				for k := lo; k < hi; k++ {
+					t.positions = append(t.positions, positions(k))
+				}
 				c.stats.RangeTasks++
 			}
 			c.nextID++
@@ -353,16 +417,19 @@ func (c *Coordinator) dispatchLocked(now time.Time) {
 		c.parked = c.parked[1:]
 		w := c.workers[p.worker]
 		if w == nil || !w.connected {
-			c.respond(p.msg, WorkReply{})
+			c.answer(p.msg, w, WorkReply{})
 			continue
 		}
 		t := c.queue[0]
-		if err := p.msg.Respond(t.payload); err != nil {
+		if err := c.answerRaw(p.msg, w, t.payload); err != nil {
 			c.opt.Log.Warn("handing out a task failed", "worker", w.id, "task", t.id, "err", err)
 			continue
 		}
 		c.queue = c.queue[1:]
 		t.worker, t.sent = w.id, now
+		if s := (session{w.id, w.epoch}); !slices.Contains(t.holders, s) {
+			t.holders = append(t.holders, s)
+		}
 		c.stats.Tasks++
 	}
 }
@@ -377,6 +444,26 @@ func (c *Coordinator) respond(m *nats.Msg, v any) {
 	}
 }
 
+// answer replies to w's work request m, signed with w's session key (unsigned when w is nil:
+// only "join again" goes to an unknown worker).
+func (c *Coordinator) answer(m *nats.Msg, w *workerState, v WorkReply) {
+	data, err := json.Marshal(v)
+	if err == nil {
+		err = c.answerRaw(m, w, data)
+	}
+	if err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+		c.opt.Log.Warn("reply failed", "subject", m.Subject, "err", err)
+	}
+}
+
+func (c *Coordinator) answerRaw(m *nats.Msg, w *workerState, data []byte) error {
+	msg := &nats.Msg{Data: data}
+	if w != nil {
+		sign(msg, w.key, replyKind(m.Reply), 0)
+	}
+	return m.RespondMsg(msg)
+}
+
 // requeueLocked puts a handed-out task back at the front of the queue.
 func (c *Coordinator) requeueLocked(t *task, why string) {
 	c.opt.Log.Warn("re-sending task", "task", t.id, "candidates", t.n, "worker", t.worker, "reason", why)
@@ -386,11 +473,105 @@ func (c *Coordinator) requeueLocked(t *task, why string) {
 }
 
 func (c *Coordinator) seenLocked(w *workerState, now time.Time) {
+	if w.dropped != "" {
+		return
+	}
 	w.lastSeen = now
+	c.stranded = ""
 	if !w.connected {
 		w.connected = true
 		c.opt.Log.Info("worker back", "worker", w.id)
 	}
+}
+
+// authLocked returns the worker named id when m is its message of the given kind: signed with
+// its session key and newer than the last one accepted. Otherwise it drops and logs m.
+func (c *Coordinator) authLocked(m *nats.Msg, kind, id string, now time.Time) *workerState {
+	w := c.workers[id]
+	if w == nil {
+		c.rejectLocked(now, kind, id, "unknown worker")
+		return nil
+	}
+	seq, ok := verify(m, w.key, kind)
+	switch {
+	case !ok:
+		c.rejectLocked(now, kind, id, "it fails authentication: not sent by the worker it names")
+	case seq <= w.seq:
+		c.rejectLocked(now, kind, id, fmt.Sprintf("replayed: sequence number %d after %d", seq, w.seq))
+	default:
+		w.seq = seq
+		return w
+	}
+	return nil
+}
+
+// rejectLocked counts and logs a dropped message, at most one line a second.
+func (c *Coordinator) rejectLocked(now time.Time, kind, worker, reason string) {
+	c.stats.Rejected++
+	if now.Sub(c.rejectLog) < time.Second {
+		c.rejectQuiet++
+		return
+	}
+	c.opt.Log.Warn("message dropped", "kind", kind, "worker", clip(worker, maxIDLen), "reason", reason, "dropped_before_unlogged", c.rejectQuiet)
+	c.rejectLog, c.rejectQuiet = now, 0
+}
+
+// clip shortens s for a log line.
+func clip(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
+}
+
+// dropLocked drops w from the search (see Faults): its tasks are re-sent and its parked request
+// answered with the reason. When w failed a task (taskFault) and no worker is left connected,
+// the calls fail unless one connects within WorkerTimeout.
+func (c *Coordinator) dropLocked(w *workerState, reason string, taskFault bool, now time.Time) {
+	if w.dropped != "" {
+		return
+	}
+	w.dropped, w.connected = reason, false
+	c.stats.Dropped++
+	c.opt.Log.Warn("worker dropped", "worker", w.id, "host", w.host, "pid", w.pid, "reason", reason)
+	refused := WorkReply{Refused: fmt.Sprintf("dropped from search %s: %s", c.job.ID, reason)}
+	c.parked = slices.DeleteFunc(c.parked, func(p poll) bool {
+		if p.worker == w.id {
+			c.answer(p.msg, w, refused)
+			return true
+		}
+		return false
+	})
+	for _, t := range c.open {
+		if t.worker == w.id {
+			c.requeueLocked(t, "the worker was dropped")
+		}
+	}
+	if taskFault && c.connectedLocked() == 0 {
+		c.stranded, c.strandedAt = fmt.Sprintf("worker %s was dropped: %s", w.id, reason), now
+	}
+	c.dispatchLocked(now)
+}
+
+// strandedLocked reports whether calls are to fail for want of workers: the last connected one
+// was dropped for failing a task, WorkerTimeout ago, and none has connected since.
+func (c *Coordinator) strandedLocked(now time.Time) bool {
+	return c.stranded != "" && c.connectedLocked() == 0 && now.Sub(c.strandedAt) >= c.opt.WorkerTimeout
+}
+
+func (c *Coordinator) strandedError() error {
+	return fmt.Errorf("cluster: no worker left to score the candidates: %s", c.stranded)
+}
+
+// failTaskLocked drops w, which held t, for reason; a task failed by two workers ends its call.
+func (c *Coordinator) failTaskLocked(t *task, w *workerState, reason string, now time.Time) {
+	t.failures = append(t.failures, fmt.Sprintf("worker %s: %s", w.id, reason))
+	if len(t.failures) >= 2 {
+		cl := t.call
+		c.dropCallLocked(cl)
+		cl.finish(fmt.Errorf("cluster: task %d (%d candidates) failed on two workers, it cannot be scored: %s", t.id, t.n, strings.Join(t.failures, "; ")))
+	}
+	c.dropLocked(w, fmt.Sprintf("task %d: %s", t.id, reason), true, now)
 }
 
 func (c *Coordinator) onJoin(m *nats.Msg) {
@@ -400,24 +581,34 @@ func (c *Coordinator) onJoin(m *nats.Msg) {
 		return
 	}
 	if h.Probe {
-		job := c.job
-		c.respond(m, JoinReply{Job: &job, Refused: "probe"})
+		// Another coordinator checking the subject: who serves it, and nothing a worker needs.
+		c.respond(m, JoinReply{Job: &Job{ID: c.job.ID, Mode: c.job.Mode, Model: c.job.Model}, Refused: "probe"})
 		return
 	}
 	refuse := func(reason string) {
-		c.opt.Log.Warn("worker refused", "worker", h.Worker, "host", h.Host, "reason", reason)
+		c.opt.Log.Warn("worker refused", "worker", clip(h.Worker, maxIDLen), "host", clip(h.Host, maxIDLen), "reason", reason)
 		c.respond(m, JoinReply{Refused: reason})
 	}
 	if h.Protocol != Protocol {
-		refuse(fmt.Sprintf("protocol %q, the search speaks %q (update evopress)", h.Protocol, Protocol))
+		refuse(fmt.Sprintf("protocol %q, the search speaks %q (update evopress)", clip(h.Protocol, 64), Protocol))
 		return
 	}
-	if h.Worker == "" {
-		refuse("no worker id")
+	if h.Worker == "" || len(h.Worker) > maxIDLen {
+		refuse(fmt.Sprintf("a worker id must have 1 to %d bytes", maxIDLen))
 		return
 	}
 	if reason := c.job.Mismatch(h.Identity); reason != "" {
 		refuse("the worker has " + reason)
+		return
+	}
+	priv, err := newSessionKey()
+	if err != nil {
+		refuse("the search cannot make a session key: " + err.Error())
+		return
+	}
+	key, err := sessionKey(priv, h.Key, c.job.ID, h.Worker)
+	if err != nil {
+		refuse("no valid session key in the join request: " + err.Error())
 		return
 	}
 	now := time.Now()
@@ -428,50 +619,85 @@ func (c *Coordinator) onJoin(m *nats.Msg) {
 	}
 	w := c.workers[h.Worker]
 	switch {
-	case w == nil:
-		w = &workerState{id: h.Worker, host: h.Host, pid: h.PID, joined: now}
-		c.workers[h.Worker] = w
-		c.order = append(c.order, h.Worker)
-		c.opt.Log.Info("worker joined", "worker", h.Worker, "host", h.Host, "pid", h.PID)
-	case w.connected && (w.host != h.Host || w.pid != h.PID):
+	case w != nil && w.dropped != "":
+		c.mu.Unlock()
+		refuse(fmt.Sprintf("worker %s was dropped from this search: %s", w.id, w.dropped))
+		return
+	case w != nil && w.pub == h.Key:
+		// The same session joining again (its requests went unanswered): the same keys. The
+		// join request is not authenticated, so it does not count as a sign of life.
+	case w != nil && w.connected:
 		c.mu.Unlock()
 		refuse(fmt.Sprintf("worker id %q is in use by process %d on %s", h.Worker, w.pid, w.host))
 		return
 	default:
-		w.host, w.pid = h.Host, h.PID
+		if w == nil {
+			w = &workerState{id: h.Worker, joined: now}
+			c.workers[h.Worker] = w
+			c.order = append(c.order, h.Worker)
+			c.opt.Log.Info("worker joined", "worker", h.Worker, "host", clip(h.Host, maxIDLen), "pid", h.PID)
+		} else {
+			w.epoch++ // a new process under a lost worker's id: a new session
+			c.opt.Log.Info("worker joined again", "worker", h.Worker, "host", clip(h.Host, maxIDLen), "pid", h.PID)
+		}
+		w.host, w.pid = clip(h.Host, maxIDLen), h.PID
+		w.pub, w.priv, w.key, w.seq = h.Key, priv, key, 0
+		w.connected = true
+		c.seenLocked(w, now)
 	}
-	c.seenLocked(w, now)
 	job := c.job
+	reply := JoinReply{Job: &job, Key: publicHex(w.priv)}
 	c.mu.Unlock()
-	c.respond(m, JoinReply{Job: &job})
+	c.respond(m, reply)
 }
 
 func (c *Coordinator) onJobMessage(m *nats.Msg) {
-	switch {
-	case strings.HasSuffix(m.Subject, ".work"):
+	switch m.Subject[strings.LastIndexByte(m.Subject, '.')+1:] {
+	case kindWork:
 		c.onWork(m)
-	case strings.HasSuffix(m.Subject, ".result"):
+	case kindResult:
 		c.onResult(m)
-	case strings.HasSuffix(m.Subject, ".hb"):
+	case kindHB:
 		c.onHeartbeat(m)
 	}
+}
+
+// malformed drops a message that does not decode.
+func (c *Coordinator) malformed(kind string, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.rejectLocked(time.Now(), kind, "", "malformed: "+clip(err.Error(), 200))
 }
 
 func (c *Coordinator) onWork(m *nats.Msg) {
 	var req WorkRequest
 	if err := json.Unmarshal(m.Data, &req); err != nil {
-		c.opt.Log.Warn("malformed work request", "err", err)
+		c.malformed(kindWork, err)
 		return
 	}
 	now := time.Now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	w := c.workers[req.Worker]
-	if w == nil || c.closed {
-		c.respond(m, WorkReply{Rejoin: true})
+	if c.workers[req.Worker] == nil || c.closed {
+		c.answer(m, nil, WorkReply{Rejoin: true})
+		return
+	}
+	w := c.authLocked(m, kindWork, req.Worker, now)
+	if w == nil {
+		return // not the worker's: no answer
+	}
+	if w.dropped != "" {
+		c.answer(m, w, WorkReply{Refused: fmt.Sprintf("dropped from search %s: %s", c.job.ID, w.dropped)})
 		return
 	}
 	c.seenLocked(w, now)
+	// A worker scores one task at a time and sends its result before it asks again: a task
+	// still handed to it never reached it (or it gave it up).
+	for _, t := range c.open {
+		if t.worker == w.id {
+			c.requeueLocked(t, "the worker asked for work without answering it")
+		}
+	}
 	// A worker has one request outstanding: an older parked one was given up by its sender.
 	c.parked = slices.DeleteFunc(c.parked, func(p poll) bool { return p.worker == w.id })
 	c.parked = append(c.parked, poll{msg: m, worker: w.id, at: now})
@@ -481,36 +707,45 @@ func (c *Coordinator) onWork(m *nats.Msg) {
 func (c *Coordinator) onResult(m *nats.Msg) {
 	var r Result
 	if err := json.Unmarshal(m.Data, &r); err != nil {
-		c.opt.Log.Warn("malformed result", "err", err)
+		c.malformed(kindResult, err)
 		return
 	}
 	now := time.Now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	w := c.workers[r.Worker]
-	if w != nil {
-		c.seenLocked(w, now)
+	if c.closed {
+		return
 	}
+	w := c.authLocked(m, kindResult, r.Worker, now)
+	if w == nil {
+		return
+	}
+	if w.dropped != "" {
+		c.rejectLocked(now, kindResult, w.id, "the worker was dropped")
+		return
+	}
+	c.seenLocked(w, now)
 	t := c.open[r.Task]
 	if t == nil {
+		if r.Task == 0 || r.Task > c.nextID {
+			c.dropLocked(w, fmt.Sprintf("it sent a result for task %d, which was never handed out", r.Task), false, now)
+		}
 		return // a duplicate of a re-sent task, or a task of a finished call
+	}
+	if !t.heldBy(w) {
+		c.dropLocked(w, fmt.Sprintf("it sent a result for task %d, which was not handed to it", r.Task), false, now)
+		return
+	}
+	if reason := t.invalid(&r); reason != "" {
+		c.failTaskLocked(t, w, reason, now)
+		return
 	}
 	delete(c.open, r.Task)
 	c.queue = slices.DeleteFunc(c.queue, func(q *task) bool { return q == t })
 	cl := t.call
-	if r.Err != "" {
-		c.dropCallLocked(cl)
-		cl.finish(fmt.Errorf("worker %s: %s", r.Worker, r.Err))
-		return
-	}
 	evals, share := int64(t.n), float64(t.n)
 	if t.isRange {
 		part := r.Partial()
-		if len(part) != t.subHi-t.subLo || r.Count <= 0 || slices.ContainsFunc(part, func(row []float64) bool { return len(row) != t.n }) {
-			c.dropCallLocked(cl)
-			cl.finish(fmt.Errorf("cluster: worker %s returned %d partial sums (count %d) for sub-batches [%d, %d) of %d candidates", r.Worker, len(part), r.Count, t.subLo, t.subHi, t.n))
-			return
-		}
 		for i := range t.n {
 			col := make([][]float64, len(part))
 			for k, row := range part {
@@ -523,18 +758,10 @@ func (c *Coordinator) onResult(m *nats.Msg) {
 			evals = 0 // a candidate counts once in the totals, on its first range
 		}
 	} else {
-		f := r.Fitness()
-		if len(f) != t.n {
-			c.dropCallLocked(cl)
-			cl.finish(fmt.Errorf("cluster: worker %s returned %d fitness values for %d candidates", r.Worker, len(f), t.n))
-			return
-		}
-		copy(cl.fitness[t.index:], f)
+		copy(cl.fitness[t.index:], r.Fitness())
 	}
-	if w != nil {
-		w.evals += share
-		w.tokens += r.Tokens
-	}
+	w.evals += share
+	w.tokens += r.Tokens
 	c.stats.Evaluations += evals
 	c.stats.Tokens += r.Tokens
 	c.stats.BlocksRun += r.BlocksRun
@@ -548,16 +775,63 @@ func (c *Coordinator) onResult(m *nats.Msg) {
 	}
 }
 
+// invalid says why r cannot be t's result, or "" when it can (see Faults).
+func (t *task) invalid(r *Result) string {
+	if r.Err != "" {
+		return "the worker reported an error: " + clip(r.Err, 1000)
+	}
+	rows := max(1, t.subHi-t.subLo)
+	if r.Tokens < 0 || r.Tokens > int64(t.n)*int64(t.tokens) || r.BlocksRun < 0 || r.BlocksFull < r.BlocksRun ||
+		r.BlocksFull > int64(t.n)*int64(rows)<<20 || !(r.Seconds >= 0 && r.Seconds < 1e9) {
+		return fmt.Sprintf("impossible counters: %d tokens, %d of %d block forwards, %v s", r.Tokens, r.BlocksRun, r.BlocksFull, r.Seconds)
+	}
+	bad := func(v float64, positions int) bool {
+		return math.IsNaN(v) || math.IsInf(v, 0) || v < -FitnessSlack*float64(positions)
+	}
+	if !t.isRange {
+		f := r.Fitness()
+		if len(f) != t.n || len(r.PartialBits) != 0 {
+			return fmt.Sprintf("%d fitness values (and %d rows of partial sums) for %d candidates", len(f), len(r.PartialBits), t.n)
+		}
+		for i, v := range f {
+			if bad(v, 1) {
+				return fmt.Sprintf("fitness %v for candidate %d: a fitness is finite and at least %v", v, i, -FitnessSlack)
+			}
+		}
+		return ""
+	}
+	part := r.Partial()
+	if len(part) != rows || len(r.FitnessBits) != 0 || slices.ContainsFunc(part, func(row []float64) bool { return len(row) != t.n }) {
+		return fmt.Sprintf("%d rows of partial sums (and %d fitness values) for sub-batches [%d, %d) of %d candidates", len(part), len(r.FitnessBits), t.subLo, t.subHi, t.n)
+	}
+	want := 0
+	for _, p := range t.positions {
+		want += p
+	}
+	if r.Count != want || want <= 0 {
+		return fmt.Sprintf("a count of %d predicting positions for sub-batches [%d, %d), which have %d", r.Count, t.subLo, t.subHi, want)
+	}
+	for k, row := range part {
+		for i, v := range row {
+			if bad(v, t.positions[k]) {
+				return fmt.Sprintf("fitness sum %v for candidate %d on sub-batch %d of %d positions: a sum is finite and at least %v per position", v, i, t.subLo+k, t.positions[k], -FitnessSlack)
+			}
+		}
+	}
+	return ""
+}
+
 func (c *Coordinator) onHeartbeat(m *nats.Msg) {
 	var hb Heartbeat
 	if err := json.Unmarshal(m.Data, &hb); err != nil {
+		c.malformed(kindHB, err)
 		return
 	}
 	now := time.Now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	w := c.workers[hb.Worker]
-	if w == nil {
+	w := c.authLocked(m, kindHB, hb.Worker, now)
+	if w == nil || w.dropped != "" {
 		return
 	}
 	c.seenLocked(w, now)
@@ -612,13 +886,20 @@ func (c *Coordinator) check(now time.Time) {
 	for _, p := range c.parked {
 		w := c.workers[p.worker]
 		if now.Sub(p.at) >= c.opt.Poll || w == nil || !w.connected {
-			c.respond(p.msg, WorkReply{})
+			c.answer(p.msg, w, WorkReply{})
 			continue
 		}
 		keep = append(keep, p)
 	}
 	c.parked = keep
 	c.dispatchLocked(now)
+	if c.strandedLocked(now) && len(c.open) > 0 {
+		err := c.strandedError()
+		for _, t := range c.open {
+			c.dropCallLocked(t.call)
+			t.call.finish(err)
+		}
+	}
 	if len(c.queue) > 0 && c.connectedLocked() == 0 && now.Sub(c.waitLog) > 30*time.Second {
 		c.waitLog = now
 		c.opt.Log.Warn("waiting for workers", "subject", c.opt.Subject, "queued_tasks", len(c.queue))

@@ -13,8 +13,8 @@
 //
 // All subjects start with a prefix (DefaultSubject, "evopress"); the messages are JSON:
 //
-//	PREFIX.join             request/reply  Hello → JoinReply (the Job, or why the worker is refused)
-//	PREFIX.job.ID.work      request/reply  WorkRequest → WorkReply (a Task, nothing yet, or "join again")
+//	PREFIX.join             request/reply  Hello → JoinReply (the Job and a session key, or why the worker is refused)
+//	PREFIX.job.ID.work      request/reply  WorkRequest → WorkReply (a Task, nothing yet, "join again" or "dropped")
 //	PREFIX.job.ID.result    publish        Result (fitness per candidate, or an error)
 //	PREFIX.job.ID.hb        publish        Heartbeat (every Job.HeartbeatMS, naming the task in hand)
 //
@@ -23,15 +23,57 @@
 // exists. Pulling balances the load (a fast worker simply asks more often) and makes every
 // assignment explicit, which is what fault handling needs.
 //
+// # Trust
+//
+// Who may connect is the NATS server's business: StartServer refuses to listen beyond the
+// loopback interface without credentials (a user and password, a token, an NKey or TLS client
+// certificates) unless ServerOptions.Insecure says so. Within the server, NATS does not
+// authenticate the sender of a message, so the coordinator binds messages to workers itself: at
+// join, worker and coordinator exchange ephemeral X25519 public keys and derive a session key
+// that never travels (a client that reads every subject, inboxes included, cannot compute it).
+// Every work request, heartbeat and result carries an increasing sequence number and an
+// HMAC-SHA256 under that key (NATS headers); the coordinator's task replies carry one bound to
+// the request. A message that fails the check (not from the worker it names, or replayed) is
+// dropped and logged, and changes nothing: it cannot mark a worker alive, take a task, or
+// deliver or fail a result. A worker's result counts only for a task that was handed to that
+// worker's session, and its values must be valid (see Faults). The session key protects the
+// search's result, not its availability: a client that can publish can still flood the server,
+// and one that answers join requests first can keep a worker from joining; the job itself is
+// sent to every worker that joins with the search's fingerprints.
+//
 // # Faults
 //
 // A worker that stops sending heartbeats for Options.WorkerTimeout (killed, stopped, cut off)
 // is marked lost and its tasks are queued again, first in line; a worker whose heartbeats do
-// not name a task assigned to it (the assignment never arrived) loses that task the same way;
-// a task in flight longer than Options.TaskTimeout is re-sent too. The first result that
-// arrives for a task is kept and later duplicates are dropped, which is safe because scoring
-// is deterministic. A worker whose model, database, calibration text or kernel
-// implementation differs from the coordinator's is refused at join and exits with the reason.
+// not name a task assigned to it, or that asks for work while it holds one (the assignment
+// never arrived), loses that task the same way; a task in flight longer than Options.TaskTimeout is re-sent too. The first valid result that
+// arrives for a task from a worker it was handed to is kept and later duplicates are dropped,
+// which is safe because scoring is deterministic. A worker whose model, database, calibration
+// text or kernel implementation differs from the coordinator's is refused at join and exits
+// with the reason.
+//
+// A worker is dropped from the search — its task re-sent to another worker, its next request
+// answered with the reason, so that it exits with it, and a later join under its id refused —
+// when it sends, authenticated:
+//   - a result with an invalid value: not finite, below −FitnessSlack (a fitness is a mean KL or
+//     NLL per predicting position, never negative but for rounding), a number of values other
+//     than the task's candidates, or for a range task partial sums of another shape, a count of
+//     positions other than the range's, or a sum below −FitnessSlack per position;
+//   - an error result for a task it holds (it cannot score it: a database file unreadable on its
+//     host, a candidate it cannot build);
+//   - a result for a task never handed to it.
+//
+// An error or invalid result says either that the worker is broken or that the task cannot be
+// scored anywhere (a genuine fault of the search: a candidate no worker can build, a model
+// whose output is NaN). The coordinator tells them apart by a second opinion: when a second
+// worker fails the same task, the search ends with both workers' reasons. When dropping a
+// worker for failing a task leaves none connected, the search waits Options.WorkerTimeout for
+// another and then ends with the reason (a single worker that cannot score is reported, not
+// waited on for ever); a drop for a result about a task the worker does not hold only waits
+// for workers as usual. A dishonest worker therefore cannot change the search's result with an
+// implausible value, and ends it only as the sole worker; a worker sending plausible wrong
+// values cannot be told from an honest one and is kept out only by the fingerprints and the
+// server's credentials.
 //
 // # Determinism
 //
@@ -50,7 +92,7 @@ import (
 )
 
 // Protocol is the version of the message formats; coordinator and workers must agree.
-const Protocol = "evopress-cluster/v1"
+const Protocol = "evopress-cluster/v2"
 
 // DefaultSubject is the default subject prefix.
 const DefaultSubject = "evopress"
@@ -135,13 +177,18 @@ type Hello struct {
 	Host     string   `json:"host"`
 	PID      int      `json:"pid"`
 	Identity Identity `json:"identity"`
+	// Key is the worker's ephemeral X25519 public key (hex), from which both sides derive the
+	// session key that authenticates the worker's messages (see Trust).
+	Key string `json:"key"`
 	// Probe marks a coordinator checking that no other coordinator serves the subject.
 	Probe bool `json:"probe,omitempty"`
 }
 
-// JoinReply answers a Hello: the Job, or Refused with the reason.
+// JoinReply answers a Hello: the Job and the coordinator's X25519 public key for this worker
+// (hex), or Refused with the reason.
 type JoinReply struct {
 	Job     *Job   `json:"job,omitempty"`
+	Key     string `json:"key,omitempty"`
 	Refused string `json:"refused,omitempty"`
 }
 
@@ -150,11 +197,13 @@ type WorkRequest struct {
 	Worker string `json:"worker"`
 }
 
-// WorkReply answers a WorkRequest: a task, nothing for now (Task nil), or Rejoin when the
-// coordinator does not know the worker (it was restarted, or the worker was refused).
+// WorkReply answers a WorkRequest: a task, nothing for now (Task nil), Rejoin when the
+// coordinator does not know the worker (it was restarted, or the worker was refused), or
+// Refused when the worker was dropped from the search (the reason; the worker exits).
 type WorkReply struct {
-	Task   *Task `json:"task,omitempty"`
-	Rejoin bool  `json:"rejoin,omitempty"`
+	Task    *Task  `json:"task,omitempty"`
+	Rejoin  bool   `json:"rejoin,omitempty"`
+	Refused string `json:"refused,omitempty"`
 }
 
 // Task is a share of one selection stage: candidates scored on one batch or, when Range is

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -60,8 +61,8 @@ type WorkerOptions struct {
 var ErrRefused = errors.New("refused by the search")
 
 // RunWorker joins searches on nc and scores their tasks until ctx is cancelled (it then
-// returns nil), the coordinator refuses it (an error wrapping ErrRefused) or, with Once, the
-// first job ends. Without a coordinator on the subject it waits, asking every second.
+// returns nil), the coordinator refuses or drops it (an error wrapping ErrRefused) or, with
+// Once, the first job ends. Without a coordinator on the subject it waits, asking every second.
 func RunWorker(ctx context.Context, nc *nats.Conn, p Preparer, o WorkerOptions) error {
 	if o.Subject == "" {
 		o.Subject = DefaultSubject
@@ -73,10 +74,15 @@ func RunWorker(ctx context.Context, nc *nats.Conn, p Preparer, o WorkerOptions) 
 	if o.Log == nil {
 		o.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	hello, err := json.Marshal(Hello{Protocol: Protocol, Worker: o.ID, Host: host, PID: os.Getpid(), Identity: p.Identity()})
+	priv, err := newSessionKey()
+	if err != nil {
+		return fmt.Errorf("cluster: session key: %w", err)
+	}
+	hello, err := json.Marshal(Hello{Protocol: Protocol, Worker: o.ID, Host: host, PID: os.Getpid(), Identity: p.Identity(), Key: publicHex(priv)})
 	if err != nil {
 		return err
 	}
+	out := &signer{nc: nc}
 	waiting := false
 	for {
 		if ctx.Err() != nil {
@@ -116,13 +122,18 @@ func RunWorker(ctx context.Context, nc *nats.Conn, p Preparer, o WorkerOptions) 
 		if reason := job.Mismatch(p.Identity()); reason != "" {
 			return fmt.Errorf("%w: this worker has %s", ErrRefused, reason)
 		}
+		key, err := sessionKey(priv, r.Key, job.ID, o.ID)
+		if err != nil {
+			return fmt.Errorf("cluster: the join reply of search %s: %w", job.ID, err)
+		}
 		ev, err := p.Prepare(job)
 		if err != nil {
 			return fmt.Errorf("cluster: preparing for search %s: %w", job.ID, err)
 		}
 		waiting = false
 		o.Log.Info("joined", "search", job.ID, "mode", job.Mode, "model", job.Model, "worker", o.ID)
-		if err := serve(ctx, nc, job, ev, o); err != nil {
+		out.setKey(key)
+		if err := serve(ctx, out, job, ev, o); err != nil {
 			return err
 		}
 		o.Log.Info("search ended", "search", job.ID)
@@ -132,14 +143,55 @@ func RunWorker(ctx context.Context, nc *nats.Conn, p Preparer, o WorkerOptions) 
 	}
 }
 
+// signer publishes a worker's messages signed with its session key, numbered in the order they
+// leave (the coordinator refuses a number that does not increase). The number keeps counting
+// when the worker joins again: a coordinator that sees the same session again goes on from
+// the last number it accepted.
+type signer struct {
+	nc  *nats.Conn
+	key []byte
+	mu  sync.Mutex
+	seq uint64
+}
+
+func (s *signer) setKey(key []byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.key = key
+}
+
+func (s *signer) sessionKey() []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.key
+}
+
+func (s *signer) publish(subject, kind, reply string, data []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.seq++
+	msg := &nats.Msg{Subject: subject, Reply: reply, Data: data}
+	sign(msg, s.key, kind, s.seq)
+	return s.nc.PublishMsg(msg)
+}
+
 // serve scores the tasks of one job until the coordinator goes away or asks the worker to
-// join again (nil), or ctx is cancelled (nil).
-func serve(ctx context.Context, nc *nats.Conn, job *Job, ev search.Evaluator, o WorkerOptions) error {
+// join again (nil), drops the worker (ErrRefused), or ctx is cancelled (nil).
+func serve(ctx context.Context, out *signer, job *Job, ev search.Evaluator, o WorkerOptions) error {
+	nc := out.nc
 	var current atomic.Uint64
 	beat := func() {
 		data, _ := json.Marshal(Heartbeat{Worker: o.ID, Task: current.Load()})
-		nc.Publish(heartbeatSubject(o.Subject, job.ID), data)
+		out.publish(heartbeatSubject(o.Subject, job.ID), kindHB, "", data)
 	}
+	// Answers to work requests come to this worker's inbox, each request on its own subject;
+	// only an answer signed for that request counts (anyone may publish to an inbox).
+	inbox := nc.NewInbox()
+	replies, err := nc.SubscribeSync(inbox + ".*")
+	if err != nil {
+		return fmt.Errorf("cluster: subscribe: %w", err)
+	}
+	defer replies.Unsubscribe()
 	hbCtx, stopHB := context.WithCancel(ctx)
 	defer stopHB()
 	go func() {
@@ -157,15 +209,20 @@ func serve(ctx context.Context, nc *nats.Conn, job *Job, ev search.Evaluator, o 
 	req, _ := json.Marshal(WorkRequest{Worker: o.ID})
 	wait := time.Duration(job.PollMS)*time.Millisecond + 10*time.Second
 	timeouts := 0
-	for {
-		rctx, cancel := context.WithTimeout(ctx, wait)
-		m, err := nc.RequestWithContext(rctx, workSubject(o.Subject, job.ID), req)
-		cancel()
+	for n := 1; ; n++ {
+		reply := fmt.Sprintf("%s.%d", inbox, n)
+		if err := out.publish(workSubject(o.Subject, job.ID), kindWork, reply, req); err != nil {
+			if errors.Is(err, nats.ErrConnectionClosed) {
+				return fmt.Errorf("cluster: NATS connection closed")
+			}
+			return fmt.Errorf("cluster: asking for work: %w", err)
+		}
+		rep, err := awaitReply(ctx, replies, reply, out.sessionKey(), wait, o.Log)
 		if ctx.Err() != nil {
 			return nil
 		}
 		if err != nil {
-			if errors.Is(err, nats.ErrConnectionClosed) {
+			if errors.Is(err, nats.ErrConnectionClosed) || errors.Is(err, nats.ErrBadSubscription) {
 				return fmt.Errorf("cluster: NATS connection closed")
 			}
 			if errors.Is(err, nats.ErrNoResponders) {
@@ -177,9 +234,8 @@ func serve(ctx context.Context, nc *nats.Conn, job *Job, ev search.Evaluator, o 
 			continue
 		}
 		timeouts = 0
-		var rep WorkReply
-		if err := json.Unmarshal(m.Data, &rep); err != nil {
-			return fmt.Errorf("cluster: malformed work reply: %w", err)
+		if rep.Refused != "" {
+			return fmt.Errorf("%w: %s", ErrRefused, rep.Refused)
 		}
 		if rep.Rejoin {
 			return nil
@@ -204,13 +260,48 @@ func serve(ctx context.Context, nc *nats.Conn, job *Job, ev search.Evaluator, o 
 		if err != nil {
 			return err
 		}
-		if err := nc.Publish(resultSubject(o.Subject, job.ID), data); err != nil {
+		if err := out.publish(resultSubject(o.Subject, job.ID), kindResult, "", data); err != nil {
 			return fmt.Errorf("cluster: publishing a result: %w", err)
 		}
 		// Only now may heartbeats stop naming the task: the coordinator reads this connection's
 		// messages in order, so it sees the result before a heartbeat without the task.
 		current.Store(0)
 		nc.Flush()
+	}
+}
+
+// awaitReply waits up to wait for the coordinator's answer to the work request sent with reply
+// subject reply: signed with the session key for that request, or an unsigned "join again"
+// (harmless from anyone). Other messages are dropped.
+func awaitReply(ctx context.Context, sub *nats.Subscription, reply string, key []byte, wait time.Duration, log *slog.Logger) (*WorkReply, error) {
+	rctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	for {
+		m, err := sub.NextMsgWithContext(rctx)
+		if err != nil {
+			if errors.Is(err, context.DeadlineExceeded) {
+				return nil, nats.ErrTimeout
+			}
+			return nil, err
+		}
+		if m.Subject != reply {
+			continue // the late answer to an earlier request
+		}
+		if len(m.Data) == 0 && m.Header.Get("Status") == "503" {
+			return nil, nats.ErrNoResponders
+		}
+		var rep WorkReply
+		if err := json.Unmarshal(m.Data, &rep); err != nil {
+			log.Warn("dropped a malformed work reply", "err", err)
+			continue
+		}
+		if _, ok := verify(m, key, replyKind(reply)); ok {
+			return &rep, nil
+		}
+		if rep.Rejoin && rep.Task == nil && rep.Refused == "" {
+			return &rep, nil
+		}
+		log.Warn("dropped a work reply that is not the search's (it fails authentication)")
 	}
 }
 

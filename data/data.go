@@ -36,10 +36,28 @@ func ReadText(path string, f Format) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if !utf8.Valid(b) {
-		return "", fmt.Errorf("%s: not valid UTF-8 text", path)
+	if err := CheckUTF8(b, path); err != nil {
+		return "", err
 	}
 	return Normalize(string(b), f)
+}
+
+// CheckUTF8 returns an error naming name and the byte offset of the first invalid UTF-8 sequence
+// of b, or nil when b is valid UTF-8. Every text the tools read goes through it (ReadText, and
+// tokenize's inputs): invalid bytes are refused, never silently turned into U+FFFD.
+func CheckUTF8(b []byte, name string) error {
+	if utf8.Valid(b) {
+		return nil
+	}
+	off := 0
+	for off < len(b) {
+		r, n := utf8.DecodeRune(b[off:])
+		if r == utf8.RuneError && n == 1 {
+			break
+		}
+		off += n
+	}
+	return fmt.Errorf("%s: not valid UTF-8 text: byte 0x%02x at offset %d", name, b[off], off)
 }
 
 // Normalize applies a format's normalisation to text already in memory.

@@ -1,7 +1,10 @@
 package data
 
 import (
+	"os"
+	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -73,5 +76,38 @@ func TestParseFormat(t *testing.T) {
 	}
 	if _, err := ParseFormat("c4"); err == nil {
 		t.Error("unknown format accepted")
+	}
+}
+
+// TestCheckUTF8 names the input and the byte offset of the first invalid sequence; ReadText
+// refuses such a file the same way.
+func TestCheckUTF8(t *testing.T) {
+	tests := []struct {
+		in   string
+		want string // "" for valid
+	}{
+		{"", ""},
+		{"héllo, 世界 \uFFFD", ""},
+		{"\xff", "byte 0xff at offset 0"},
+		{"ab\xc3", "byte 0xc3 at offset 2"},            // truncated sequence at the end
+		{"é\xe4\xb8x", "byte 0xe4 at offset 2"},        // truncated in the middle
+		{"ok \xed\xa0\x80", "byte 0xed at offset 3"},   // an encoded surrogate
+		{"\xc0\xaf overlong", "byte 0xc0 at offset 0"}, // overlong "/"
+	}
+	for _, tc := range tests {
+		err := CheckUTF8([]byte(tc.in), "in.txt")
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%q: %v", tc.in, err)
+		case tc.want != "" && (err == nil || err.Error() != "in.txt: not valid UTF-8 text: "+tc.want):
+			t.Errorf("%q: %v, want %q", tc.in, err, tc.want)
+		}
+	}
+	path := filepath.Join(t.TempDir(), "bad.txt")
+	if err := os.WriteFile(path, []byte("line one\nline \xfe two\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadText(path, Raw); err == nil || !strings.Contains(err.Error(), path+": not valid UTF-8 text: byte 0xfe at offset 14") {
+		t.Errorf("ReadText: %v", err)
 	}
 }

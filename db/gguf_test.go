@@ -187,6 +187,11 @@ func TestGGUFImatrixSources(t *testing.T) {
 	fileCfg.GGUF.Imatrix.File = imPath
 	fileCfg.GGUF.Imatrix.SHA256 = calibDB.Manifest.GGUF.Imatrix.SHA256
 	fileDB := build(t, fileCfg)
+	moved := fileCfg
+	moved.GGUF.Imatrix.File = "elsewhere/" + ImatrixFile // the same file elsewhere: resumed
+	if res := build(t, moved); len(res.Reused) != 14 {
+		t.Errorf("the importance matrix file at another path: %d layers reused", len(res.Reused))
+	}
 	noneDB := build(t, tm.ggufConfig(filepath.Join(tmp, "none"), []string{"q4_0", "q8_0"}, ImatrixNone))
 	if _, err := os.Stat(filepath.Join(tmp, "file", ImatrixFile)); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("a database with an importance matrix file wrote its own: %v", err)

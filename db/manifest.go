@@ -558,12 +558,17 @@ func headerDiff(a, b *Manifest) string {
 	ha.Complete, hb.Complete = false, false
 	ha.Model.Path, hb.Model.Path = "", ""
 	ha.Calibration.Source, hb.Calibration.Source = "", ""
-	// A computed importance matrix follows from the other settings; its checksum is only known
-	// at the end of the build.
+	// A computed importance matrix follows from the other settings (its checksum is only known
+	// at the end of the build); a file is identified by its checksum, not its path.
 	for _, h := range []*Manifest{&ha, &hb} {
-		if h.GGUF != nil && h.GGUF.Imatrix.Source == ImatrixCalibration {
+		if h.GGUF != nil {
 			g := *h.GGUF
-			g.Imatrix.SHA256 = ""
+			switch g.Imatrix.Source {
+			case ImatrixCalibration:
+				g.Imatrix.SHA256 = ""
+			case ImatrixFromFile:
+				g.Imatrix.File = ""
+			}
 			h.GGUF = &g
 		}
 	}

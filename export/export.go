@@ -293,7 +293,7 @@ func makePlan(src *source, o Options, warn func(string, ...any)) (*plan, error) 
 		}
 		var err error
 		if d, err = db.Open(dir); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("export: %s: %w", name, p.DatabaseError(o.DBDir, err))
 		}
 	default:
 		return nil, fmt.Errorf("export: %s: mode %q, want drop, sparse or quant", name, p.Mode)

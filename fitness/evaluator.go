@@ -3,6 +3,7 @@ package fitness
 import (
 	"context"
 	"fmt"
+	"math"
 	"sync"
 	"sync/atomic"
 
@@ -196,6 +197,13 @@ func (e *Evaluator) EvaluateRange(ctx context.Context, parent search.Levels, can
 			e.blocksRun.Add(int64(e.nBlocks - f))
 			e.blocksFull.Add(int64(e.nBlocks))
 			s, n := e.score(m, work, tokens, ents)
+			if math.IsNaN(s) || math.IsInf(s, 0) {
+				// Candidates are built from a dense model whose weights were checked at load and
+				// from checksummed database levels: a non-finite fitness means broken input, and
+				// ranking it (NaN compares false with everything) would corrupt the search.
+				return nil, 0, fmt.Errorf("fitness: candidate %d %v: %s %v on pool chunks %v: %w",
+					i, cands[i], e.kind, s, chunks, m.NonFiniteLoss(tokens, string(e.kind), s))
+			}
 			row[i] = s
 			if i == 0 {
 				count += n

@@ -203,6 +203,18 @@ func (t *Teacher) compute(chunks [][]int) ([]*entry, error) {
 		e.topNegEnt[pos] = negEnt
 		_ = lse
 	})
+	for b, e := range es {
+		ent := e.negEnt
+		if k > 0 {
+			ent = e.topNegEnt
+		}
+		for _, v := range ent {
+			if math.IsNaN(v) || math.IsInf(v, 0) {
+				return nil, fmt.Errorf("fitness: the dense model's distribution on a calibration chunk: %w",
+					t.dense.NonFiniteLoss(chunks[b:b+1], "entropy", v))
+			}
+		}
+	}
 	return es, nil
 }
 
@@ -294,6 +306,9 @@ func (t *Teacher) Measure(m *model.Model, chunks []int) (kl, nll float64, err er
 		})
 		for b := 0; b < a.B; b++ {
 			for p := 0; p < T-1; p++ {
+				if v := kls[b*T+p] + nlls[b*T+p]; math.IsNaN(v) || math.IsInf(v, 0) {
+					return 0, 0, fmt.Errorf("fitness: pool chunk %d: %w", chunks[lo+b], m.NonFiniteLoss(tokens[b:b+1], "loss", v))
+				}
 				klSum += kls[b*T+p]
 				nllSum += nlls[b*T+p]
 				n++

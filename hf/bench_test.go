@@ -45,3 +45,18 @@ func BenchmarkWriteDefaultModelBF16(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkFirstNonFinite is the load-time finiteness check alone, over as many values as
+// llama-pd-11m holds (compare with BenchmarkLoadDefaultModel, which includes it).
+func BenchmarkFirstNonFinite(b *testing.B) {
+	v := make([]float32, 21913920/2)
+	for i := range v {
+		v[i] = float32(i%1000) * 1e-3
+	}
+	b.SetBytes(int64(4 * len(v)))
+	for b.Loop() {
+		if firstNonFinite(v) >= 0 {
+			b.Fatal("finite values reported non-finite")
+		}
+	}
+}

@@ -424,6 +424,9 @@ func (c *Checkpoint) ReadRaw(name string, shape ...int) ([]byte, error) {
 // given it must equal the tensor's shape, e.g.
 // "hf: dir/model.safetensors: tensor model.layers.0.self_attn.q_proj.weight:
 // shape [256 128], want [256 256]". Only the tensor's byte range is read.
+// A NaN or an infinity (after conversion) is an error naming the file, the
+// tensor and the first such element: these are weights, and no model computes
+// anything meaningful through them (ReadRaw returns the bytes unchecked).
 func (c *Checkpoint) ReadFloat32(name string, shape ...int) ([]float32, error) {
 	ref, err := c.lookup(name, shape)
 	if err != nil {
@@ -443,7 +446,7 @@ func (c *Checkpoint) ReadFloat32(name string, shape ...int) ([]float32, error) {
 		if _, err := readFull(r, b, t.Offset); err != nil {
 			return fail(err)
 		}
-		return out, nil
+		return out, checkFinite(t, name, out)
 	}
 	es := t.DType.Size()
 	per := readChunk / es
@@ -457,7 +460,69 @@ func (c *Checkpoint) ReadFloat32(name string, shape ...int) ([]float32, error) {
 		decodeFloats(t.DType, b, out[done:done+k])
 		done += k
 	}
-	return out, nil
+	return out, checkFinite(t, name, out)
+}
+
+// checkFinite returns an error naming the tensor, its file and the first element of v that is
+// a NaN or an infinity: such a weight makes every forward through it NaN, so a model holding one
+// is refused when it is read rather than reported as "perplexity NaN" later.
+func checkFinite(t TensorInfo, name string, v []float32) error {
+	i := firstNonFinite(v)
+	if i < 0 {
+		return nil
+	}
+	at := fmt.Sprint(i)
+	if len(t.Shape) > 1 {
+		idx := make([]int, len(t.Shape))
+		for d, r := len(t.Shape)-1, i; d >= 0; d-- {
+			idx[d] = r % t.Shape[d]
+			r /= t.Shape[d]
+		}
+		at = fmt.Sprintf("%d %v", i, idx)
+	}
+	what := fmt.Sprint(v[i])
+	if t.DType == F64 {
+		what += " in float32 (F64 values beyond ±3.4e38 overflow)"
+	}
+	return fmt.Errorf("hf: %s: tensor %s: element %s is %s: the weights must be finite numbers", t.File, name, at, what)
+}
+
+// firstNonFinite returns the index of the first NaN or infinity in v (exponent bits all ones), or
+// −1. It costs one pass over values the conversion has just written, two values per 64-bit word
+// (see BenchmarkFirstNonFinite).
+func firstNonFinite(v []float32) int {
+	const (
+		exp   = 0x7f800000
+		exp2  = exp<<32 | exp
+		carry = 0x00800000<<32 | 0x00800000 // the exponent plus this reaches bit 31 only when all ones
+		sign2 = 0x80000000<<32 | 0x80000000
+	)
+	const block = 1024
+	for lo := 0; lo < len(v); lo += block {
+		hi := min(lo+block, len(v))
+		bad := false
+		if w := v[lo:hi]; len(w)%8 == 0 && uintptr(unsafe.Pointer(&w[0]))%8 == 0 {
+			u := unsafe.Slice((*uint64)(unsafe.Pointer(&w[0])), len(w)/2)
+			var a, b, c, d uint64
+			for k := 0; k < len(u); k += 4 {
+				a |= (u[k]&exp2 + carry) & sign2
+				b |= (u[k+1]&exp2 + carry) & sign2
+				c |= (u[k+2]&exp2 + carry) & sign2
+				d |= (u[k+3]&exp2 + carry) & sign2
+			}
+			bad = a|b|c|d != 0
+		} else {
+			bad = true // short or unaligned block: search it value by value
+		}
+		if bad {
+			for j := lo; j < hi; j++ {
+				if math.Float32bits(v[j])&exp == exp {
+					return j
+				}
+			}
+		}
+	}
+	return -1
 }
 
 // decodeFloats converts little-endian elements of dtype dt to float32.

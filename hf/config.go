@@ -605,6 +605,38 @@ func (c *Config) RopeInvFreq() []float64 {
 	return inv
 }
 
+// ContextLength returns the longest sequence the model is made for: max_position_embeddings, or
+// with rope_scaling the scaled window when that is longer (linear: factor × max_position_embeddings;
+// llama3: factor × original_max_position_embeddings, which Llama 3.1 configs already give as
+// max_position_embeddings). Positions past it were never trained: a perplexity or a KL measured on
+// them describes a model used outside its range.
+func (c *Config) ContextLength() int {
+	n := c.MaxPositionEmbeddings
+	if rs := c.RopeScaling; rs != nil && rs.Factor > 1 {
+		base := c.MaxPositionEmbeddings
+		if rs.Type == "llama3" {
+			base = rs.OriginalMaxPositionEmbeddings
+		}
+		if scaled := rs.Factor * float64(base); scaled > float64(n) {
+			n = int(min(scaled, maxPositions))
+		}
+	}
+	return n
+}
+
+// DescribeContext names where ContextLength comes from, for messages:
+// "max_position_embeddings 1024 in dir/config.json", with the rope scaling when it extends it.
+func (c *Config) DescribeContext() string {
+	src := fmt.Sprintf("max_position_embeddings %d in %s", c.MaxPositionEmbeddings, c.Path)
+	if _, ok := c.Raw("max_position_embeddings"); !ok {
+		src = fmt.Sprintf("max_position_embeddings %d (the %s default; %s does not set it)", c.MaxPositionEmbeddings, c.ModelType, c.Path)
+	}
+	if n := c.ContextLength(); n != c.MaxPositionEmbeddings {
+		src += fmt.Sprintf(", extended to %d by its %s rope scaling", n, c.RopeScaling.Type)
+	}
+	return src
+}
+
 // QKVSize returns the output sizes of q_proj (heads·head_dim) and of k_proj
 // and v_proj (kv_heads·head_dim).
 func (c *Config) QKVSize() (q, kv int) {

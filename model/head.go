@@ -97,7 +97,20 @@ func (m *Model) SequenceNLL(tokens [][]int) (float64, int, error) {
 	}
 	m.Forward(a, 0, len(m.Blocks), nil)
 	s, n := m.NLL(a, tokens)
+	if !finite(s) {
+		return 0, 0, m.NonFiniteLoss(tokens, "loss", s)
+	}
 	return s, n, nil
+}
+
+// NonFiniteLoss explains a non-finite loss (what, e.g. "loss" or "KL") of m on tokens: the
+// *NonFiniteError naming the first sub-block whose output is not finite (FindNonFinite), or,
+// when every activation is finite, an error saying that the loss overflowed.
+func (m *Model) NonFiniteLoss(tokens [][]int, what string, v float64) error {
+	if err := m.FindNonFinite(tokens); err != nil {
+		return err
+	}
+	return fmt.Errorf("model: the %s is %v although every activation is finite (logits beyond float32's range)", what, v)
 }
 
 // Logits runs the whole model on one sequence and returns its logits [T × Vocab].

@@ -123,10 +123,18 @@ func runBaselineDrop(ctx context.Context, req BaselineRequest) (*BaselineOutcome
 	if req.WindowPositions != baselines.WindowAll && req.WindowPositions != baselines.WindowLast {
 		return nil, invalid("WindowPositions", req.WindowPositions, "want all or last")
 	}
+	if req.MaxProfiles < 0 {
+		return nil, invalid("MaxProfiles", req.MaxProfiles, "must be ≥ 1")
+	}
 	if req.MaxProfiles == 0 {
 		req.MaxProfiles = baselines.DefaultMaxProfiles
 	}
-	req.Data.defaults()
+	if req.Tokens < 0 {
+		return nil, invalid("Tokens", req.Tokens, "must be ≥ 0 (0: the method's default)")
+	}
+	if err := req.Data.defaults(); err != nil {
+		return nil, err
+	}
 	lm, err := loadOr(req.Data.Model, req.ModelDir)
 	if err != nil {
 		return nil, err

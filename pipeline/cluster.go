@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -132,11 +133,19 @@ func (w *Worker) Prepare(job *cluster.Job) (search.Evaluator, error) {
 type ClusterOptions struct {
 	// URL is a NATS server of the user's; empty: an embedded server is started.
 	URL string
-	// Listen makes the embedded server listen on HOST:PORT (or nats://USER:PASS@HOST:PORT) so
-	// that worker processes elsewhere can join; empty: in-process connections only.
+	// Listen makes the embedded server listen on HOST:PORT (or nats://USER:PASS@HOST:PORT,
+	// nats://TOKEN@HOST:PORT) so that worker processes elsewhere can join; empty: in-process
+	// connections only. An address other hosts can reach needs credentials (see
+	// cluster.StartServer): a user and password or a token in it, Connect.NKey, or TLS client
+	// certificates, unless Insecure.
 	Listen string
-	// Connect holds the credentials and TLS files for URL.
+	// Connect holds the credentials and TLS files for URL. With Listen they configure the
+	// embedded server instead: NKey is the seed file clients must prove they hold, TLSCert and
+	// TLSKey the server's certificate, and TLSCA the CA that must have signed the clients'
+	// certificates (cluster.ServerOptions); Creds needs a server of the user's.
 	Connect cluster.ConnectOptions
+	// Insecure lets a Listen address that other hosts can reach go without credentials.
+	Insecure bool
 	// Subject is the subject prefix shared by the search and its workers.
 	Subject string
 	// Workers is the number of in-process workers.
@@ -163,17 +172,39 @@ type evaluation struct {
 	wg     sync.WaitGroup
 }
 
+// check refuses options no search can run with; RunSearch calls it before anything is
+// loaded or written.
+func (o *ClusterOptions) check() error {
+	if o.URL != "" && o.Listen != "" {
+		return invalid("Cluster.Listen", o.Listen, "a search connects to a NATS server (URL) or starts one, not both")
+	}
+	if o.Workers < 0 {
+		return invalid("Cluster.Workers", o.Workers, "must be ≥ 0")
+	}
+	if o.Workers == 0 && o.URL == "" && o.Listen == "" {
+		return invalid("Cluster.Workers", 0, "no worker could ever join: in-process connections only (give a listen address or a server URL, or at least one worker)")
+	}
+	if o.Listen != "" && o.Connect.Creds != "" {
+		return invalid("Creds", o.Connect.Creds, "a credentials file (JWT) needs a NATS server of your own (URL); the embedded server takes a user and password or a token in its listen address, an NKey seed, or TLS client certificates")
+	}
+	if o.URL == "" {
+		return o.serverOptions().Check()
+	}
+	co := o.Connect
+	co.URL = o.URL
+	return co.Check()
+}
+
+func (o *ClusterOptions) serverOptions() cluster.ServerOptions {
+	c := o.Connect
+	return cluster.ServerOptions{Listen: o.Listen, NKey: c.NKey, TLSCert: c.TLSCert, TLSKey: c.TLSKey, TLSCA: c.TLSCA, Insecure: o.Insecure}
+}
+
 // startEvaluation starts the evaluation side of a search: the embedded NATS server (unless
 // o.URL names one), the coordinator and the in-process workers; messages go to logw.
 func startEvaluation(ctx context.Context, o *ClusterOptions, job cluster.Job, w *Worker, logw io.Writer) (*evaluation, error) {
-	if o.URL != "" && o.Listen != "" {
-		return nil, invalid("Cluster.Listen", o.Listen, "a search connects to a NATS server (URL) or starts one, not both")
-	}
-	if o.Workers < 0 {
-		return nil, invalid("Cluster.Workers", o.Workers, "must be ≥ 0")
-	}
-	if o.Workers == 0 && o.URL == "" && o.Listen == "" {
-		return nil, invalid("Cluster.Workers", 0, "no worker could ever join: in-process connections only (give a listen address or a server URL, or at least one worker)")
+	if err := o.check(); err != nil {
+		return nil, err
 	}
 	logger := o.Log
 	if logger == nil {
@@ -191,13 +222,15 @@ func startEvaluation(ctx context.Context, o *ClusterOptions, job cluster.Job, w 
 		}
 	}()
 	connect := func(name string) (*nats.Conn, error) {
-		var extra []nats.Option
+		var nc *nats.Conn
+		var err error
 		if ev.srv != nil {
-			extra = append(extra, ev.srv.InProcess())
+			nc, err = cluster.Connect(cluster.ConnectOptions{Name: name}, ev.srv.InProcess())
+		} else {
+			co := o.Connect
+			co.URL, co.Name = o.URL, name
+			nc, err = cluster.Connect(co)
 		}
-		co := o.Connect
-		co.URL, co.Name = o.URL, name
-		nc, err := cluster.Connect(co, extra...)
 		if err != nil {
 			return nil, err
 		}
@@ -205,7 +238,7 @@ func startEvaluation(ctx context.Context, o *ClusterOptions, job cluster.Job, w 
 		return nc, nil
 	}
 	if o.URL == "" {
-		srv, err := cluster.StartServer(o.Listen)
+		srv, err := cluster.StartServer(o.serverOptions())
 		if err != nil {
 			return nil, err
 		}
@@ -221,12 +254,7 @@ func startEvaluation(ctx context.Context, o *ClusterOptions, job cluster.Job, w 
 	}
 	ev.co = co
 	if ev.srv != nil && o.Listen != "" {
-		dbArg := ""
-		if job.DBFingerprint != "" {
-			dbArg = " --db DB"
-		}
-		fmt.Fprintf(logw, "NATS server listening on %s (subject %s): join with\n  evopress worker --nats %s --nats-subject %s --model MODEL --calib CALIB%s\n",
-			ev.srv.ClientURL(), subject, ev.srv.ClientURL(), subject, dbArg)
+		fmt.Fprintf(logw, "NATS server listening on %s (subject %s): join with\n  %s\n", ev.srv.ClientURL(), subject, joinHint(ev.srv, subject, job))
 	}
 	wctx, cancel := context.WithCancel(ctx)
 	ev.cancel = cancel
@@ -250,6 +278,34 @@ func startEvaluation(ctx context.Context, o *ClusterOptions, job cluster.Job, w 
 	}
 	ok = true
 	return ev, nil
+}
+
+// joinHint is the worker command line that joins a search on srv, credentials as placeholders.
+func joinHint(srv *cluster.Server, subject string, job cluster.Job) string {
+	need := srv.Requires()
+	url := srv.ClientURL()
+	scheme, rest, _ := strings.Cut(url, "://")
+	switch {
+	case need.UserPassword:
+		url = scheme + "://USER:PASSWORD@" + rest
+	case need.Token:
+		url = scheme + "://TOKEN@" + rest
+	}
+	hint := "evopress worker --nats " + url + " --nats-subject " + subject
+	if need.NKey {
+		hint += " --nats-nkey SEED_FILE"
+	}
+	if need.TLS {
+		hint += " --nats-tls-ca SERVER_CA"
+	}
+	if need.ClientCert {
+		hint += " --nats-tls-cert CERT --nats-tls-key KEY"
+	}
+	hint += " --model MODEL --calib CALIB"
+	if job.DBFingerprint != "" {
+		hint += " --db DB"
+	}
+	return hint
 }
 
 // Close stops the in-process workers, the coordinator and the server.

@@ -40,7 +40,12 @@ func BuildDB(ctx context.Context, req DBRequest) (*db.BuildResult, error) {
 	if err := db.CheckBuildDir(req.Build.Out); err != nil { // before the model is loaded
 		return nil, err
 	}
-	req.Data.defaults()
+	if err := req.Data.defaults(); err != nil {
+		return nil, err
+	}
+	if req.Build.Batch < 0 {
+		return nil, invalid("Build.Batch", req.Build.Batch, "must be ≥ 1 (0: %d)", calib.DefaultBatch)
+	}
 	if req.SeqLen < 2 {
 		return nil, invalid("SeqLen", req.SeqLen, "must be at least 2")
 	}
@@ -67,6 +72,9 @@ func BuildDB(ctx context.Context, req DBRequest) (*db.BuildResult, error) {
 	}
 	text, err := ReadText(req.CalibFile, defaultCalib, rawFormat)
 	if err != nil {
+		return nil, err
+	}
+	if err := checkContext(lm, req.SeqLen); err != nil {
 		return nil, err
 	}
 	ids := lm.Tokenizer.Encode(text.Body, false)

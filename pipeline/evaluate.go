@@ -64,6 +64,9 @@ func Perplexity(ctx context.Context, req PPLRequest) (*PPLOutcome, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := checkContext(lm, req.SeqLen); err != nil {
+		return nil, err
+	}
 	m, err := ApplyProfileFile(lm, req.ProfileFile, req.DBDir, req.Warn)
 	if err != nil {
 		return nil, err

@@ -162,6 +162,9 @@ func TestGGUFSearchBeatsBaselines(t *testing.T) {
 	tmp := t.TempDir()
 	ctx := context.Background()
 	d := buildGGUF(t, lm, filepath.Join(tmp, "db"), nil, 8192)
+	if _, files, err := VerifyDB(d.Dir(), lm); err != nil || files != 35*4 {
+		t.Fatalf("verify: %d level files, %v", files, err)
+	}
 	data := Data{Model: lm, DBDir: d.Dir(), SeqLen: 128, CalibTokens: 16384}
 	base := func(method, typ string, size int64) *profile.Profile {
 		t.Helper()

@@ -126,11 +126,26 @@ func NewCalibration(lm *Loaded, text *Text, seqLen, tokens int) (*Calibration, e
 	if tokens < 0 {
 		return nil, invalid("CalibTokens", tokens, "must be ≥ 0 (0: the whole text)")
 	}
+	if err := checkContext(lm, seqLen); err != nil {
+		return nil, err
+	}
 	pool, err := data.CalibrationPool(lm.Tokenizer.Encode(text.Body, false), seqLen, tokens)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", text.Source, err)
 	}
 	return &Calibration{Text: text, SeqLen: seqLen, Tokens: tokens, Pool: pool}, nil
+}
+
+// checkContext refuses sequences longer than the model's context (hf.Config.ContextLength):
+// positions past max_position_embeddings (or its rope-scaled extension) were never trained, so a
+// perplexity, KL or calibration statistic computed there describes the model used outside its
+// range, which no request asks for. It is an error rather than a warning because the numbers
+// would otherwise be recorded in profiles and databases as if they were valid.
+func checkContext(lm *Loaded, seqLen int) error {
+	if n := lm.Model.Config.ContextLength(); seqLen > n {
+		return invalid("SeqLen", seqLen, "longer than the model's context of %d positions (%s)", n, lm.Model.Config.DescribeContext())
+	}
+	return nil
 }
 
 // The embedded calibration text and its format: the default of every request.

@@ -199,7 +199,8 @@ func OpenDB(dir string, lm *Loaded, cacheMB int, kind string) (*db.DB, error) {
 
 // ApplyProfile returns the model a profile describes, for lm: see candidate.FromProfile. A
 // sparse or quant profile reads the database dbDir, or the one the profile names when dbDir is
-// empty. A profile or database stamped by an older evopress is refused with a *stamp.LegacyError.
+// empty (profile.Profile.DatabaseDir: relative to the profile file's folder). A profile or
+// database stamped by an older evopress is refused with a *stamp.LegacyError.
 func ApplyProfile(lm *Loaded, p *profile.Profile, dbDir string) (*model.Model, []string, error) {
 	return applyProfile(lm, p, "", dbDir)
 }
@@ -209,12 +210,13 @@ func ApplyProfile(lm *Loaded, p *profile.Profile, dbDir string) (*model.Model, [
 func applyProfile(lm *Loaded, p *profile.Profile, path, dbDir string) (*model.Model, []string, error) {
 	var d *db.DB
 	if p.Mode != profile.ModeDrop {
-		if dbDir = p.DatabaseDir(dbDir); dbDir == "" {
+		dir := p.DatabaseDir(dbDir)
+		if dir == "" {
 			return nil, nil, ErrNoDatabase
 		}
 		var err error
-		if d, err = db.Open(dbDir); err != nil {
-			return nil, nil, err
+		if d, err = db.Open(dir); err != nil {
+			return nil, nil, p.DatabaseError(dbDir, err)
 		}
 	}
 	if d != nil {

@@ -214,8 +214,5 @@ func checkRunOutputs(out, runDir string, runDirSet, resume, force bool) (bool, e
 				runDir, strings.Join(found, ", "), report.CheckpointFile)
 		}
 	}
-	if err := os.MkdirAll(runDir, 0o755); err != nil {
-		return false, invalid(runField, runDir, "cannot create the run folder: %v", err)
-	}
 	return false, nil
 }

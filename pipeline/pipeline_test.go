@@ -3,9 +3,12 @@ package pipeline
 import (
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
+	"github.com/evopress/evopress/db"
 	"github.com/evopress/evopress/profile"
 )
 
@@ -51,6 +54,35 @@ func TestRequestErrors(t *testing.T) {
 			return err
 		}, "Method"},
 		{"perplexity max-seqs", func() error { _, err := Perplexity(context.Background(), PPLRequest{MaxSeqs: -1}); return err }, "MaxSeqs"},
+		{"perplexity batch", func() error { _, err := Perplexity(context.Background(), PPLRequest{Batch: -1}); return err }, "Batch"},
+		{"search negative cache", func() error {
+			_, err := RunSearch(context.Background(), SearchRequest{Mode: drop, Out: out, Data: Data{CacheMB: -1}})
+			return err
+		}, "CacheMB"},
+		{"search negative db cache", func() error {
+			_, err := RunSearch(context.Background(), SearchRequest{Mode: drop, Out: out, Data: Data{DBCacheMB: -5}})
+			return err
+		}, "DBCacheMB"},
+		{"baseline negative max profiles", func() error {
+			_, err := RunBaseline(context.Background(), BaselineRequest{Mode: drop, Method: "exhaustive", MaxProfiles: -1, Out: out})
+			return err
+		}, "MaxProfiles"},
+		{"baseline drop negative tokens", func() error {
+			_, err := RunBaseline(context.Background(), BaselineRequest{Mode: drop, Method: "shortgpt", Tokens: -1, Out: out})
+			return err
+		}, "Tokens"},
+		{"database negative batch", func() error {
+			_, err := BuildDB(context.Background(), DBRequest{Build: db.BuildConfig{Out: out, Batch: -1}})
+			return err
+		}, "Build.Batch"},
+		{"zero-shot batch 0", func() error {
+			_, _, err := ZeroShot(context.Background(), ZeroShotRequest{Tasks: []string{"t.jsonl"}})
+			return err
+		}, "Batch"},
+		{"zero-shot negative max-len", func() error {
+			_, _, err := ZeroShot(context.Background(), ZeroShotRequest{Tasks: []string{"t.jsonl"}, Batch: 1, MaxLen: -1})
+			return err
+		}, "MaxLen"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -114,5 +146,77 @@ func TestDropProfileRoundTrip(t *testing.T) {
 	p.Model.Fingerprint = "other"
 	if _, _, err := ApplyProfile(lm, p, ""); err == nil {
 		t.Error("a profile made for another model was applied")
+	}
+}
+
+// TestSeqLenBeyondContext: every request that cuts text into sequences refuses one longer than
+// the model's context (max_position_embeddings 1024 for the embedded model), naming both values
+// and the configuration file; the context itself is accepted.
+func TestSeqLenBeyondContext(t *testing.T) {
+	lm, err := LoadModel("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	out := filepath.Join(dir, "p.json")
+	task := filepath.Join(dir, "piqa.jsonl")
+	if err := os.WriteFile(task, []byte(`{"goal": "g", "sol1": "a", "sol2": "b", "label": 0}`+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	drop := ModeSpec{Kind: profile.ModeDrop, Target: 0.25}
+	long := Data{Model: lm, SeqLen: 1025}
+	tests := []struct {
+		name  string
+		run   func() error
+		field string
+	}{
+		{"search", func() error {
+			_, err := RunSearch(context.Background(), SearchRequest{Data: long, Mode: drop, Out: out})
+			return err
+		}, "SeqLen"},
+		{"baseline", func() error {
+			_, err := RunBaseline(context.Background(), BaselineRequest{Data: long, Mode: drop, Method: "shortgpt", Out: out})
+			return err
+		}, "SeqLen"},
+		{"database", func() error {
+			_, err := BuildDB(context.Background(), DBRequest{Data: long, Build: db.BuildConfig{Out: filepath.Join(dir, "db")}})
+			return err
+		}, "SeqLen"},
+		{"perplexity", func() error {
+			_, err := Perplexity(context.Background(), PPLRequest{Model: lm, SeqLen: 1025})
+			return err
+		}, "SeqLen"},
+		{"calibration (workers)", func() error {
+			text, err := ReadText("", defaultCalib, rawFormat)
+			if err != nil {
+				return err
+			}
+			_, err = NewCalibration(lm, text, 1025, 0)
+			return err
+		}, "SeqLen"},
+		{"zero-shot", func() error {
+			_, _, err := ZeroShot(context.Background(), ZeroShotRequest{Tasks: []string{task}, Batch: 1, MaxLen: 1025})
+			return err
+		}, "MaxLen"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.run()
+			var re *RequestError
+			if !errors.As(err, &re) || re.Field != tc.field {
+				t.Fatalf("error %v, want a RequestError for %s", err, tc.field)
+			}
+			for _, w := range []string{"1025", "context of 1024 positions", "max_position_embeddings 1024 in", "config.json"} {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("%q does not contain %q", err, w)
+				}
+			}
+		})
+	}
+	if _, err := Perplexity(context.Background(), PPLRequest{Model: lm, SeqLen: 1024, MaxSeqs: 1, Format: rawFormat}); err != nil {
+		t.Errorf("perplexity at the full context: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "db")); !os.IsNotExist(err) {
+		t.Errorf("the refused database build left %s: %v", filepath.Join(dir, "db"), err)
 	}
 }

@@ -57,7 +57,9 @@ type parts struct {
 
 // build loads the model, opens the database, makes the mode and the calibration pool.
 func (dt *Data) build(spec ModeSpec) (*parts, error) {
-	dt.defaults()
+	if err := dt.defaults(); err != nil {
+		return nil, err
+	}
 	switch spec.Kind {
 	case profile.ModeDrop, profile.ModeSparse, profile.ModeQuant:
 	default:
@@ -87,7 +89,15 @@ func (dt *Data) build(spec ModeSpec) (*parts, error) {
 	return p, nil
 }
 
-func (dt *Data) defaults() {
+// defaults fills in the zero fields and refuses negative sizes (which would otherwise read as
+// "the default" or "no limit" further down).
+func (dt *Data) defaults() error {
+	if dt.CacheMB < 0 {
+		return invalid("CacheMB", dt.CacheMB, "must be ≥ 1 MiB")
+	}
+	if dt.DBCacheMB < 0 {
+		return invalid("DBCacheMB", dt.DBCacheMB, "must be ≥ 1 MiB")
+	}
 	if dt.SeqLen == 0 {
 		dt.SeqLen = DefaultSeqLen
 	}
@@ -97,6 +107,7 @@ func (dt *Data) defaults() {
 	if dt.DBCacheMB == 0 {
 		dt.DBCacheMB = DefaultDBCacheMB
 	}
+	return nil
 }
 
 // SearchRequest is an evolutionary search: what to search, with which settings, and where the
@@ -168,6 +179,11 @@ func RunSearch(ctx context.Context, req SearchRequest) (*SearchOutcome, error) {
 	if req.SubBatch < 1 {
 		return nil, invalid("SubBatch", req.SubBatch, "must be ≥ 1")
 	}
+	if req.Cluster != nil {
+		if err := req.Cluster.check(); err != nil {
+			return nil, err // before the model is loaded and the run folder made
+		}
+	}
 	logw := req.Log
 	if logw == nil {
 		logw = io.Discard
@@ -228,6 +244,13 @@ func RunSearch(ctx context.Context, req SearchRequest) (*SearchOutcome, error) {
 		fmt.Fprintf(logw, "no checkpoint at %s: starting fresh\n", ckPath)
 	}
 
+	runField := "RunDir"
+	if req.RunDir == "" {
+		runField = "Out"
+	}
+	if err := os.MkdirAll(runDir, 0o755); err != nil { // only now: a search that fails to start leaves nothing
+		return nil, invalid(runField, runDir, "cannot create the run folder: %v", err)
+	}
 	logFlags := os.O_CREATE | os.O_WRONLY | os.O_APPEND
 	if resumed == nil {
 		logFlags |= os.O_TRUNC // a fresh run's log (an earlier run's only with Force)

@@ -33,8 +33,13 @@ func ZeroShot(ctx context.Context, req ZeroShotRequest) ([]zeroshot.Result, *Loa
 	if len(req.Tasks) == 0 {
 		return nil, nil, missing("Tasks", "a task file")
 	}
-	if req.Limit < 0 || req.Batch < 1 || req.MaxLen < 0 {
-		return nil, nil, invalid("Limit", req.Limit, "the limit and the maximum length must be ≥ 0 and the batch ≥ 1")
+	switch {
+	case req.Limit < 0:
+		return nil, nil, invalid("Limit", req.Limit, "must be ≥ 0 (0: all)")
+	case req.Batch < 1:
+		return nil, nil, invalid("Batch", req.Batch, "must be ≥ 1")
+	case req.MaxLen < 0:
+		return nil, nil, invalid("MaxLen", req.MaxLen, "must be ≥ 0 (0: the model's window)")
 	}
 	var format *zeroshot.Format
 	if req.TaskType != "" {
@@ -57,6 +62,9 @@ func ZeroShot(ctx context.Context, req ZeroShotRequest) ([]zeroshot.Result, *Loa
 	lm, err := LoadModel(req.ModelDir)
 	if err != nil {
 		return nil, nil, err
+	}
+	if n := lm.Model.Config.ContextLength(); req.MaxLen > n {
+		return nil, nil, invalid("MaxLen", req.MaxLen, "longer than the model's context of %d positions (%s)", n, lm.Model.Config.DescribeContext())
 	}
 	m, err := ApplyProfileFile(lm, req.ProfileFile, req.DBDir, req.Warn)
 	if err != nil {

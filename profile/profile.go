@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -53,15 +54,40 @@ type Profile struct {
 	Method  string   `json:"method,omitempty"`
 	// Search records how the profile was found (seed, generations, ...).
 	Search *Record `json:"search,omitempty"`
+
+	// File is the file the profile was read from (Read sets it; it is not part of the JSON). A
+	// relative db.path is relative to its folder: see DatabaseDir.
+	File string `json:"-"`
 }
 
 // DatabaseDir is the level database to apply p with: dir when it is set (the user's choice),
-// else the one p records ("" when neither says).
+// else the one p records ("" when neither says). A relative db.path of a profile read from a
+// file is relative to that file's folder (as Write stores it), not to the working directory, so
+// a profile and its database can be moved together and used from anywhere.
 func (p *Profile) DatabaseDir(dir string) string {
-	if dir == "" && p.DB != nil {
-		return p.DB.Path
+	if dir != "" || p.DB == nil || p.DB.Path == "" {
+		return dir
 	}
-	return dir
+	if p.File != "" && !filepath.IsAbs(p.DB.Path) {
+		return filepath.Join(filepath.Dir(p.File), p.DB.Path)
+	}
+	return p.DB.Path
+}
+
+// DatabaseError wraps err, an error opening DatabaseDir(dir), so that it says the path came from
+// the profile's db.path (and how it was resolved) when dir is empty.
+func (p *Profile) DatabaseError(dir string, err error) error {
+	if dir != "" || p.DB == nil || p.DB.Path == "" {
+		return err
+	}
+	if p.File == "" || filepath.IsAbs(p.DB.Path) {
+		return fmt.Errorf("db.path %q: %w", p.DB.Path, err)
+	}
+	err = fmt.Errorf("db.path %q (relative to the profile's folder): %w", p.DB.Path, err)
+	if st, serr := os.Stat(p.DB.Path); serr == nil && st.IsDir() {
+		err = fmt.Errorf("%w; %s relative to the working directory exists: name it explicitly if it is this profile's database (earlier versions wrote db.path relative to the working directory)", err, p.DB.Path)
+	}
+	return err
 }
 
 // New returns an empty profile of the given mode.
@@ -129,18 +155,26 @@ func (p *Profile) Validate() error {
 
 // Read loads a profile file: JSON, or the reference implementation's text config (one
 // "name: level" per line) when the file does not start with "{"; mode is required for the latter.
+// The profile records path as its File.
 func Read(path, textMode string) (*Profile, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	if t := bytes.TrimSpace(data); len(t) > 0 && t[0] == '{' {
-		return Parse(data, path)
-	}
-	if textMode == "" {
+	var p *Profile
+	switch t := bytes.TrimSpace(data); {
+	case len(t) > 0 && t[0] == '{':
+		p, err = Parse(data, path)
+	case textMode == "":
 		return nil, fmt.Errorf("%s: not a JSON profile; a text config (name: level per line) needs its mode", path)
+	default:
+		p, err = ParseText(data, textMode, path)
 	}
-	return ParseText(data, textMode, path)
+	if err != nil {
+		return nil, err
+	}
+	p.File = path
+	return p, nil
 }
 
 // ParseText reads the reference implementation's text config: one "module.name: level" per line;
@@ -198,16 +232,39 @@ func (p *Profile) Units() []string {
 	return us
 }
 
-// Write validates p and writes it as indented JSON, atomically.
+// Write validates p and writes it as indented JSON, atomically. A relative db.path (relative to
+// the working directory, or to p.File's folder when p was read from a file) is written relative
+// to path's folder, which is how DatabaseDir reads it back.
 func (p *Profile) Write(path string) error {
 	if err := p.Validate(); err != nil {
 		return err
 	}
-	data, err := json.MarshalIndent(p, "", "  ")
+	out := p
+	if p.DB != nil && p.DB.Path != "" && !filepath.IsAbs(p.DB.Path) {
+		q, ref := *p, *p.DB
+		ref.Path = relativeTo(p.DatabaseDir(""), filepath.Dir(path))
+		q.DB = &ref
+		out = &q
+	}
+	data, err := json.MarshalIndent(out, "", "  ")
 	if err != nil {
 		return err
 	}
 	return atomicfile.WriteFile(path, append(data, '\n'), 0o644)
+}
+
+// relativeTo returns target (a path relative to the working directory) relative to the folder
+// base, or absolute when it cannot be made relative (another volume).
+func relativeTo(target, base string) string {
+	at, err1 := filepath.Abs(target)
+	ab, err2 := filepath.Abs(base)
+	if err1 != nil || err2 != nil {
+		return target
+	}
+	if rel, err := filepath.Rel(ab, at); err == nil {
+		return filepath.ToSlash(rel)
+	}
+	return at
 }
 
 // NaturalLess orders strings with embedded numbers by value: layers.2 < layers.10.

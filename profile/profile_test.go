@@ -1,6 +1,8 @@
 package profile
 
 import (
+	"errors"
+	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -23,6 +25,7 @@ func TestRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	p.File = path // Read records where the profile came from
 	if !reflect.DeepEqual(p, q) {
 		t.Fatalf("round trip: %+v != %+v", q, p)
 	}
@@ -118,4 +121,90 @@ func FuzzParseText(f *testing.F) {
 			t.Fatalf("text round trip failed: %v", err)
 		}
 	})
+}
+
+// TestDatabaseDirRelativeToProfile: a relative db.path is resolved against the profile file's
+// folder, whatever the working directory; Write stores a working-directory-relative path
+// relative to the file's folder, so a profile written anywhere reads back the same database.
+func TestDatabaseDirRelativeToProfile(t *testing.T) {
+	root := t.TempDir()
+	t.Chdir(root)
+	for _, d := range []string{"runs", "dbs/s50", "elsewhere"} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := New(ModeSparse)
+	p.DB = &Ref{Path: "dbs/s50", Fingerprint: "f"} // as a search given --db dbs/s50 records it
+	if err := p.Write("runs/p.json"); err != nil {
+		t.Fatal(err)
+	}
+	if p.DB.Path != "dbs/s50" {
+		t.Errorf("Write changed the profile in memory: db.path %q", p.DB.Path)
+	}
+	raw, err := os.ReadFile("runs/p.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(raw), `"path": "../dbs/s50"`) {
+		t.Errorf("written db.path is not relative to the profile's folder:\n%s", raw)
+	}
+	t.Chdir(filepath.Join(root, "elsewhere"))
+	q, err := Read("../runs/p.json", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := q.DatabaseDir(""), filepath.Join("..", "dbs", "s50"); got != want {
+		t.Errorf("DatabaseDir from another folder = %q, want %q", got, want)
+	}
+	if got := q.DatabaseDir("mine"); got != "mine" {
+		t.Errorf("DatabaseDir with an explicit folder = %q", got)
+	}
+	// Written again elsewhere, the path follows the new file.
+	if err := q.Write("copy.json"); err != nil {
+		t.Fatal(err)
+	}
+	r, err := Read("copy.json", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.DB.Path != "../dbs/s50" || r.DatabaseDir("") != filepath.Join("..", "dbs", "s50") {
+		t.Errorf("rewritten profile: db.path %q, DatabaseDir %q", r.DB.Path, r.DatabaseDir(""))
+	}
+	// Absolute paths stay as they are; a profile made in memory keeps its path.
+	abs := filepath.Join(root, "dbs", "s50")
+	p.DB.Path = abs
+	if err := p.Write("abs.json"); err != nil {
+		t.Fatal(err)
+	}
+	if a, err := Read("abs.json", ""); err != nil || a.DatabaseDir("") != abs {
+		t.Errorf("absolute db.path: %v, %v", a, err)
+	}
+	if m := (&Profile{DB: &Ref{Path: "x"}}).DatabaseDir(""); m != "x" {
+		t.Errorf("in-memory profile: %q", m)
+	}
+}
+
+// TestDatabaseError: an error opening the profile's database says it came from db.path and how
+// it was resolved, and points at an old-style path relative to the working directory.
+func TestDatabaseError(t *testing.T) {
+	root := t.TempDir()
+	t.Chdir(root)
+	if err := os.MkdirAll("db", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	base := errors.New("runs/db: not a level database")
+	p := &Profile{DB: &Ref{Path: "db"}, File: "runs/p.json"}
+	got := p.DatabaseError("", base).Error()
+	for _, w := range []string{`db.path "db" (relative to the profile's folder)`, "runs/db: not a level database", "db relative to the working directory exists"} {
+		if !strings.Contains(got, w) {
+			t.Errorf("%q does not contain %q", got, w)
+		}
+	}
+	if got := p.DatabaseError("given", base); got != base {
+		t.Errorf("explicit folder: %v", got)
+	}
+	if got := (&Profile{DB: &Ref{Path: "/abs/db"}}).DatabaseError("", base).Error(); got != `db.path "/abs/db": runs/db: not a level database` {
+		t.Errorf("absolute: %q", got)
+	}
 }

@@ -739,7 +739,7 @@ func rebuildCommand(r *Run) string {
 		add("--calib", c)
 	}
 	if p.DB != nil {
-		add("--db", p.DB.Path)
+		add("--db", p.DatabaseDir("")) // relative to the working directory, as --model and --calib
 	}
 	add("--target", fmtG(p.Target))
 	add("--seq-len", itoaPos(rec.SeqLen))

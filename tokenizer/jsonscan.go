@@ -16,6 +16,21 @@ import (
 // errSyntax reports malformed JSON.
 var errSyntax = errors.New("malformed JSON")
 
+// rangeError reports an integer with more digits than the scanner reads (15): no token id is
+// that large, so it is reported as out of range, not as malformed.
+type rangeError struct {
+	text   string // the integer as written
+	offset int
+	token  string // the vocabulary entry it is the id of ("" when not known)
+}
+
+func (e *rangeError) Error() string {
+	if e.token != "" {
+		return fmt.Sprintf("token %q has id %s (offset %d)", e.token, e.text, e.offset)
+	}
+	return fmt.Sprintf("integer %s at offset %d is out of range", e.text, e.offset)
+}
+
 // maxDepth bounds nesting so hostile input cannot exhaust the stack.
 const maxDepth = 512
 
@@ -102,13 +117,16 @@ func (s *scanner) integer() (int, error) {
 	for s.pos < len(s.data) && s.data[s.pos] >= '0' && s.data[s.pos] <= '9' {
 		s.pos++
 	}
-	if s.pos == digits || s.pos-digits > 15 {
+	if s.pos == digits {
 		return 0, fmt.Errorf("%w: expected an integer at offset %d", errSyntax, start)
 	}
 	if s.pos < len(s.data) {
 		if c := s.data[s.pos]; c == '.' || c == 'e' || c == 'E' {
 			return 0, fmt.Errorf("%w: expected an integer at offset %d", errSyntax, start)
 		}
+	}
+	if s.pos-digits > 15 {
+		return 0, &rangeError{text: string(s.data[start:s.pos]), offset: start}
 	}
 	if s.data[digits] == '0' && s.pos-digits > 1 {
 		return 0, fmt.Errorf("%w: leading zero at offset %d", errSyntax, start)
@@ -304,6 +322,9 @@ func scanVocab(data []byte) (map[string]int, error) {
 			return nil, err
 		}
 		v, err := s.integer()
+		if re, ok := err.(*rangeError); ok {
+			re.token = k
+		}
 		if err != nil {
 			return nil, err
 		}

@@ -3,6 +3,7 @@ package tokenizer
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -21,6 +22,9 @@ type jsonFile struct {
 
 // jsonAddedToken is one "added_tokens" entry; normalized defaults to
 // !special as in Hugging Face.
+// maxTokenID bounds the token ids a tokenizer.json may use (ids are 0 ≤ id < maxTokenID).
+const maxTokenID = 1<<31 - 1
+
 type jsonAddedToken struct {
 	ID         *int   `json:"id"`
 	Content    string `json:"content"`
@@ -289,11 +293,15 @@ func parseModel(file string, raw json.RawMessage) (*bpeModel, error) {
 		return nil, o.errorf("vocab", "is missing")
 	}
 	if m.vocab, err = scanVocab(vraw); err != nil {
+		var re *rangeError
+		if errors.As(err, &re) {
+			return nil, o.errorf("vocab", "%v: out of range for a vocabulary (ids are 0 ≤ id < %d)", re, maxTokenID)
+		}
 		return nil, o.errorf("vocab", "must be an object of token → integer id (%v)", err)
 	}
 	for tok, id := range m.vocab {
-		if id < 0 || id >= 1<<31-1 {
-			return nil, o.errorf("vocab", "token %q has invalid id %d", tok, id)
+		if id < 0 || id >= maxTokenID {
+			return nil, o.errorf("vocab", "token %q has id %d: out of range for a vocabulary (ids are 0 ≤ id < %d)", tok, id, maxTokenID)
 		}
 	}
 	if err := parseMerges(o, m); err != nil {
@@ -686,10 +694,17 @@ func (t *Tokenizer) parseAdded(file string, raw json.RawMessage) error {
 	for i, it := range items {
 		var a jsonAddedToken
 		if err := json.Unmarshal(it, &a); err != nil {
+			var te *json.UnmarshalTypeError
+			if errors.As(err, &te) && te.Field == "id" && strings.HasPrefix(te.Value, "number") {
+				return fmt.Errorf("%s: added_tokens[%d].id is out of range for a vocabulary (ids are 0 ≤ id < %d)", file, i, maxTokenID)
+			}
 			return fmt.Errorf("%s: added_tokens[%d] is not a valid added token: %v", file, i, err)
 		}
-		if a.ID == nil || *a.ID < 0 || *a.ID >= 1<<31-1 {
-			return fmt.Errorf("%s: added_tokens[%d].id is missing or invalid", file, i)
+		if a.ID == nil {
+			return fmt.Errorf("%s: added_tokens[%d].id is missing", file, i)
+		}
+		if *a.ID < 0 || *a.ID >= maxTokenID {
+			return fmt.Errorf("%s: added_tokens[%d].id %d is out of range for a vocabulary (ids are 0 ≤ id < %d)", file, i, *a.ID, maxTokenID)
 		}
 		if a.Content == "" {
 			return fmt.Errorf("%s: added_tokens[%d].content is empty", file, i)

@@ -80,6 +80,8 @@ of the perplexity batch (shortened-ppl, default 32768), of the fitness batch (ex
 	fl.StringVar(&r.WindowPositions, "window-positions", baselines.WindowLast, "window-cosine: the last token of each sequence (Gromov et al.), or the mean over all positions")
 	fl.IntVar(&r.KLTopK, "kl-topk", 0, "random, exhaustive: restrict KL to the dense model's top-k tokens (0: full)")
 	fl.BoolVar(&r.NoPrefixReuse, "no-prefix-reuse", false, "recompute every candidate from the first block (slower; same result)")
+	atLeast(fl, 0, "tokens", "samples", "survivors", "kl-topk")
+	atLeast(fl, 1, "max-profiles")
 	fl.StringVar(&r.ScoresOut, "scores", "", "random, exhaustive: also write every scored profile with its fitness (JSON) to this file")
 	cmd.AddCommand(dropCmd, newBaselineDBCmd(profile.ModeSparse, "Sparsity baselines over a sparse level database: uniform, owl, dp, random", `baseline sparse allocates the database's sparsity levels to the linear layers with a method
 EvoPress is compared against, under exactly the budget of "search sparse" (the levels sum to 0: the
@@ -131,22 +133,18 @@ func newBaselineDBCmd(kind, short, long, methods string) *cobra.Command {
 	}
 	fl.IntVar(&f.req.Tokens, "tokens", pipeline.DefaultBaselineDBTokens, "calibration tokens of the batch that scores candidates (KL to the dense model)")
 	fl.IntVar(&f.req.Samples, "samples", 0, fmt.Sprintf("random: profiles drawn (0: %d, the paper's best-of-32 comparator)", pipeline.DefaultBaselineDBSamples))
+	atLeast(fl, 1, "tokens")
+	atLeast(fl, 0, "samples")
 	return cmd
 }
 
 func runBaseline(cmd *cobra.Command, f *baselineFlags) error {
-	if err := checkDataFlags(&f.data); err != nil {
-		return err
-	}
 	req := f.req
 	req.Data = f.data.data()
 	req.Command = commandLine(cmd)
 	stderr := cmd.ErrOrStderr()
 	req.Log = stderr
 	fl := cmd.Flags()
-	if req.Mode.Kind != profile.ModeDrop && fl.Changed("tokens") && req.Tokens < 1 {
-		return fmt.Errorf("--tokens %d: want at least 1", req.Tokens)
-	}
 	if req.Mode.Kind == profile.ModeQuant && !fl.Changed("target") && !fl.Changed("target-size") && req.Type == "" {
 		return fmt.Errorf("--target is required (mean bits per weight)")
 	}

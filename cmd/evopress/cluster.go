@@ -21,6 +21,8 @@ type natsFlags struct {
 	creds, nkey                string
 	tlsCA, tlsCert, tlsKey     string
 	listen                     string
+	insecure                   bool
+	wait                       time.Duration
 	workers                    int
 	workerTimeout, taskTimeout time.Duration
 }
@@ -39,7 +41,11 @@ func (n *natsFlags) registerConn(cmd *cobra.Command, urlHelp string) {
 func (n *natsFlags) registerSearch(cmd *cobra.Command) {
 	n.registerConn(cmd, "score candidates on the workers of this NATS server (nats://[USER:PASS@]HOST:PORT, tls://…, comma-separated list); started with evopress worker")
 	fl := cmd.Flags()
-	fl.StringVar(&n.listen, "nats-listen", "", "start the embedded NATS server on HOST:PORT (or nats://USER:PASS@HOST:PORT) so that evopress worker processes can join")
+	fl.StringVar(&n.listen, "nats-listen", "", "start the embedded NATS server on HOST:PORT so that evopress worker processes can join; beyond loopback it needs credentials: nats://USER:PASS@HOST:PORT, nats://TOKEN@HOST:PORT, --nats-nkey, or --nats-tls-cert/--nats-tls-key with --nats-tls-ca")
+	fl.BoolVar(&n.insecure, "insecure", false, "let --nats-listen on an address other hosts reach go without credentials: anyone who reaches it may join")
+	fl.Lookup("nats-nkey").Usage += " (with --nats-listen: the seed workers must hold)"
+	fl.Lookup("nats-tls-ca").Usage += " (with --nats-listen: the CA that must sign the workers' client certificates)"
+	fl.Lookup("nats-tls-cert").Usage += " (with --nats-listen: the server's certificate, with --nats-tls-key)"
 	fl.IntVar(&n.workers, "workers", 1, "in-process workers (0 unless given, with --nats or --nats-listen)")
 	fl.DurationVar(&n.workerTimeout, "worker-timeout", 15*time.Second, "a worker silent this long is lost and its candidates are re-sent")
 	fl.DurationVar(&n.taskTimeout, "task-timeout", 0, "re-send candidates unanswered this long even from a live worker (0: never)")
@@ -59,7 +65,7 @@ func (n *natsFlags) cluster(cmd *cobra.Command, w io.Writer, logJSON bool) (*pip
 	if n.url != "" || n.listen != "" {
 		level = slog.LevelInfo
 	}
-	return &pipeline.ClusterOptions{URL: n.url, Listen: n.listen, Connect: n.connectOptions(""), Subject: n.subject,
+	return &pipeline.ClusterOptions{URL: n.url, Listen: n.listen, Connect: n.connectOptions(""), Insecure: n.insecure, Subject: n.subject,
 		Workers: workers, WorkerTimeout: n.workerTimeout, TaskTimeout: n.taskTimeout, Log: clusterLogger(w, logJSON, level)}, nil
 }
 
@@ -76,7 +82,9 @@ database once, joins the search that serves --nats-subject on the NATS server --
 candidates it is sent until it is interrupted. Start searches with --nats URL (a NATS server of
 your own) or --nats-listen HOST:PORT (the search starts an embedded server). A worker whose model,
 database, calibration text or kernel implementation differs from the search's is refused and
-exits with the reason; a worker waits for the next search when one ends (--once: exits).
+exits with the reason, and so does one the search drops (an invalid or failed result); a worker
+waits for the next search when one ends (--once: exits), and exits when no NATS server answers
+at --nats within --connect-timeout.
 Results do not depend on the workers: a search gives the same profile for a seed with any number.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -85,21 +93,26 @@ Results do not depend on the workers: a search gives the same profile for a seed
 				level = slog.LevelDebug
 			}
 			logger := clusterLogger(cmd.ErrOrStderr(), logJSON, level)
-			w, err := pipeline.NewWorkerFor(req)
-			if err != nil {
-				return err
-			}
 			host, _ := os.Hostname()
 			if n.url == "" {
 				n.url = nats.DefaultURL
 			}
-			// A worker may start before the search's server: it keeps trying to connect.
-			nc, err := cluster.Connect(n.connectOptions(fmt.Sprintf("evopress worker %s-%d", host, os.Getpid())), nats.RetryOnFailedConnect(true))
+			// A worker may start before the search's server: it keeps trying for --connect-timeout.
+			co := n.connectOptions(fmt.Sprintf("evopress worker %s-%d", host, os.Getpid()))
+			co.Wait = n.wait
+			if err := co.Check(); err != nil {
+				return err
+			}
+			w, err := pipeline.NewWorkerFor(req)
+			if err != nil {
+				return err
+			}
+			nc, err := cluster.ConnectContext(cmd.Context(), co)
 			if err != nil {
 				return err
 			}
 			defer nc.Close()
-			logger.Info("worker ready", "model", w.Model().Name, "calib", w.Calib().Source, "db", req.DBDir, "kernels", kernels.Implementation(), "nats", n.url)
+			logger.Info("worker ready", "model", w.Model().Name, "calib", w.Calib().Source, "db", req.DBDir, "kernels", kernels.Implementation(), "nats", cluster.RedactURL(n.url))
 			return cluster.RunWorker(cmd.Context(), nc, w, cluster.WorkerOptions{Subject: n.subject, ID: id, Once: once, Log: logger})
 		},
 	}
@@ -109,6 +122,7 @@ Results do not depend on the workers: a search gives the same profile for a seed
 	fl.StringVar(&req.CalibFile, "calib", "", "calibration text file, the search's (default: the embedded calibration text)")
 	fl.StringVar(&req.DBDir, "db", "", "level database, the search's (sparse and quant searches)")
 	fl.StringVar(&id, "id", "", "worker name, unique among a search's workers (default HOST-PID)")
+	fl.DurationVar(&n.wait, "connect-timeout", 30*time.Second, "how long to keep trying to reach the NATS server at start")
 	fl.IntVar(&req.CacheMB, "cache-mb", pipeline.DefaultCacheMB, "memory for cached dense distributions (MiB)")
 	fl.IntVar(&req.DBCacheMB, "db-cache-mb", pipeline.DefaultDBCacheMB, "memory for decoded database levels (MiB)")
 	fl.BoolVar(&once, "once", false, "exit when the first search joined ends")

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -228,4 +229,115 @@ func TestSearchInProcessWorkersSameProfile(t *testing.T) {
 	if b.Search.Workers != 5 || b.Search.RangeTasks == 0 {
 		t.Errorf("profile records %v workers and %v range tasks, want 5 and some", b.Search.Workers, b.Search.RangeTasks)
 	}
+}
+
+// Cluster command lines that must be refused at once, naming the flag, before anything is
+// loaded or written: a listener other hosts can reach without credentials, URLs of other
+// schemes, no possible worker, a worker with nothing to connect to.
+func TestClusterFlagsRefused(t *testing.T) {
+	port := freePort(t)
+	seed := filepath.Join(t.TempDir(), "seed.nk")
+	if err := os.WriteFile(seed, []byte("SUAJVAE5USM6BFMV6JZVTPTTDEJCEE5SEP6R7YM2K3UQY47T4HCZSEZHME\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	search := func(extra ...string) []string {
+		return append([]string{"search", "drop", "--target", "0.25", "--out", "OUT"}, extra...)
+	}
+	cases := []struct {
+		args []string
+		want []string
+	}{
+		{search("--nats-listen", "0.0.0.0:4222"), []string{"--nats-listen 0.0.0.0:4222 accepts connections from other hosts", "nats://TOKEN@HOST:PORT", "--insecure"}},
+		{search("--nats-listen", ":4222"), []string{"--nats-listen :4222 accepts connections", "--insecure"}},
+		{search("--nats-listen", "0.0.0.0:4222", "--nats-tls-cert", seed, "--nats-tls-key", seed), []string{"--nats-tls-cert " + seed}},
+		{search("--nats-listen", "0.0.0.0:4222", "--nats-tls-ca", seed), []string{"--nats-tls-cert"}},
+		{search("--nats-listen", "nats://evo:pw@0.0.0.0:4222", "--nats-nkey", seed), []string{"--nats-listen", "not several"}},
+		{search("--nats-listen", "127.0.0.1:4222", "--nats-creds", seed), []string{"--nats-creds"}},
+		{search("--nats-listen", "tls://0.0.0.0:4222"), []string{"--nats-listen", "scheme"}},
+		{search("--nats", "ws://search-host:4222"), []string{`--nats "ws://search-host:4222"`, "nats://HOST:PORT or tls://HOST:PORT"}},
+		{search("--nats", "search-host:4222"), []string{`--nats "search-host:4222"`}},
+		{search("--workers", "0"), []string{"--workers 0", "no worker could ever join"}},
+		{[]string{"worker", "--nats", "http://search-host:4222"}, []string{`--nats "http://search-host:4222"`}},
+		{[]string{"worker", "--nats", fmt.Sprintf("nats://127.0.0.1:%d", port), "--connect-timeout", "300ms"},
+			[]string{fmt.Sprintf("cannot connect to NATS at nats://127.0.0.1:%d", port)}},
+	}
+	for _, c := range cases {
+		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
+			dir := t.TempDir()
+			args := slices.Clone(c.args)
+			for i, a := range args {
+				if a == "OUT" {
+					args[i] = filepath.Join(dir, "p.json")
+				}
+			}
+			start := time.Now()
+			out, err := run(t, args...)
+			if err == nil {
+				t.Fatalf("accepted:\n%s", out)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not contain %q", err, w)
+				}
+			}
+			if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+				t.Errorf("the refused command wrote %v", entries)
+			}
+			if d := time.Since(start); d > 20*time.Second {
+				t.Errorf("refused after %v", d)
+			}
+		})
+	}
+}
+
+// The README's cluster example, with a token: the search listens on every interface, a worker
+// without the token cannot connect and exits with the reason, a worker with it joins, and the
+// search ends with the single-process profile.
+func TestClusterListenWithToken(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts worker processes")
+	}
+	small := smallModel(t)
+	dir := t.TempDir()
+	single := filepath.Join(dir, "single.json")
+	if out, err := run(t, searchArgs(t, single, "--generations", "2")...); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	port := freePort(t)
+	dist := filepath.Join(dir, "dist.json")
+	type result struct {
+		out string
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		out, err := run(t, searchArgs(t, dist, "--generations", "2", "--nats-listen", fmt.Sprintf("nats://s3cret@0.0.0.0:%d", port))...)
+		done <- result{out, err}
+	}()
+	worker := func(url string) (string, error) {
+		cmd := exec.Command(os.Args[0], "worker", "--nats", url, "--once", "--connect-timeout", "2m", "--model", small, "--calib", embeddedCalib)
+		cmd.Env = append(os.Environ(), "EVOPRESS_TEST_CLI=1")
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	out, err := worker(fmt.Sprintf("nats://127.0.0.1:%d", port))
+	if err == nil || !strings.Contains(strings.ToLower(out), "authorization") {
+		t.Fatalf("worker without the token: err %v\n%s", err, out)
+	}
+	if out, err := worker(fmt.Sprintf("nats://s3cret@127.0.0.1:%d", port)); err != nil {
+		t.Fatalf("worker with the token: %v\n%s", err, out)
+	}
+	var r result
+	select {
+	case r = <-done:
+	case <-time.After(5 * time.Minute):
+		t.Fatal("the search did not finish")
+	}
+	if r.err != nil {
+		t.Fatalf("search: %v\n%s", r.err, r.out)
+	}
+	if !strings.Contains(r.out, "evopress worker --nats nats://TOKEN@") {
+		t.Errorf("the search does not show how to join with the token:\n%s", r.out)
+	}
+	sameProfileFiles(t, single, dist, "token-authenticated")
 }

@@ -106,6 +106,7 @@ the missing layers.`
 		f.IntVar(&b.Sparse.Levels, "levels", 8, "levels each way, L")
 		f.Int64Var(&b.Sparse.WeightsDiff, "weights-diff", 0, "weights per level D (0: the reference's floor(0.5·min(S, 1−S)/L·hidden²))")
 		f.IntVar(&o.seqLevel, "sequential-level", 0, "level that feeds later blocks with --sequential")
+		atLeast(f, 0, "levels", "weights-diff")
 		f.StringVar(&b.Sparse.Values, "values", "", "round kept weights to f16 or bf16 (lossy, like the reference's float16 copies; default: lossless)")
 	} else if mode == db.ModeGGUF {
 		f.StringSliceVar(&b.GGUF.Types, "types", db.DefaultGGUFTypes(), "ggml types (comma-separated; q4_0, q4_1, q5_0, q5_1, q8_0, q2_k … q6_k, iq4_nl, iq4_xs, f16, bf16)")
@@ -116,11 +117,17 @@ the missing layers.`
 		f.IntVar(&b.Quant.GroupSize, "group-size", 128, "input columns per scale/zero group (0: one group per row)")
 		f.BoolVar(&b.Quant.ActOrder, "act-order", false, "GPTQ: quantize columns by decreasing Hessian diagonal (stores g_idx)")
 		f.IntVar(&o.seqLevel, "sequential-bits", 3, "bit-width that feeds later blocks with --sequential")
+		atLeast(f, 0, "group-size")
+		atLeast(f, 1, "sequential-bits")
 	}
 	if mode != db.ModeGGUF {
 		f.Float64Var(&o.percDamp, "perc-damp", 0.01, "relative Hessian damping")
 		f.IntVar(&o.blockSize, "block-size", 128, "columns per lazy-update block")
+		atLeast(f, 1, "block-size")
 	}
+	atLeast(f, 2, "seq-len")
+	atLeast(f, 0, "calib-tokens")
+	atLeast(f, 1, "batch")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error { return runDBBuild(cmd, mode, o) }
 	return cmd
 }
@@ -130,9 +137,6 @@ func runDBBuild(cmd *cobra.Command, mode string, o dbBuildOptions) error {
 	if b.Out == "" {
 		return fmt.Errorf("--out: the database directory is required")
 	}
-	if r.SeqLen < 2 {
-		return fmt.Errorf("--seq-len %d: must be at least 2", r.SeqLen)
-	}
 	b.Mode = mode
 	if b.Sequential {
 		b.SequentialLevel = o.seqLevel
@@ -141,9 +145,6 @@ func runDBBuild(cmd *cobra.Command, mode string, o dbBuildOptions) error {
 	case db.ModeSparse:
 		if !(b.Sparse.Target > 0 && b.Sparse.Target < 1) {
 			return fmt.Errorf("--target %v: a sparse database needs a target sparsity in (0, 1)", b.Sparse.Target)
-		}
-		if b.Sparse.WeightsDiff < 0 {
-			return fmt.Errorf("--weights-diff %d: must be ≥ 0", b.Sparse.WeightsDiff)
 		}
 		b.Sparse.BlockSize, b.Sparse.PercDamp = o.blockSize, o.percDamp
 	case db.ModeQuant:

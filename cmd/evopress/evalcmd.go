@@ -69,6 +69,8 @@ array of such objects, in the order given.`,
 	f.IntVar(&o.limit, "limit", 0, "evaluate only the first N items of each task (0: all)")
 	f.IntVar(&o.batch, "batch", 16, "sequences per forward batch")
 	f.IntVar(&o.maxLen, "max-len", 0, "longest input in tokens; longer ones are cut from the left (default: max_position_embeddings)")
+	atLeast(f, 0, "limit", "max-len")
+	atLeast(f, 1, "batch")
 	f.BoolVar(&o.addBOS, "add-bos", false, "put the tokenizer's BOS token before every request")
 	f.BoolVar(&o.json, "json", false, "print JSON (one object, or an array for several tasks)")
 	return cmd
@@ -77,9 +79,6 @@ array of such objects, in the order given.`,
 func runZeroshot(cmd *cobra.Command, o zeroshotOptions) error {
 	if len(o.tasks) == 0 {
 		return fmt.Errorf("eval zeroshot: no --task file given")
-	}
-	if o.limit < 0 || o.batch < 1 || o.maxLen < 0 {
-		return fmt.Errorf("eval zeroshot: --limit and --max-len must be ≥ 0 and --batch ≥ 1")
 	}
 	req := pipeline.ZeroShotRequest{ModelDir: o.model, ProfileFile: o.profile, DBDir: o.db, Tasks: o.tasks, TaskType: o.taskType,
 		Limit: o.limit, Batch: o.batch, MaxLen: o.maxLen, AddBOS: o.addBOS, Warn: cmd.ErrOrStderr()}

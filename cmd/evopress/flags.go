@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/evopress/evopress/candidate"
+	"github.com/evopress/evopress/cluster"
 	"github.com/evopress/evopress/pipeline"
 )
 
@@ -45,6 +46,9 @@ func (f *dataFlags) register(fl *pflag.FlagSet, dbKind string) {
 	fl.IntVar(&f.seqLen, "seq-len", pipeline.DefaultSeqLen, "tokens per calibration sequence")
 	fl.IntVar(&f.calibTokens, "calib-tokens", pipeline.DefaultCalibTokens, "calibration pool: the first N tokens' chunks (0: the whole file)")
 	fl.IntVar(&f.cacheMB, "cache-mb", pipeline.DefaultCacheMB, "memory for cached dense distributions (MiB)")
+	atLeast(fl, 2, "seq-len")
+	atLeast(fl, 0, "calib-tokens")
+	atLeast(fl, 1, "cache-mb")
 	if dbKind != "" {
 		build := dbKind
 		if dbKind == "quant" {
@@ -52,6 +56,7 @@ func (f *dataFlags) register(fl *pflag.FlagSet, dbKind string) {
 		}
 		fl.StringVar(&f.db, "db", "", dbKind+" level database (evopress db build "+build+")")
 		fl.IntVar(&f.dbCacheMB, "db-cache-mb", pipeline.DefaultDBCacheMB, "memory for decoded database levels (MiB)")
+		atLeast(fl, 1, "db-cache-mb")
 	}
 }
 
@@ -75,6 +80,36 @@ func (f sizeFlag) String() string {
 func (f sizeFlag) Set(s string) (err error) { *f.p, err = pipeline.ParseSize(s); return err }
 func (f sizeFlag) Type() string             { return "size" }
 
+// minAnnotation is the flag annotation holding the least value a count or size flag accepts.
+const minAnnotation = "evopress/min"
+
+// atLeast declares that the named integer flags may not be given below min. The libraries read
+// 0 (and some, negative values) as "the default" or "all", which a user who typed the value did
+// not ask for; min is 0 only where the help documents what 0 means.
+func atLeast(fl *pflag.FlagSet, min int, names ...string) {
+	for _, n := range names {
+		if err := fl.SetAnnotation(n, minAnnotation, []string{strconv.Itoa(min)}); err != nil {
+			panic(err) // a flag name typo: a programming error
+		}
+	}
+}
+
+// checkMinimums refuses a flag given below its minimum (atLeast), naming the flag.
+func checkMinimums(cmd *cobra.Command) error {
+	var err error
+	cmd.Flags().Visit(func(f *pflag.Flag) {
+		m, ok := f.Annotations[minAnnotation]
+		if !ok || err != nil {
+			return
+		}
+		min, _ := strconv.ParseInt(m[0], 10, 64)
+		if v, perr := strconv.ParseInt(f.Value.String(), 10, 64); perr == nil && v < min {
+			err = fmt.Errorf("--%s %d: must be at least %d", f.Name, v, min)
+		}
+	})
+	return err
+}
+
 func (f *dataFlags) data() pipeline.Data {
 	return pipeline.Data{ModelDir: f.model, CalibFile: f.calib, SeqLen: f.seqLen, CalibTokens: f.calibTokens,
 		DBDir: f.db, CacheMB: f.cacheMB, DBCacheMB: f.dbCacheMB}
@@ -89,10 +124,12 @@ var flagOf = map[string]string{
 	"Build.Out": "--out", "Force": "--force", "Type": "--type", "Format": "--format", "Packed": "--packed",
 	"ModelDir": "--model", "DBDir": "--db", "listen address": "--nats-listen", "NKey": "--nats-nkey",
 	"TLSCert": "--nats-tls-cert", "Subject": "--nats-subject", "AddBOS": "--add-bos", "Tasks": "--task",
-	"Limit": "--limit", "MaxSeqs": "--max-seqs", "Batch": "--batch", "Chunks": "--chunks",
+	"Limit": "--limit", "MaxSeqs": "--max-seqs", "Batch": "--batch", "Build.Batch": "--batch", "MaxLen": "--max-len", "Chunks": "--chunks",
 	"CalibFile": "--calib", "KLTopK": "--kl-topk", "Resume": "--resume", "ScoresOut": "--scores", "Cache": "--cache",
 	"Mode.TargetSize": "--target-size", "Mode.TokenEmbeddingType": "--token-embedding-type",
 	"Mode.OutputTensorType": "--output-tensor-type", "ImatrixFile": "--imatrix", "Build.GGUF.Types": "--types",
+	"CacheMB": "--cache-mb", "DBCacheMB": "--db-cache-mb", "MaxProfiles": "--max-profiles",
+	"URL": "--nats", "Listen": "--nats-listen", "Creds": "--nats-creds",
 }
 
 // cliError says which flag a library error is about.
@@ -119,6 +156,9 @@ func cliError(cmd *cobra.Command, err error) error {
 			return errors.New(opt.Describe(flag))
 		}
 		return err
+	case errors.Is(err, cluster.ErrNoCredentials):
+		return fmt.Errorf("--nats-listen %s accepts connections from other hosts and has no credentials: give nats://USER:PASS@HOST:PORT or nats://TOKEN@HOST:PORT, --nats-nkey SEED_FILE, or --nats-tls-cert and --nats-tls-key with --nats-tls-ca (client certificates); or --insecure to let anyone who reaches it join",
+			cmd.Flags().Lookup("nats-listen").Value)
 	case errors.Is(err, pipeline.ErrNoDatabase), errors.Is(err, candidate.ErrNoDatabase):
 		kind := "sparse|quant"
 		if n := cmd.Name(); n == "sparse" || n == "quant" {
@@ -139,7 +179,12 @@ func wrapErrors(root *cobra.Command) {
 		wrapErrors(c)
 	}
 	if run := root.RunE; run != nil {
-		root.RunE = func(cmd *cobra.Command, args []string) error { return cliError(cmd, run(cmd, args)) }
+		root.RunE = func(cmd *cobra.Command, args []string) error {
+			if err := checkMinimums(cmd); err != nil {
+				return err
+			}
+			return cliError(cmd, run(cmd, args))
+		}
 	}
 }
 

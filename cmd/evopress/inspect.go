@@ -92,7 +92,7 @@ func inspectProfile(cmd *cobra.Command, path string, asJSON bool) error {
 		fmt.Fprintf(w, "model %s (fingerprint %.16s…)\n", p.Model.Path, p.Model.Fingerprint)
 	}
 	if p.DB != nil {
-		fmt.Fprintf(w, "database %s (fingerprint %.16s…)\n", p.DB.Path, p.DB.Fingerprint)
+		fmt.Fprintf(w, "database %s (fingerprint %.16s…)\n", p.DatabaseDir(""), p.DB.Fingerprint)
 	}
 	if p.Fitness != nil {
 		fmt.Fprintf(w, "fitness %.5f\n", *p.Fitness)

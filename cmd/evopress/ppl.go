@@ -39,6 +39,9 @@ Without --model and --data it uses the embedded model and the embedded held-out 
 	f.IntVar(&o.seqLen, "seq-len", 256, "tokens per sequence")
 	f.IntVar(&o.maxSeqs, "max-seqs", 0, "evaluate only the first N sequences (0: all)")
 	f.IntVar(&o.batch, "batch", 32, "sequences per forward batch")
+	atLeast(f, 2, "seq-len")
+	atLeast(f, 0, "max-seqs")
+	atLeast(f, 1, "batch")
 	f.BoolVar(&o.json, "json", false, "print one JSON object")
 	f.BoolVar(&o.kl, "kl", false, "also report the mean KL(dense ‖ compressed) per predicted token (runs the dense model too)")
 	return cmd
@@ -51,12 +54,6 @@ func runPPL(cmd *cobra.Command, o pplOptions) error {
 	}
 	req := pipeline.PPLRequest{ModelDir: o.model, DataFile: o.data, Format: format, SeqLen: o.seqLen, MaxSeqs: o.maxSeqs,
 		Batch: o.batch, ProfileFile: o.profile, DBDir: o.db, KL: o.kl, Warn: cmd.ErrOrStderr()}
-	if o.seqLen < 2 {
-		return fmt.Errorf("--seq-len %d: must be at least 2", o.seqLen)
-	}
-	if o.batch < 1 {
-		return fmt.Errorf("--batch %d: must be ≥ 1", o.batch)
-	}
 	if isTerminal(os.Stderr) {
 		req.Progress = progressLine(os.Stderr, "ppl", "sequences")
 	}

@@ -48,6 +48,8 @@ func (f *searchFlags) register(cmd *cobra.Command, dbKind string) {
 	fl.StringVar(&f.fitness, "fitness", "kl", "fitness: kl (to the dense model) or ppl")
 	fl.IntVar(&f.klTopK, "kl-topk", 0, "restrict KL to the dense model's top-k tokens (0: full distributions)")
 	fl.IntVar(&f.subBatch, "sub-batch", pipeline.DefaultSubBatch, "calibration sequences per forward; with several workers, batches are split into these (fitness sums in float64 follow this grouping)")
+	atLeast(fl, 0, "generations", "kl-topk")
+	atLeast(fl, 1, "offspring", "init-tokens", "sub-batch")
 	fl.BoolVar(&f.logJSON, "log-json", false, "progress as JSON lines on stderr instead of a progress line")
 	fl.BoolVar(&f.noReuse, "no-prefix-reuse", false, "recompute every candidate from the first block (slower; same result)")
 	fl.BoolVar(&f.json, "json", false, "print the result as one JSON object")
@@ -138,9 +140,6 @@ func newSearchModeCmd(kind, use, short, long string) *cobra.Command {
 
 // runSearch turns the flags into a pipeline.SearchRequest, runs it and prints the outcome.
 func runSearch(cmd *cobra.Command, f *searchFlags) error {
-	if err := checkDataFlags(&f.data); err != nil {
-		return err
-	}
 	ov, err := f.overrides(cmd)
 	if err != nil {
 		return err
@@ -156,9 +155,6 @@ func runSearch(cmd *cobra.Command, f *searchFlags) error {
 	req := pipeline.SearchRequest{Data: f.data.data(), Mode: f.mode, Preset: f.preset, Settings: ov, Seed: f.seed,
 		Fitness: f.fitness, KLTopK: f.klTopK, SubBatch: f.subBatch, NoPrefixReuse: f.noReuse,
 		Out: f.out, RunDir: f.runDir, Resume: f.resume, Force: f.force, Cluster: co, Command: commandLine(cmd), Log: stderr}
-	if cmd.Flags().Changed("sub-batch") && f.subBatch < 1 {
-		return fmt.Errorf("--sub-batch %d: must be ≥ 1", f.subBatch)
-	}
 	if f.logJSON {
 		req.Observer = search.NewJSONLogger(stderr).Observe
 	} else {
@@ -176,15 +172,6 @@ func runSearch(cmd *cobra.Command, f *searchFlags) error {
 		return printJSON(cmd.OutOrStdout(), out.Profile)
 	}
 	printSearchSummary(cmd.OutOrStdout(), out)
-	return nil
-}
-
-// checkDataFlags refuses a sequence length the pipeline would take for its default (0); the
-// pipeline checks the rest.
-func checkDataFlags(f *dataFlags) error {
-	if f.seqLen < 2 {
-		return fmt.Errorf("--seq-len %d: must be at least 2", f.seqLen)
-	}
 	return nil
 }
 

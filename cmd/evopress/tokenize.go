@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/evopress/evopress/data"
 	"github.com/evopress/evopress/tokenizer"
 )
 
@@ -39,10 +40,16 @@ the text are matched as Hugging Face does.`,
 				if err != nil {
 					return err
 				}
+				if err := data.CheckUTF8(raw, filepath.Clean(cases)); err != nil {
+					return err // as ppl does: JSON decoding would turn invalid bytes into U+FFFD
+				}
 				if err := json.Unmarshal(raw, &inputs); err != nil {
 					return fmt.Errorf("%s: want a JSON array of strings: %v", filepath.Clean(cases), err)
 				}
 			case cmd.Flags().Changed("text"):
+				if err := data.CheckUTF8([]byte(text), "--text"); err != nil {
+					return err
+				}
 				inputs = []string{text}
 			default:
 				return fmt.Errorf("give --cases FILE.json or --text STRING")

@@ -242,6 +242,9 @@ func ScoreRequests(ctx context.Context, m *model.Model, reqs []Request, opt Opti
 						}
 					}
 				}
+				if math.IsNaN(ll) || math.IsInf(ll, 0) {
+					return nil, fmt.Errorf("request %d: %w", i, m.NonFiniteLoss([][]int{inps[h]}, "log-likelihood", ll))
+				}
 				scores[i].LogLik, scores[i].Greedy = ll, greedy
 				done++
 			}

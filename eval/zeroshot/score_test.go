@@ -492,3 +492,21 @@ func TestEvaluateTruncation(t *testing.T) {
 		t.Errorf("truncated %d partial %d, want 2 and 1", res.Truncated, res.Partial)
 	}
 }
+
+// TestNonFiniteLogLikelihood: a model whose forward overflows makes ScoreRequests fail naming the
+// request and the first non-finite sub-block, instead of scoring NaN log-likelihoods (which
+// argmax would silently rank as never best).
+func TestNonFiniteLogLikelihood(t *testing.T) {
+	dense, tok := embedded(t)
+	m := dense.Clone()
+	w := make([]float32, len(m.Blocks[5].Up.W))
+	for i := range w {
+		w[i] = math.MaxFloat32
+	}
+	m.Blocks[5].Up.W = w
+	ctx := tok.Encode("Call me Ishmael.", false)
+	_, err := ScoreRequests(context.Background(), m, []Request{{ctx, []int{5, 6}}}, Options{Batch: 1})
+	if err == nil || !strings.Contains(err.Error(), "request 0") || !strings.Contains(err.Error(), "model.layers.5.mlp") {
+		t.Errorf("overflowing model: %v, want an error naming request 0 and model.layers.5.mlp", err)
+	}
+}
