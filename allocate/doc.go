@@ -8,7 +8,9 @@
 //   - DP: the database's per-level normalised errors tr(ΔW·H·ΔWᵀ)/tr(W·H·Wᵀ), minimised in sum
 //     by an exact dynamic programme over integer budget units, assuming the errors add up
 //     (sparse: Σℓ = 0 with per-layer ranges; quant: Σ numel·bits ≤ budget, with numel counted in
-//     units of the gcd of the layer sizes).
+//     units of the gcd of the layer sizes; a GGUF database's per-level costs: Σ bytes·8 ≤ budget,
+//     in units of the gcd of the levels' costs above each layer's cheapest — the allocation
+//     llama.cpp's --target-bpw pull request makes).
 //   - OWL (Outlier Weighted Layerwise sparsity, Yin et al. 2024, github.com/luuyin/OWL): per-block
 //     outlier ratios of the Wanda metric |W_ij|·‖x_j‖, mapped to block sparsities, rounded to the
 //     database's levels and restored to the exact budget; the (λ, M) grid point is chosen by

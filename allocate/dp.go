@@ -120,38 +120,32 @@ func gcd(a, b int64) int64 {
 }
 
 // DPQuant returns the quant profile minimising Σ errs[i][j_i] (j_i: the index of layer i's
-// width among its allowed widths) subject to the quant mode's budget Σ numel·bits ≤
-// quant.Mode.Budget(), and that minimum. Weights are counted in units of g = gcd of the layer
-// sizes, so the programme over integer budget units (Σ (numel/g)·bits ≤ floor(budget/g)) is
-// exact. Ties go to the cheaper profile found first.
+// width among its allowed widths; with per-level costs, of its level among its levels) subject
+// to the quant mode's budget Σ numel·bits ≤ quant.Mode.Budget() (with costs: Σ cost ≤ Budget()),
+// and that minimum. Weights are counted in units of g = gcd of the layer sizes (with costs, g =
+// gcd of every level's cost above its layer's first level), so the programme over integer
+// budget units (Σ (numel/g)·bits ≤ floor(budget/g)) is exact. Ties go to the cheaper profile
+// found first.
 func DPQuant(cfg quant.Config, errs [][]float64) (search.Levels, float64, error) {
 	mode, err := quant.New(cfg)
 	if err != nil {
 		return nil, 0, err
 	}
-	layers := mode.Layers()
+	layers, g, capUnits := dpLayers(mode)
 	counts := make([]int, len(layers))
-	var g int64
 	for i, l := range layers {
-		counts[i] = len(l.Bits)
-		g = gcd(g, l.Numel)
+		counts[i] = len(l.ids)
 	}
 	if err := checkErrors(errs, counts); err != nil {
 		return nil, 0, err
 	}
-	// Extra units above every layer's lowest width.
-	var base int64
-	for _, l := range layers {
-		base += l.Numel / g * int64(l.Bits[0])
-	}
-	capUnits := mode.Budget()/g - base
 	if capUnits < 0 {
 		return nil, 0, fmt.Errorf("allocate: the lowest widths exceed the budget") // quant.New rejects this
 	}
 	// The extra units any profile can use are bounded by every layer at its highest width.
 	var most int64
 	for _, l := range layers {
-		most += l.Numel / g * int64(l.Bits[len(l.Bits)-1]-l.Bits[0])
+		most += l.extra[len(l.extra)-1]
 	}
 	capUnits = min(capUnits, most)
 	W := capUnits + 1
@@ -168,22 +162,21 @@ func DPQuant(cfg quant.Config, errs [][]float64) (search.Levels, float64, error)
 	choice := make([][]int8, len(layers))
 	for i, l := range layers {
 		if counts[i] > 127 {
-			return nil, 0, fmt.Errorf("allocate: layer %s has %d widths, at most 127 supported", l.Name, counts[i])
+			return nil, 0, fmt.Errorf("allocate: layer %s has %d widths, at most 127 supported", l.name, counts[i])
 		}
 		for c := range next {
 			next[c] = inf
 		}
 		ch := make([]int8, W)
-		w := l.Numel / g
 		for c := int64(0); c < W; c++ {
 			v := cur[c]
 			if v == inf {
 				continue
 			}
-			for j, b := range l.Bits {
-				t := c + w*int64(b-l.Bits[0])
+			for j, e := range l.extra {
+				t := c + e
 				if t >= W {
-					break // widths ascend
+					break // costs ascend
 				}
 				if nv := v + errs[i][j]; nv < next[t] {
 					next[t] = nv
@@ -207,11 +200,58 @@ func DPQuant(cfg quant.Config, errs [][]float64) (search.Levels, float64, error)
 	c := bestC
 	for i := len(layers) - 1; i >= 0; i-- {
 		j := int(choice[i][c])
-		p[i] = layers[i].Bits[j]
-		c -= layers[i].Numel / g * int64(layers[i].Bits[j]-layers[i].Bits[0])
+		p[i] = layers[i].ids[j]
+		c -= layers[i].extra[j]
 	}
 	if !mode.Legal(p) {
 		return nil, 0, fmt.Errorf("allocate: internal error: DP profile %v is not legal", p)
 	}
 	return p, cur[bestC], nil
+}
+
+// dpLayer is one layer of the quant DP: its level ids and what each costs in budget units
+// above its first level.
+type dpLayer struct {
+	name  string
+	ids   []int
+	extra []int64
+}
+
+// dpLayers returns the DP's layers in budget units of g, and the budget in units above every
+// layer at its first level. With bit-widths g is the gcd of the layer sizes, a level costs
+// (numel/g)·(b − b₀) units and the budget is floor(budget/g) − Σ (numel/g)·b₀; with costs g is
+// the gcd of every level's cost above its layer's first level, a level costs (cost − cost₀)/g
+// and the budget is floor((budget − Σ cost₀)/g).
+func dpLayers(mode *quant.Mode) (layers []dpLayer, g, capUnits int64) {
+	if cls := mode.CostLayers(); cls != nil {
+		var base int64
+		for _, l := range cls {
+			base += l.Costs[0]
+			for _, c := range l.Costs {
+				g = gcd(g, c-l.Costs[0])
+			}
+		}
+		g = max(g, 1)
+		for _, l := range cls {
+			d := dpLayer{name: l.Name, ids: l.Levels}
+			for _, c := range l.Costs {
+				d.extra = append(d.extra, (c-l.Costs[0])/g)
+			}
+			layers = append(layers, d)
+		}
+		return layers, g, (mode.Budget() - base) / g
+	}
+	var base int64
+	for _, l := range mode.Layers() {
+		g = gcd(g, l.Numel)
+	}
+	for _, l := range mode.Layers() {
+		d := dpLayer{name: l.Name, ids: l.Bits}
+		for _, b := range l.Bits {
+			d.extra = append(d.extra, l.Numel/g*int64(b-l.Bits[0]))
+		}
+		layers = append(layers, d)
+		base += l.Numel / g * int64(l.Bits[0])
+	}
+	return layers, g, mode.Budget()/g - base
 }

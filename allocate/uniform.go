@@ -111,6 +111,9 @@ func RandomSparse(cfg sparse.Config, n int, seed uint64) ([]search.Levels, error
 // allowed width ≥ ceil(target) (for an integer target, the lowest width above it, so that the
 // draws differ from the uniform profile), or its highest width when none is; then random layers
 // (uniformly among those above their lowest width) go down one width until the budget holds.
+// With per-level costs (cfg.CostLayers) they are the search's initial draws (quant.Mode.Initial
+// with n draws): every layer from its first level costing at least the budget per weight,
+// lowered until within budget, then filled while a step fits.
 func RandomQuant(cfg quant.Config, n int, seed uint64) ([]search.Levels, error) {
 	mode, err := quant.New(cfg)
 	if err != nil {
@@ -118,6 +121,13 @@ func RandomQuant(cfg quant.Config, n int, seed uint64) ([]search.Levels, error) 
 	}
 	if n < 1 {
 		return nil, fmt.Errorf("allocate: %d random profiles requested, want at least 1", n)
+	}
+	if mode.CostForm() {
+		cfg.InitialDraws = n
+		if mode, err = quant.New(cfg); err != nil {
+			return nil, err
+		}
+		return mode.Initial(rand.New(rand.NewPCG(seed, randomStream))), nil
 	}
 	layers := mode.Layers()
 	t4 := int64(math.Round(mode.Target() * quant.TargetScale))

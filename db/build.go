@@ -1,6 +1,7 @@
 package db
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -17,7 +18,9 @@ import (
 	"github.com/evopress/evopress/arch"
 	"github.com/evopress/evopress/calib"
 	"github.com/evopress/evopress/compress"
+	"github.com/evopress/evopress/ggml"
 	"github.com/evopress/evopress/hf"
+	"github.com/evopress/evopress/imatrix"
 	"github.com/evopress/evopress/internal/atomicfile"
 	"github.com/evopress/evopress/internal/kernels"
 	"github.com/evopress/evopress/model"
@@ -35,6 +38,18 @@ func DefaultSparseParams(target float64) SparseParams {
 // 128, GPTQ blocks of 128, 1% damping, no activation reordering.
 func DefaultQuantParams() QuantParams {
 	return QuantParams{Bits: []int{2, 3, 4, 5, 6}, GroupSize: 128, BlockSize: 128, PercDamp: 0.01}
+}
+
+// DefaultGGUFTypes are the types of a gguf database when none are given: the K-quant ladder
+// Q2_K, Q3_K, Q4_K, Q5_K, Q6_K and Q8_0 (2.625, 3.4375, 4.5, 5.5, 6.5625 and 8.5 bits per
+// weight). They are the types llama.cpp's own Q2_K … Q6_K mixes are made of, so a search
+// competes with those recipes on their own ground; every llama.cpp and ollama backend has fast
+// kernels for them; and their steps of about one bit per weight span 2.6 to 8.5 bits. Layers
+// whose rows do not fit 256-weight blocks get llama-quantize's 32-weight fallbacks implicitly
+// (Q4_0, Q5_0, Q5_1, Q8_0: ggml.Fallback). Q4_0 … Q5_1, IQ4_NL and IQ4_XS can be added (the
+// 32-weight types are the only ones a model with 128-column rows can use).
+func DefaultGGUFTypes() []string {
+	return []string{"q2_K", "q3_K", "q4_K", "q5_K", "q6_K", "q8_0"}
 }
 
 // BuildConfig describes a database build.
@@ -60,6 +75,14 @@ type BuildConfig struct {
 	Sparse SparseParams
 	// Quant holds the quant settings (start from DefaultQuantParams).
 	Quant QuantParams
+	// GGUF holds the gguf settings: Types (ggml names in any spelling and order; DefaultGGUFTypes
+	// when empty) and Imatrix: Source ImatrixCalibration (the default) computes the importance
+	// matrix from the build's calibration pass and writes it into the database as ImatrixFile;
+	// ImatrixFromFile uses Imatrix below (File and SHA256 name the file it was read from);
+	// ImatrixNone quantizes without importance weights.
+	GGUF GGUFParams
+	// Imatrix is the importance matrix of an ImatrixFromFile build (checked against the model).
+	Imatrix *imatrix.Matrix
 	// Sequential calibrates each block on the outputs of the previous blocks compressed to
 	// SequentialLevel (a bit-width of Quant.Bits, or a sparse level, usually 0).
 	Sequential      bool
@@ -109,6 +132,12 @@ type builder struct {
 	work  *model.Model
 	res   *BuildResult
 	total int
+
+	// gguf: the importance matrix, from a file (or the database's own intact ImatrixFile), or
+	// being collected from the calibration pass (then every block's statistics are needed).
+	imx       *imatrix.Matrix
+	collector *imatrix.Collector
+	prevSHA   string // the computed importance matrix's checksum in the resumed manifest
 }
 
 // Build builds (or resumes) a level database: it runs the calibration sequences through the
@@ -150,10 +179,17 @@ func Build(ctx context.Context, cfg BuildConfig) (*BuildResult, error) {
 			last = i
 		}
 	}
+	if err := b.imatrixSource(); err != nil {
+		return nil, err
+	}
+	needAll := b.collector != nil // the importance matrix needs every block's statistics
+	if needAll {
+		last = len(m.Blocks) - 1
+	}
 	b.work = m.Clone()
 	if last >= 0 {
 		opt := calib.Options{Batch: b.man.Calibration.Batch, Sequential: cfg.Sequential, Blocks: last + 1,
-			NeedStats: func(i int) bool { return !b.blockDone(i) }}
+			NeedStats: func(i int) bool { return needAll || !b.blockDone(i) }}
 		if cfg.Progress != nil {
 			opt.Progress = func(block, done, total int) {
 				cfg.Progress(Event{Phase: "calib", Block: block, Done: done, Total: total})
@@ -162,6 +198,9 @@ func Build(ctx context.Context, cfg BuildConfig) (*BuildResult, error) {
 		if err := calib.Run(ctx, b.work, cfg.Calib, opt, b.block); err != nil {
 			return nil, err
 		}
+	}
+	if err := b.writeImatrix(); err != nil {
+		return nil, err
 	}
 	b.man.Complete = true
 	b.man.Layers = b.layers()
@@ -231,6 +270,12 @@ func header(cfg *BuildConfig) (*Manifest, error) {
 			return nil, fmt.Errorf("db: Build: bit-width listed twice in %v", p.Bits)
 		}
 		man.Quant = &p
+	case ModeGGUF:
+		p, err := ggufParams(cfg)
+		if err != nil {
+			return nil, err
+		}
+		man.GGUF = p
 	}
 	if !cfg.Sequential && cfg.SequentialLevel != 0 {
 		return nil, fmt.Errorf("db: Build: a sequential level without sequential mode")
@@ -239,6 +284,140 @@ func header(cfg *BuildConfig) (*Manifest, error) {
 		return nil, fmt.Errorf("db: Build: %w", err)
 	}
 	return man, nil
+}
+
+// ggufParams returns the manifest's gguf parameters of a build: the types in ggml's spelling and
+// id order, and the importance matrix's source (checked against the model).
+func ggufParams(cfg *BuildConfig) (*GGUFParams, error) {
+	p := GGUFParams{Imatrix: cfg.GGUF.Imatrix}
+	names := cfg.GGUF.Types
+	if len(names) == 0 {
+		names = DefaultGGUFTypes()
+	}
+	var ts []ggml.Type
+	for _, n := range names {
+		t, err := ggml.ParseType(n)
+		if err != nil {
+			return nil, fmt.Errorf("db: Build: option GGUF.Types: %w", err)
+		}
+		if !t.Codec() || t == ggml.F32 {
+			return nil, fmt.Errorf("db: Build: option GGUF.Types: %s is not a level evopress encodes (it encodes %s)", t, codecTypes())
+		}
+		ts = append(ts, t)
+	}
+	slices.Sort(ts)
+	for _, t := range slices.Compact(ts) {
+		p.Types = append(p.Types, t.String())
+	}
+	im := &p.Imatrix
+	if im.Source == "" {
+		im.Source = ImatrixCalibration
+	}
+	switch im.Source {
+	case ImatrixCalibration:
+		im.File, im.SHA256 = ImatrixFile, ""
+	case ImatrixFromFile:
+		if cfg.Imatrix == nil {
+			return nil, fmt.Errorf("db: Build: option Imatrix: an importance matrix read from %s is required", im.File)
+		}
+		if err := cfg.Imatrix.Validate(cfg.Model); err != nil {
+			return nil, fmt.Errorf("db: Build: option Imatrix: %s: %w", im.File, err)
+		}
+	}
+	if im.Source != ImatrixFromFile && cfg.Imatrix != nil {
+		return nil, fmt.Errorf("db: Build: option Imatrix: given with the importance matrix source %q", im.Source)
+	}
+	return &p, nil
+}
+
+// codecTypes lists the ggml types evopress encodes.
+func codecTypes() string {
+	var names []string
+	for _, t := range ggml.Types() {
+		if t.Codec() && t != ggml.F32 {
+			names = append(names, t.String())
+		}
+	}
+	return fmt.Sprint(names)
+}
+
+// imatrixSource sets up a gguf build's importance matrix: the file's, or — computed from the
+// calibration pass — the one an earlier build of the database wrote, when intact, or a
+// collector fed by every block's statistics.
+func (b *builder) imatrixSource() error {
+	g := b.man.GGUF
+	if g == nil {
+		return nil
+	}
+	switch g.Imatrix.Source {
+	case ImatrixFromFile:
+		b.imx = b.cfg.Imatrix
+	case ImatrixCalibration:
+		if b.prevSHA != "" {
+			p := filepath.Join(b.cfg.Out, ImatrixFile)
+			if data, err := os.ReadFile(p); err == nil {
+				sum := sha256.Sum256(data)
+				if hex.EncodeToString(sum[:]) == b.prevSHA {
+					m, _, err := imatrix.Decode(bytes.NewReader(data), int64(len(data)), p)
+					if err == nil && m.Validate(b.cfg.Model) == nil {
+						b.imx = m
+						g.Imatrix.SHA256 = b.prevSHA
+						return nil
+					}
+				}
+			}
+		}
+		var err error
+		if b.collector, err = imatrix.NewCollector(b.cfg.Model); err != nil {
+			return fmt.Errorf("db: %w", err)
+		}
+	}
+	return nil
+}
+
+// importance returns the importance vector of layer k of block i (nil: none).
+func (b *builder) importance(i int, k arch.LinearKind) ([]float32, error) {
+	var m *imatrix.Matrix
+	switch {
+	case b.imx != nil:
+		m = b.imx
+	case b.collector != nil:
+		var err error
+		if m, err = b.collector.Matrix(); err != nil {
+			return nil, fmt.Errorf("db: %w", err)
+		}
+	default:
+		return nil, nil
+	}
+	if e := m.Linear(i, k); e != nil {
+		return e.Mean(), nil
+	}
+	return nil, nil
+}
+
+// writeImatrix writes a computed importance matrix into the database (llama-imatrix's GGUF
+// format: the calibration text as its dataset, its sequences as chunks) and records its checksum.
+func (b *builder) writeImatrix() error {
+	if b.collector == nil {
+		return nil
+	}
+	m, err := b.collector.Matrix()
+	if err != nil {
+		return fmt.Errorf("db: %w", err)
+	}
+	c := b.man.Calibration
+	m.Datasets = []string{c.Source}
+	m.ChunkCount, m.ChunkSize = c.Sequences, c.SeqLen
+	var buf bytes.Buffer
+	if err := imatrix.Encode(&buf, m, imatrix.FormatGGUF); err != nil {
+		return fmt.Errorf("db: %w", err)
+	}
+	if err := atomicfile.WriteFile(filepath.Join(b.cfg.Out, ImatrixFile), buf.Bytes(), 0o644); err != nil {
+		return err
+	}
+	sum := sha256.Sum256(buf.Bytes())
+	b.man.GGUF.Imatrix.SHA256 = hex.EncodeToString(sum[:])
+	return nil
 }
 
 // resume reads an existing manifest in Out and keeps its intact layers. It reports whether Out
@@ -255,15 +434,18 @@ func (b *builder) resume() (fresh bool, err error) {
 	old, err := ParseManifest(data, mpath)
 	if err != nil {
 		if b.cfg.Force {
-			return true, discardLevels(b.cfg.Out)
+			return true, discardLevels(b.cfg.Out, nil)
 		}
 		return false, fmt.Errorf("cannot resume the database in %s: %w (use another output directory, or force a rebuild)", b.cfg.Out, err)
 	}
 	if diff := headerDiff(old, b.man); diff != "" {
 		if b.cfg.Force {
-			return true, discardLevels(b.cfg.Out)
+			return true, discardLevels(b.cfg.Out, old)
 		}
 		return false, fmt.Errorf("%s holds a database built with other settings: field %s; use another output directory, or force a rebuild", mpath, diff)
+	}
+	if old.GGUF != nil && old.GGUF.Imatrix.Source == ImatrixCalibration {
+		b.prevSHA = old.GGUF.Imatrix.SHA256
 	}
 	for i := range old.Layers {
 		l := &old.Layers[i]
@@ -328,8 +510,14 @@ func (b *builder) writeManifest() ([]byte, error) {
 }
 
 // block is the calib.BlockFunc: it compresses the block's missing layers and, in sequential mode,
-// swaps the block's weights for their stored SequentialLevel.
+// swaps the block's weights for their stored SequentialLevel. A gguf build computing its
+// importance matrix adds every block's statistics to it.
 func (b *builder) block(i int, st *calib.Stats) error {
+	if b.collector != nil {
+		if err := b.collector.AddStats(st); err != nil {
+			return fmt.Errorf("db: block %d: %w", i, err)
+		}
+	}
 	for k := range arch.NumLinearKinds {
 		name := arch.LinearUnit(i, k).String()
 		if b.done[name] != nil {
@@ -340,7 +528,11 @@ func (b *builder) block(i int, st *calib.Stats) error {
 		}
 		t0 := time.Now()
 		lin := b.cfg.Model.Blocks[i].Layer(k) // the dense weights, never the swapped ones
-		info, err := b.layer(name, i, k, lin, st.Hessian(k))
+		imp, err := b.importance(i, k)
+		if err != nil {
+			return err
+		}
+		info, err := b.layer(name, i, k, lin, st.Hessian(k), imp)
 		if err != nil {
 			return fmt.Errorf("db: %s: %w", name, err)
 		}
@@ -408,13 +600,15 @@ func (b *builder) decodeStored(l *LayerInfo, level int, dst []float32) error {
 
 // level is one computed level before it is written.
 type level struct {
-	level int
-	w     []float32           // the level's dense weights
-	q     *compress.Quantized // quant only
+	level  int
+	w      []float32           // the level's dense weights
+	q      *compress.Quantized // quant only
+	blocks []byte              // gguf only: the ggml blocks of type level
 }
 
-// layer compresses one layer to all its levels, writes them and returns its manifest entry.
-func (b *builder) layer(name string, block int, kind arch.LinearKind, lin *model.Linear, h *compress.Hessian) (*LayerInfo, error) {
+// layer compresses one layer to all its levels, writes them and returns its manifest entry; imp
+// is a gguf layer's importance vector (nil: none).
+func (b *builder) layer(name string, block int, kind arch.LinearKind, lin *model.Linear, h *compress.Hessian, imp []float32) (*LayerInfo, error) {
 	rows, cols := lin.Out, lin.In
 	if h == nil || h.Cols != cols {
 		return nil, fmt.Errorf("no Hessian of width %d", cols)
@@ -423,9 +617,12 @@ func (b *builder) layer(name string, block int, kind arch.LinearKind, lin *model
 	var levels []level
 	var err error
 	w := lin.Float32() // a float32 copy when the model keeps 16-bit weights
-	if b.man.Mode == ModeSparse {
+	switch b.man.Mode {
+	case ModeSparse:
 		levels, err = b.sparseLevels(w, rows, cols, h.H)
-	} else {
+	case ModeGGUF:
+		levels, err = b.ggufLevels(w, cols, imp)
+	default:
 		levels, err = b.quantLevels(w, rows, cols, h.H)
 	}
 	if err != nil {
@@ -443,21 +640,25 @@ func (b *builder) layer(name string, block int, kind arch.LinearKind, lin *model
 	for i, l := range levels {
 		v := LevelInfo{Level: l.level, Error: norm[i], ErrorAbs: abs[i]}
 		var data []byte
-		if b.man.Mode == ModeSparse {
+		switch b.man.Mode {
+		case ModeSparse:
 			var nnz int64
 			data, nnz, v.Values = encodeSparse(name, l.level, rows, cols, l.w)
 			v.Zeros = info.Numel - nnz
 			v.Bits = 1 + float64(nnz)*float64(8*valueSize(v.Values))/float64(info.Numel)
 			v.File = path.Join("levels", name, fmt.Sprintf("l%+d.evl", l.level))
-		} else {
+		case ModeGGUF:
+			t := ggml.Type(l.level)
+			data = encodeGGUF(name, t, rows, cols, l.blocks)
+			v.Type, v.TensorBytes = t.String(), int64(len(l.blocks))
+			v.Bits = float64(8*v.TensorBytes) / float64(info.Numel)
+			v.Zeros = zerosOf(l.w)
+			v.File = path.Join("levels", name, t.String()+".evl")
+		default:
 			if data, err = encodeQuant(name, l.q); err != nil {
 				return nil, err
 			}
-			for _, x := range l.w {
-				if math.Float32bits(x) == 0 {
-					v.Zeros++
-				}
-			}
+			v.Zeros = zerosOf(l.w)
 			v.Bits = l.q.BitsPerWeight()
 			v.File = path.Join("levels", name, fmt.Sprintf("b%d.evl", l.level))
 		}
@@ -541,6 +742,48 @@ func (b *builder) sparseLevels(W []float32, rows, cols int, H []float32) (_ []le
 			}
 			out[i] = level{level: lv[i], w: w}
 		}
+	}
+	return out, nil
+}
+
+// zerosOf counts the weights stored as +0.
+func zerosOf(w []float32) int64 {
+	var n int64
+	for _, x := range w {
+		if math.Float32bits(x) == 0 {
+			n++
+		}
+	}
+	return n
+}
+
+// ggufLevels encodes W (rows of cols weights) as each of the database's types, or as the type
+// llama-quantize writes instead where the rows do not fit it (ggml.Fallback), once per distinct
+// type, in type-id order, with the importance vector imp (nil: none).
+func (b *builder) ggufLevels(W []float32, cols int, imp []float32) ([]level, error) {
+	var types []ggml.Type
+	for _, name := range b.man.GGUF.Types {
+		t, err := ggml.ParseType(name)
+		if err == nil {
+			t, err = ggml.Fallback(t, cols)
+		}
+		if err != nil {
+			return nil, err
+		}
+		types = append(types, t)
+	}
+	slices.Sort(types)
+	var out []level
+	for _, t := range slices.Compact(types) {
+		blocks, err := ggml.Quantize(t, W, cols, imp)
+		if err != nil {
+			return nil, err
+		}
+		w, err := ggml.Dequantize(t, blocks)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, level{level: int(t), w: w, blocks: blocks})
 	}
 	return out, nil
 }

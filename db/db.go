@@ -1,6 +1,7 @@
 package db
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/evopress/evopress/arch"
 	"github.com/evopress/evopress/compress"
+	"github.com/evopress/evopress/ggml"
 	"github.com/evopress/evopress/model"
 	"github.com/evopress/evopress/profile"
 )
@@ -84,8 +86,12 @@ func (d *DB) Manifest() *Manifest { return d.man }
 // level file's checksum). Profiles record it as db.fingerprint.
 func (d *DB) Fingerprint() string { return d.fp }
 
-// Mode returns ModeSparse or ModeQuant.
+// Mode returns ModeSparse, ModeQuant or ModeGGUF.
 func (d *DB) Mode() string { return d.man.Mode }
+
+// ProfileMode returns the profile mode the database serves (ProfileMode of its mode): sparse,
+// or quant for quant and gguf databases.
+func (d *DB) ProfileMode() string { return ProfileMode(d.man.Mode) }
 
 // Check returns an error unless the database was built for the model with the given fingerprint.
 func (d *DB) Check(modelFingerprint string) error {
@@ -221,15 +227,42 @@ func (d *DB) Decode(layer string, level int, dst []float32) error {
 		return err
 	}
 	defer d.release(bp)
-	if h.Kind == ModeSparse {
-		err = decodeSparse(h, payload, dst)
-	} else {
-		err = decodeQuant(h, payload, dst)
-	}
-	if err != nil {
+	if err = decodePayload(h, payload, dst); err != nil {
 		return fmt.Errorf("%s (layer %s level %d): %w", filepath.Join(d.dir, v.File), layer, level, err)
 	}
 	return nil
+}
+
+// decodePayload writes the dense weights of a level's payload into dst.
+func decodePayload(h *levelHeader, payload []byte, dst []float32) error {
+	switch h.Kind {
+	case ModeSparse:
+		return decodeSparse(h, payload, dst)
+	case ModeGGUF:
+		return ggml.DequantizeTo(dst, ggml.Type(h.Level), payload)
+	}
+	return decodeQuant(h, payload, dst)
+}
+
+// GGUFBlocks returns a gguf level of a layer as it goes into a GGUF file: its ggml type (the
+// level) and its blocks, rows × type.RowBytes(cols) bytes, rows in the model's (Hugging Face)
+// order — a GGUF writer permutes the rows of q_proj and k_proj for llama.cpp's rotary layout
+// as it does for float weights (whole rows of RowBytes bytes: blocks never straddle rows). The
+// file's checksum is checked the first time it is read; the slice is the caller's.
+func (d *DB) GGUFBlocks(layer string, level int) (ggml.Type, []byte, error) {
+	if d.man.Mode != ModeGGUF {
+		return 0, nil, fmt.Errorf("database %s is a %s database, not a gguf one", d.dir, d.man.Mode)
+	}
+	l, v, err := d.level(layer, level)
+	if err != nil {
+		return 0, nil, err
+	}
+	_, payload, bp, err := d.read(l, v)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer d.release(bp)
+	return ggml.Type(level), bytes.Clone(payload), nil
 }
 
 // Weights returns a layer's level decoded, from the cache when it holds it (decoding and caching
@@ -291,20 +324,44 @@ func (d *DB) Verify() error {
 			if err := d.Decode(l.Name, v.Level, buf); err != nil {
 				return err
 			}
-			if d.man.Mode == ModeSparse {
+			switch d.man.Mode {
+			case ModeSparse, ModeGGUF:
 				var zeros int64
 				for _, x := range buf {
 					if math.Float32bits(x) == 0 {
 						zeros++
 					}
+					if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
+						return fmt.Errorf("database %s: layer %s level %d decodes to %v", d.dir, l.Name, v.Level, x)
+					}
 				}
 				if zeros != v.Zeros {
 					return fmt.Errorf("database %s: layer %s level %d decodes to %d zeros, the manifest says %d", d.dir, l.Name, v.Level, zeros, v.Zeros)
 				}
-			} else if _, err := d.Quantized(l.Name, v.Level); err != nil {
-				return err
+			default:
+				if _, err := d.Quantized(l.Name, v.Level); err != nil {
+					return err
+				}
 			}
 		}
+	}
+	return d.verifyImatrix()
+}
+
+// verifyImatrix checks a gguf database's computed importance matrix file against its checksum.
+func (d *DB) verifyImatrix() error {
+	g := d.man.GGUF
+	if g == nil || g.Imatrix.Source != ImatrixCalibration {
+		return nil
+	}
+	p := filepath.Join(d.dir, ImatrixFile)
+	data, err := os.ReadFile(p)
+	if err != nil {
+		return fmt.Errorf("database %s: %w", d.dir, err)
+	}
+	sum := sha256.Sum256(data)
+	if got := hex.EncodeToString(sum[:]); got != g.Imatrix.SHA256 {
+		return fmt.Errorf("%s: checksum mismatch: SHA-256 %s, the manifest (field gguf.imatrix.sha256) says %s", p, got, g.Imatrix.SHA256)
 	}
 	return nil
 }
@@ -345,7 +402,8 @@ func (d *DB) Apply(m *model.Model, levels map[string]int) (*model.Model, error) 
 	return c, nil
 }
 
-// ApplyProfile applies a sparse or quant profile (levels = database levels, or bits) to m through
+// ApplyProfile applies a sparse or quant profile (levels = database levels, bits, or a gguf
+// database's ggml type ids) to m through
 // the database d, after checking that the profile's mode is the database's, that the database
 // was built for the model (modelFingerprint: the fingerprint model.Load returned), that the
 // profile's model and database fingerprints, when it records them, are these, and, for sparse
@@ -355,7 +413,7 @@ func ApplyProfile(m *model.Model, modelFingerprint string, p *profile.Profile, d
 	if p == nil || d == nil {
 		return nil, nil, fmt.Errorf("db: ApplyProfile: nil profile or database")
 	}
-	if p.Mode != d.man.Mode {
+	if p.Mode != d.ProfileMode() {
 		return nil, nil, fmt.Errorf("profile mode %q does not match database %s (a %s database)", p.Mode, d.dir, d.man.Mode)
 	}
 	if err := d.Check(modelFingerprint); err != nil {
@@ -397,8 +455,11 @@ func countCovered(levels map[string]int, layers map[string]*LayerInfo) int {
 
 // UniformProfile returns the uniform profile of the database: every layer at level 0 (the target
 // sparsity) for a sparse database, which takes level = 0; every layer at level bits for a quant
-// database. values holds each layer's actual sparsity (sparse) or bits per weight including the
-// scale/zero overhead (quant); target is the sparsity, or the bit-width (codes only).
+// database; every layer at ggml type level (a ggml.Type) for a gguf database, or at the type
+// llama-quantize writes instead where its rows do not fit that type's blocks (ggml.Fallback).
+// values holds each layer's actual sparsity (sparse) or bits per weight including the
+// scale/zero overhead (quant, gguf); target is the sparsity, the bit-width (codes only), or the
+// mean bits per weight (gguf: bytes·8/weights).
 func UniformProfile(d *DB, level int) (*profile.Profile, error) {
 	if d == nil {
 		return nil, fmt.Errorf("db: UniformProfile: nil database")
@@ -406,7 +467,7 @@ func UniformProfile(d *DB, level int) (*profile.Profile, error) {
 	if d.man.Mode == ModeSparse && level != 0 {
 		return nil, fmt.Errorf("database %s: a uniform sparse profile is level 0 (sparsity %v); level %d is not uniform", d.dir, d.man.Sparse.Target, level)
 	}
-	p := profile.New(d.man.Mode)
+	p := profile.New(d.ProfileMode())
 	p.Method = "uniform"
 	p.Model = &profile.Ref{Path: d.man.Model.Path, Fingerprint: d.man.Model.Fingerprint}
 	p.DB = &profile.Ref{Path: d.dir, Fingerprint: d.fp}
@@ -416,17 +477,31 @@ func UniformProfile(d *DB, level int) (*profile.Profile, error) {
 	} else {
 		p.Target = float64(level)
 	}
+	var bits, weights float64
 	for _, l := range d.man.Layers {
-		_, v, err := d.level(l.Name, level)
+		lv := level
+		if d.man.Mode == ModeGGUF {
+			t, err := ggml.Fallback(ggml.Type(level), l.Cols)
+			if level < 0 || err != nil {
+				return nil, fmt.Errorf("database %s: level %d is not a ggml type for layer %s", d.dir, level, l.Name)
+			}
+			lv = int(t)
+		}
+		_, v, err := d.level(l.Name, lv)
 		if err != nil {
 			return nil, err
 		}
-		p.Levels[l.Name] = level
+		p.Levels[l.Name] = lv
 		if d.man.Mode == ModeSparse {
 			p.Values[l.Name] = v.Sparsity
 		} else {
 			p.Values[l.Name] = v.Bits
 		}
+		bits += v.Bits * float64(l.Numel)
+		weights += float64(l.Numel)
+	}
+	if d.man.Mode == ModeGGUF {
+		p.Target = bits / weights
 	}
 	if err := p.Validate(); err != nil {
 		return nil, err

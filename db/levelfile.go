@@ -8,6 +8,7 @@ import (
 	"math/bits"
 
 	"github.com/evopress/evopress/compress"
+	"github.com/evopress/evopress/ggml"
 )
 
 // Level file layout (little-endian):
@@ -21,6 +22,10 @@ import (
 //	                   scales rows·groups IEEE binary16 (2 bytes each),
 //	                   zero points rows·groups bit-packed at Bits,
 //	                   g_idx cols int32 (only when the header says so)
+//	           gguf:   the ggml blocks of type Level (ggml.Type), row by row: rows ×
+//	                   ggml.Type.RowBytes(cols) bytes, exactly as a GGUF file stores the tensor
+//	                   (rows in the model's order: a GGUF writer permutes q_proj and k_proj rows
+//	                   as it does for float weights)
 //
 // The payload's length follows from the header exactly; anything else is an error.
 const levelMagic = "EVPLVL\x00\x01"
@@ -35,7 +40,7 @@ const maxLevelHeader = 1 << 16
 type levelHeader struct {
 	Layer string `json:"layer"`
 	Level int    `json:"level"`
-	Kind  string `json:"kind"` // "sparse" or "quant"
+	Kind  string `json:"kind"` // "sparse", "quant" or "gguf"
 	Rows  int    `json:"rows"`
 	Cols  int    `json:"cols"`
 	// sparse
@@ -88,6 +93,16 @@ func (h *levelHeader) payloadLen() (int64, error) {
 			l += 4 * int64(h.Cols)
 		}
 		return l, nil
+	case ModeGGUF:
+		t := ggml.Type(h.Level)
+		if h.Level < 0 || !t.Codec() {
+			return 0, fmt.Errorf("level %d is not a ggml type evopress decodes", h.Level)
+		}
+		rb, err := t.RowBytes(h.Cols)
+		if err != nil {
+			return 0, err
+		}
+		return int64(h.Rows) * int64(rb), nil
 	}
 	return 0, fmt.Errorf("unknown kind %q", h.Kind)
 }
@@ -170,6 +185,12 @@ func encodeQuant(layer string, q *compress.Quantized) ([]byte, error) {
 		data = binary.LittleEndian.AppendUint32(data, uint32(g))
 	}
 	return data, nil
+}
+
+// encodeGGUF encodes a gguf level: the ggml blocks of type t of a rows × cols layer.
+func encodeGGUF(layer string, t ggml.Type, rows, cols int, blocks []byte) []byte {
+	h := levelHeader{Layer: layer, Level: int(t), Kind: ModeGGUF, Rows: rows, Cols: cols}
+	return append(appendHeader(make([]byte, 0, 96+len(blocks)), &h), blocks...)
 }
 
 // parseLevel splits a level file into its header and payload, checking the magic, the header and

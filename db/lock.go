@@ -76,7 +76,7 @@ func checkBuildDir(dir string) error {
 		switch n := e.Name(); {
 		case n == ManifestFile:
 			return nil
-		case n == LockFile, isTempOf(n, ManifestFile):
+		case n == LockFile, isTempOf(n, ManifestFile), isTempOf(n, ImatrixFile):
 		default:
 			other = append(other, n)
 		}
@@ -106,9 +106,16 @@ func isLevelFile(name string) bool {
 }
 
 // discardLevels removes the level files of a database being replaced (the .evl files under
-// levels/, with their temporary files) and the folders they leave empty: nothing else. The
-// manifest is replaced afterwards.
-func discardLevels(dir string) error {
+// levels/, with their temporary files, and, when old is a gguf database that computed it, its
+// ImatrixFile) and the folders they leave empty: nothing else. The manifest is replaced
+// afterwards.
+func discardLevels(dir string, old *Manifest) error {
+	computed := old != nil && old.GGUF != nil && old.GGUF.Imatrix.Source == ImatrixCalibration
+	if fi, err := os.Lstat(filepath.Join(dir, ImatrixFile)); computed && err == nil && fi.Mode().IsRegular() {
+		if err := os.Remove(filepath.Join(dir, ImatrixFile)); err != nil {
+			return fmt.Errorf("db: removing the replaced database's %s: %w", ImatrixFile, err)
+		}
+	}
 	root := filepath.Join(dir, "levels")
 	var dirs []string
 	err := filepath.WalkDir(root, func(p string, e fs.DirEntry, err error) error {

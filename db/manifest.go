@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/evopress/evopress/arch"
+	"github.com/evopress/evopress/ggml"
 )
 
 // FormatV1 is the value of the manifest's "format" field.
@@ -18,11 +19,27 @@ const FormatV1 = "evopress-db/v1"
 // ManifestFile is the manifest's file name inside a database directory.
 const ManifestFile = "manifest.json"
 
-// The database modes (the profile modes they serve).
+// The database modes. A sparse database serves sparse profiles; quant and gguf databases serve
+// quant profiles (see ProfileMode).
 const (
 	ModeSparse = "sparse"
 	ModeQuant  = "quant"
+	// ModeGGUF levels are llama.cpp's tensor types: each level of a layer is the layer encoded
+	// as one ggml type, stored as the ggml blocks a GGUF file holds.
+	ModeGGUF = "gguf"
 )
+
+// ProfileMode is the profile mode a database of the given mode serves: sparse for sparse
+// databases, quant for quant and gguf ones ("" for an unknown mode).
+func ProfileMode(dbMode string) string {
+	switch dbMode {
+	case ModeSparse:
+		return ModeSparse
+	case ModeQuant, ModeGGUF:
+		return ModeQuant
+	}
+	return ""
+}
 
 // The compression methods.
 const (
@@ -31,6 +48,8 @@ const (
 	MethodMagnitude = "magnitude"
 	MethodGPTQ      = "gptq"
 	MethodRTN       = "rtn"
+	// MethodGGML is llama.cpp's quantization (ggml_quantize_chunk, as llama-quantize runs it).
+	MethodGGML = "ggml"
 )
 
 // Manifest describes a level database: what it was built from and how, and every level of every
@@ -38,9 +57,10 @@ const (
 type Manifest struct {
 	// Format is FormatV1.
 	Format string `json:"format"`
-	// Mode is ModeSparse or ModeQuant.
+	// Mode is ModeSparse, ModeQuant or ModeGGUF.
 	Mode string `json:"mode"`
-	// Method is the compressor: sparsegpt, wanda or magnitude (sparse); gptq or rtn (quant).
+	// Method is the compressor: sparsegpt, wanda or magnitude (sparse); gptq or rtn (quant);
+	// ggml (gguf).
 	Method string `json:"method"`
 	// Model identifies the model the database was built for.
 	Model ModelInfo `json:"model"`
@@ -48,8 +68,10 @@ type Manifest struct {
 	Calibration CalibInfo `json:"calibration"`
 	// Sparse holds the sparse mode's parameters (nil for quant).
 	Sparse *SparseParams `json:"sparse,omitempty"`
-	// Quant holds the quant mode's parameters (nil for sparse).
+	// Quant holds the quant mode's parameters (nil for the other modes).
 	Quant *QuantParams `json:"quant,omitempty"`
+	// GGUF holds the gguf mode's parameters (nil for the other modes).
+	GGUF *GGUFParams `json:"gguf,omitempty"`
 	// Sequential records whether blocks were compressed sequentially (each block calibrated on the
 	// outputs of the previous blocks at level SequentialLevel).
 	Sequential bool `json:"sequential"`
@@ -129,6 +151,42 @@ type QuantParams struct {
 	PercDamp  float64 `json:"perc_damp"`
 }
 
+// GGUFParams are the parameters of a gguf database.
+type GGUFParams struct {
+	// Types are the ggml types asked for (ggml's names, in type-id order). A layer holds, for
+	// each, the type llama-quantize writes when asked for it (ggml.Fallback: rows that do not
+	// fit its blocks take a 32-weight type, or F16), once per distinct type.
+	Types []string `json:"types"`
+	// Imatrix says which importance weights the quantizers used.
+	Imatrix ImatrixInfo `json:"imatrix"`
+}
+
+// The sources of a gguf database's importance matrix.
+const (
+	// ImatrixCalibration: computed from the build's own calibration pass (the diagonals of the
+	// Hessians, imatrix.Collector.AddStats) and written into the database as ImatrixFile.
+	ImatrixCalibration = "calibration"
+	// ImatrixFromFile: read from a file in llama.cpp's formats (llama-imatrix's or evopress's).
+	ImatrixFromFile = "file"
+	// ImatrixNone: no importance weights (ggml's reference quantizers).
+	ImatrixNone = "none"
+)
+
+// ImatrixFile is the importance matrix a gguf database computed from its calibration pass, in
+// llama-imatrix's GGUF format, inside the database folder (llama-quantize --imatrix reads it).
+const ImatrixFile = "imatrix.gguf"
+
+// ImatrixInfo identifies the importance matrix of a gguf database.
+type ImatrixInfo struct {
+	// Source is ImatrixCalibration, ImatrixFromFile or ImatrixNone.
+	Source string `json:"source"`
+	// File is the file's path: ImatrixFile (relative to the database) for a computed one, the
+	// path given (informative) for one read from a file.
+	File string `json:"file,omitempty"`
+	// SHA256 is the hex SHA-256 of the file (of a computed one: set when the build completes).
+	SHA256 string `json:"sha256,omitempty"`
+}
+
 // LayerInfo describes one linear layer and its levels.
 type LayerInfo struct {
 	// Name is the Hugging Face module name (arch.LinearUnit), e.g. model.layers.3.self_attn.q_proj.
@@ -147,8 +205,13 @@ type LayerInfo struct {
 
 // LevelInfo describes one stored level of a layer.
 type LevelInfo struct {
-	// Level is the level: the grid level ℓ (sparse, may be negative) or the bit-width (quant).
+	// Level is the level: the grid level ℓ (sparse, may be negative), the bit-width (quant) or
+	// the ggml type id (gguf, ggml.Type).
 	Level int `json:"level"`
+	// Type is a gguf level's ggml type name ("q4_K"); TensorBytes the size of its ggml blocks:
+	// the bytes the tensor takes in a GGUF file (rows × ggml.Type.RowBytes(cols)).
+	Type        string `json:"type,omitempty"`
+	TensorBytes int64  `json:"tensor_bytes,omitempty"`
 	// Zeros is the exact number of weights stored as zero (sparse: the pruned weights).
 	Zeros int64 `json:"zeros"`
 	// Sparsity is Zeros/numel.
@@ -156,7 +219,8 @@ type LevelInfo struct {
 	// Bits is the storage cost in bits per weight including overhead: for quant the code width
 	// plus per-group scale (16 bits) and zero (Level bits) plus g_idx (32 bits per column) when
 	// present (compress.Quantized.BitsPerWeight); for sparse the bitmask (1 bit) plus the stored
-	// values. The level file's small header is not counted (it is in Bytes).
+	// values; for gguf 8·TensorBytes/numel, the block scales included. The level file's small
+	// header is not counted (it is in Bytes).
 	Bits float64 `json:"bits"`
 	// Values is the stored value type of a sparse level: "f32", "bf16" or "f16" (the narrowest
 	// that holds every value exactly).
@@ -235,8 +299,8 @@ func (m *Manifest) validateHeader() error {
 		if m.Method != MethodSparseGPT && m.Method != MethodWanda && m.Method != MethodMagnitude {
 			return fmt.Errorf("field method: %q, a sparse database is built with sparsegpt, wanda or magnitude", m.Method)
 		}
-		if m.Sparse == nil || m.Quant != nil {
-			return fmt.Errorf("field sparse: a sparse database has sparse parameters and no quant parameters")
+		if m.Sparse == nil || m.Quant != nil || m.GGUF != nil {
+			return fmt.Errorf("field sparse: a sparse database has sparse parameters and no quant or gguf parameters")
 		}
 		p := m.Sparse
 		if !(p.Target > 0 && p.Target < 1) {
@@ -258,8 +322,8 @@ func (m *Manifest) validateHeader() error {
 		if m.Method != MethodGPTQ && m.Method != MethodRTN {
 			return fmt.Errorf("field method: %q, a quant database is built with gptq or rtn", m.Method)
 		}
-		if m.Quant == nil || m.Sparse != nil {
-			return fmt.Errorf("field quant: a quant database has quant parameters and no sparse parameters")
+		if m.Quant == nil || m.Sparse != nil || m.GGUF != nil {
+			return fmt.Errorf("field quant: a quant database has quant parameters and no sparse or gguf parameters")
 		}
 		p := m.Quant
 		if len(p.Bits) == 0 {
@@ -276,8 +340,18 @@ func (m *Manifest) validateHeader() error {
 		if p.GroupSize < 0 || p.BlockSize < 0 || !(p.PercDamp >= 0) {
 			return fmt.Errorf("field quant: negative group_size, block_size or perc_damp")
 		}
+	case ModeGGUF:
+		if m.Method != MethodGGML {
+			return fmt.Errorf("field method: %q, a gguf database is built with ggml", m.Method)
+		}
+		if m.GGUF == nil || m.Sparse != nil || m.Quant != nil || m.Sequential {
+			return fmt.Errorf("field gguf: a gguf database has gguf parameters, no sparse or quant parameters and is not sequential")
+		}
+		if err := m.GGUF.validate(); err != nil {
+			return fmt.Errorf("field gguf.%w", err)
+		}
 	default:
-		return fmt.Errorf("field mode: %q, want sparse or quant", m.Mode)
+		return fmt.Errorf("field mode: %q, want sparse, quant or gguf", m.Mode)
 	}
 	if m.Model.Fingerprint == "" {
 		return fmt.Errorf("field model.fingerprint: missing")
@@ -303,8 +377,53 @@ func (m *Manifest) validateHeader() error {
 	return nil
 }
 
+// validate checks the gguf parameters; errors start with the field's name.
+func (p *GGUFParams) validate() error {
+	if len(p.Types) == 0 {
+		return fmt.Errorf("types: empty")
+	}
+	prev := -1
+	for _, name := range p.Types {
+		t, err := ggml.ParseType(name)
+		if err != nil || t.String() != name || !t.Codec() || t == ggml.F32 {
+			return fmt.Errorf("types: %q is not a ggml type name evopress encodes (as ggml spells it, e.g. q4_K)", name)
+		}
+		if int(t) <= prev {
+			return fmt.Errorf("types: %v are not in type-id order without repetition", p.Types)
+		}
+		prev = int(t)
+	}
+	im := &p.Imatrix
+	switch im.Source {
+	case ImatrixCalibration:
+		if im.File != ImatrixFile {
+			return fmt.Errorf("imatrix.file: %q, a computed importance matrix is %s", im.File, ImatrixFile)
+		}
+		if im.SHA256 != "" && !hexRE.MatchString(im.SHA256) {
+			return fmt.Errorf("imatrix.sha256: %q is not 64 lower-case hex digits", im.SHA256)
+		}
+	case ImatrixFromFile:
+		if im.File == "" || !hexRE.MatchString(im.SHA256) {
+			return fmt.Errorf("imatrix: a file's path and its SHA-256 (64 lower-case hex digits) are required")
+		}
+	case ImatrixNone:
+		if im.File != "" || im.SHA256 != "" {
+			return fmt.Errorf("imatrix: no file or SHA-256 without an importance matrix")
+		}
+	default:
+		return fmt.Errorf("imatrix.source: %q, want %s, %s or %s", im.Source, ImatrixCalibration, ImatrixFromFile, ImatrixNone)
+	}
+	return nil
+}
+
 // checkLevel checks that a level is possible in this database at all.
 func (m *Manifest) checkLevel(level int) error {
+	if m.Mode == ModeGGUF {
+		if level <= 0 || !ggml.Type(level).Codec() {
+			return fmt.Errorf("%d is not a ggml type evopress encodes", level)
+		}
+		return nil
+	}
 	if m.Mode == ModeQuant {
 		for _, b := range m.Quant.Bits {
 			if b == level {
@@ -361,8 +480,14 @@ func (m *Manifest) validateLayer(l *LayerInfo, files map[string]bool) error {
 		switch {
 		case m.Mode == ModeSparse && v.Values != "f32" && v.Values != "bf16" && v.Values != "f16":
 			return fmt.Errorf("field levels[%d].values: %q, want f32, bf16 or f16", j, v.Values)
-		case m.Mode == ModeQuant && v.Values != "":
-			return fmt.Errorf("field levels[%d].values: %q set in a quant database", j, v.Values)
+		case m.Mode != ModeSparse && v.Values != "":
+			return fmt.Errorf("field levels[%d].values: %q set in a %s database", j, v.Values, m.Mode)
+		case m.Mode != ModeGGUF && (v.Type != "" || v.TensorBytes != 0):
+			return fmt.Errorf("field levels[%d].type: set in a %s database", j, m.Mode)
+		case m.Mode == ModeGGUF:
+			if err := checkGGUFLevel(l, v); err != nil {
+				return fmt.Errorf("field levels[%d].%w", j, err)
+			}
 		}
 		if !fileRE.MatchString(v.File) || path.Clean(v.File) != v.File || strings.HasPrefix(v.File, ".") ||
 			strings.Contains(v.File, "/.") || v.File == ManifestFile {
@@ -381,6 +506,26 @@ func (m *Manifest) validateLayer(l *LayerInfo, files map[string]bool) error {
 	}
 	if m.Mode == ModeSparse && !has0 {
 		return fmt.Errorf("field levels: level 0 (the target sparsity) missing")
+	}
+	return nil
+}
+
+// checkGGUFLevel checks a gguf level's type, tensor bytes and bits per weight against the
+// layer's shape; errors start with the field's name.
+func checkGGUFLevel(l *LayerInfo, v *LevelInfo) error {
+	t := ggml.Type(v.Level)
+	if v.Type != t.String() {
+		return fmt.Errorf("type: %q, level %d is ggml type %s", v.Type, v.Level, t)
+	}
+	rb, err := t.RowBytes(l.Cols)
+	if err != nil {
+		return fmt.Errorf("type: %s does not fit the layer's rows of %d weights", t, l.Cols)
+	}
+	if want := int64(l.Rows) * int64(rb); v.TensorBytes != want {
+		return fmt.Errorf("tensor_bytes: %d, %d rows of %s take %d", v.TensorBytes, l.Rows, t, want)
+	}
+	if want := float64(8*v.TensorBytes) / float64(l.Numel); v.Bits != want {
+		return fmt.Errorf("bits: %v, 8·tensor_bytes/numel is %v", v.Bits, want)
 	}
 	return nil
 }
@@ -413,6 +558,20 @@ func headerDiff(a, b *Manifest) string {
 	ha.Complete, hb.Complete = false, false
 	ha.Model.Path, hb.Model.Path = "", ""
 	ha.Calibration.Source, hb.Calibration.Source = "", ""
+	// A computed importance matrix follows from the other settings (its checksum is only known
+	// at the end of the build); a file is identified by its checksum, not its path.
+	for _, h := range []*Manifest{&ha, &hb} {
+		if h.GGUF != nil {
+			g := *h.GGUF
+			switch g.Imatrix.Source {
+			case ImatrixCalibration:
+				g.Imatrix.SHA256 = ""
+			case ImatrixFromFile:
+				g.Imatrix.File = ""
+			}
+			h.GGUF = &g
+		}
+	}
 	ja, _ := json.Marshal(&ha)
 	jb, _ := json.Marshal(&hb)
 	if bytes.Equal(ja, jb) {
@@ -421,7 +580,7 @@ func headerDiff(a, b *Manifest) string {
 	var ma, mb map[string]json.RawMessage
 	json.Unmarshal(ja, &ma)
 	json.Unmarshal(jb, &mb)
-	for _, k := range []string{"format", "mode", "method", "model", "calibration", "sparse", "quant", "sequential", "sequential_level"} {
+	for _, k := range []string{"format", "mode", "method", "model", "calibration", "sparse", "quant", "gguf", "sequential", "sequential_level"} {
 		if !bytes.Equal(ma[k], mb[k]) {
 			return fmt.Sprintf("%s (%s vs %s)", k, orNone(ma[k]), orNone(mb[k]))
 		}

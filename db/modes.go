@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sort"
 
+	"github.com/evopress/evopress/ggml"
 	"github.com/evopress/evopress/search"
 	"github.com/evopress/evopress/search/quant"
 	"github.com/evopress/evopress/search/sparse"
@@ -31,7 +32,24 @@ func (m *Manifest) SparseConfig(rule search.GroupBy) (sparse.Config, error) {
 
 // QuantConfig describes a quant database's layers as the quant search mode's units (names,
 // sizes and bit-widths) for a target in mean bits per weight (codes only) and a group rule.
+// For a gguf database the units have per-level costs (the cost form, quant.Config.CostLayers):
+// each layer's ggml types in the order of their tensor bytes (ties by type id), costing
+// 8·tensor bytes; the target is then bytes·8/weights over the layers (set Budget instead, and
+// Target to 0, for a budget in bits).
 func (m *Manifest) QuantConfig(target float64, rule search.GroupBy) (quant.Config, error) {
+	if m.Mode == ModeGGUF {
+		cfg := quant.Config{Target: target, GroupBy: rule}
+		for i := range m.Layers {
+			l := &m.Layers[i]
+			cl := quant.CostLayer{Name: l.Name, Numel: l.Numel}
+			for _, j := range ggufOrder(l) {
+				cl.Levels = append(cl.Levels, l.Levels[j].Level)
+				cl.Costs = append(cl.Costs, 8*l.Levels[j].TensorBytes)
+			}
+			cfg.CostLayers = append(cfg.CostLayers, cl)
+		}
+		return cfg, nil
+	}
 	if m.Mode != ModeQuant {
 		return quant.Config{}, fmt.Errorf("a %s database is not a quant database", m.Mode)
 	}
@@ -46,11 +64,30 @@ func (m *Manifest) QuantConfig(target float64, rule search.GroupBy) (quant.Confi
 	return cfg, nil
 }
 
+// ggufOrder returns the indices of a gguf layer's levels in the order of their tensor bytes
+// (ties by type id): the order of the cost form's steps.
+func ggufOrder(l *LayerInfo) []int {
+	idx := make([]int, len(l.Levels))
+	for j := range idx {
+		idx[j] = j
+	}
+	sort.SliceStable(idx, func(a, b int) bool { return l.Levels[idx[a]].TensorBytes < l.Levels[idx[b]].TensorBytes })
+	return idx
+}
+
 // LevelErrors returns every layer's normalised errors in level order: errs[i][j] is layer i's
-// j-th level (sparse: level Lo_i + j; quant: its j-th bit-width), in manifest layer order.
+// j-th level (sparse: level Lo_i + j; quant: its j-th bit-width; gguf: its j-th level of
+// QuantConfig's cost order), in manifest layer order.
 func (m *Manifest) LevelErrors() [][]float64 {
 	errs := make([][]float64, len(m.Layers))
-	for i, l := range m.Layers {
+	for i := range m.Layers {
+		l := &m.Layers[i]
+		if m.Mode == ModeGGUF {
+			for _, j := range ggufOrder(l) {
+				errs[i] = append(errs[i], l.Levels[j].Error)
+			}
+			continue
+		}
 		for _, v := range l.Levels {
 			errs[i] = append(errs[i], v.Error)
 		}
@@ -59,7 +96,7 @@ func (m *Manifest) LevelErrors() [][]float64 {
 }
 
 // LevelValue is a profile's "values" entry for one layer at one level: the level's actual
-// sparsity (sparse databases) or bits per weight with scale/zero overhead (quant); ok is false
+// sparsity (sparse databases) or bits per weight with scale/zero overhead (quant, gguf); ok is false
 // for a layer or level the database does not have.
 func (d *DB) LevelValue(layer string, level int) (v float64, ok bool) {
 	for _, lv := range d.Levels(layer) {
@@ -67,7 +104,7 @@ func (d *DB) LevelValue(layer string, level int) (v float64, ok bool) {
 			if d.man.Mode == ModeSparse {
 				return lv.Sparsity, true
 			}
-			return lv.Bits, true
+			return lv.Bits, true // quant, gguf
 		}
 	}
 	return 0, false
@@ -76,7 +113,9 @@ func (d *DB) LevelValue(layer string, level int) (v float64, ok bool) {
 // LevelRow summarises one level across a database's layers.
 type LevelRow struct {
 	Level int `json:"level"`
-	// Value is the mean sparsity (sparse) or the code width (quant).
+	// Type is a gguf level's ggml type name.
+	Type string `json:"type,omitempty"`
+	// Value is the mean sparsity (sparse), the code width (quant) or the bits per weight (gguf).
 	Value float64 `json:"value"`
 	// Layers is the number of layers that have the level.
 	Layers int `json:"layers"`
@@ -114,9 +153,12 @@ func LevelSummary(m *Manifest) []LevelRow {
 	var out []LevelRow
 	for lv, a := range by {
 		r := LevelRow{Level: lv, Layers: a.n, Bits: a.bits / float64(a.weights), BytesPerWeight: float64(a.bytes) / float64(a.weights), MeanError: a.err / float64(a.n)}
-		if m.Mode == ModeSparse {
+		switch m.Mode {
+		case ModeSparse:
 			r.Value = float64(a.zeros) / float64(a.weights)
-		} else {
+		case ModeGGUF:
+			r.Value, r.Type = r.Bits, ggml.Type(lv).String()
+		default:
 			r.Value = float64(lv)
 		}
 		out = append(out, r)

@@ -71,12 +71,10 @@ func (b *builder) bytes() []byte {
 	return append(out, b.data...)
 }
 
-// sample is a small valid file: metadata of every kind and an F32, a Q8_0 and a Q4_K tensor.
-func sample(t testing.TB) ([]byte, []float32, []byte) {
-	var b builder
+// sampleKVs adds sample's metadata pairs (general.alignment 64).
+func sampleKVs(b *builder) {
 	b.addKV("general.architecture", TypeString, appendStr(nil, "llama"))
 	b.addKV("general.alignment", TypeUint32, lef.AppendUint32(nil, 64))
-	b.align = 64
 	b.addKV("u8", TypeUint8, []byte{7})
 	b.addKV("i16", TypeInt16, lef.AppendUint16(nil, uint16(0xFFFE)))
 	b.addKV("f32", TypeFloat32, lef.AppendUint32(nil, math.Float32bits(1.5)))
@@ -93,6 +91,13 @@ func sample(t testing.TB) ([]byte, []float32, []byte) {
 		arr = lef.AppendUint32(arr, uint32(v))
 	}
 	b.addKV("types", TypeArray, arr)
+}
+
+// sample is a small valid file: metadata of every kind and an F32, a Q8_0 and a Q4_K tensor.
+func sample(t testing.TB) ([]byte, []float32, []byte) {
+	var b builder
+	sampleKVs(&b)
+	b.align = 64
 
 	vals := make([]float32, 512)
 	for i := range vals {

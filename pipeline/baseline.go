@@ -11,7 +11,9 @@ import (
 
 	"github.com/evopress/evopress/allocate"
 	"github.com/evopress/evopress/baselines"
+	"github.com/evopress/evopress/db"
 	"github.com/evopress/evopress/fitness"
+	"github.com/evopress/evopress/ggml"
 	"github.com/evopress/evopress/internal/atomicfile"
 	"github.com/evopress/evopress/profile"
 	"github.com/evopress/evopress/search"
@@ -46,7 +48,10 @@ type BaselineRequest struct {
 	Mode ModeSpec
 	// Method is one of the mode's methods (DropMethods, SparseMethods, QuantMethods).
 	Method string
-	Seed   uint64
+	// Type is the uniform baseline's ggml type over a gguf database ("q4_k": every layer in it,
+	// or in the type llama-quantize falls back to where its rows do not fit).
+	Type string
+	Seed uint64
 	// Tokens is the calibration budget: drop methods' (0: the method's default), the batch
 	// scoring sparse and quant candidates (0: DefaultBaselineDBTokens).
 	Tokens int
@@ -281,10 +286,23 @@ func runBaselineDB(ctx context.Context, req BaselineRequest) (*BaselineOutcome, 
 	if req.Samples < 0 {
 		return nil, invalid("Samples", req.Samples, "want at least 1 (0 for %d)", DefaultBaselineDBSamples)
 	}
-	if kind == profile.ModeQuant && req.Mode.Target == 0 {
+	start := time.Now()
+	var uniform *profile.Profile // the uniform baseline of a gguf database
+	if req.Type != "" {
+		if kind != profile.ModeQuant || req.Method != "uniform" {
+			return nil, invalid("Type", req.Type, "a type is the uniform baseline's, over a gguf database")
+		}
+		if req.Mode.Target != 0 || req.Mode.TargetSize != 0 || req.Mode.Budget != 0 {
+			return nil, invalid("Type", req.Type, "the uniform baseline's size follows from its type: give no target")
+		}
+		var err error
+		if uniform, req.Mode.Budget, err = ggufUniform(req.DBDir, req.Type); err != nil {
+			return nil, err
+		}
+	}
+	if kind == profile.ModeQuant && req.Mode.Target == 0 && req.Mode.TargetSize == 0 && req.Mode.Budget == 0 {
 		return nil, missing("Mode.Target", "mean bits per weight")
 	}
-	start := time.Now()
 	pt, err := req.Data.build(req.Mode)
 	if err != nil {
 		return nil, err
@@ -317,9 +335,15 @@ func runBaselineDB(ctx context.Context, req BaselineRequest) (*BaselineOutcome, 
 		sparseC, err = man.SparseConfig(search.GroupDefault)
 	} else {
 		quantC, err = man.QuantConfig(target, search.GroupDefault)
+		if mode.quant != nil { // gguf: the mode's exact budget
+			quantC.Target, quantC.Budget = 0, mode.quant.Budget()
+		}
 	}
 	if err != nil {
 		return nil, err
+	}
+	if mode.quant != nil && req.Method == "uniform" && uniform == nil {
+		return nil, missing("Type", "the ggml type of the uniform baseline over a gguf database, e.g. q4_k")
 	}
 	var levels search.Levels
 	bestOf := func(cands []search.Levels) error {
@@ -344,6 +368,9 @@ func runBaselineDB(ctx context.Context, req BaselineRequest) (*BaselineOutcome, 
 	switch {
 	case req.Method == "uniform" && kind == profile.ModeSparse:
 		levels, err = allocate.UniformSparse(sparseC)
+	case req.Method == "uniform" && uniform != nil:
+		levels, err = search.ProfileFromLevels(units, uniform.Levels)
+		info.Uniform = fmt.Sprintf("every layer in %s (or llama-quantize's fallback type)", req.Type)
 	case req.Method == "uniform":
 		levels, err = allocate.UniformQuant(quantC)
 		if err != nil && math.Round(target) != target {
@@ -394,7 +421,11 @@ func runBaselineDB(ctx context.Context, req BaselineRequest) (*BaselineOutcome, 
 	info.Evaluations = sc.evals
 	info.Tokens = tokens
 	info.ElapsedS = time.Since(start).Seconds()
-	if kind == profile.ModeQuant {
+	if mode.quant != nil {
+		if err := mode.recordGGUF(info, levels); err != nil {
+			return nil, err
+		}
+	} else if kind == profile.ModeQuant {
 		qm, err := quant.New(quantC)
 		if err != nil {
 			return nil, err
@@ -454,4 +485,36 @@ func runOWL(ctx context.Context, lm *Loaded, cal *Calibration, cfg sparse.Config
 	info.OWLBlockSparsity = cands[chosen].BlockSparsity
 	info.Candidates = len(uniq)
 	return uniq[best], nil
+}
+
+// ggufUniform returns the uniform profile of type typ over the gguf database in dir (every layer
+// in typ, or in llama-quantize's fallback type) and its linear layers' cost in bits.
+func ggufUniform(dir, typ string) (*profile.Profile, int64, error) {
+	if dir == "" {
+		return nil, 0, ErrNoDatabase
+	}
+	d, err := db.Open(dir)
+	if err != nil {
+		return nil, 0, err
+	}
+	if d.Mode() != db.ModeGGUF {
+		return nil, 0, invalid("Type", typ, "database %s is a %s database: a type is the uniform baseline's over a gguf database", dir, d.Mode())
+	}
+	t, err := ggml.ParseType(typ)
+	if err != nil {
+		return nil, 0, invalid("Type", typ, "not a ggml type (e.g. q4_k, q8_0)")
+	}
+	p, err := db.UniformProfile(d, int(t))
+	if err != nil {
+		return nil, 0, invalid("Type", typ, "%v", err)
+	}
+	var bits int64
+	for _, l := range d.Manifest().Layers {
+		for _, v := range l.Levels {
+			if v.Level == p.Levels[l.Name] {
+				bits += 8 * v.TensorBytes
+			}
+		}
+	}
+	return p, bits, nil
 }

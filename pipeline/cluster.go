@@ -102,7 +102,7 @@ func (w *Worker) Prepare(job *cluster.Job) (search.Evaluator, error) {
 			return nil, err
 		}
 	case profile.ModeSparse, profile.ModeQuant:
-		if w.d == nil || w.d.Mode() != job.Mode {
+		if w.d == nil || w.d.ProfileMode() != job.Mode {
 			return nil, fmt.Errorf("a %s search needs a %s level database: this worker has none of that kind", job.Mode, job.Mode)
 		}
 		for _, u := range job.Units {

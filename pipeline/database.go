@@ -1,12 +1,18 @@
 package pipeline
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"os"
 
 	"github.com/evopress/evopress/calib"
 	"github.com/evopress/evopress/data"
 	"github.com/evopress/evopress/db"
+	"github.com/evopress/evopress/ggml"
+	"github.com/evopress/evopress/imatrix"
 )
 
 // DBRequest is a level-database build: cfg says what to build (mode, method, parameters, Out,
@@ -14,6 +20,11 @@ import (
 type DBRequest struct {
 	Data
 	Build db.BuildConfig
+	// ImatrixFile (gguf databases) is an importance matrix file in llama.cpp's GGUF or legacy
+	// format (llama-imatrix's or evopress's) for the quantizers; "none" quantizes without
+	// importance weights; "" computes it from the build's calibration pass (written into the
+	// database as db.ImatrixFile).
+	ImatrixFile string
 	// Seed chooses the calibration sequences: Data.CalibTokens/SeqLen of the text's chunks drawn
 	// without repetition (CalibTokens 0 or more than the text: every chunk).
 	Seed uint64
@@ -41,9 +52,23 @@ func BuildDB(ctx context.Context, req DBRequest) (*db.BuildResult, error) {
 	if req.CalibTokens < 0 {
 		return nil, invalid("CalibTokens", req.CalibTokens, "must be ≥ 0")
 	}
+	if req.ImatrixFile != "" && req.Build.Mode != db.ModeGGUF {
+		return nil, invalid("ImatrixFile", req.ImatrixFile, "importance matrices are for gguf databases")
+	}
+	for _, name := range req.Build.GGUF.Types {
+		if t, err := ggml.ParseType(name); err != nil || !t.Codec() || t == ggml.F32 {
+			return nil, invalid("Build.GGUF.Types", name, "not a ggml type evopress encodes as a level (q4_0, q4_1, q5_0, q5_1, q8_0, q2_k … q6_k, iq4_nl, iq4_xs, f16, bf16)")
+		}
+	}
 	lm, err := loadOr(req.Data.Model, req.ModelDir)
 	if err != nil {
 		return nil, err
+	}
+	cfg := req.Build
+	if cfg.Mode == db.ModeGGUF {
+		if err := ggufImatrix(&cfg, req.ImatrixFile, lm); err != nil {
+			return nil, err
+		}
 	}
 	text, err := ReadText(req.CalibFile, defaultCalib, rawFormat)
 	if err != nil {
@@ -66,7 +91,6 @@ func BuildDB(ctx context.Context, req DBRequest) (*db.BuildResult, error) {
 			return nil, invalid("CalibTokens", req.CalibTokens, "less than one sequence of %d tokens", req.SeqLen)
 		}
 	}
-	cfg := req.Build
 	cfg.Calib = calib.Sample(chunks, n, req.Seed)
 	cfg.Model = lm.Model
 	cfg.ModelInfo = db.ModelInfo{Path: lm.Name, Fingerprint: lm.Fingerprint, DType: lm.Model.Config.TorchDtype}
@@ -100,4 +124,32 @@ func VerifyDB(dir string, lm *Loaded) (*db.DB, int, error) {
 		files += len(l.Levels)
 	}
 	return d, files, nil
+}
+
+// ggufImatrix sets a gguf build's importance matrix from the request's file: none, computed
+// (""), or read and checked against the model, with the file's SHA-256 recorded.
+func ggufImatrix(cfg *db.BuildConfig, file string, lm *Loaded) error {
+	switch file {
+	case "":
+		cfg.GGUF.Imatrix = db.ImatrixInfo{Source: db.ImatrixCalibration}
+		return nil
+	case "none":
+		cfg.GGUF.Imatrix = db.ImatrixInfo{Source: db.ImatrixNone}
+		return nil
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return invalid("ImatrixFile", file, "%v", err)
+	}
+	m, _, err := imatrix.Decode(bytes.NewReader(data), int64(len(data)), file)
+	if err != nil {
+		return invalid("ImatrixFile", file, "%v", err)
+	}
+	if err := m.Validate(lm.Model); err != nil {
+		return invalid("ImatrixFile", file, "%v (made for another model?)", err)
+	}
+	sum := sha256.Sum256(data)
+	cfg.GGUF.Imatrix = db.ImatrixInfo{Source: db.ImatrixFromFile, File: file, SHA256: hex.EncodeToString(sum[:])}
+	cfg.Imatrix = m
+	return nil
 }

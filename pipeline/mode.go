@@ -21,8 +21,17 @@ type ModeSpec struct {
 	Kind string
 	// Target is the budget: the dropped fraction (drop), the mean sparsity (sparse: the
 	// database's, which is used when Target is 0) or the mean bits per weight, codes only
-	// (quant).
+	// (quant; with a gguf database bytes·8/weights of the linear layers, block scales included).
 	Target float64
+	// TargetSize (quant, gguf database), instead of Target, is the size in bytes of the whole
+	// GGUF file: the linear layers get what is left after the other tensors and the metadata
+	// (EstimateGGUF with TokenEmbeddingType and OutputTensorType). Budget, instead of either,
+	// is the linear layers' budget in bits.
+	TargetSize, Budget int64
+	// TokenEmbeddingType and OutputTensorType (quant, gguf database) are the ggml types the GGUF
+	// file stores the token embedding and the output tensor in ("": the defaults of
+	// GGUFTensorTypes); the profile records them, with the file's estimated size.
+	TokenEmbeddingType, OutputTensorType string
 	// WholeBlocks (drop) drops attention and MLP of a block together.
 	WholeBlocks bool
 	// Keep (drop) names units or blocks that may not be dropped.
@@ -39,6 +48,8 @@ type Mode struct {
 	// DB is the level database of sparse and quant modes (nil for drop).
 	DB *db.DB
 	lm *Loaded
+	// quant is the quant mode of a gguf database (the cost form).
+	quant *quant.Mode
 }
 
 // NewMode builds the search mode of spec for lm; sparse and quant modes draw on the level
@@ -60,8 +71,20 @@ func NewMode(lm *Loaded, d *db.DB, spec ModeSpec) (*Mode, error) {
 	if d == nil {
 		return nil, ErrNoDatabase
 	}
-	if d.Mode() != spec.Kind {
+	if d.ProfileMode() != spec.Kind {
 		return nil, fmt.Errorf("database %s is a %s database, want %s", d.Dir(), d.Mode(), spec.Kind)
+	}
+	if d.Mode() != db.ModeGGUF && (spec.TargetSize != 0 || spec.Budget != 0 || spec.TokenEmbeddingType != "" || spec.OutputTensorType != "") {
+		field := "Mode.TargetSize"
+		switch {
+		case spec.Budget != 0:
+			field = "Mode.Budget"
+		case spec.TokenEmbeddingType != "":
+			field = "Mode.TokenEmbeddingType"
+		case spec.OutputTensorType != "":
+			field = "Mode.OutputTensorType"
+		}
+		return nil, invalid(field, "set", "database %s is a %s database: file sizes and tensor types are for gguf databases (evopress db build gguf)", d.Dir(), d.Mode())
 	}
 	rule, err := search.ParseGroupBy(spec.GroupBy)
 	if err != nil {
@@ -79,6 +102,10 @@ func NewMode(lm *Loaded, d *db.DB, spec ModeSpec) (*Mode, error) {
 			return nil, fmt.Errorf("database %s: %w", d.Dir(), err)
 		}
 		if inner, err = sparse.New(cfg); err != nil {
+			return nil, err
+		}
+	} else if d.Mode() == db.ModeGGUF {
+		if inner, err = m.ggufMode(rule); err != nil {
 			return nil, err
 		}
 	} else {
@@ -146,8 +173,9 @@ func (m *Mode) Profile(levels search.Levels, method string) *profile.Profile {
 	return p
 }
 
-// OpenDB opens the level database in dir for lm and checks that it was built for lm and is of
-// the wanted kind (db.ModeSparse or db.ModeQuant); cacheMB bounds its decoded-level cache.
+// OpenDB opens the level database in dir for lm and checks that it was built for lm and serves
+// the wanted profile mode (profile.ModeSparse; profile.ModeQuant: a quant or gguf database);
+// cacheMB bounds its decoded-level cache.
 func OpenDB(dir string, lm *Loaded, cacheMB int, kind string) (*db.DB, error) {
 	if dir == "" {
 		return nil, ErrNoDatabase
@@ -156,7 +184,7 @@ func OpenDB(dir string, lm *Loaded, cacheMB int, kind string) (*db.DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	if kind != "" && d.Mode() != kind {
+	if kind != "" && d.ProfileMode() != kind {
 		return nil, fmt.Errorf("database %s is a %s database, want %s", dir, d.Mode(), kind)
 	}
 	if err := lm.Stamps().CheckDB(d); err != nil {

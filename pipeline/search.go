@@ -211,6 +211,11 @@ func RunSearch(ctx context.Context, req SearchRequest) (*SearchOutcome, error) {
 		return nil, err
 	}
 	lm, mode, cal := pt.lm, pt.mode, pt.cal
+	if mode.quant != nil {
+		if err := mode.quant.Searchable(); err != nil {
+			return nil, invalid("Mode.Target", mode.Spec.Target, "%v", err)
+		}
+	}
 	settings, err := search.ResolveSettings(req.Preset, mode.Defaults(), req.Settings)
 	if err != nil {
 		return nil, err
@@ -333,6 +338,9 @@ func RunSearch(ctx context.Context, req SearchRequest) (*SearchOutcome, error) {
 		ThisRunS: time.Since(start).Seconds(), BlocksComputed: cst.BlocksRun, BlocksFullForward: cst.BlocksFull,
 		Command: profile.Command(req.Command), Workers: len(ev.co.Workers()), ResentTasks: cst.Resent,
 		SubBatch: req.SubBatch, RangeTasks: cst.RangeTasks,
+	}
+	if err := mode.recordGGUF(p.Search, res.Profile); err != nil {
+		return nil, err
 	}
 	if err := p.Write(req.Out); err != nil {
 		return nil, err

@@ -141,8 +141,9 @@ func (p *Profile) Validate() error {
 				return fmt.Errorf("field levels: %s = %d, a drop level is 0 (kept) or 1 (dropped)", name, l)
 			}
 		case ModeQuant:
-			if l < 1 || l > 16 {
-				return fmt.Errorf("field levels: %s = %d bits, want 1..16", name, l)
+			// bits (a quant database) or a ggml type id (a gguf database)
+			if l < 1 || l > 63 {
+				return fmt.Errorf("field levels: %s = %d, want 1..16 bits or a ggml type id 1..63", name, l)
 			}
 		}
 	}

@@ -107,6 +107,14 @@ type Record struct {
 	// only and with scale/zero overhead.
 	CodeBitsPerWeight float64 `json:"code_bits_per_weight,omitempty"`
 	BitsPerWeight     float64 `json:"bits_per_weight,omitempty"`
+	// GGUF profiles (a gguf level database): TargetBytes is the file size asked for (0: a
+	// target in bits per weight), FileBytes the estimated size of the GGUF file, and
+	// TokenEmbeddingType and OutputTensorType the ggml types it stores the token embedding and
+	// the output tensor in (an exporter writes them so; "" output type: tied to the embedding).
+	TargetBytes        int64  `json:"target_bytes,omitempty"`
+	FileBytes          int64  `json:"file_bytes,omitempty"`
+	TokenEmbeddingType string `json:"token_embedding_type,omitempty"`
+	OutputTensorType   string `json:"output_tensor_type,omitempty"`
 	// OWL's chosen grid point (λ, M), its block sparsities, the outlier ratios per M and the
 	// whole grid.
 	OWLLambda        float64              `json:"owl_lambda,omitempty"`

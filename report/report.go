@@ -26,6 +26,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/evopress/evopress/ggml"
 	"github.com/evopress/evopress/internal/atomicfile"
 	"github.com/evopress/evopress/profile"
 	"github.com/evopress/evopress/search"
@@ -311,9 +312,18 @@ func budgetText(p *profile.Profile) string {
 	case profile.ModeSparse:
 		return fmt.Sprintf("%s mean sparsity", fmtG(p.Target))
 	case profile.ModeQuant:
+		if isGGUF(p) {
+			return fmt.Sprintf("%s bits per weight of the linear layers (bytes·8/weights; a GGUF file of about %d bytes)", fmtG(p.Target), p.Search.FileBytes)
+		}
 		return fmt.Sprintf("%s mean bits per weight (codes only)", fmtG(p.Target))
 	}
 	return fmtG(p.Target)
+}
+
+// isGGUF reports whether p is a quant profile of a gguf level database (its levels are ggml
+// types; its record estimates the file).
+func isGGUF(p *profile.Profile) bool {
+	return p.Mode == profile.ModeQuant && p.Search != nil && p.Search.FileBytes > 0
 }
 
 func fmtG(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
@@ -612,11 +622,19 @@ func profileStats(p *profile.Profile, value func(string) float64, label string) 
 	}
 	sort.Ints(levels)
 	var parts []string
+	gguf := isGGUF(p)
 	for _, l := range levels {
-		parts = append(parts, fmt.Sprintf("%d: %d", l, counts[l]))
+		if gguf {
+			parts = append(parts, fmt.Sprintf("%s: %d", ggml.Type(l), counts[l]))
+		} else {
+			parts = append(parts, fmt.Sprintf("%d: %d", l, counts[l]))
+		}
 	}
 	what := "units per database level"
-	if p.Mode == profile.ModeQuant {
+	switch {
+	case gguf:
+		what = "units per ggml type"
+	case p.Mode == profile.ModeQuant:
 		what = "units per bit width"
 	}
 	items = append(items, fmt.Sprintf("%s — %s", what, strings.Join(parts, ", ")))

@@ -112,6 +112,10 @@ same profile file (with its "method" field set):
   random   best of --samples random legal profiles (every layer from the width above the target,
            random layers lowered until within budget) by KL on --tokens calibration tokens
 
+With a gguf database (evopress db build gguf): uniform is --type T, every layer in T or llama-quantize's
+fallback type (no target); dp minimises the summed errors under the byte budget (--target in
+bytes·8/weights, or --target-size for the whole file); random draws as the search's initial profiles.
+
 The chosen profile's KL on the same --tokens batch is recorded as its fitness.`, "uniform, dp or random"))
 	return cmd
 }
@@ -122,7 +126,11 @@ func newBaselineDBCmd(kind, short, long, methods string) *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error { return runBaseline(cmd, &f) }}
 	f.register(cmd, kind, methods)
 	fl := cmd.Flags()
-	fl.Float64Var(&f.req.Mode.Target, "target", 0, "budget: mean sparsity (sparse: must be the database's) or mean bits per weight (quant, codes only)")
+	fl.Float64Var(&f.req.Mode.Target, "target", 0, "budget: mean sparsity (sparse: must be the database's) or mean bits per weight (quant, codes only; gguf database: bytes·8/weights)")
+	if kind == profile.ModeQuant {
+		ggufFlags(fl, &f.req.Mode)
+		fl.StringVar(&f.req.Type, "type", "", "uniform over a gguf database: the ggml type of every layer (e.g. q4_k; llama-quantize's fallback where rows do not fit)")
+	}
 	fl.IntVar(&f.req.Tokens, "tokens", pipeline.DefaultBaselineDBTokens, "calibration tokens of the batch that scores candidates (KL to the dense model)")
 	fl.IntVar(&f.req.Samples, "samples", 0, fmt.Sprintf("random: profiles drawn (0: %d, the paper's best-of-32 comparator)", pipeline.DefaultBaselineDBSamples))
 	atLeast(fl, 1, "tokens")
@@ -137,7 +145,7 @@ func runBaseline(cmd *cobra.Command, f *baselineFlags) error {
 	stderr := cmd.ErrOrStderr()
 	req.Log = stderr
 	fl := cmd.Flags()
-	if req.Mode.Kind == profile.ModeQuant && !fl.Changed("target") {
+	if req.Mode.Kind == profile.ModeQuant && !fl.Changed("target") && !fl.Changed("target-size") && req.Type == "" {
 		return fmt.Errorf("--target is required (mean bits per weight)")
 	}
 	if req.Mode.Kind == profile.ModeSparse && fl.Changed("target") && req.Mode.Target == 0 {
@@ -193,7 +201,9 @@ func printBaselineDBSummary(w io.Writer, p *profile.Profile, out string) {
 	if p.Method == "owl" {
 		fmt.Fprintf(w, "owl grid point λ = %v, M = %v\n", info.OWLLambda, info.OWLM)
 	}
-	if p.Mode == profile.ModeQuant {
+	if p.Mode == profile.ModeQuant && info.FileBytes > 0 {
+		fmt.Fprintf(w, "bits per weight %.4f, GGUF file ≈ %d bytes\n", info.BitsPerWeight, info.FileBytes)
+	} else if p.Mode == profile.ModeQuant {
 		fmt.Fprintf(w, "bits per weight %.4f (codes %.4f)\n", info.BitsPerWeight, info.CodeBitsPerWeight)
 	}
 	if p.Fitness != nil {

@@ -32,11 +32,11 @@ export read it.`,
 		Args: cobra.NoArgs,
 	}
 	build := &cobra.Command{
-		Use:   "build sparse|quant",
+		Use:   "build sparse|quant|gguf",
 		Short: "Build a level database",
 		Args:  cobra.NoArgs,
 	}
-	build.AddCommand(newDBBuildCmd(db.ModeSparse), newDBBuildCmd(db.ModeQuant))
+	build.AddCommand(newDBBuildCmd(db.ModeSparse), newDBBuildCmd(db.ModeQuant), newDBBuildCmd(db.ModeGGUF))
 	cmd.AddCommand(build, newDBVerifyCmd())
 	return cmd
 }
@@ -54,6 +54,20 @@ profile whose levels sum to zero keeps the uniform number of non-zeros; levels r
 serves the target S it was built for. Sparse levels store a bitmask and the kept values as the
 narrowest of bf16, f16 or f32 that holds them exactly (SparseGPT's updated weights need f32;
 magnitude and Wanda keep a bf16 model's values in bf16).`
+	} else if mode == db.ModeGGUF {
+		cmd.Use = "gguf --out DIR"
+		cmd.Short = "Build a database of llama.cpp tensor types (the ggml blocks a GGUF file holds)"
+		cmd.Long = `Builds every linear layer in each of the --types llama.cpp encodes (ggml's blocks, byte for byte
+what llama-quantize writes), or in the type llama-quantize falls back to where a layer's rows do
+not fit the type's blocks (Q2_K, Q3_K → Q4_0; Q4_K → Q5_0; Q5_K → Q5_1; Q6_K → Q8_0), once per
+distinct type. The default types, q2_k,q3_k,q4_k,q5_k,q6_k,q8_0, are those llama.cpp's own Q2_K … Q6_K
+mixes are made of (2.625 … 8.5 bits per weight). Each level records its bits per weight
+(bytes·8/weights, block scales included) and normalised error on the calibration Hessians. The
+quantizers use an importance matrix: --imatrix FILE (llama-imatrix's or evopress imatrix's), or by
+default one computed from this build's calibration pass and written into the database as
+imatrix.gguf (give it to llama-quantize --imatrix for a like-for-like comparison); --imatrix none
+for none. "search quant" and "baseline quant" read it with a target in bits per weight or a file
+size.`
 	} else {
 		cmd.Use = "quant --out DIR"
 		cmd.Short = "Build a bit-width level database"
@@ -81,7 +95,9 @@ the missing layers.`
 	f.IntVar(&r.CalibTokens, "calib-tokens", pipeline.DefaultCalibTokens, "calibration tokens (0: the whole file)")
 	f.Uint64Var(&r.Seed, "seed", 0, "seed of the choice of calibration sequences")
 	f.IntVar(&b.Batch, "batch", calib.DefaultBatch, "sequences per calibration forward batch")
-	f.BoolVar(&b.Sequential, "sequential", false, "calibrate each block on the compressed earlier blocks")
+	if mode != db.ModeGGUF {
+		f.BoolVar(&b.Sequential, "sequential", false, "calibrate each block on the compressed earlier blocks")
+	}
 	f.BoolVar(&b.Force, "force", false, "replace a database with other settings in --out (its level files only) instead of failing")
 	f.BoolVar(&o.json, "json", false, "print one JSON object")
 	if mode == db.ModeSparse {
@@ -92,6 +108,9 @@ the missing layers.`
 		f.IntVar(&o.seqLevel, "sequential-level", 0, "level that feeds later blocks with --sequential")
 		atLeast(f, 0, "levels", "weights-diff")
 		f.StringVar(&b.Sparse.Values, "values", "", "round kept weights to f16 or bf16 (lossy, like the reference's float16 copies; default: lossless)")
+	} else if mode == db.ModeGGUF {
+		f.StringSliceVar(&b.GGUF.Types, "types", db.DefaultGGUFTypes(), "ggml types (comma-separated; q4_0, q4_1, q5_0, q5_1, q8_0, q2_k … q6_k, iq4_nl, iq4_xs, f16, bf16)")
+		f.StringVar(&r.ImatrixFile, "imatrix", "", "importance matrix file (llama.cpp's GGUF or .dat format), or none (default: computed from the calibration pass)")
 	} else {
 		f.StringVar(&b.Method, "method", db.MethodGPTQ, "compressor: gptq or rtn")
 		f.IntSliceVar(&b.Quant.Bits, "bits", []int{2, 3, 4, 5, 6}, "bit-widths (comma-separated, 1..8)")
@@ -101,11 +120,14 @@ the missing layers.`
 		atLeast(f, 0, "group-size")
 		atLeast(f, 1, "sequential-bits")
 	}
-	f.Float64Var(&o.percDamp, "perc-damp", 0.01, "relative Hessian damping")
-	f.IntVar(&o.blockSize, "block-size", 128, "columns per lazy-update block")
+	if mode != db.ModeGGUF {
+		f.Float64Var(&o.percDamp, "perc-damp", 0.01, "relative Hessian damping")
+		f.IntVar(&o.blockSize, "block-size", 128, "columns per lazy-update block")
+		atLeast(f, 1, "block-size")
+	}
 	atLeast(f, 2, "seq-len")
 	atLeast(f, 0, "calib-tokens")
-	atLeast(f, 1, "batch", "block-size")
+	atLeast(f, 1, "batch")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error { return runDBBuild(cmd, mode, o) }
 	return cmd
 }
@@ -135,6 +157,8 @@ func runDBBuild(cmd *cobra.Command, mode string, o dbBuildOptions) error {
 			}
 		}
 		b.Quant.BlockSize, b.Quant.PercDamp = o.blockSize, o.percDamp
+	case db.ModeGGUF:
+		b.Method = db.MethodGGML
 	}
 	r.Progress = dbProgress(cmd)
 	start := time.Now()
@@ -164,9 +188,13 @@ func runDBBuild(cmd *cobra.Command, mode string, o dbBuildOptions) error {
 		len(res.Computed), len(res.Reused), res.Seconds, res.CompressSeconds, prep.Seconds())
 	fmt.Fprintf(w, "size       %.1f MB on disk for %d levels per layer\n", float64(res.Bytes)/1e6, len(rows))
 	fmt.Fprintf(w, "\n| level | %s | bits/weight | bytes/weight | dense fp16 | mean error |\n|---|---|---|---|---|---|\n",
-		map[string]string{db.ModeSparse: "sparsity", db.ModeQuant: "bits"}[mode])
+		map[string]string{db.ModeSparse: "sparsity", db.ModeQuant: "bits", db.ModeGGUF: "type"}[mode])
 	for _, r := range rows {
-		fmt.Fprintf(w, "| %d | %.4g | %.3f | %.3f | 2.000 | %.4g |\n", r.Level, r.Value, r.Bits, r.BytesPerWeight, r.MeanError)
+		v := fmt.Sprintf("%.4g", r.Value)
+		if r.Type != "" {
+			v = r.Type
+		}
+		fmt.Fprintf(w, "| %d | %s | %.3f | %.3f | 2.000 | %.4g |\n", r.Level, v, r.Bits, r.BytesPerWeight, r.MeanError)
 	}
 	return nil
 }

@@ -50,11 +50,35 @@ func (f *dataFlags) register(fl *pflag.FlagSet, dbKind string) {
 	atLeast(fl, 0, "calib-tokens")
 	atLeast(fl, 1, "cache-mb")
 	if dbKind != "" {
-		fl.StringVar(&f.db, "db", "", dbKind+" level database (evopress db build "+dbKind+")")
+		build := dbKind
+		if dbKind == "quant" {
+			build = "quant|gguf"
+		}
+		fl.StringVar(&f.db, "db", "", dbKind+" level database (evopress db build "+build+")")
 		fl.IntVar(&f.dbCacheMB, "db-cache-mb", pipeline.DefaultDBCacheMB, "memory for decoded database levels (MiB)")
 		atLeast(fl, 1, "db-cache-mb")
 	}
 }
+
+// ggufFlags declares the flags of a quant search or baseline over a gguf database: the file's
+// size and the types of its other tensors.
+func ggufFlags(fl *pflag.FlagSet, spec *pipeline.ModeSpec) {
+	fl.Var(sizeFlag{&spec.TargetSize}, "target-size", "gguf database: the whole GGUF file's size instead of --target (bytes, or 5.2MB, 300MiB…)")
+	fl.StringVar(&spec.TokenEmbeddingType, "token-embedding-type", "", "gguf database: the file's token embedding type (default: "+pipeline.DefaultTokenEmbeddingType+" as llama-quantize's Q4_K_M; a tied one as the output)")
+	fl.StringVar(&spec.OutputTensorType, "output-tensor-type", "", "gguf database: the file's output tensor type (default: "+pipeline.DefaultOutputTensorType+", q8_0 when rows do not fit 256-weight blocks)")
+}
+
+// sizeFlag is a file size (pipeline.ParseSize).
+type sizeFlag struct{ p *int64 }
+
+func (f sizeFlag) String() string {
+	if f.p == nil || *f.p == 0 {
+		return ""
+	}
+	return strconv.FormatInt(*f.p, 10)
+}
+func (f sizeFlag) Set(s string) (err error) { *f.p, err = pipeline.ParseSize(s); return err }
+func (f sizeFlag) Type() string             { return "size" }
 
 // minAnnotation is the flag annotation holding the least value a count or size flag accepts.
 const minAnnotation = "evopress/min"
@@ -119,6 +143,8 @@ var flagOf = map[string]string{
 	"TLSCert": "--nats-tls-cert", "Subject": "--nats-subject", "AddBOS": "--add-bos", "Tasks": "--task",
 	"Limit": "--limit", "MaxSeqs": "--max-seqs", "Batch": "--batch", "Build.Batch": "--batch", "MaxLen": "--max-len", "Chunks": "--chunks",
 	"CalibFile": "--calib", "KLTopK": "--kl-topk", "Resume": "--resume", "ScoresOut": "--scores", "Cache": "--cache",
+	"Mode.TargetSize": "--target-size", "Mode.TokenEmbeddingType": "--token-embedding-type",
+	"Mode.OutputTensorType": "--output-tensor-type", "ImatrixFile": "--imatrix", "Build.GGUF.Types": "--types",
 	"CacheMB": "--cache-mb", "DBCacheMB": "--db-cache-mb", "MaxProfiles": "--max-profiles",
 	"URL": "--nats", "Listen": "--nats-listen", "Creds": "--nats-creds",
 	"Protocol": "--protocol", "KLDBase": "--kld-base", "SaveKLDBase": "--save-kld-base", "DataFile": "--data", "KL": "--kl",

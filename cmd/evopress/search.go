@@ -101,7 +101,15 @@ of uniform sparsity s. Defaults follow the EvoPress reference: λ = 64, stages 8
 quant) so that Σ numel·bits ≤ target·Σ numel (codes only; the profile's values report the real bits
 per weight including scale/zero overhead). Fractional targets (2.25, 2.5, 3.5) start from the best of
 several random profiles. Defaults follow the EvoPress reference: λ = 128, stages
-16:2048,4:16384,1:131072, 150 generations; --preset fast for λ = 16, stages 4:512,1:8192.`)
+16:2048,4:16384,1:131072, 150 generations; --preset fast for λ = 16, stages 4:512,1:8192.
+
+With a gguf database (evopress db build gguf) the levels are llama.cpp's tensor types and the budget
+is what the tensors take: --target is bytes·8/weights of the linear layers (block scales included),
+or --target-size the whole GGUF file, its other tensors (--token-embedding-type,
+--output-tensor-type, norms in F32) and metadata taken off. A switch raises one layer a type, then
+trades exactly (another layer down the same number of bytes) or lowers random layers until within
+budget and raises random ones while a type fits, so the budget is never exceeded and is left unspent
+only below the smallest step a layer could take (design: package search/quant).`)
 	cmd.AddCommand(drop, sparse, quant)
 	return cmd
 }
@@ -124,7 +132,8 @@ func newSearchModeCmd(kind, use, short, long string) *cobra.Command {
 	case profile.ModeSparse:
 		fl.StringVar(&f.mode.GroupBy, "group-by", "", "which layers may trade levels: none (default: every layer shares one weights-diff), size or kind")
 	case profile.ModeQuant:
-		fl.StringVar(&f.mode.GroupBy, "group-by", "", "which layers may trade bits: size (default), kind or none")
+		fl.StringVar(&f.mode.GroupBy, "group-by", "", "which layers may trade bits: size (default; none with a gguf database), kind or none")
+		ggufFlags(fl, &f.mode)
 	}
 	return cmd
 }

@@ -1,12 +1,21 @@
 // Package quant is the dynamic bit-width mode of the search: the units are the linear layers of
-// the blocks (see search.LinearUnitNames), and a unit's level is its bit-width, one of the
-// widths the level database holds for it (e.g. 2..8).
+// the blocks (see search.LinearUnitNames), and a unit's level is one of the quantized versions
+// the level database holds for it. It has two forms:
 //
-// Budget: Σ numel·bits ≤ floor(target·Σ numel), computed in int64 with the target rounded to
-// 1e-4 bits (so 2.25 is exactly 22500/10000 and no float drift accumulates). The budget
-// counts code bits only; BitsPerWeight adds the per-group scale/zero overhead for reporting.
+//   - bit-widths (Config.Layers, a GPTQ/RTN database): a level is a width b (e.g. 2..8) costing
+//     numel·b bits, so every step up or down costs the same per weight;
+//   - per-level costs (Config.CostLayers, a GGUF database): a level is any id (a ggml
+//     tensor type) with its own cost in bits (the bytes the tensor takes ×8), and the steps are
+//     uneven (2.625, 3.4375, 4.5, 5.5, 6.5625, 8.5 bits per weight for Q2_K … Q8_0).
 //
-// Level switch, by group rule (GroupDefault = GroupSize):
+// Budget: Σ cost ≤ Budget(), computed in int64. For a target t in bits per weight (rounded to
+// 1e-4 bits, so 2.25 is exactly 22500/10000 and no float drift accumulates) the budget is
+// floor(t·Σ numel); the cost form also takes the budget directly (Config.Budget: a file size's
+// share, in bits). With bit-widths the budget counts code bits only; BitsPerWeight adds the
+// per-group scale/zero overhead for reporting. With costs it counts what is stored, scales
+// included.
+//
+// Level switch with bit-widths, by group rule (GroupDefault = GroupSize):
 //   - GroupSize / GroupKind: one unit goes up one allowed width and another unit of the same
 //     numel (resp. projection kind) goes down one; with contiguous widths and equal numels this
 //     is budget-neutral. A switch that would exceed the budget is not made.
@@ -16,13 +25,46 @@
 //     more than 1.25 times the bits they add (the reference's 0.8 added/removed ratio), so
 //     offspring do not drift far below the budget.
 //
-// Initial profiles: for an integer target allowed for every unit, the single uniform profile.
-// Otherwise (fractional targets such as 2.25, 2.5, 3.5) InitialDraws profiles (default 32),
-// each made by starting every unit at ceil(target) (or its nearest allowed width above, else
-// its highest) and lowering random units one width at a time until within budget; the engine
-// scores them on one init batch and starts from the best. 32 draws cost a quarter of one
-// generation's first stage (λ = 128 at the same 2048 tokens) and, as the paper's best-of-32
-// random baseline shows, the best of 32 such profiles is a much better start than one draw.
+// Level switch with costs: uneven steps make the one-up-one-down switch inexact (Q4_K→Q5_K
+// adds 1 bit per weight, Q3_K→Q2_K saves 0.8125), and rejecting inexact switches or letting
+// the unspent budget drift are both poor, so one switch is budget-exact by construction:
+//
+//  1. a random unit u goes up one level (cost c);
+//  2. exact swap (with probability ½ when c > 0): a random other unit whose step down saves
+//     exactly c (two units of one size making opposite transitions, e.g. Q4_K→Q5_K and
+//     Q5_K→Q4_K) goes down one level — the spent budget is unchanged;
+//  3. otherwise (or when no unit has such a step) rebalance: random other units go down one
+//     level until Σ cost ≤ budget;
+//  4. fill: random units go up one level while a step fits (a step of positive cost at most the
+//     unspent budget), until none fits.
+//
+// So the budget is never exceeded, and every profile the search visits is maximal: no unit can
+// go up one level within the budget (the initial profiles end with the same fill). The unspent
+// budget (the slack) is therefore below the smallest step any unit could still take — in
+// bits, a fraction of one small layer's step, instead of drifting down as unchecked
+// down-moves let it — and always below MaxStep(), the largest one-level step of any unit. The
+// swap gives the search the local, budget-neutral trades of the integer-width switch wherever
+// they exist; the rebalance lets one large layer's step be paid by several small ones and
+// vice versa. Under GroupSize / GroupKind every unit a switch moves is in u's group (the
+// profile is then maximal within that group, and its slack stays below MaxStep()); the default
+// is GroupNone, since exactness comes from the switch itself and confining trades to
+// same-size layers would freeze each group's share of the initial profile. AcceptOffspring
+// rejects offspring more than MaxChanges level steps away from their parent (offspring stay
+// local); the added/removed ratio is not needed, the slack being bounded by construction.
+// Levels of equal cost (Q4_0, Q4_K and IQ4_NL all take 4.5 bits per weight) are allowed: the
+// order the caller gives them in is the order of the steps, a zero-cost step up is a switch of
+// its own, and rebalancing may lower through them.
+//
+// Initial profiles: with bit-widths and an integer target allowed for every unit, the single
+// uniform profile. Otherwise (fractional targets such as 2.25, 2.5, 3.5, and always with costs)
+// InitialDraws profiles (default 32), each made by starting every unit at the lowest level that
+// costs at least the target per weight — ceil(target) bits (or the nearest allowed width above,
+// else the highest); with costs the first level whose cost is ≥ budget·numel/Σ numel — and
+// lowering random units one level at a time until within budget; with costs, random units then
+// go up while a step fits, as in the switch's fill. The engine scores them on one init batch and
+// starts from the best (duplicates dropped). 32 draws cost a quarter of one generation's first
+// stage (λ = 128 at the same 2048 tokens) and, as the paper's best-of-32 random baseline shows,
+// the best of 32 such profiles is a much better start than one draw.
 package quant
 
 import (
@@ -46,23 +88,39 @@ const (
 )
 
 // Layer describes one unit: its name, its number of weights and its allowed bit-widths
-// (strictly increasing, each in 1..32).
+// (strictly increasing, each in 1..32); width b costs Numel·b bits.
 type Layer struct {
 	Name  string
 	Numel int64
 	Bits  []int
 }
 
+// CostLayer describes one unit of the cost form: its name, its number of weights, its level
+// ids (distinct, ≥ 0; a GGUF database's ggml type ids) in the order of their steps, and what
+// each costs in bits (Costs[j] for Levels[j], 0 ≤ cost ≤ 32·Numel, non-decreasing).
+type CostLayer struct {
+	Name   string
+	Numel  int64
+	Levels []int
+	Costs  []int64
+}
+
 // Config describes a bit-width search problem.
 type Config struct {
-	// Layers are the units in profile order.
-	Layers []Layer
-	// Target is the mean bits per weight (codes only), rounded to 1/TargetScale.
+	// Layers are the units in profile order, with bit-widths; CostLayers, instead, with
+	// per-level costs (the cost form).
+	Layers     []Layer
+	CostLayers []CostLayer
+	// Target is the mean bits per weight (codes only with bit-widths; with costs, the mean cost
+	// per weight), rounded to 1/TargetScale.
 	Target float64
-	// GroupBy is the switch's group rule; GroupDefault means GroupSize.
+	// Budget, with costs only and instead of Target, is the largest allowed Σ cost in bits.
+	Budget int64
+	// GroupBy is the switch's group rule; GroupDefault means GroupSize with bit-widths and
+	// GroupNone with costs.
 	GroupBy search.GroupBy
-	// MaxChanges bounds, under GroupNone, the total width steps between an offspring and its
-	// parent; 0 means DefaultMaxChanges.
+	// MaxChanges bounds the total level steps between an offspring and its parent (bit-widths:
+	// under GroupNone only; costs: under every rule); 0 means DefaultMaxChanges.
 	MaxChanges int
 	// InitialDraws is the number of initial profiles drawn for a fractional target; 0 means
 	// DefaultInitialDraws.
@@ -73,14 +131,22 @@ type Config struct {
 type Mode struct {
 	layers     []Layer
 	units      []string
-	t4         int64 // target·TargetScale
+	t4         int64 // target·TargetScale (0 with an explicit budget)
 	total      int64 // Σ numel
-	budget     int64 // floor(t4·total/TargetScale)
+	budget     int64 // floor(t4·total/TargetScale), or Config.Budget
 	rule       search.GroupBy
 	group      []int
 	maxChanges int
 	draws      int
 	sig        string
+
+	// The cost form (costs is false for bit-widths).
+	costs    bool
+	levelIDs [][]int   // per layer, its levels in step order
+	cost     [][]int64 // per layer, the cost of each level
+	minCost  int64     // every layer at its first level
+	maxCost  int64     // every layer at its last level
+	maxStep  int64     // the largest one-level step of any layer
 }
 
 // maxWeights bounds Σ numel so that Σ numel·32·TargetScale fits in int64.
@@ -88,8 +154,17 @@ const maxWeights = math.MaxInt64 / (32 * TargetScale * 2)
 
 // New validates cfg and returns the mode.
 func New(cfg Config) (*Mode, error) {
-	if len(cfg.Layers) < 2 {
-		return nil, fmt.Errorf("quant: layers: %d given, want at least 2", len(cfg.Layers))
+	if cfg.CostLayers != nil && cfg.Layers != nil {
+		return nil, fmt.Errorf("quant: layers with bit-widths and layers with costs: give one form")
+	}
+	if n := len(cfg.Layers) + len(cfg.CostLayers); n < 2 {
+		return nil, fmt.Errorf("quant: layers: %d given, want at least 2", n)
+	}
+	if cfg.CostLayers != nil {
+		return newCosts(cfg)
+	}
+	if cfg.Budget != 0 {
+		return nil, fmt.Errorf("quant: budget = %d: an explicit budget needs layers with per-level costs", cfg.Budget)
 	}
 	if math.IsNaN(cfg.Target) || cfg.Target <= 0 || cfg.Target > 32 {
 		return nil, fmt.Errorf("quant: target = %v bits per weight, want a number in (0, 32]", cfg.Target)
@@ -203,7 +278,8 @@ func (m *Mode) Name() string { return "quant" }
 // Units returns the layer names in profile order.
 func (m *Mode) Units() []string { return slices.Clone(m.units) }
 
-// Layers returns the layers the mode was built with.
+// Layers returns the layers the mode was built with (with costs: names and sizes only, see
+// CostLayers).
 func (m *Mode) Layers() []Layer {
 	out := make([]Layer, len(m.layers))
 	for i, l := range m.layers {
@@ -212,14 +288,52 @@ func (m *Mode) Layers() []Layer {
 	return out
 }
 
+// CostLayers returns the layers of the cost form (nil for bit-widths).
+func (m *Mode) CostLayers() []CostLayer {
+	if !m.costs {
+		return nil
+	}
+	out := make([]CostLayer, len(m.layers))
+	for i, l := range m.layers {
+		out[i] = CostLayer{Name: l.Name, Numel: l.Numel, Levels: slices.Clone(m.levelIDs[i]), Costs: slices.Clone(m.cost[i])}
+	}
+	return out
+}
+
+// CostForm reports whether the layers have per-level costs (Config.CostLayers) rather than
+// bit-widths.
+func (m *Mode) CostForm() bool { return m.costs }
+
 // GroupBy returns the resolved group rule.
 func (m *Mode) GroupBy() search.GroupBy { return m.rule }
 
-// Target returns the target in bits per weight after rounding to 1/TargetScale.
-func (m *Mode) Target() float64 { return float64(m.t4) / TargetScale }
+// Target returns the target in bits per weight after rounding to 1/TargetScale; with an
+// explicit budget, Budget()/TotalWeights().
+func (m *Mode) Target() float64 {
+	if m.t4 == 0 {
+		return float64(m.budget) / float64(m.total)
+	}
+	return float64(m.t4) / TargetScale
+}
 
-// Budget returns the largest allowed Σ numel·bits.
+// Budget returns the largest allowed Σ numel·bits (with costs: Σ cost).
 func (m *Mode) Budget() int64 { return m.budget }
+
+// MaxStep returns the largest cost of one level step of any layer: with costs, the slack
+// (Budget() − Cost(p)) of every initial profile and of every switch's result from a profile
+// with less slack is below it, unless no layer has a step of positive cost left.
+func (m *Mode) MaxStep() int64 {
+	if !m.costs {
+		var s int64
+		for _, l := range m.layers {
+			for j := 1; j < len(l.Bits); j++ {
+				s = max(s, l.Numel*int64(l.Bits[j]-l.Bits[j-1]))
+			}
+		}
+		return s
+	}
+	return m.maxStep
+}
 
 // TotalWeights returns Σ numel.
 func (m *Mode) TotalWeights() int64 { return m.total }
@@ -227,8 +341,12 @@ func (m *Mode) TotalWeights() int64 { return m.total }
 // Signature describes the problem instance for checkpoints.
 func (m *Mode) Signature() string { return m.sig }
 
-// index returns the position of bits among layer i's widths, or −1.
+// index returns the position of bits among layer i's widths (with costs: of level id bits
+// among its levels), or −1.
 func (m *Mode) index(i, bits int) int {
+	if m.costs {
+		return slices.Index(m.levelIDs[i], bits)
+	}
 	j, ok := slices.BinarySearch(m.layers[i].Bits, bits)
 	if !ok {
 		return -1
@@ -236,8 +354,12 @@ func (m *Mode) index(i, bits int) int {
 	return j
 }
 
-// CodeBits returns Σ numel·bits of p (no overhead); p must have one level per layer.
+// CodeBits returns Σ numel·bits of p (no overhead; with costs, Cost(p)); p must have one level
+// per layer.
 func (m *Mode) CodeBits(p search.Levels) int64 {
+	if m.costs {
+		return m.Cost(p)
+	}
 	var s int64
 	for i, b := range p[:min(len(p), len(m.layers))] {
 		s += m.layers[i].Numel * int64(b)
@@ -261,6 +383,9 @@ func (m *Mode) Legal(p search.Levels) bool {
 // Initial returns the uniform profile for an integer target allowed everywhere, otherwise
 // InitialDraws random profiles within budget (see the package documentation).
 func (m *Mode) Initial(rng *rand.Rand) []search.Levels {
+	if m.costs {
+		return m.initialCosts(rng)
+	}
 	if m.t4%TargetScale == 0 {
 		t := int(m.t4 / TargetScale)
 		p := make(search.Levels, len(m.layers))
@@ -319,6 +444,9 @@ func (m *Mode) Mutate(rng *rand.Rand, p search.Levels) search.Levels {
 			return q
 		}
 	}
+	if m.costs {
+		return m.mutateCosts(rng, p, q, idx)
+	}
 	canUp := func(i int) bool { return idx[i] < len(m.layers[i].Bits)-1 }
 	canDown := func(i int) bool { return idx[i] > 0 }
 	set := func(i, j int) { idx[i] = j; q[i] = m.layers[i].Bits[j] }
@@ -355,7 +483,12 @@ func (m *Mode) Mutate(rng *rand.Rand, p search.Levels) search.Levels {
 // AcceptOffspring implements search.Mode: under GroupNone it rejects offspring more
 // than MaxChanges width steps away from the parent, or whose removed bits exceed 1.25 times
 // their added bits (counted per unit against the parent); under the other rules it accepts all.
+//
+// With costs it rejects, under every rule, offspring more than MaxChanges level steps away.
 func (m *Mode) AcceptOffspring(parent, child search.Levels) bool {
+	if m.costs {
+		return m.acceptCosts(parent, child)
+	}
 	if m.rule != search.GroupNone {
 		return true
 	}
@@ -418,6 +551,8 @@ func (m *Mode) GroupOverhead(groupSize int64, scaleBits, zeroBits int) (Overhead
 
 // BitsPerWeight reports the real storage cost of p: per unit (numel·bits + overhead)/numel,
 // the profile file's "values", and the mean over all weights. A nil overhead counts codes only.
+// With costs, numel·bits is the level's cost, which includes what the level stores besides
+// its codes (pass a nil overhead).
 func (m *Mode) BitsPerWeight(p search.Levels, overhead Overhead) (perUnit []float64, mean float64, err error) {
 	if len(p) != len(m.layers) {
 		return nil, 0, fmt.Errorf("quant: profile has %d levels for %d layers", len(p), len(m.layers))
@@ -425,10 +560,17 @@ func (m *Mode) BitsPerWeight(p search.Levels, overhead Overhead) (perUnit []floa
 	perUnit = make([]float64, len(p))
 	var total int64
 	for i, b := range p {
-		if m.index(i, b) < 0 {
+		j := m.index(i, b)
+		if j < 0 && m.costs {
+			return nil, 0, fmt.Errorf("quant: layer %q: level %d is not one of its levels %v", m.layers[i].Name, b, m.levelIDs[i])
+		}
+		if j < 0 {
 			return nil, 0, fmt.Errorf("quant: layer %q: %d bits is not an allowed width %v", m.layers[i].Name, b, m.layers[i].Bits)
 		}
 		bits := m.layers[i].Numel * int64(b)
+		if m.costs {
+			bits = m.cost[i][j]
+		}
 		if overhead != nil {
 			bits += overhead(i, b)
 		}

@@ -15,11 +15,15 @@
 //     or aliases its input, and is a deterministic function of the profile and the rng;
 //     AcceptOffspring agrees with the independent reference Accept; Mutate of an illegal level
 //     vector does not panic, keeps the length and leaves the input alone;
+//   - bounded: with Bounded, every initial profile has the property and every Mutate of a
+//     legal profile that has it has it too (the quant mode's cost form: its unspent budget stays
+//     below one step);
 //   - initial: Initial profiles exist, have one level per unit, are legal and are a
 //     deterministic function of the rng;
 //   - reach: with Levels, the profiles reachable from each initial profile by accepted
 //     mutations are exactly the legal profiles Reachable selects (by default, all legal
-//     profiles with the initial profile's Invariant) — found by a breadth-first search over
+//     profiles with the initial profile's Invariant, and the Bounded property when the case has
+//     one) — found by a breadth-first search over
 //     Mutate with many rngs per profile; without Levels, a long walk moves every unit not in
 //     Fixed;
 //   - signature: two constructions give the same name, units, signature and defaults, and
@@ -80,6 +84,10 @@ type Case struct {
 	// Step, when set, checks the shape of one switch: child = Mutate(parent) with child ≠
 	// parent, both legal (e.g. "one unit up one level, one of the same group down one").
 	Step func(parent, child search.Levels) error
+	// Bounded, when set, is a property of legal profiles besides the budget that the initial
+	// profiles have and that every switch keeps (e.g. an unspent budget below one level step,
+	// for moves that keep the budget only as a bound); it returns what p lacks, or nil.
+	Bounded func(p search.Levels) error
 	// Accept is an independent reference for AcceptOffspring on (parent, child = Mutate(parent));
 	// nil means the mode must accept every legal child.
 	Accept func(parent, child search.Levels) bool
@@ -275,6 +283,11 @@ func (k *checker) initial(t *testing.T) {
 			if !k.Within(p) {
 				t.Errorf("seed %d: initial profile %d %v is not within the budget (Within)", seed, i, p)
 			}
+			if k.Bounded != nil {
+				if err := k.Bounded(p); err != nil {
+					t.Errorf("seed %d: initial profile %d %v: %v", seed, i, p, err)
+				}
+			}
 		}
 	}
 }
@@ -407,6 +420,7 @@ func (k *checker) moves(t *testing.T) {
 	}
 	for pi, p := range k.legal {
 		inv := k.invariant(p)
+		bounded := k.Bounded != nil && k.Bounded(p) == nil
 		for s := range tries {
 			seed := uint64(pi)<<20 | uint64(s)
 			in := p.Clone()
@@ -438,6 +452,11 @@ func (k *checker) moves(t *testing.T) {
 			if got := k.invariant(q); !slices.Equal(got, inv) {
 				fail("Mutate(%v) = %v changes the invariant %v to %v", p, q, inv, got)
 			}
+			if bounded {
+				if err := k.Bounded(q); err != nil {
+					fail("Mutate(%v) = %v loses the Bounded property: %v", p, q, err)
+				}
+			}
 			want := true
 			if k.Accept != nil {
 				want = k.Accept(p, q)
@@ -461,7 +480,7 @@ func (k *checker) reach(t *testing.T) {
 		if k.Reachable != nil {
 			return k.Reachable(p0, p)
 		}
-		return slices.Equal(k.invariant(p0), k.invariant(p))
+		return slices.Equal(k.invariant(p0), k.invariant(p)) && (k.Bounded == nil || k.Bounded(p) == nil)
 	}
 	legalSet := map[string]bool{}
 	for _, p := range k.legal {
