@@ -523,9 +523,15 @@ func TestWorkerServerGone(t *testing.T) {
 			nc.Close() // first: the coordinator's last flush would wait for the server
 			co.Close()
 		}()
-		once, _, _ := worker(WorkerOptions{ID: "once", Once: true})
+		once, onceLogs, _ := worker(WorkerOptions{ID: "once", Once: true})
 		stays, logs, stop := worker(WorkerOptions{ID: "stays"})
-		waitFor(t, 10*time.Second, func() bool { return co.Connected() == 2 }, func() string { return fmt.Sprintf("%d workers joined", co.Connected()) })
+		// Joined on both sides: the coordinator counts a worker when it answers its join, the
+		// worker when it has prepared for the job (it logs "joined").
+		waitFor(t, 10*time.Second, func() bool {
+			return co.Connected() == 2 && strings.Contains(onceLogs.String(), "joined") && strings.Contains(logs.String(), "joined")
+		}, func() string {
+			return fmt.Sprintf("%d workers joined; logs:\n%s\n%s", co.Connected(), onceLogs.String(), logs.String())
+		})
 		srv.Shutdown() // without the coordinator's goodbye
 		wantGone(t, once, 30*time.Second, "before the search said it ended")
 		waitFor(t, 30*time.Second, func() bool { return strings.Contains(logs.String(), "waiting for the next search") },
