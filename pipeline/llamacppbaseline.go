@@ -7,7 +7,10 @@ import (
 	"github.com/evopress/evopress/arch"
 	"github.com/evopress/evopress/db"
 	"github.com/evopress/evopress/ggml"
+	"github.com/evopress/evopress/internal/kernels"
 	"github.com/evopress/evopress/llamarecipe"
+	"github.com/evopress/evopress/model"
+	"github.com/evopress/evopress/profile"
 )
 
 // ggufRecipe is the llamacpp baseline over a gguf database: the level of every linear layer,
@@ -117,4 +120,38 @@ func llamacppRecipe(lm *Loaded, d *db.DB, ftype, tokEmb, output string) (*ggufRe
 		}
 	}
 	return r, nil
+}
+
+// ggufFixedTensors returns m with its token embedding and output head as a GGUF profile's file
+// stores them: encoded in the types its record holds (TokenEmbeddingType, OutputTensorType;
+// the output tied to the embedding when the latter is "") without an importance matrix, as
+// evopress export writes them, and decoded. m itself is unchanged; other profiles return m.
+func ggufFixedTensors(m *model.Model, p *profile.Profile) (*model.Model, error) {
+	r := p.Search
+	if p.Mode != profile.ModeQuant || r == nil || r.TokenEmbeddingType == "" {
+		return m, nil
+	}
+	roundTrip := func(name string, w []float32) ([]float32, error) {
+		t, err := ggml.ParseType(name)
+		if err != nil {
+			return nil, fmt.Errorf("search.token_embedding_type/output_tensor_type %q: %v", name, err)
+		}
+		b, err := ggml.Quantize(t, w, m.Hidden, nil)
+		if err != nil {
+			return nil, fmt.Errorf("the token embedding or output in %s: %v", t, err)
+		}
+		return ggml.Dequantize(t, b)
+	}
+	c := *m
+	var err error
+	if c.Embed, err = roundTrip(r.TokenEmbeddingType, m.EmbedFloat32()); err != nil {
+		return nil, err
+	}
+	if r.OutputTensorType == "" {
+		c.Head = c.Embed
+	} else if c.Head, err = roundTrip(r.OutputTensorType, m.HeadFloat32()); err != nil {
+		return nil, err
+	}
+	c.EmbedStored, c.HeadStored = kernels.Weights{}, kernels.Weights{}
+	return &c, nil
 }
