@@ -9,24 +9,16 @@ import (
 
 // useGGUFProfile makes a GGUF export of a profile over a gguf level database write what the
 // profile chose: every linear layer from the database's stored blocks at its level
-// (db.GGUFBlocks; Options.Encoded, when set, first), the token embedding and output tensor at
-// the types the profile's record holds (unless the options give them), and general.file_type
-// the llama.cpp file type the profile records (the llamacpp baseline's), else the file type of
-// the type holding most of the linear layers' weights. The types then come from the profile:
-// Options.Type, FileType and Imatrix are refused. Nothing for other profiles.
+// (db.GGUFBlocks; Options.Encoded, when set, first). Without Options.Type and FileType, the token
+// embedding and output tensor are written at the types the profile's record holds (unless
+// TokenEmbeddingType or OutputTensorType give them) and general.file_type is the llama.cpp file
+// type the profile records (the llamacpp baseline's), else the file type of the type holding
+// most of the linear layers' weights; with either, they follow it as without a profile.
+// Nothing for other profiles.
 func useGGUFProfile(o Options, pl *plan, spec *ggufSpec) error {
 	p, d := pl.prof, pl.db
 	if p == nil || d == nil || d.Mode() != db.ModeGGUF {
 		return nil
-	}
-	name := o.ProfilePath
-	if name == "" {
-		name = "the profile"
-	}
-	for _, f := range []struct{ field, val string }{{"Type", o.Type}, {"FileType", o.FileType}, {"Imatrix", o.Imatrix}} {
-		if f.val != "" {
-			return optionError(f.field, "{} %s: %s is a profile of gguf database %s, whose stored blocks are the linear layers: give no type, file type or importance matrix", f.val, name, d.Dir())
-		}
 	}
 	levels := p.Levels
 	given := spec.encoded
@@ -45,6 +37,9 @@ func useGGUFProfile(o Options, pl *plan, spec *ggufSpec) error {
 			_, b, err := d.GGUFBlocks(unit, level)
 			return b, err
 		}, true
+	}
+	if o.Type != "" || o.FileType != "" {
+		return nil
 	}
 	if r := p.Search; r != nil {
 		for _, ov := range []struct {

@@ -148,9 +148,17 @@ func TestGGUFLlamacppBaselineCLI(t *testing.T) {
 			t.Errorf("%v: %v, want %q", c.args, err, c.want)
 		}
 	}
-	if _, err := run(t, "export", "--model", model, "--format", "gguf", "--profile", prof, "--type", "q4_k", "--out", filepath.Join(tmp, "x.gguf")); err == nil ||
-		!strings.Contains(err.Error(), "--type q4_k:") {
-		t.Errorf("export --profile with --type: %v", err)
+	// --type sets the tensors the database does not hold; the linear layers stay the database's.
+	q8, _ := export("q8.gguf", "--profile", prof, "--type", "q8_0")
+	for _, name := range []string{"token_embd.weight", "output.weight", "blk.0.attn_v.weight"} {
+		got, _ := q8.Tensor(name)
+		want := ggml.Q8_0
+		if unit, ok := byName[name]; ok {
+			want = ggml.Type(p.Levels[unit])
+		}
+		if got == nil || got.Type != want {
+			t.Errorf("export --profile --type q8_0: %s is %v, want %s", name, got, want)
+		}
 	}
 }
 
