@@ -226,6 +226,14 @@ func Run(o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	if o.Format == FormatGGUF {
+		if err := useGGUFProfile(o, pl, spec); err != nil {
+			return nil, err
+		}
+		if spec.fileTypeKey != nil {
+			res.Type, res.FileType = "", spec.fileTypeKey.String()
+		}
+	}
 	res.SourceBlocks = len(src.dense.Blocks)
 	for _, b := range pl.blocks {
 		res.BlockMap = append(res.BlockMap, b.src)

@@ -267,7 +267,11 @@ func writeGGUF(path string, pl *plan, spec *ggufSpec, res *Result) error {
 	f.addString("general.architecture", "llama")
 	f.addString("general.name", name)
 	f.addString(GGUFMarkerKey, ExportFormat) // what Options.Force may replace
-	f.addUint32("general.file_type", int(spec.fileType))
+	fileType := spec.fileType
+	if spec.fileTypeKey != nil {
+		fileType = *spec.fileTypeKey
+	}
+	f.addUint32("general.file_type", int(fileType))
 	f.addUint32("general.quantization_version", 2)
 	f.addUint32("general.alignment", ggufAlignment)
 	f.addUint32("llama.block_count", len(pl.blocks))

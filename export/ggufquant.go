@@ -30,6 +30,9 @@ type ggufSpec struct {
 	imatrix     *imatrix.Matrix
 	imatrixPath string
 	encoded     LayerBlocks
+	// fileTypeKey, when set, is written as general.file_type instead of fileType (a GGUF
+	// database profile's).
+	fileTypeKey *llamarecipe.FileType
 }
 
 // codecTypes lists the types package ggml encodes, for messages.

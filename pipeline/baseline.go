@@ -38,7 +38,7 @@ var (
 	DropMethods = []string{"shortgpt", "window-cosine", "shortened-ppl", "norm-ratio", "random", "exhaustive"}
 	// SparseMethods are the database baselines of sparse mode; QuantMethods of quant mode.
 	SparseMethods = []string{"uniform", "owl", "dp", "random"}
-	QuantMethods  = []string{"uniform", "dp", "random"}
+	QuantMethods  = []string{"uniform", "dp", "random", "llamacpp"}
 )
 
 // BaselineRequest is a baseline allocation: a method EvoPress is compared against, under the
@@ -51,7 +51,11 @@ type BaselineRequest struct {
 	// Type is the uniform baseline's ggml type over a gguf database ("q4_k": every layer in it,
 	// or in the type llama-quantize falls back to where its rows do not fit).
 	Type string
-	Seed uint64
+	// FileType is the llamacpp baseline's llama.cpp file type over a gguf database ("Q3_K_M":
+	// every layer, the token embedding and the output tensor in the types llama-quantize's
+	// rules give them for it).
+	FileType string
+	Seed     uint64
 	// Tokens is the calibration budget: drop methods' (0: the method's default), the batch
 	// scoring sparse and quant candidates (0: DefaultBaselineDBTokens).
 	Tokens int
@@ -268,6 +272,10 @@ func runBaselineDB(ctx context.Context, req BaselineRequest) (*BaselineOutcome, 
 	}
 	switch req.Method {
 	case "uniform", "dp", "random":
+	case "llamacpp":
+		if kind != profile.ModeQuant {
+			return nil, invalid("Method", req.Method, "llama.cpp's rules are a gguf database's baseline; sparse baselines are %v", methods)
+		}
 	case "owl":
 		if kind == profile.ModeQuant {
 			return nil, invalid("Method", req.Method, "OWL is a sparsity method; quant baselines are %v", methods)
@@ -297,6 +305,16 @@ func runBaselineDB(ctx context.Context, req BaselineRequest) (*BaselineOutcome, 
 		}
 		var err error
 		if uniform, req.Mode.Budget, err = ggufUniform(req.DBDir, req.Type); err != nil {
+			return nil, err
+		}
+	}
+	var recipe *ggufRecipe // the llamacpp baseline
+	if req.FileType != "" && req.Method != "llamacpp" {
+		return nil, invalid("FileType", req.FileType, "a file type is the llamacpp baseline's, over a gguf database")
+	}
+	if req.Method == "llamacpp" {
+		var err error
+		if recipe, err = llamacppBaseline(&req); err != nil {
 			return nil, err
 		}
 	}
@@ -387,6 +405,9 @@ func runBaselineDB(ctx context.Context, req BaselineRequest) (*BaselineOutcome, 
 				err = bestOf(cands)
 			}
 		}
+	case recipe != nil:
+		levels, err = search.ProfileFromLevels(units, recipe.levels)
+		info.FileType = recipe.fileType.String()
 	case req.Method == "dp":
 		var total float64
 		if kind == profile.ModeSparse {
@@ -443,6 +464,40 @@ func runBaselineDB(ctx context.Context, req BaselineRequest) (*BaselineOutcome, 
 		return nil, err
 	}
 	return &BaselineOutcome{Profile: p.Stored(req.Out), Elapsed: time.Since(start)}, nil
+}
+
+// llamacppBaseline checks the llamacpp baseline's request, loads its model into req.Data and
+// returns the types llama-quantize's rules give, setting req's budget to their size and the
+// token embedding and output types to theirs.
+func llamacppBaseline(req *BaselineRequest) (*ggufRecipe, error) {
+	if req.FileType == "" {
+		return nil, missing("FileType", "the llama.cpp file type whose rules to reproduce, e.g. Q3_K_M")
+	}
+	if req.Mode.Target != 0 || req.Mode.TargetSize != 0 || req.Mode.Budget != 0 {
+		return nil, invalid("FileType", req.FileType, "the llamacpp baseline's size follows from its file type: give no target")
+	}
+	if req.DBDir == "" {
+		return nil, ErrNoDatabase
+	}
+	d, err := db.Open(req.DBDir)
+	if err != nil {
+		return nil, err
+	}
+	if d.Mode() != db.ModeGGUF {
+		return nil, invalid("Method", req.Method, "database %s is a %s database: llama.cpp's rules need a gguf database", req.DBDir, d.Mode())
+	}
+	lm, err := loadOr(req.Data.Model, req.ModelDir)
+	if err != nil {
+		return nil, err
+	}
+	req.Data.Model = lm
+	r, err := llamacppRecipe(lm, d, req.FileType, req.Mode.TokenEmbeddingType, req.Mode.OutputTensorType)
+	if err != nil {
+		return nil, err
+	}
+	req.Mode.Budget = r.bits
+	req.Mode.TokenEmbeddingType, req.Mode.OutputTensorType = r.tokEmb, r.out
+	return r, nil
 }
 
 // runOWL computes the outlier ratios and the grid's profiles, scores the distinct ones and

@@ -149,6 +149,9 @@ func ApplyProfileFile(lm *Loaded, path, dbDir string, warn io.Writer) (*model.Mo
 		return nil, err
 	}
 	m, warns, err := applyProfile(lm, p, path, dbDir)
+	if err == nil {
+		m, err = ggufFixedTensors(m, p) // a GGUF profile: its file's token embedding and output
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}

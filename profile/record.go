@@ -101,6 +101,9 @@ type Record struct {
 	BestIndex        *int      `json:"best_index,omitempty"`
 	// Uniform explains a uniform baseline that is not uniform (a fractional bit target).
 	Uniform string `json:"uniform,omitempty"`
+	// FileType is the llamacpp baseline's llama.cpp file type ("Q3_K_M"), whose rules gave
+	// every tensor its type.
+	FileType string `json:"file_type,omitempty"`
 	// SumError is the DP baseline's sum of normalised layer errors.
 	SumError *float64 `json:"sum_error,omitempty"`
 	// CodeBitsPerWeight and BitsPerWeight are a quant profile's mean bits per weight, codes

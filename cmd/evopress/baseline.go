@@ -100,7 +100,7 @@ non-zeros of uniform sparsity), and writes the same profile file (with its "meth
   random   best of --samples random legal profiles by KL on --tokens calibration tokens
 
 The chosen profile's KL on the same --tokens batch is recorded as its fitness.`, "uniform, owl, dp or random"),
-		newBaselineDBCmd(profile.ModeQuant, "Bit-width baselines over a quant level database: uniform, dp, random", `baseline quant allocates the database's bit-widths to the linear layers with a method EvoPress is
+		newBaselineDBCmd(profile.ModeQuant, "Bit-width baselines over a quant level database: uniform, dp, random, llamacpp", `baseline quant allocates the database's bit-widths to the linear layers with a method EvoPress is
 compared against, under exactly the budget of "search quant" (Σ numel·bits ≤ target·Σ numel, codes
 only; the profile's values are the real bits per weight with scale/zero overhead), and writes the
 same profile file (with its "method" field set):
@@ -113,10 +113,12 @@ same profile file (with its "method" field set):
            random layers lowered until within budget) by KL on --tokens calibration tokens
 
 With a gguf database (evopress db build gguf): uniform is --type T, every layer in T or llama-quantize's
-fallback type (no target); dp minimises the summed errors under the byte budget (--target in
+fallback type (no target); llamacpp is --ftype F (Q2_K … Q6_K), every tensor in the type
+llama-quantize's rules give it for that file type, as llama-quantize --ftype F would write the file
+(with the database's importance matrix; no target; a type the database lacks is an error); dp minimises the summed errors under the byte budget (--target in
 bytes·8/weights, or --target-size for the whole file); random draws as the search's initial profiles.
 
-The chosen profile's KL on the same --tokens batch is recorded as its fitness.`, "uniform, dp or random"))
+The chosen profile's KL on the same --tokens batch is recorded as its fitness.`, "uniform, dp, random or llamacpp"))
 	return cmd
 }
 
@@ -130,6 +132,7 @@ func newBaselineDBCmd(kind, short, long, methods string) *cobra.Command {
 	if kind == profile.ModeQuant {
 		ggufFlags(fl, &f.req.Mode)
 		fl.StringVar(&f.req.Type, "type", "", "uniform over a gguf database: the ggml type of every layer (e.g. q4_k; llama-quantize's fallback where rows do not fit)")
+		fl.StringVar(&f.req.FileType, "ftype", "", "llamacpp over a gguf database: the llama.cpp file type whose per-tensor rules to apply (Q2_K, Q3_K_S, Q3_K_M, Q3_K_L, Q4_K_S, Q4_K_M, Q5_K_S, Q5_K_M, Q6_K)")
 	}
 	fl.IntVar(&f.req.Tokens, "tokens", pipeline.DefaultBaselineDBTokens, "calibration tokens of the batch that scores candidates (KL to the dense model)")
 	fl.IntVar(&f.req.Samples, "samples", 0, fmt.Sprintf("random: profiles drawn (0: %d, the paper's best-of-32 comparator)", pipeline.DefaultBaselineDBSamples))
@@ -145,7 +148,7 @@ func runBaseline(cmd *cobra.Command, f *baselineFlags) error {
 	stderr := cmd.ErrOrStderr()
 	req.Log = stderr
 	fl := cmd.Flags()
-	if req.Mode.Kind == profile.ModeQuant && !fl.Changed("target") && !fl.Changed("target-size") && req.Type == "" {
+	if req.Mode.Kind == profile.ModeQuant && !fl.Changed("target") && !fl.Changed("target-size") && req.Type == "" && req.FileType == "" && req.Method != "llamacpp" {
 		return fmt.Errorf("--target is required (mean bits per weight)")
 	}
 	if req.Mode.Kind == profile.ModeSparse && fl.Changed("target") && req.Mode.Target == 0 {
