@@ -221,6 +221,9 @@ func RunSearch(ctx context.Context, req SearchRequest) (*SearchOutcome, error) {
 		return nil, err
 	}
 	cfg := search.NewConfig(settings, req.Seed, cal.SeqLen, len(cal.Pool))
+	if err := cfg.Validate(); err != nil { // before the server starts and the run folder is made
+		return nil, err
+	}
 	teacher, err := fitness.NewTeacher(lm.Model, cal.Pool, fitness.Options{TopK: req.KLTopK, CacheBytes: int64(req.CacheMB) << 20})
 	if err != nil {
 		return nil, err

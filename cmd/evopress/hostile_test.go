@@ -306,6 +306,8 @@ func TestHostileCommandLines(t *testing.T) {
 		{name: "search cache-mb -1", args: []string{"search", "drop", "--target", "0.25", "--cache-mb", "-1", "--out", "{out}/p.json"}, want: []string{"--cache-mb -1"}},
 		{name: "baseline max-profiles 0", args: []string{"baseline", "drop", "--method", "exhaustive", "--target", "0.25", "--max-profiles", "0", "--out", "{out}/p.json"}, want: []string{"--max-profiles 0"}},
 		{name: "baseline sparse tokens 0", args: []string{"baseline", "sparse", "--method", "uniform", "--tokens", "0", "--out", "{out}/p.json"}, want: []string{"--tokens 0"}},
+		{name: "search stages beyond the pool", args: []string{"search", "drop", "--target", "0.25", "--seq-len", "32", "--calib-tokens", "512",
+			"--stages", "1:1024", "--out", "{out}/p.json"}, want: []string{"calibration pool holds only 16 chunks"}},
 		{name: "workers 0 without NATS", args: []string{"search", "drop", "--target", "0.25", "--workers", "0", "--calib-tokens", "4096", "--out", "{out}/p.json"}, want: []string{"--workers 0"}},
 	}
 	okModel := writeModelVariant(t, filepath.Join(models, "two-blocks"), 2, 2, nil, nil)
