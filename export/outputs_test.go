@@ -3,12 +3,12 @@ package export
 import (
 	"bytes"
 	"errors"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
+
+	"github.com/evopress/evopress/internal/treesnap"
 )
 
 // linkedModel returns a scratch model directory whose files are symbolic links to the embedded
@@ -33,62 +33,6 @@ func linkedModel(t *testing.T) string {
 		}
 	}
 	return dir
-}
-
-// fileState is a file's content and modification time.
-type fileState struct {
-	data  []byte
-	mtime time.Time
-}
-
-// treeState records every file under the roots (following no links).
-func treeState(t *testing.T, roots ...string) map[string]fileState {
-	t.Helper()
-	out := map[string]fileState{}
-	for _, root := range roots {
-		err := filepath.WalkDir(root, func(p string, e fs.DirEntry, err error) error {
-			if err != nil || e.IsDir() {
-				return err
-			}
-			fi, err := os.Lstat(p)
-			if err != nil {
-				return err
-			}
-			var data []byte
-			if fi.Mode().IsRegular() {
-				if data, err = os.ReadFile(p); err != nil {
-					return err
-				}
-			} else if fi.Mode()&fs.ModeSymlink != 0 {
-				l, _ := os.Readlink(p)
-				data = []byte("link:" + l)
-			}
-			out[p] = fileState{data, fi.ModTime()}
-			return nil
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	return out
-}
-
-func sameTree(t *testing.T, what string, before, after map[string]fileState) {
-	t.Helper()
-	for p, b := range before {
-		a, ok := after[p]
-		switch {
-		case !ok:
-			t.Errorf("%s: %s was removed", what, p)
-		case !bytes.Equal(a.data, b.data) || !a.mtime.Equal(b.mtime):
-			t.Errorf("%s: %s was changed", what, p)
-		}
-	}
-	for p := range after {
-		if _, ok := before[p]; !ok {
-			t.Errorf("%s: %s appeared", what, p)
-		}
-	}
 }
 
 // TestExportNeverDestroys checks that an export refuses outputs that are, are inside or contain
@@ -125,7 +69,7 @@ func TestExportNeverDestroys(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(prev, "my-notes.md"), []byte("mine"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	before := treeState(t, tmp)
+	before := treesnap.Take(t, tmp)
 	for _, tc := range []struct {
 		name, format, out string
 		force             bool
@@ -151,7 +95,7 @@ func TestExportNeverDestroys(t *testing.T) {
 				!strings.Contains(err.Error(), filepath.Base(tc.out)) {
 				t.Errorf("err = %v, want an error on option %s naming %s and saying %q", err, tc.option, tc.out, tc.want)
 			}
-			sameTree(t, tc.name, before, treeState(t, tmp))
+			before.Same(t, tc.name, treesnap.Take(t, tmp))
 		})
 	}
 
@@ -182,18 +126,7 @@ func TestExportNeverDestroys(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(emptyDir, ProvenanceFile)); err != nil {
 		t.Error(err)
 	}
-	sameTree(t, "the model after the exports", under(before, model), treeState(t, model))
-}
-
-// under returns the entries of files under dir.
-func under(files map[string]fileState, dir string) map[string]fileState {
-	out := map[string]fileState{}
-	for p, s := range files {
-		if strings.HasPrefix(p, dir+string(filepath.Separator)) {
-			out[p] = s
-		}
-	}
-	return out
+	before.Under(model).Same(t, "the model after the exports", treesnap.Take(t, model))
 }
 
 // TestReplaceKeepsTheOldExportOnFailure checks that an export failing while it writes leaves the
@@ -205,7 +138,7 @@ func TestReplaceKeepsTheOldExportOnFailure(t *testing.T) {
 	if _, err := Run(Options{ModelDir: model, Profile: dropProfile(""), Format: FormatHF, Out: out}); err != nil {
 		t.Fatal(err)
 	}
-	before := treeState(t, tmp)
+	before := treesnap.Take(t, tmp)
 	boom := errors.New("disk full")
 	err := writeDirAtomic(&Options{ModelDir: model, Format: FormatHF, Out: out, Force: true}, func(dir string) error {
 		if err := os.WriteFile(filepath.Join(dir, "config.json"), []byte("{}"), 0o644); err != nil {
@@ -216,5 +149,5 @@ func TestReplaceKeepsTheOldExportOnFailure(t *testing.T) {
 	if !errors.Is(err, boom) {
 		t.Fatalf("err = %v, want the fill's error", err)
 	}
-	sameTree(t, "after a failed replacement", before, treeState(t, tmp))
+	before.Same(t, "after a failed replacement", treesnap.Take(t, tmp))
 }

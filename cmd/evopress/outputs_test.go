@@ -2,12 +2,13 @@ package main
 
 import (
 	"bytes"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/evopress/evopress/internal/treesnap"
 )
 
 // runSafe runs a command line like run and fails the test if it panics.
@@ -46,56 +47,6 @@ func copyModel(t *testing.T) string {
 	return dir
 }
 
-// fileSnap is a file's content and modification time.
-type fileSnap struct {
-	data  []byte
-	mtime time.Time
-}
-
-// snapFiles records every file under root.
-func snapFiles(t *testing.T, root string) map[string]fileSnap {
-	t.Helper()
-	out := map[string]fileSnap{}
-	err := filepath.WalkDir(root, func(p string, e fs.DirEntry, err error) error {
-		if err != nil || e.IsDir() {
-			return err
-		}
-		fi, err := os.Lstat(p)
-		if err != nil {
-			return err
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		out[p] = fileSnap{b, fi.ModTime()}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
-// sameFiles fails unless after has exactly before's files with the same contents and times.
-func sameFiles(t *testing.T, what string, before, after map[string]fileSnap) {
-	t.Helper()
-	for p, b := range before {
-		a, ok := after[p]
-		switch {
-		case !ok:
-			t.Errorf("%s: %s was removed", what, p)
-		case !bytes.Equal(a.data, b.data) || !a.mtime.Equal(b.mtime):
-			t.Errorf("%s: %s was modified", what, p)
-		}
-	}
-	for p := range after {
-		if _, ok := before[p]; !ok {
-			t.Errorf("%s: %s was written", what, p)
-		}
-	}
-}
-
 // TestHostileOutputs aims every command that writes at what it must not destroy: the model
 // directory, a user's notes, an earlier run, paths of the wrong kind. Each must fail before any
 // work with a message naming the path or the flag, without a panic, and leave every file as it
@@ -127,7 +78,7 @@ func TestHostileOutputs(t *testing.T) {
 	baseline := []string{"baseline", "drop", "--model", model, "--calib", calib, "--seq-len", "64", "--calib-tokens", "2048", "--target", "0.4"}
 	dbBuild := []string{"db", "build", "quant", "--model", model, "--calib", calib, "--calib-tokens", "512", "--bits", "4", "--method", "rtn"}
 
-	before := snapFiles(t, tmp)
+	before := treesnap.Take(t, tmp)
 	for _, tc := range []struct {
 		name string
 		args []string
@@ -168,7 +119,7 @@ func TestHostileOutputs(t *testing.T) {
 					t.Errorf("error %q does not name %q", err, w)
 				}
 			}
-			sameFiles(t, tc.name, before, snapFiles(t, tmp))
+			before.Same(t, tc.name, treesnap.Take(t, tmp))
 		})
 	}
 }
@@ -244,28 +195,28 @@ func TestExportForce(t *testing.T) {
 "levels": {"model.layers.1.self_attn": 1, "model.layers.1.mlp": 1}}`), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	modelBefore := snapFiles(t, model)
+	modelBefore := treesnap.Take(t, model)
 	for _, format := range []string{"hf", "gguf"} {
 		out := filepath.Join(tmp, "out-"+format)
 		args := []string{"export", "--model", model, "--profile", prof, "--format", format, "--out", out}
 		if o, err := runSafe(t, args...); err != nil {
 			t.Fatalf("%v\n%s", err, o)
 		}
-		first := snapFiles(t, out)
+		first := treesnap.Take(t, out)
 		if _, err := runSafe(t, args...); err == nil || !strings.Contains(err.Error(), "use --force to replace it") {
 			t.Errorf("%s: a second export without --force: %v", format, err)
 		}
-		sameFiles(t, format+" export refused", first, snapFiles(t, out))
+		first.Same(t, format+" export refused", treesnap.Take(t, out))
 		time.Sleep(10 * time.Millisecond) // a new modification time
 		if o, err := runSafe(t, append(args, "--force")...); err != nil {
 			t.Fatalf("%s --force over an earlier export: %v\n%s", format, err, o)
 		}
-		second := snapFiles(t, out)
+		second := treesnap.Take(t, out)
 		if len(second) != len(first) {
 			t.Errorf("%s: %d files after --force, %d before", format, len(second), len(first))
 		}
 		for p, s := range second {
-			if s.mtime.Equal(first[p].mtime) {
+			if s.MTime.Equal(first[p].MTime) {
 				t.Errorf("%s: %s was not rewritten", format, p)
 			}
 		}
@@ -276,5 +227,5 @@ func TestExportForce(t *testing.T) {
 			}
 		}
 	}
-	sameFiles(t, "the model", modelBefore, snapFiles(t, model))
+	modelBefore.Same(t, "the model", treesnap.Take(t, model))
 }
