@@ -317,6 +317,7 @@ type grid struct {
 	rows, rowUnits []string
 	blocks         []int
 	z              [][]float64 // [row][col]; NaN: not in the profile
+	units          [][]string  // [row][col]: the unit's name
 	other          []string    // units that are not "<…>layers.N.<…>" (arch.SplitLayers)
 }
 
@@ -373,10 +374,13 @@ func newGrid(p *profile.Profile, known []struct{ unit, label string }, value fun
 		return g
 	}
 	g.z = make([][]float64, len(g.rows))
+	g.units = make([][]string, len(g.rows))
 	for r, ru := range g.rowUnits {
 		g.z[r] = make([]float64, len(g.blocks))
+		g.units[r] = make([]string, len(g.blocks))
 		for c, b := range g.blocks {
 			u := prefix + strconv.Itoa(b) + "." + ru
+			g.units[r][c] = u
 			if _, ok := p.Levels[u]; ok {
 				g.z[r][c] = value(u)
 			} else {
@@ -387,11 +391,11 @@ func newGrid(p *profile.Profile, known []struct{ unit, label string }, value fun
 	return g
 }
 
-// cells draws a grid as coloured cells with optional text.
+// cells draws a grid as coloured cells with optional text: text(u, v) for unit u of value v.
 type cells struct {
 	g     *grid
 	color func(v float64) color.Color
-	text  func(v float64) string
+	text  func(u string, v float64) string
 	font  vg.Length
 }
 
@@ -418,7 +422,7 @@ func (cl *cells) Plot(c draw.Canvas, plt *plot.Plot) {
 			c.FillPolygon(clr, []vg.Point{{X: x0 + gap, Y: y0 + gap}, {X: x1 - gap, Y: y0 + gap}, {X: x1 - gap, Y: y1 - gap}, {X: x0 + gap, Y: y1 - gap}})
 			s := "–"
 			if !math.IsNaN(v) {
-				s = cl.text(v)
+				s = cl.text(cl.g.units[r][col], v)
 			}
 			if s == "" || cl.font <= 0 {
 				continue
@@ -509,7 +513,7 @@ func dropPNG(p *profile.Profile, name string) ([]byte, error) {
 			}
 			return colorKept
 		},
-		text: func(v float64) string {
+		text: func(_ string, v float64) string {
 			if v == 1 {
 				return "×"
 			}
@@ -533,8 +537,8 @@ func viridis() (palette.ColorMap, error) {
 
 // heatPNG draws a sparse or quant profile as a heat map over blocks × projections with a colour
 // bar; value gives a unit's number, label names it (colour bar title) and format writes it in a
-// cell.
-func heatPNG(p *profile.Profile, name, title, label string, value func(u string) float64, format func(v float64) string) ([]byte, error) {
+// cell, or cellText, when not nil, writes a unit's cell (a GGUF profile's ggml type).
+func heatPNG(p *profile.Profile, name, title, label string, value func(u string) float64, format func(v float64) string, cellText func(u string) string) ([]byte, error) {
 	g := newGrid(p, projections, value)
 	if len(g.blocks) == 0 {
 		return nil, nil
@@ -571,9 +575,12 @@ func heatPNG(p *profile.Profile, name, title, label string, value func(u string)
 	barW := 1.5 * vg.Inch
 	w, h, font := gridSize(len(g.blocks), len(g.rows), barW)
 	pl := newPlot(fmt.Sprintf("%s: %s", name, title))
-	pl.Add(&cells{g: g, font: font, color: colorOf, text: func(v float64) string {
+	pl.Add(&cells{g: g, font: font, color: colorOf, text: func(u string, v float64) string {
 		if math.IsInf(v, 0) {
 			return ""
+		}
+		if cellText != nil {
+			return cellText(u)
 		}
 		return format(v)
 	}})

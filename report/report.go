@@ -535,7 +535,14 @@ func writeProfile(d *document, p *profile.Profile, name, slug string, addImage f
 		d.add(bullets{items})
 	default:
 		value, label, title, format := unitValue(p)
-		png, err := heatPNG(p, name, title, label, value, format)
+		// A GGUF profile's cells name their ggml types (types of one size, such as q4_0, q4_K
+		// and iq4_nl, share a colour); the colour shows the bits per weight.
+		var cellText func(u string) string
+		if isGGUF(p) {
+			cellText = func(u string) string { return ggml.Type(p.Levels[u]).String() }
+			title = "ggml type per layer"
+		}
+		png, err := heatPNG(p, name, title, label, value, format, cellText)
 		if err != nil {
 			return fmt.Errorf("report: %s profile plot: %w", name, err)
 		}
@@ -553,15 +560,22 @@ func writeProfile(d *document, p *profile.Profile, name, slug string, addImage f
 			for c, b := range g.blocks {
 				row := []string{strconv.Itoa(b)}
 				for r := range g.rows {
-					if v := g.z[r][c]; math.IsNaN(v) {
+					switch v := g.z[r][c]; {
+					case math.IsNaN(v):
 						row = append(row, "—")
-					} else {
+					case cellText != nil:
+						row = append(row, cellText(g.units[r][c])+" "+format(v))
+					default:
 						row = append(row, format(v))
 					}
 				}
 				t.rows = append(t.rows, row)
 			}
-			d.p("%s by block (— : not in the profile, left dense):", capitalize(label))
+			what := capitalize(label)
+			if cellText != nil {
+				what = "GGUF type and " + label
+			}
+			d.p("%s by block (— : not in the profile, left dense):", what)
 			d.add(t)
 		}
 	}

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/evopress/evopress/ggml"
 	"github.com/evopress/evopress/profile"
 	"github.com/evopress/evopress/search"
 )
@@ -587,5 +588,46 @@ func TestOddProfiles(t *testing.T) {
 			}
 			checkReport(t, files, tc.want)
 		})
+	}
+}
+
+// A GGUF database's profile (levels are ggml type ids) shows each layer's type: in the heat map's
+// cells (its title says so), and with the bits per weight in the table; types of one size (q4_0,
+// iq4_nl) stay apart.
+func TestGGUFProfileTypes(t *testing.T) {
+	p := profile.New(profile.ModeQuant)
+	p.Target = 3.5
+	p.Values = map[string]float64{}
+	p.Search = &profile.Record{FileBytes: 123456}
+	types := []ggml.Type{ggml.Q2_K, ggml.Q4_0, ggml.IQ4_NL, ggml.Q8_0}
+	for b := range 2 {
+		for i, pr := range projNames {
+			u := fmt.Sprintf("model.layers.%d.%s", b, pr)
+			ty := types[(b+i)%len(types)]
+			p.Levels[u] = int(ty)
+			p.Values[u] = ty.BitsPerWeight()
+		}
+	}
+	dir := t.TempDir()
+	if k := keepDir(t, "gguf"); k != "" {
+		dir = k
+	}
+	files, err := Write(dir, Input{Runs: []*Run{{Profile: p}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkReport(t, files, []string{
+		"ggml type per layer over blocks × projections", "GGUF type and bits per weight (incl. scales/zeros) by block",
+		"| 0 | q2\\_K 2.62 | q4\\_0 4.50 | iq4\\_nl 4.50 | q8\\_0 8.50 | q2\\_K 2.62 | q4\\_0 4.50 | iq4\\_nl 4.50 |",
+		"| 1 | q4\\_0 4.50 | iq4\\_nl 4.50 | q8\\_0 8.50 | q2\\_K 2.62 |",
+		"units per ggml type — q4\\_0: 4, q8\\_0: 3, q2\\_K: 3, iq4\\_nl: 4",
+	})
+	g := newGrid(p, projections, func(string) float64 { return 0 })
+	for r, row := range g.units {
+		for c, u := range row {
+			if want := fmt.Sprintf("model.layers.%d.%s", g.blocks[c], g.rowUnits[r]); u != want {
+				t.Errorf("cell (%d, %d) is unit %q, want %q", r, c, u, want)
+			}
+		}
 	}
 }
