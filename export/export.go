@@ -35,9 +35,12 @@ package export
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"time"
 
@@ -66,6 +69,10 @@ const DefaultShardBytes int64 = 2 << 30
 type Options struct {
 	// ModelDir is the source Hugging Face model directory.
 	ModelDir string
+	// ModelFS, when set, holds the source model: ModelDir is then a directory of ModelFS
+	// (forward slashes; e.g. assets.FS() and assets.ModelDir, the embedded default model)
+	// instead of the disk, and names the model in the output.
+	ModelFS fs.FS
 	// Profile is the compression profile (nil: the dense model); ProfilePath names it in
 	// messages and evopress.json.
 	Profile     *profile.Profile
@@ -142,6 +149,7 @@ type Result struct {
 // source is the loaded input of an export.
 type source struct {
 	dir         string
+	fsys        fs.FS // nil: dir is on the disk
 	cfg         *hf.Config
 	ck          *hf.Checkpoint
 	fingerprint string
@@ -214,7 +222,7 @@ func Run(o Options) (*Result, error) {
 		return nil, err
 	}
 
-	src, err := loadSource(o.ModelDir)
+	src, err := loadSource(o.ModelDir, o.ModelFS)
 	if err != nil {
 		return nil, err
 	}
@@ -279,41 +287,90 @@ func Run(o Options) (*Result, error) {
 	return res, nil
 }
 
-// loadSource reads the model directory: config, checkpoint, float32 model and tokenizer.
-func loadSource(dir string) (*source, error) {
+// loadSource reads the model directory (of fsys when not nil, else of the disk): config,
+// checkpoint, float32 model and tokenizer.
+func loadSource(dir string, fsys fs.FS) (*source, error) {
 	if dir == "" {
 		return nil, optionError("ModelDir", "no model directory ({})")
 	}
-	cfg, err := hf.LoadConfig(dir)
+	src := &source{dir: dir, fsys: fsys}
+	var err error
+	if fsys != nil {
+		src.cfg, err = hf.LoadConfigFS(fsys, dir)
+	} else {
+		src.cfg, err = hf.LoadConfig(dir)
+	}
 	if err != nil {
 		return nil, err
 	}
-	ck, err := hf.OpenCheckpoint(dir)
+	if fsys != nil {
+		src.ck, err = hf.OpenCheckpointFS(fsys, dir)
+	} else {
+		src.ck, err = hf.OpenCheckpoint(dir)
+	}
 	if err != nil {
 		return nil, err
 	}
-	m, err := model.New(cfg, ck)
+	if src.dense, err = model.New(src.cfg, src.ck); err == nil {
+		src.tok, err = src.tokenizer()
+	}
+	if err == nil {
+		src.fingerprint, err = src.ck.Fingerprint()
+	}
 	if err != nil {
-		ck.Close()
+		src.ck.Close()
 		return nil, err
 	}
-	tok, err := tokenizer.Load(dir)
-	if err != nil {
-		ck.Close()
-		return nil, err
+	return src, nil
+}
+
+// open opens the file name of the source directory; the path names it in messages. A missing
+// file is an error satisfying errors.Is(err, fs.ErrNotExist).
+func (s *source) open(name string) (io.ReadCloser, string, error) {
+	if s.fsys != nil {
+		p := path.Join(s.dir, name)
+		f, err := s.fsys.Open(p)
+		return f, p, err
 	}
-	fp, err := ck.Fingerprint()
+	p := filepath.Join(s.dir, name)
+	f, err := os.Open(p)
+	return f, p, err
+}
+
+// readFile reads the file name of the source directory; the path names it in messages.
+func (s *source) readFile(name string) ([]byte, string, error) {
+	f, p, err := s.open(name)
 	if err != nil {
-		ck.Close()
-		return nil, err
+		return nil, p, err
 	}
-	return &source{dir: dir, cfg: cfg, ck: ck, fingerprint: fp, dense: m, tok: tok}, nil
+	defer f.Close()
+	b, err := io.ReadAll(f)
+	return b, p, err
+}
+
+// tokenizer reads the source's tokenizer.json (and tokenizer_config.json when present).
+func (s *source) tokenizer() (*tokenizer.Tokenizer, error) {
+	if s.fsys == nil {
+		return tokenizer.Load(s.dir)
+	}
+	tj, p, err := s.readFile("tokenizer.json")
+	if err != nil {
+		return nil, fmt.Errorf("tokenizer: %w", err)
+	}
+	tc, _, err := s.readFile("tokenizer_config.json")
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("tokenizer: %w", err)
+	}
+	return tokenizer.Parse(tj, tc, p)
 }
 
 // fromProfile is candidate.FromProfile, refusing first a profile or database stamped by an
 // older evopress (see package stamp).
 func fromProfile(src *source, p *profile.Profile, path string, d *db.DB) (*model.Model, []string, error) {
 	sm := stamp.Model{Dir: src.dir, Fingerprint: src.fingerprint, Legacy: src.ck.LegacyFingerprint()}
+	if src.fsys != nil {
+		sm.Dir = "" // not a directory a command could name: the embedded model's
+	}
 	if d != nil {
 		if err := sm.CheckDB(d); err != nil {
 			return nil, nil, err
@@ -435,7 +492,7 @@ func (pl *plan) provenance(o Options, res *Result) ([]byte, error) {
 	pv.Format = ExportFormat
 	pv.Created = time.Now().UTC().Format(time.RFC3339)
 	abs, err := filepath.Abs(pl.src.dir)
-	if err != nil {
+	if err != nil || pl.src.fsys != nil {
 		abs = pl.src.dir
 	}
 	pv.Source = sourceRef{Path: abs, Fingerprint: pl.src.fingerprint, LegacyFingerprint: pl.src.ck.LegacyFingerprint()}

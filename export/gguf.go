@@ -405,7 +405,7 @@ func addTokenizer(f *ggufFile, src *source, vocab int, warn func(string, ...any)
 	}
 	f.addArray("tokenizer.ggml.tokens", ggufString, vocab, func(b []byte, i int) []byte { return append(b, str(tokens[i])...) })
 	if tok.Kind() != tokenizer.KindByteLevel {
-		scores, note := tokenScores(src.dir, tok, vocab)
+		scores, note := tokenScores(src, tok, vocab)
 		if note != "" {
 			warn("%s", note)
 		}
@@ -447,24 +447,25 @@ func addTokenizer(f *ggufFile, src *source, vocab int, warn func(string, ...any)
 // scores a SentencePiece BPE model assigns, minus the rank among the normal tokens (0 for the
 // others), which orders merges as tokenizer.json's vocabulary does. Padding ids get -1000, as
 // in the converter. The note says which source was used when it was not tokenizer.model.
-func tokenScores(dir string, tok *tokenizer.Tokenizer, vocab int) ([]float32, string) {
+func tokenScores(src *source, tok *tokenizer.Tokenizer, vocab int) ([]float32, string) {
 	scores := make([]float32, vocab)
 	for i := tok.VocabSize(); i < vocab; i++ {
 		scores[i] = -1000
 	}
 	note := ""
-	if data, err := os.ReadFile(filepath.Join(dir, "tokenizer.model")); err == nil {
+	data, spm, err := src.readFile("tokenizer.model")
+	if err == nil {
 		pieces, err := ParseSentencePieceModel(data)
 		switch {
 		case err != nil:
-			note = fmt.Sprintf("%s: %v; token scores derived from tokenizer.json", filepath.Join(dir, "tokenizer.model"), err)
+			note = fmt.Sprintf("%s: %v; token scores derived from tokenizer.json", spm, err)
 		case len(pieces) > tok.VocabSize():
-			note = fmt.Sprintf("%s has %d pieces, the tokenizer %d tokens; token scores derived from tokenizer.json", filepath.Join(dir, "tokenizer.model"), len(pieces), tok.VocabSize())
+			note = fmt.Sprintf("%s has %d pieces, the tokenizer %d tokens; token scores derived from tokenizer.json", spm, len(pieces), tok.VocabSize())
 		default:
 			ok := true
 			for id, p := range pieces {
 				if p.Piece != tok.Token(id) {
-					note = fmt.Sprintf("%s: piece %d is %q, tokenizer.json's token %q; token scores derived from tokenizer.json", filepath.Join(dir, "tokenizer.model"), id, p.Piece, tok.Token(id))
+					note = fmt.Sprintf("%s: piece %d is %q, tokenizer.json's token %q; token scores derived from tokenizer.json", spm, id, p.Piece, tok.Token(id))
 					ok = false
 					break
 				}

@@ -2,8 +2,10 @@ package export
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -51,7 +53,7 @@ func writeHF(dir string, pl *plan, o Options, res *Result) error {
 		return err
 	}
 	for _, name := range copiedFiles {
-		if err := copyFile(filepath.Join(src.dir, name), filepath.Join(dir, name)); err != nil {
+		if err := copyFile(src, name, filepath.Join(dir, name)); err != nil {
 			return err
 		}
 	}
@@ -179,10 +181,10 @@ func writeShards(dir string, tensors []hfTensor, shardBytes int64) error {
 	return hf.WriteFileAtomic(filepath.Join(dir, "model.safetensors.index.json"), append(b, '\n'))
 }
 
-// copyFile copies src to dst when src exists.
-func copyFile(src, dst string) error {
-	in, err := os.Open(src)
-	if os.IsNotExist(err) {
+// copyFile copies the source directory's file name to dst when it exists.
+func copyFile(src *source, name, dst string) error {
+	in, path, err := src.open(name)
+	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
 	if err != nil {
@@ -195,7 +197,7 @@ func copyFile(src, dst string) error {
 	}
 	if _, err := io.Copy(outF, in); err != nil {
 		outF.Close()
-		return fmt.Errorf("export: copying %s: %v", src, err)
+		return fmt.Errorf("export: copying %s: %v", path, err)
 	}
 	if err := outF.Close(); err != nil {
 		return fmt.Errorf("export: %v", err)

@@ -3,10 +3,12 @@ package pipeline
 import (
 	"fmt"
 	"math/big"
+	"path"
 	"path/filepath"
 	"strings"
 
 	"github.com/evopress/evopress/arch"
+	"github.com/evopress/evopress/assets"
 	"github.com/evopress/evopress/export"
 	"github.com/evopress/evopress/ggml"
 	"github.com/evopress/evopress/gguf"
@@ -206,7 +208,11 @@ func exportKVs(lm *Loaded) []gguf.KV {
 	u32 := func(key string, v int) { add(key, gguf.TypeUint32, uint32(v)) }
 	f32 := func(key string, v float64) { add(key, gguf.TypeFloat32, float32(v)) }
 	add("general.architecture", gguf.TypeString, "llama")
-	add("general.name", gguf.TypeString, filepath.Base(filepath.Clean(lm.Name)))
+	name := filepath.Base(filepath.Clean(lm.Name))
+	if lm.embedded { // exported from assets.FS(): named by its directory there
+		name = path.Base(assets.ModelDir)
+	}
+	add("general.name", gguf.TypeString, name)
 	add(export.GGUFMarkerKey, gguf.TypeString, export.ExportFormat)
 	u32("general.file_type", 0)
 	u32("general.quantization_version", 2)
