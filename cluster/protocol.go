@@ -128,6 +128,12 @@ type Job struct {
 	// Kernels names the kernel implementation (kernels.Implementation); results are
 	// bit-identical only between equal implementations.
 	Kernels string `json:"kernels"`
+	// TokenEmbeddingType and OutputTensorType (searches over a GGUF database) are the ggml
+	// types the file stores its token embedding and output head in; candidates are scored with
+	// those tensors as the file holds them. OutputTensorType is "" for a tied output; both are
+	// "" for other searches.
+	TokenEmbeddingType string `json:"token_embedding_type,omitempty"`
+	OutputTensorType   string `json:"output_tensor_type,omitempty"`
 	// HeartbeatMS is how often a worker reports, PollMS how long the coordinator holds a work
 	// request when it has no task.
 	HeartbeatMS int `json:"heartbeat_ms"`

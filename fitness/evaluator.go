@@ -115,6 +115,9 @@ func (e *Evaluator) EvaluateRange(ctx context.Context, parent search.Levels, can
 	if len(b.Chunks) == 0 {
 		return nil, 0, fmt.Errorf("fitness: empty batch")
 	}
+	if len(cands) == 0 {
+		return nil, 0, fmt.Errorf("fitness: no candidates to score")
+	}
 	if lo < 0 || hi > e.SubBatches(b) || lo >= hi {
 		return nil, 0, fmt.Errorf("fitness: sub-batch range [%d, %d) outside the batch's %d", lo, hi, e.SubBatches(b))
 	}
@@ -168,7 +171,10 @@ func (e *Evaluator) EvaluateRange(ctx context.Context, parent search.Levels, can
 				return nil, 0, err
 			}
 		}
-		a0, err := e.teacher.dense.Embedding(tokens)
+		// Candidates differ from each other only in their blocks (prefix reuse relies on it), so
+		// one embedding serves them all: theirs, which may be stored as the compressed file
+		// stores it (a GGUF's quantized token embedding), not the teacher's.
+		a0, err := models[0].Embedding(tokens)
 		if err != nil {
 			return nil, 0, err
 		}

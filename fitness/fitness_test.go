@@ -10,6 +10,7 @@ import (
 
 	"github.com/evopress/evopress/assets"
 	"github.com/evopress/evopress/candidate"
+	"github.com/evopress/evopress/internal/kernels"
 	"github.com/evopress/evopress/model"
 	"github.com/evopress/evopress/search"
 )
@@ -301,6 +302,52 @@ func TestEvaluateRangeCombineIsExact(t *testing.T) {
 		}
 		if _, _, err := ev.EvaluateRange(context.Background(), parent, cands, b, 3, 6); err == nil {
 			t.Error("range past the last sub-batch accepted")
+		}
+	}
+}
+
+// TestCandidateEmbedding: candidates start from their own token embedding (a GGUF file's
+// quantized one), not the teacher's, and the KL equals the brute-force value over the whole
+// candidate model.
+func TestCandidateEmbedding(t *testing.T) {
+	m := loadModel(t)
+	n := len(m.Blocks)
+	units := dropUnits(n)
+	emb := slices.Clone(m.EmbedFloat32())
+	for i := range emb {
+		emb[i] *= 1 + 0.05*float32(i%7-3) // a perturbation of every row, as a coarse type's rounding
+	}
+	base := m.Clone()
+	base.Embed, base.EmbedStored = emb, kernels.Weights{}
+	if m.Config.TieWordEmbeddings {
+		base.Head, base.HeadStored = emb, kernels.Weights{}
+	}
+	build, err := candidate.DropBuilder(base, units)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := pool(m, 4, 48)
+	teacher, err := NewTeacher(m, p, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, err := NewEvaluator(teacher, units, build, KL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dense := make(search.Levels, 2*n)
+	cand := make(search.Levels, 2*n)
+	cand[n+5] = 1
+	got, err := ev.Evaluate(context.Background(), dense, []search.Levels{dense, cand}, search.Batch{Chunks: []int{0, 2}, Tokens: 2 * 48})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, lv := range []search.Levels{dense, cand} {
+		cm, _ := build(lv)
+		want := bruteKL(t, m, cm, [][]int{p[0], p[2]}, 0)
+		t.Logf("candidate %d: KL %.6f, brute force %.6f", i, got[i], want)
+		if want < 1e-3 || math.Abs(got[i]-want) > 2e-3*want+1e-5 {
+			t.Errorf("candidate %d: KL %.6f, brute force over the candidate's own embedding %.6f", i, got[i], want)
 		}
 	}
 }

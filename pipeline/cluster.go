@@ -17,6 +17,7 @@ import (
 	"github.com/evopress/evopress/db"
 	"github.com/evopress/evopress/fitness"
 	"github.com/evopress/evopress/internal/kernels"
+	"github.com/evopress/evopress/model"
 	"github.com/evopress/evopress/profile"
 	"github.com/evopress/evopress/search"
 )
@@ -32,6 +33,27 @@ type Worker struct {
 
 	mu       sync.Mutex
 	teachers map[string]*fitness.Teacher
+	files    map[[2]string]*model.Model // fileTensors of the dense model, by its two types
+}
+
+// fileTensors returns the dense model with its token embedding and output as a GGUF file of
+// those types holds them, made once per pair of types and shared by every job.
+func (w *Worker) fileTensors(tokEmb, output string) (*model.Model, error) {
+	key := [2]string{tokEmb, output}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if m := w.files[key]; m != nil {
+		return m, nil
+	}
+	m, err := fileTensors(w.lm.Model, tokEmb, output)
+	if err != nil {
+		return nil, fmt.Errorf("job token_embedding_type %q, output_tensor_type %q: %w", tokEmb, output, err)
+	}
+	if w.files == nil {
+		w.files = map[[2]string]*model.Model{}
+	}
+	w.files[key] = m
+	return m, nil
 }
 
 // NewWorker returns the worker resources over a loaded model, its calibration text and level
@@ -110,7 +132,16 @@ func (w *Worker) Prepare(job *cluster.Job) (search.Evaluator, error) {
 				return nil, fmt.Errorf("database %s has no layer %s", w.d.Dir(), u)
 			}
 		}
-		build = dbBuilder(w.d, w.lm.Model, job.Units)
+		base := w.lm.Model
+		if job.TokenEmbeddingType != "" {
+			if w.d.Mode() != db.ModeGGUF {
+				return nil, fmt.Errorf("a search with a %s token embedding needs a GGUF level database: this worker's %s is not one", job.TokenEmbeddingType, w.d.Dir())
+			}
+			if base, err = w.fileTensors(job.TokenEmbeddingType, job.OutputTensorType); err != nil {
+				return nil, err
+			}
+		}
+		build = dbBuilder(w.d, base, job.Units)
 	default:
 		return nil, fmt.Errorf("unknown search mode %q", job.Mode)
 	}

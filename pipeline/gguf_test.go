@@ -187,6 +187,15 @@ func TestGGUFSearchBeatsBaselines(t *testing.T) {
 		t.Fatal(err)
 	}
 	evo := res.Profile
+	// The search scored its candidates with the file's token embedding (q8_0, tied), and its
+	// checkpoint records that, so a resume with other types is refused.
+	st, err := search.LoadCheckpoint(filepath.Join(res.RunDir, "checkpoint.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := st.Objective["token_embedding_type"]; got != "q8_0" {
+		t.Errorf("checkpoint objective token_embedding_type %q, want q8_0", got)
+	}
 	for _, p := range []*profile.Profile{dp, evo} {
 		if r := p.Search; r.TargetBytes != size || r.FileBytes > size || r.TokenEmbeddingType != "q8_0" || r.OutputTensorType != "" {
 			t.Errorf("%s: target %d bytes, file %d, types %q %q", p.Method, r.TargetBytes, r.FileBytes, r.TokenEmbeddingType, r.OutputTensorType)

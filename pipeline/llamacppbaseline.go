@@ -123,18 +123,29 @@ func llamacppRecipe(lm *Loaded, d *db.DB, ftype, tokEmb, output string) (*ggufRe
 }
 
 // ggufFixedTensors returns m with its token embedding and output head as a GGUF profile's file
-// stores them: encoded in the types its record holds (TokenEmbeddingType, OutputTensorType;
-// the output tied to the embedding when the latter is "") without an importance matrix, as
-// evopress export writes them, and decoded. m itself is unchanged; other profiles return m.
+// stores them (fileTensors with the types its record holds); m itself is unchanged, and
+// profiles of other kinds return m.
 func ggufFixedTensors(m *model.Model, p *profile.Profile) (*model.Model, error) {
 	r := p.Search
 	if p.Mode != profile.ModeQuant || r == nil || r.TokenEmbeddingType == "" {
 		return m, nil
 	}
+	c, err := fileTensors(m, r.TokenEmbeddingType, r.OutputTensorType)
+	if err != nil {
+		return nil, fmt.Errorf("profile search.token_embedding_type %q, output_tensor_type %q: %w", r.TokenEmbeddingType, r.OutputTensorType, err)
+	}
+	return c, nil
+}
+
+// fileTensors returns a shallow copy of m whose token embedding and output head are encoded in
+// the ggml types tokEmb and output (the output tied to the embedding when output is "")
+// without an importance matrix, as evopress export writes them, and decoded: the model as a
+// GGUF file of those types holds it outside its searched layers. Blocks are shared with m.
+func fileTensors(m *model.Model, tokEmb, output string) (*model.Model, error) {
 	roundTrip := func(name string, w []float32) ([]float32, error) {
 		t, err := ggml.ParseType(name)
 		if err != nil {
-			return nil, fmt.Errorf("search.token_embedding_type/output_tensor_type %q: %v", name, err)
+			return nil, fmt.Errorf("token embedding or output type %q: %v", name, err)
 		}
 		b, err := ggml.Quantize(t, w, m.Hidden, nil)
 		if err != nil {
@@ -144,12 +155,12 @@ func ggufFixedTensors(m *model.Model, p *profile.Profile) (*model.Model, error) 
 	}
 	c := *m
 	var err error
-	if c.Embed, err = roundTrip(r.TokenEmbeddingType, m.EmbedFloat32()); err != nil {
+	if c.Embed, err = roundTrip(tokEmb, m.EmbedFloat32()); err != nil {
 		return nil, err
 	}
-	if r.OutputTensorType == "" {
+	if output == "" {
 		c.Head = c.Embed
-	} else if c.Head, err = roundTrip(r.OutputTensorType, m.HeadFloat32()); err != nil {
+	} else if c.Head, err = roundTrip(output, m.HeadFloat32()); err != nil {
 		return nil, err
 	}
 	c.EmbedStored, c.HeadStored = kernels.Weights{}, kernels.Weights{}

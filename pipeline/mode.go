@@ -136,7 +136,34 @@ func (m *Mode) Builder() (fitness.Builder, error) {
 	if m.DB == nil {
 		return candidate.DropBuilder(m.lm.Model, units)
 	}
-	return dbBuilder(m.DB, m.lm.Model, units), nil
+	tokEmb, output, err := m.fileTensorTypes()
+	if err != nil {
+		return nil, err
+	}
+	base := m.lm.Model
+	if tokEmb != "" {
+		if base, err = fileTensors(base, tokEmb, output); err != nil {
+			return nil, err
+		}
+	}
+	return dbBuilder(m.DB, base, units), nil
+}
+
+// fileTensorTypes returns the ggml types in which a GGUF database's file stores the token
+// embedding and the output head (output "" when tied to the embedding); candidates are scored
+// with those tensors as the file holds them. Both are "" for other databases.
+func (m *Mode) fileTensorTypes() (tokEmb, output string, err error) {
+	if m.DB == nil || m.DB.Mode() != db.ModeGGUF {
+		return "", "", nil
+	}
+	tok, out, err := GGUFTensorTypes(m.lm, m.Spec.TokenEmbeddingType, m.Spec.OutputTensorType)
+	if err != nil {
+		return "", "", err
+	}
+	if !m.lm.Model.Config.TieWordEmbeddings {
+		output = out.String()
+	}
+	return tok.String(), output, nil
 }
 
 // dbBuilder builds candidate models by swapping database levels into the dense model.

@@ -23,11 +23,14 @@ var objectiveItems = []struct{ item, field, what string }{
 	{"kl_topk", "KLTopK", "KL top-k"},
 	{"sub_batch", "SubBatch", "sequences per forward"},
 	{"kernels", "", "kernel implementation"},
+	{"token_embedding_type", "Mode.TokenEmbeddingType", "GGUF token embedding type"},
+	{"output_tensor_type", "Mode.OutputTensorType", "GGUF output tensor type"},
 }
 
 // searchObjective is what a search's fitness values depend on besides its mode and settings:
 // the model, the database, the calibration text and pool, the fitness kind and top-k, the
-// sub-batch (fitness sums in float64 are grouped by it) and the kernels that compute it.
+// sub-batch (fitness sums in float64 are grouped by it), the kernels that compute it and, for a
+// GGUF database, the types of the file's token embedding and output the candidates are scored with.
 func searchObjective(pt *parts, kind fitness.Kind, topK, subBatch int) search.Objective {
 	obj := search.Objective{
 		"model_fingerprint": pt.lm.Fingerprint,
@@ -42,6 +45,11 @@ func searchObjective(pt *parts, kind fitness.Kind, topK, subBatch int) search.Ob
 	}
 	if pt.mode.DB != nil {
 		obj["db_fingerprint"] = pt.mode.DB.Fingerprint()
+	}
+	// A GGUF search scores candidates with the file's token embedding and output.
+	if tok, out, err := pt.mode.fileTensorTypes(); err == nil && tok != "" {
+		obj["token_embedding_type"] = tok
+		obj["output_tensor_type"] = out
 	}
 	return obj
 }

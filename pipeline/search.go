@@ -235,6 +235,9 @@ func RunSearch(ctx context.Context, req SearchRequest) (*SearchOutcome, error) {
 	if mode.DB != nil {
 		job.DBFingerprint = mode.DB.Fingerprint()
 	}
+	if job.TokenEmbeddingType, job.OutputTensorType, err = mode.fileTensorTypes(); err != nil {
+		return nil, err
+	}
 	worker.seedTeacher(&job, teacher)
 
 	obj := searchObjective(pt, kind, req.KLTopK, req.SubBatch)
