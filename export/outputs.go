@@ -52,9 +52,9 @@ func exportFiles(name string) bool {
 // profile), and an existing output that this package did not write (even with Force) or that
 // Force does not allow replacing.
 func checkOut(o *Options) (existing, error) {
-	inputs := []struct{ path, what string }{{o.ProfilePath, "the profile"}}
-	if o.ModelFS == nil { // a directory of ModelFS is not on the disk
-		inputs = append(inputs, struct{ path, what string }{o.ModelDir, "the model directory"})
+	inputs := []struct{ path, what string }{{o.ModelDir, "the model directory"}, {o.ProfilePath, "the profile"}}
+	if o.ModelFS != nil { // a directory of ModelFS is not on the disk
+		inputs = inputs[1:]
 	}
 	if o.Profile != nil && o.Profile.Mode != profile.ModeDrop {
 		inputs = append(inputs, struct{ path, what string }{o.Profile.DatabaseDir(o.DBDir), "the level database"})

@@ -450,6 +450,7 @@ func (d *demo) ggufStep(cache string) error {
 	if err != nil {
 		return fmt.Errorf("baseline llamacpp %s: %w", demoGGUFFileType, err)
 	}
+	first := len(d.rows) // the step's rows: ordered by the size they are compared at, not their own
 	r := rec.Profile.Search
 	size := r.FileBytes
 	budget := fmt.Sprintf("%.3f MB", float64(size)/1e6)
@@ -485,6 +486,9 @@ func (d *demo) ggufStep(cache string) error {
 		return err
 	}
 	d.rows[len(d.rows)-1].FileBytes = g.Bytes
+	for i := first; i < len(d.rows); i++ {
+		d.rows[i].target = float64(size)
+	}
 	d.gguf = g
 	return nil
 }

@@ -310,6 +310,16 @@ func checkDemoGGUF(t *testing.T, dir string) {
 			t.Errorf("report.md lacks %q", s)
 		}
 	}
+	// The report lists the GGUF rows in the demo's order (they share the budget they are compared at).
+	var methods []string
+	for _, line := range strings.Split(string(md), "\n") {
+		if cells := strings.Split(line, " | "); strings.HasPrefix(line, "| gguf |") && len(cells) > 2 {
+			methods = append(methods, cells[2])
+		}
+	}
+	if want := []string{`llama.cpp Q3\_K\_M`, `uniform q3\_K`, "EvoPress"}; !reflect.DeepEqual(methods, want) {
+		t.Errorf("report.md's gguf rows %q, want %q", methods, want)
+	}
 }
 
 func sum[K comparable](m map[K]int) int {
