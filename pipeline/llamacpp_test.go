@@ -258,16 +258,7 @@ func TestLlamaCppParity(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	held, err := os.ReadFile("../assets/pd-english/eval.txt")
-	if err != nil {
-		t.Fatal(err)
-	}
-	// About 8000 tokens of held-out text, cut at a space, and a newline (which llama.cpp's -f
-	// and the protocol remove).
-	text := filepath.Join(tmp, "eval.txt")
-	if err := os.WriteFile(text, append(held[:bytes.LastIndexByte(held[:30000], ' ')], '\n'), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	text := heldOutText(t, tmp)
 	const nCtx, chunks = 128, 16
 	// llama.cpp keeps keys and values in an F16 cache by default (and its flash attention rounds
 	// to F16 even with an F32 cache); float32 throughout needs both off.
@@ -368,14 +359,7 @@ func TestLlamaCppMixedGGUF(t *testing.T) {
 	}
 	decoded := filepath.Join(tmp, "decoded-f32.gguf")
 	runTool(t, bin, "llama-quantize", "--allow-requantize", mixed, decoded, "F32", "2")
-	held, err := os.ReadFile("../assets/pd-english/eval.txt")
-	if err != nil {
-		t.Fatal(err)
-	}
-	text := filepath.Join(tmp, "eval.txt")
-	if err := os.WriteFile(text, append(held[:bytes.LastIndexByte(held[:30000], ' ')], '\n'), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	text := heldOutText(t, tmp)
 	const nCtx, chunks = 128, 16
 	exact := []string{"-ctk", "f32", "-ctv", "f32", "-fa", "off", "-t", "2", "-f", text, "-c", "128", "--chunks", "16"}
 	theirs := map[string]float64{}
@@ -406,4 +390,19 @@ func TestLlamaCppMixedGGUF(t *testing.T) {
 	if relM > 1e-3 {
 		t.Errorf("(b) evopress PPL %.6f, llama-perplexity on the quantized file %.6f", res.PPL, theirs["mixed"])
 	}
+}
+
+// heldOutText writes about 8000 tokens of the embedded held-out text into dir, cut at a space,
+// and a newline (which llama.cpp's -f and the protocol remove), and returns the file's path.
+func heldOutText(t *testing.T, dir string) string {
+	t.Helper()
+	held, err := os.ReadFile("../assets/pd-english/eval.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := filepath.Join(dir, "eval.txt")
+	if err := os.WriteFile(text, append(held[:bytes.LastIndexByte(held[:30000], ' ')], '\n'), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return text
 }
