@@ -618,14 +618,24 @@ func (c *Checkpoint) ReadUint16(name string, shape ...int) ([]uint16, DType, err
 			}
 		}
 	}
-	if i := firstNonFinite16(out, t.DType); i >= 0 {
-		f := BFloat16ToFloat32(out[i])
-		if t.DType == F16 {
-			f = Float16ToFloat32(out[i])
-		}
-		return nil, "", checkFinite(t, name, []float32{f}, i)
+	if err := checkFinite16(t, name, out); err != nil {
+		return nil, "", err
 	}
 	return out, t.DType, nil
+}
+
+// checkFinite16 is checkFinite for a tensor's BF16 or F16 bits: an error naming the file, the
+// tensor and the first element that is a NaN or an infinity, or nil.
+func checkFinite16(t TensorInfo, name string, v []uint16) error {
+	i := firstNonFinite16(v, t.DType)
+	if i < 0 {
+		return nil
+	}
+	f := BFloat16ToFloat32(v[i])
+	if t.DType == F16 {
+		f = Float16ToFloat32(v[i])
+	}
+	return checkFinite(t, name, []float32{f}, i)
 }
 
 // errNoMap says that a file cannot be memory-mapped here.
@@ -652,12 +662,8 @@ func (c *Checkpoint) MapUint16(name string, shape ...int) ([]uint16, DType, erro
 		return c.ReadUint16(name, shape...)
 	}
 	out := unsafe.Slice((*uint16)(unsafe.Pointer(&m[t.Offset])), t.Numel())
-	if i := firstNonFinite16(out, t.DType); i >= 0 {
-		f := BFloat16ToFloat32(out[i])
-		if t.DType == F16 {
-			f = Float16ToFloat32(out[i])
-		}
-		return nil, "", checkFinite(t, name, []float32{f}, i)
+	if err := checkFinite16(t, name, out); err != nil {
+		return nil, "", err
 	}
 	return out, t.DType, nil
 }
