@@ -214,6 +214,9 @@ func Run(o Options) (*Result, error) {
 		return nil, err
 	}
 
+	if err := checkMemory(o); err != nil {
+		return nil, err
+	}
 	src, err := loadSource(o.ModelDir)
 	if err != nil {
 		return nil, err
