@@ -1,21 +1,21 @@
 package export
 
 import (
-	"github.com/evopress/evopress/arch"
 	"github.com/evopress/evopress/internal/memcheck"
 	"github.com/evopress/evopress/profile"
 )
 
-// estimate is the memory an export holds at its peak: the model's weights as loaded, the
-// profile's decoded levels, and the buffers a tensor is converted and encoded in.
+// estimate is the memory an export holds at its peak: the model's weights as loaded (16-bit
+// weights kept), the profile's decoded levels, and the buffers a tensor is converted and encoded
+// in.
 func estimate(s *memcheck.Shape, o Options) *memcheck.Estimate {
 	e := &memcheck.Estimate{Command: "export"}
-	e.Add("weights", s.Float32Bytes, nil, "%d blocks, converted to float32", s.Blocks())
+	e.Weights(s)
 	e.Runtime()
 	e.Profile(s, o.Profile)
 	if o.Format == FormatGGUF {
-		qk := max(s.LinearNumel(arch.QProj), s.LinearNumel(arch.KProj))
-		e.Add("conversion buffers", 4*qk+5*encodeChunk, nil, "a q/k projection permuted for llama.cpp, one chunk of rows encoded")
+		// One chunk of rows in float32 and encoded (at most 4 bytes per value).
+		e.Add("conversion buffers", 8*encodeChunk, nil, "one chunk of rows converted to float32 and encoded")
 	} else if o.Profile != nil && o.Profile.Mode == profile.ModeDrop {
 		e.Add("conversion buffers", 4*s.MaxLinear, nil, "zeroed output projections of dropped sub-blocks")
 	}
