@@ -19,6 +19,11 @@
 //     stay F32. Linear layers already encoded as ggml blocks can be supplied (Options.Encoded,
 //     LayerBlocks). Tensors are encoded one at a time straight into the file.
 //
+// The model is loaded with its BF16 and F16 weights kept in their dtype (half the memory of
+// float32): a Hugging Face export writes them as they are, a GGUF export converts a chunk of
+// rows at a time (q/k rows permuted as they are read), so the output is byte for byte the one
+// from float32 weights, and an export needs little more memory than the checkpoint's size.
+//
 // Without a profile the dense model is written.
 //
 // Dropped sub-blocks: a block whose attention and MLP are both dropped is removed and the blocks
@@ -48,6 +53,7 @@ import (
 	"github.com/evopress/evopress/candidate"
 	"github.com/evopress/evopress/db"
 	"github.com/evopress/evopress/hf"
+	"github.com/evopress/evopress/internal/kernels"
 	"github.com/evopress/evopress/model"
 	"github.com/evopress/evopress/profile"
 	"github.com/evopress/evopress/stamp"
@@ -166,6 +172,8 @@ type plan struct {
 	db     *db.DB
 	quant  map[string]int // quant profile levels (bits) by layer name, for --packed
 	warn   func(format string, args ...any)
+	// zeroBuf backs zeros.
+	zeroBuf []float32
 }
 
 // planBlock is one written block.
@@ -222,6 +230,9 @@ func Run(o Options) (*Result, error) {
 		return nil, err
 	}
 
+	if err := checkMemory(o); err != nil {
+		return nil, err
+	}
 	src, err := loadSource(o.ModelDir, o.ModelFS)
 	if err != nil {
 		return nil, err
@@ -288,7 +299,8 @@ func Run(o Options) (*Result, error) {
 }
 
 // loadSource reads the model directory (of fsys when not nil, else of the disk): config,
-// checkpoint, float32 model and tokenizer.
+// checkpoint, model (BF16 and F16 weights kept in their dtype: model.LoadOptions.KeepDType) and
+// tokenizer.
 func loadSource(dir string, fsys fs.FS) (*source, error) {
 	if dir == "" {
 		return nil, optionError("ModelDir", "no model directory ({})")
@@ -311,7 +323,7 @@ func loadSource(dir string, fsys fs.FS) (*source, error) {
 	if err != nil {
 		return nil, err
 	}
-	if src.dense, err = model.New(src.cfg, src.ck); err == nil {
+	if src.dense, err = model.NewWith(src.cfg, src.ck, loadOptions); err == nil {
 		src.tok, err = src.tokenizer()
 	}
 	if err == nil {
@@ -363,6 +375,11 @@ func (s *source) tokenizer() (*tokenizer.Tokenizer, error) {
 	}
 	return tokenizer.Parse(tj, tc, p)
 }
+
+// loadOptions is how an export loads the model: BF16 and F16 weights stay in their dtype (half
+// the memory of float32); they are written as they are or converted exactly, so the output is
+// the same bytes as from float32 weights.
+var loadOptions = model.LoadOptions{KeepDType: true}
 
 // fromProfile is candidate.FromProfile, refusing first a profile or database stamped by an
 // older evopress (see package stamp).
@@ -438,18 +455,36 @@ func makePlan(src *source, o Options, warn func(string, ...any)) (*plan, error) 
 	return pl, nil
 }
 
-// layerWeights returns the weight and bias of written block b's layer k, with the output
-// projection of a dropped sub-block zeroed (fresh zero slices; the model is not modified).
-func (pl *plan) layerWeights(b planBlock, k arch.LinearKind) (w, bias []float32) {
+// layerWeights returns the weight, as the model holds it (16-bit weights not converted), and
+// the bias of written block b's layer k, with the output projection of a dropped sub-block
+// zeroed (slices of one shared zero buffer; the model is not modified).
+func (pl *plan) layerWeights(b planBlock, k arch.LinearKind) (w kernels.Weights, bias []float32) {
 	l := pl.m.Blocks[b.src].Layer(k)
-	if (k == arch.OProj && b.zeroAttn) || (k == arch.DownProj && b.zeroMLP) {
-		w = make([]float32, l.Numel())
+	if b.zeroed(k) {
+		w = kernels.F32Weights(pl.zeros(l.Numel()))
 		if l.B != nil {
-			bias = make([]float32, len(l.B))
+			bias = pl.zeros(len(l.B))
 		}
 		return w, bias
 	}
-	return l.Float32(), l.B
+	return l.Weights(), l.B
+}
+
+// float32s returns w's elements as float32: w.F32 itself, or a converted copy of 16-bit ones.
+func float32s(w kernels.Weights) []float32 {
+	if w.DType == kernels.F32 {
+		return w.F32
+	}
+	return w.Float32()
+}
+
+// zeros returns n zeros, read-only: a slice of one buffer as long as the longest asked for
+// (the zeroed projections of all dropped sub-blocks share it).
+func (pl *plan) zeros(n int) []float32 {
+	if len(pl.zeroBuf) < n {
+		pl.zeroBuf = make([]float32, n)
+	}
+	return pl.zeroBuf[:n]
 }
 
 // zeroed reports whether layer k of written block b is a zeroed output projection.
