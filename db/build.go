@@ -792,16 +792,23 @@ func (b *builder) ggufLevels(W []float32, cols int, imp []float32) ([]level, err
 func (b *builder) quantLevels(W []float32, rows, cols int, H []float32) ([]level, error) {
 	p := b.man.Quant
 	out := make([]level, len(p.Bits))
-	for i, bits := range p.Bits {
-		var q *compress.Quantized
+	var gptq []*compress.Quantized // one Hessian factorisation for all bit-widths
+	if b.man.Method == MethodGPTQ {
 		var err error
-		if b.man.Method == MethodGPTQ {
-			q, err = compress.GPTQ(W, rows, cols, H, compress.GPTQOptions{Bits: bits, GroupSize: p.GroupSize, BlockSize: p.BlockSize, PercDamp: p.PercDamp, ActOrder: p.ActOrder})
-		} else {
-			q, err = compress.RTN(W, rows, cols, bits, p.GroupSize)
-		}
+		gptq, err = compress.GPTQLevels(W, rows, cols, H, p.Bits, compress.GPTQOptions{GroupSize: p.GroupSize, BlockSize: p.BlockSize, PercDamp: p.PercDamp, ActOrder: p.ActOrder})
 		if err != nil {
 			return nil, err
+		}
+	}
+	for i, bits := range p.Bits {
+		var q *compress.Quantized
+		if gptq != nil {
+			q = gptq[i]
+		} else {
+			var err error
+			if q, err = compress.RTN(W, rows, cols, bits, p.GroupSize); err != nil {
+				return nil, err
+			}
 		}
 		w := make([]float32, rows*cols)
 		if err := q.Dequantize(w); err != nil {
