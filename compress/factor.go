@@ -88,25 +88,24 @@ func newFactor(H []float32, n int, percdamp float64, actOrder bool) (*factor, er
 		h[i*n+i] += damp
 	}
 
+	// Each n×n float64 matrix is 512 MiB at n = 8192, so the steps reuse storage: Factorize
+	// copies h, the inverse overwrites h (upper triangle; the factorisations read only that),
+	// and the second factor is copied straight into f.u, whose lower triangle stays zero.
 	var ch mat.Cholesky
 	if !ch.Factorize(mat.NewSymDense(n, h)) {
 		return nil, fmt.Errorf("H + %g·I is not positive definite (PercDamp %g); H must be a Hessian 2XᵀX/N, or raise the damping", damp, percdamp)
 	}
-	var hinv mat.SymDense
-	if err := ch.InverseTo(&hinv); err != nil {
+	hinv := mat.NewSymDense(n, h)
+	if err := ch.InverseTo(hinv); err != nil {
 		return nil, fmt.Errorf("inverting the damped Hessian: %w (raise PercDamp)", err)
 	}
+	ch = mat.Cholesky{} // drop the first factor before the second is made
 	var ch2 mat.Cholesky
-	if !ch2.Factorize(&hinv) {
+	if !ch2.Factorize(hinv) {
 		return nil, fmt.Errorf("the inverse of the damped Hessian is not numerically positive definite (raise PercDamp)")
 	}
-	var ut mat.TriDense
-	ch2.UTo(&ut)
-	raw := ut.RawTriangular()
 	f.u = make([]float64, n*n)
-	for i := 0; i < n; i++ {
-		copy(f.u[i*n+i:(i+1)*n], raw.Data[i*raw.Stride+i:i*raw.Stride+n])
-	}
+	ch2.UTo(mat.NewTriDense(n, mat.Upper, f.u))
 	for i := 0; i < n; i++ {
 		if d := f.u[i*n+i]; !(d > 0) || math.IsInf(d, 0) {
 			return nil, fmt.Errorf("factor of the damped Hessian has diagonal %g at %d", d, i)

@@ -118,19 +118,48 @@ func checkBits(name string, bits, groupSize int) error {
 // processing, is the alternative not implemented). With a single group GIdx
 // is left nil, as it carries no information.
 func GPTQ(W []float32, rows, cols int, H []float32, opt GPTQOptions) (*Quantized, error) {
-	if err := checkLayer("GPTQ", W, rows, cols); err != nil {
+	qs, err := gptqLevels("GPTQ", W, rows, cols, H, []int{opt.Bits}, opt)
+	if err != nil {
 		return nil, err
 	}
-	if err := checkHessian("GPTQ", H, cols); err != nil {
+	return qs[0], nil
+}
+
+// GPTQLevels quantizes W with GPTQ once per bit-width in bits (opt.Bits is
+// ignored), preparing H (damping, the float64 Cholesky factor of its
+// inverse) once for all of them: result i has the same bits as GPTQ with
+// opt.Bits = bits[i]. For a wide layer the preparation is most of the work
+// (an n×n float64 factorisation and inverse; n = 8192 for Llama-3.2-1B's
+// down_proj), so a database's bit-widths share it.
+func GPTQLevels(W []float32, rows, cols int, H []float32, bits []int, opt GPTQOptions) ([]*Quantized, error) {
+	return gptqLevels("GPTQLevels", W, rows, cols, H, bits, opt)
+}
+
+func gptqLevels(name string, W []float32, rows, cols int, H []float32, bits []int, opt GPTQOptions) ([]*Quantized, error) {
+	if err := checkLayer(name, W, rows, cols); err != nil {
 		return nil, err
 	}
-	if err := checkBits("GPTQ", opt.Bits, opt.GroupSize); err != nil {
+	if err := checkHessian(name, H, cols); err != nil {
 		return nil, err
+	}
+	for _, b := range bits {
+		if err := checkBits(name, b, opt.GroupSize); err != nil {
+			return nil, err
+		}
 	}
 	f, err := newFactor(H, cols, opt.PercDamp, opt.ActOrder)
 	if err != nil {
-		return nil, fmt.Errorf("compress: GPTQ: %w", err)
+		return nil, fmt.Errorf("compress: %s: %w", name, err)
 	}
+	out := make([]*Quantized, len(bits))
+	for i, b := range bits {
+		out[i] = f.gptq(W, rows, cols, b, opt)
+	}
+	return out, nil
+}
+
+// gptq runs GPTQ at one bit-width on the prepared factor; see GPTQ.
+func (f *factor) gptq(W []float32, rows, cols, bits int, opt GPTQOptions) *Quantized {
 	g := opt.GroupSize
 	if g == 0 || g > cols {
 		g = cols
@@ -139,10 +168,10 @@ func GPTQ(W []float32, rows, cols int, H []float32, opt GPTQOptions) (*Quantized
 	if bs <= 0 {
 		bs = 128
 	}
-	maxq := 1<<opt.Bits - 1
+	maxq := 1<<bits - 1
 	ng := (cols + g - 1) / g
 	q := &Quantized{
-		Rows: rows, Cols: cols, Bits: opt.Bits, GroupSize: opt.GroupSize,
+		Rows: rows, Cols: cols, Bits: bits, GroupSize: opt.GroupSize,
 		Codes: make([]uint8, rows*cols),
 		Scale: make([]float32, rows*ng),
 		Zero:  make([]float32, rows*ng),
@@ -222,7 +251,7 @@ func GPTQ(W []float32, rows, cols int, H []float32, opt GPTQOptions) (*Quantized
 			q.GIdx[c] = int32(k / g)
 		}
 	}
-	return q, nil
+	return q
 }
 
 // RTN quantizes W by round-to-nearest on the same per-(row, group) grid as

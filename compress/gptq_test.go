@@ -3,6 +3,7 @@ package compress
 import (
 	"fmt"
 	"math"
+	"slices"
 	"testing"
 )
 
@@ -279,4 +280,58 @@ func TestQuantizedValidate(t *testing.T) {
 	if err := good().Dequantize(make([]float32, 5)); err == nil {
 		t.Error("short dst accepted")
 	}
+}
+
+// GPTQLevels shares one factorisation of H between bit-widths: each result must have the bits of
+// a separate GPTQ call, with and without act-order, groups and dead inputs; bad bit-widths are
+// refused by name before any work.
+func TestGPTQLevelsMatchesGPTQ(t *testing.T) {
+	l := newTestLayer(51, 10, 192, 384, 7, 100)
+	bits := []int{2, 3, 4, 5, 6, 8}
+	for _, tc := range []struct {
+		group int
+		act   bool
+	}{{0, false}, {64, false}, {128, false}, {64, true}, {0, true}} {
+		t.Run(fmt.Sprintf("g%d/act%v", tc.group, tc.act), func(t *testing.T) {
+			opt := GPTQOptions{Bits: 99, GroupSize: tc.group, BlockSize: 128, PercDamp: 0.01, ActOrder: tc.act}
+			qs, err := GPTQLevels(l.W, l.rows, l.cols, l.H, bits, opt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(qs) != len(bits) {
+				t.Fatalf("%d results for %d bit-widths", len(qs), len(bits))
+			}
+			for i, b := range bits {
+				opt.Bits = b
+				want, err := GPTQ(l.W, l.rows, l.cols, l.H, opt)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got := qs[i]
+				if got.Bits != b || !slices.Equal(got.Codes, want.Codes) || !slices.Equal(got.GIdx, want.GIdx) ||
+					!slices.Equal(f32bits(got.Scale), f32bits(want.Scale)) || !slices.Equal(f32bits(got.Zero), f32bits(want.Zero)) {
+					t.Fatalf("%d bits: GPTQLevels differs from GPTQ", b)
+				}
+			}
+		})
+	}
+	for _, tc := range []struct {
+		bits []int
+		want string
+	}{
+		{[]int{4, 9}, "compress: GPTQLevels: bits 9 outside 1..8"},
+		{[]int{0}, "compress: GPTQLevels: bits 0 outside 1..8"},
+	} {
+		if _, err := GPTQLevels(l.W, l.rows, l.cols, l.H, tc.bits, DefaultGPTQOptions(4)); err == nil || err.Error() != tc.want {
+			t.Errorf("bits %v: error %v, want %q", tc.bits, err, tc.want)
+		}
+	}
+}
+
+func f32bits(x []float32) []uint32 {
+	out := make([]uint32, len(x))
+	for i, v := range x {
+		out[i] = math.Float32bits(v)
+	}
+	return out
 }

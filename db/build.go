@@ -126,6 +126,7 @@ type BuildResult struct {
 }
 
 type builder struct {
+	ctx   context.Context // checked before each layer
 	cfg   *BuildConfig
 	man   *Manifest
 	done  map[string]*LayerInfo
@@ -146,10 +147,11 @@ type builder struct {
 // the manifest after every layer (all writes atomic). If Out already holds a manifest with the
 // same settings, the layers it lists whose files are intact are kept and only the others are
 // computed; the result is identical to an uninterrupted build. The manifest is written first (no
-// layers, incomplete), so that an interrupted build's directory is always a database.
+// layers, incomplete), so that an interrupted build's directory is always a database. A cancelled
+// ctx stops the build with ctx's error between calibration batches and between layers.
 func Build(ctx context.Context, cfg BuildConfig) (*BuildResult, error) {
 	start := time.Now()
-	b := &builder{cfg: &cfg, done: map[string]*LayerInfo{}, res: &BuildResult{}}
+	b := &builder{ctx: ctx, cfg: &cfg, done: map[string]*LayerInfo{}, res: &BuildResult{}}
 	var err error
 	if b.man, err = header(&cfg); err != nil {
 		return nil, err
@@ -526,6 +528,11 @@ func (b *builder) block(i int, st *calib.Stats) error {
 		if st == nil {
 			return fmt.Errorf("db: block %d: no calibration statistics for %s", i, name)
 		}
+		// A layer can take minutes (a 1B down_proj: the 8192² Hessian's factorisation): stop
+		// between layers, the finished ones kept in the manifest for a resumed build.
+		if err := b.ctx.Err(); err != nil {
+			return err
+		}
 		t0 := time.Now()
 		lin := b.cfg.Model.Blocks[i].Layer(k) // the dense weights, never the swapped ones
 		imp, err := b.importance(i, k)
@@ -792,16 +799,23 @@ func (b *builder) ggufLevels(W []float32, cols int, imp []float32) ([]level, err
 func (b *builder) quantLevels(W []float32, rows, cols int, H []float32) ([]level, error) {
 	p := b.man.Quant
 	out := make([]level, len(p.Bits))
-	for i, bits := range p.Bits {
-		var q *compress.Quantized
+	var gptq []*compress.Quantized // one Hessian factorisation for all bit-widths
+	if b.man.Method == MethodGPTQ {
 		var err error
-		if b.man.Method == MethodGPTQ {
-			q, err = compress.GPTQ(W, rows, cols, H, compress.GPTQOptions{Bits: bits, GroupSize: p.GroupSize, BlockSize: p.BlockSize, PercDamp: p.PercDamp, ActOrder: p.ActOrder})
-		} else {
-			q, err = compress.RTN(W, rows, cols, bits, p.GroupSize)
-		}
+		gptq, err = compress.GPTQLevels(W, rows, cols, H, p.Bits, compress.GPTQOptions{GroupSize: p.GroupSize, BlockSize: p.BlockSize, PercDamp: p.PercDamp, ActOrder: p.ActOrder})
 		if err != nil {
 			return nil, err
+		}
+	}
+	for i, bits := range p.Bits {
+		var q *compress.Quantized
+		if gptq != nil {
+			q = gptq[i]
+		} else {
+			var err error
+			if q, err = compress.RTN(W, rows, cols, bits, p.GroupSize); err != nil {
+				return nil, err
+			}
 		}
 		w := make([]float32, rows*cols)
 		if err := q.Dequantize(w); err != nil {

@@ -2,6 +2,7 @@ package db
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -803,5 +804,52 @@ func TestConcurrentApply(t *testing.T) {
 	}
 	if s := d.CacheStats(); s.Used > s.Budget {
 		t.Errorf("cache over budget: %+v", s)
+	}
+}
+
+// TestBuildCancelBetweenLayers cancels a build as its first layer is done: it stops with the
+// context's error before the next layer (the manifest lists exactly that layer), and resuming it
+// gives the files of an uninterrupted build.
+func TestBuildCancelBetweenLayers(t *testing.T) {
+	tm := newTiny(t, 5, hf.F32)
+	tmp := t.TempDir()
+	for _, tc := range []struct{ mode, method string }{{ModeQuant, MethodGPTQ}, {ModeSparse, MethodSparseGPT}} {
+		t.Run(tc.method, func(t *testing.T) {
+			ref := tm.config(filepath.Join(tmp, tc.method+"-ref"), tc.mode, tc.method)
+			build(t, ref)
+			cfg := ref
+			cfg.Out = filepath.Join(tmp, tc.method)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			layers := 0
+			cfg.Progress = func(e Event) {
+				if e.Phase == "layer" {
+					layers++
+					cancel()
+				}
+			}
+			if _, err := Build(ctx, cfg); !errors.Is(err, context.Canceled) {
+				t.Fatalf("cancelled build: error %v, want context.Canceled", err)
+			}
+			if layers != 1 {
+				t.Fatalf("%d layers compressed after the cancel, want 1", layers)
+			}
+			data, err := os.ReadFile(filepath.Join(cfg.Out, ManifestFile))
+			if err != nil {
+				t.Fatal(err)
+			}
+			man, err := ParseManifest(data, ManifestFile)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if man.Complete || len(man.Layers) != 1 || man.Layers[0].Name != "model.layers.0.self_attn.q_proj" {
+				t.Fatalf("manifest after the cancel: complete %v, layers %v", man.Complete, man.Layers)
+			}
+			cfg.Progress = nil
+			if res := build(t, cfg); len(res.Reused) != 1 || len(res.Computed) != 13 {
+				t.Errorf("resumed build reused %d and computed %d layers, want 1 and 13", len(res.Reused), len(res.Computed))
+			}
+			sameSnapshots(t, snapshot(t, ref.Out), snapshot(t, cfg.Out))
+		})
 	}
 }

@@ -274,12 +274,12 @@ func TestGGUFResume(t *testing.T) {
 	}
 	cancel()
 	man, err := ParseManifest(snapshot(t, b)[ManifestFile], "manifest")
-	if err != nil || man.Complete || len(man.Layers) != 7 || man.GGUF.Imatrix.SHA256 != "" {
+	if err != nil || man.Complete || len(man.Layers) != 5 || man.GGUF.Imatrix.SHA256 != "" { // stopped before layer 6
 		t.Fatalf("interrupted manifest: %v, complete %v, %d layers", err, man.Complete, len(man.Layers))
 	}
 	cfg.Progress = nil
 	res := build(t, cfg)
-	if len(res.Reused) != 7 || len(res.Computed) != 7 {
+	if len(res.Reused) != 5 || len(res.Computed) != 9 {
 		t.Errorf("resumed: %d reused, %d computed", len(res.Reused), len(res.Computed))
 	}
 	sameSnapshots(t, ref, snapshot(t, b))

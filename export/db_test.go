@@ -39,7 +39,7 @@ func tinyModel(t *testing.T) (string, *model.Model, string) {
 		t.Fatal(err)
 	}
 	for _, f := range []string{"tokenizer.json", "tokenizer_config.json"} {
-		if err := copyFile(filepath.Join(tokDir, f), filepath.Join(dir, f)); err != nil {
+		if err := copyFile(&source{dir: tokDir}, f, filepath.Join(dir, f)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -395,16 +395,16 @@ func TestExportPackedGPTQ(t *testing.T) {
 
 func TestTokenScoresFallback(t *testing.T) {
 	dir := modelDir(t, "llama-pd-11m")
-	src, err := loadSource(dir)
+	src, err := loadSource(dir, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer src.ck.Close()
-	fromModel, note := tokenScores(dir, src.tok, 4100)
+	fromModel, note := tokenScores(src, src.tok, 4100)
 	if note != "" {
 		t.Fatalf("tokenizer.model not used: %s", note)
 	}
-	fromJSON, note := tokenScores(t.TempDir(), src.tok, 4100)
+	fromJSON, note := tokenScores(&source{dir: t.TempDir()}, src.tok, 4100)
 	if note != "" {
 		t.Fatalf("unexpected note %s", note)
 	}

@@ -19,6 +19,11 @@
 //     stay F32. Linear layers already encoded as ggml blocks can be supplied (Options.Encoded,
 //     LayerBlocks). Tensors are encoded one at a time straight into the file.
 //
+// The model is loaded with its BF16 and F16 weights kept in their dtype (half the memory of
+// float32): a Hugging Face export writes them as they are, a GGUF export converts a chunk of
+// rows at a time (q/k rows permuted as they are read), so the output is byte for byte the one
+// from float32 weights, and an export needs little more memory than the checkpoint's size.
+//
 // Without a profile the dense model is written.
 //
 // Dropped sub-blocks: a block whose attention and MLP are both dropped is removed and the blocks
@@ -35,9 +40,12 @@ package export
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"time"
 
@@ -45,6 +53,7 @@ import (
 	"github.com/evopress/evopress/candidate"
 	"github.com/evopress/evopress/db"
 	"github.com/evopress/evopress/hf"
+	"github.com/evopress/evopress/internal/kernels"
 	"github.com/evopress/evopress/model"
 	"github.com/evopress/evopress/profile"
 	"github.com/evopress/evopress/stamp"
@@ -66,6 +75,10 @@ const DefaultShardBytes int64 = 2 << 30
 type Options struct {
 	// ModelDir is the source Hugging Face model directory.
 	ModelDir string
+	// ModelFS, when set, holds the source model: ModelDir is then a directory of ModelFS
+	// (forward slashes; e.g. assets.FS() and assets.ModelDir, the embedded default model)
+	// instead of the disk, and names the model in the output.
+	ModelFS fs.FS
 	// Profile is the compression profile (nil: the dense model); ProfilePath names it in
 	// messages and evopress.json.
 	Profile     *profile.Profile
@@ -142,6 +155,7 @@ type Result struct {
 // source is the loaded input of an export.
 type source struct {
 	dir         string
+	fsys        fs.FS // nil: dir is on the disk
 	cfg         *hf.Config
 	ck          *hf.Checkpoint
 	fingerprint string
@@ -158,6 +172,8 @@ type plan struct {
 	db     *db.DB
 	quant  map[string]int // quant profile levels (bits) by layer name, for --packed
 	warn   func(format string, args ...any)
+	// zeroBuf backs zeros.
+	zeroBuf []float32
 }
 
 // planBlock is one written block.
@@ -214,7 +230,10 @@ func Run(o Options) (*Result, error) {
 		return nil, err
 	}
 
-	src, err := loadSource(o.ModelDir)
+	if err := checkMemory(o); err != nil {
+		return nil, err
+	}
+	src, err := loadSource(o.ModelDir, o.ModelFS)
 	if err != nil {
 		return nil, err
 	}
@@ -279,41 +298,96 @@ func Run(o Options) (*Result, error) {
 	return res, nil
 }
 
-// loadSource reads the model directory: config, checkpoint, float32 model and tokenizer.
-func loadSource(dir string) (*source, error) {
+// loadSource reads the model directory (of fsys when not nil, else of the disk): config,
+// checkpoint, model (BF16 and F16 weights kept in their dtype: model.LoadOptions.KeepDType) and
+// tokenizer.
+func loadSource(dir string, fsys fs.FS) (*source, error) {
 	if dir == "" {
 		return nil, optionError("ModelDir", "no model directory ({})")
 	}
-	cfg, err := hf.LoadConfig(dir)
+	src := &source{dir: dir, fsys: fsys}
+	var err error
+	if fsys != nil {
+		src.cfg, err = hf.LoadConfigFS(fsys, dir)
+	} else {
+		src.cfg, err = hf.LoadConfig(dir)
+	}
 	if err != nil {
 		return nil, err
 	}
-	ck, err := hf.OpenCheckpoint(dir)
+	if fsys != nil {
+		src.ck, err = hf.OpenCheckpointFS(fsys, dir)
+	} else {
+		src.ck, err = hf.OpenCheckpoint(dir)
+	}
 	if err != nil {
 		return nil, err
 	}
-	m, err := model.New(cfg, ck)
+	if src.dense, err = model.NewWith(src.cfg, src.ck, loadOptions); err == nil {
+		src.tok, err = src.tokenizer()
+	}
+	if err == nil {
+		src.fingerprint, err = src.ck.Fingerprint()
+	}
 	if err != nil {
-		ck.Close()
+		src.ck.Close()
 		return nil, err
 	}
-	tok, err := tokenizer.Load(dir)
-	if err != nil {
-		ck.Close()
-		return nil, err
-	}
-	fp, err := ck.Fingerprint()
-	if err != nil {
-		ck.Close()
-		return nil, err
-	}
-	return &source{dir: dir, cfg: cfg, ck: ck, fingerprint: fp, dense: m, tok: tok}, nil
+	return src, nil
 }
+
+// open opens the file name of the source directory; the path names it in messages. A missing
+// file is an error satisfying errors.Is(err, fs.ErrNotExist).
+func (s *source) open(name string) (io.ReadCloser, string, error) {
+	if s.fsys != nil {
+		p := path.Join(s.dir, name)
+		f, err := s.fsys.Open(p)
+		return f, p, err
+	}
+	p := filepath.Join(s.dir, name)
+	f, err := os.Open(p)
+	return f, p, err
+}
+
+// readFile reads the file name of the source directory; the path names it in messages.
+func (s *source) readFile(name string) ([]byte, string, error) {
+	f, p, err := s.open(name)
+	if err != nil {
+		return nil, p, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(f)
+	return b, p, err
+}
+
+// tokenizer reads the source's tokenizer.json (and tokenizer_config.json when present).
+func (s *source) tokenizer() (*tokenizer.Tokenizer, error) {
+	if s.fsys == nil {
+		return tokenizer.Load(s.dir)
+	}
+	tj, p, err := s.readFile("tokenizer.json")
+	if err != nil {
+		return nil, fmt.Errorf("tokenizer: %w", err)
+	}
+	tc, _, err := s.readFile("tokenizer_config.json")
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("tokenizer: %w", err)
+	}
+	return tokenizer.Parse(tj, tc, p)
+}
+
+// loadOptions is how an export loads the model: BF16 and F16 weights stay in their dtype (half
+// the memory of float32); they are written as they are or converted exactly, so the output is
+// the same bytes as from float32 weights.
+var loadOptions = model.LoadOptions{KeepDType: true}
 
 // fromProfile is candidate.FromProfile, refusing first a profile or database stamped by an
 // older evopress (see package stamp).
 func fromProfile(src *source, p *profile.Profile, path string, d *db.DB) (*model.Model, []string, error) {
 	sm := stamp.Model{Dir: src.dir, Fingerprint: src.fingerprint, Legacy: src.ck.LegacyFingerprint()}
+	if src.fsys != nil {
+		sm.Dir = "" // not a directory a command could name: the embedded model's
+	}
 	if d != nil {
 		if err := sm.CheckDB(d); err != nil {
 			return nil, nil, err
@@ -381,18 +455,36 @@ func makePlan(src *source, o Options, warn func(string, ...any)) (*plan, error) 
 	return pl, nil
 }
 
-// layerWeights returns the weight and bias of written block b's layer k, with the output
-// projection of a dropped sub-block zeroed (fresh zero slices; the model is not modified).
-func (pl *plan) layerWeights(b planBlock, k arch.LinearKind) (w, bias []float32) {
+// layerWeights returns the weight, as the model holds it (16-bit weights not converted), and
+// the bias of written block b's layer k, with the output projection of a dropped sub-block
+// zeroed (slices of one shared zero buffer; the model is not modified).
+func (pl *plan) layerWeights(b planBlock, k arch.LinearKind) (w kernels.Weights, bias []float32) {
 	l := pl.m.Blocks[b.src].Layer(k)
-	if (k == arch.OProj && b.zeroAttn) || (k == arch.DownProj && b.zeroMLP) {
-		w = make([]float32, l.Numel())
+	if b.zeroed(k) {
+		w = kernels.F32Weights(pl.zeros(l.Numel()))
 		if l.B != nil {
-			bias = make([]float32, len(l.B))
+			bias = pl.zeros(len(l.B))
 		}
 		return w, bias
 	}
-	return l.Float32(), l.B
+	return l.Weights(), l.B
+}
+
+// float32s returns w's elements as float32: w.F32 itself, or a converted copy of 16-bit ones.
+func float32s(w kernels.Weights) []float32 {
+	if w.DType == kernels.F32 {
+		return w.F32
+	}
+	return w.Float32()
+}
+
+// zeros returns n zeros, read-only: a slice of one buffer as long as the longest asked for
+// (the zeroed projections of all dropped sub-blocks share it).
+func (pl *plan) zeros(n int) []float32 {
+	if len(pl.zeroBuf) < n {
+		pl.zeroBuf = make([]float32, n)
+	}
+	return pl.zeroBuf[:n]
 }
 
 // zeroed reports whether layer k of written block b is a zeroed output projection.
@@ -435,7 +527,7 @@ func (pl *plan) provenance(o Options, res *Result) ([]byte, error) {
 	pv.Format = ExportFormat
 	pv.Created = time.Now().UTC().Format(time.RFC3339)
 	abs, err := filepath.Abs(pl.src.dir)
-	if err != nil {
+	if err != nil || pl.src.fsys != nil {
 		abs = pl.src.dir
 	}
 	pv.Source = sourceRef{Path: abs, Fingerprint: pl.src.fingerprint, LegacyFingerprint: pl.src.ck.LegacyFingerprint()}

@@ -15,6 +15,7 @@ import (
 
 	gguf "github.com/gpustack/gguf-parser-go"
 
+	"github.com/evopress/evopress/assets"
 	"github.com/evopress/evopress/candidate"
 	"github.com/evopress/evopress/hf"
 	"github.com/evopress/evopress/model"
@@ -425,5 +426,63 @@ func TestRestampOldExport(t *testing.T) {
 	got, _ := os.ReadFile(meta)
 	if want := bytes.Replace(current, []byte(field), nil, 1); !bytes.Equal(got, want) || len(res.Changes) != 1 || res.Changes[0].New != fp {
 		t.Errorf("re-stamped %s (changes %+v):\n%s\nwant\n%s", meta, res.Changes, got, want)
+	}
+}
+
+// TestExportFromFS checks an export whose model is a directory of an fs.FS (Options.ModelFS,
+// the embedded default model): the GGUF file is byte for byte the one exported from the same
+// files on the disk, and the Hugging Face export copies the tokenizer files out of the FS and
+// records the directory's name as its source; IsGGUFExport recognises the files.
+func TestExportFromFS(t *testing.T) {
+	tmp := t.TempDir()
+	fromFS, fromDisk := filepath.Join(tmp, "fs.gguf"), filepath.Join(tmp, "disk.gguf")
+	for _, o := range []Options{
+		{ModelFS: assets.FS(), ModelDir: assets.ModelDir, Out: fromFS},
+		{ModelDir: embeddedModel, Out: fromDisk},
+	} {
+		o.Format, o.Type = FormatGGUF, "q8_0"
+		if _, err := Run(o); err != nil {
+			t.Fatalf("%s: %v", o.Out, err)
+		}
+	}
+	a, errA := os.ReadFile(fromFS)
+	b, errB := os.ReadFile(fromDisk)
+	if errA != nil || errB != nil {
+		t.Fatal(errA, errB)
+	}
+	if !bytes.Equal(a, b) {
+		t.Fatalf("the GGUF export from the embedded FS (%d bytes) differs from the one from %s (%d bytes)", len(a), embeddedModel, len(b))
+	}
+	hfOut := filepath.Join(tmp, "hf")
+	if _, err := Run(Options{ModelFS: assets.FS(), ModelDir: assets.ModelDir, Format: FormatHF, Out: hfOut}); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"tokenizer.json", "tokenizer_config.json", "generation_config.json"} {
+		want, err := assets.ReadFile(assets.ModelDir + "/" + f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := os.ReadFile(filepath.Join(hfOut, f)); err != nil || !bytes.Equal(got, want) {
+			t.Errorf("%s: not copied from the FS (%v)", f, err)
+		}
+	}
+	var pv struct {
+		Source struct{ Path string } `json:"source_model"`
+	}
+	if data, err := os.ReadFile(filepath.Join(hfOut, ProvenanceFile)); err != nil || json.Unmarshal(data, &pv) != nil || pv.Source.Path != assets.ModelDir {
+		t.Errorf("provenance source %q (%v), want %q", pv.Source.Path, err, assets.ModelDir)
+	}
+	// IsGGUFExport tells this package's GGUF files (what Force replaces) from others.
+	other := filepath.Join(tmp, "other.gguf")
+	if err := os.WriteFile(other, []byte("GGUF\x03\x00\x00\x00 not ours"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		path string
+		want bool
+	}{{fromFS, true}, {fromDisk, true}, {other, false}, {filepath.Join(tmp, "absent.gguf"), false}, {hfOut, false}} {
+		if got := IsGGUFExport(c.path); got != c.want {
+			t.Errorf("IsGGUFExport(%s) = %v, want %v", c.path, got, c.want)
+		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/evopress/evopress/arch"
 	"github.com/evopress/evopress/ggml"
+	"github.com/evopress/evopress/internal/kernels"
 	"github.com/evopress/evopress/llamarecipe"
 	"github.com/evopress/evopress/model"
 	"github.com/evopress/evopress/tokenizer"
@@ -50,15 +51,26 @@ type ggufKV struct {
 
 // ggufTensor is a tensor to write: dims in GGUF order (ne0, the row length, first), its type,
 // and where its data comes from, asked for only when its turn comes so that one tensor at a
-// time is held encoded: either values, float32 rows of dims[0] encoded as typ (ggml.QuantizeTo,
-// with the importance vector imatrix when not nil), or encoded, the bytes already encoded as typ.
+// time is held encoded: either weights, rows of dims[0] values as the model holds them (16-bit
+// weights converted to float32 a chunk of rows at a time; with heads > 0 the rows in
+// llama.cpp's q/k order, PermuteQK's) encoded as typ (ggml.QuantizeTo, with the importance
+// vector imatrix when not nil), or encoded, the bytes already encoded as typ.
 type ggufTensor struct {
 	name    string
 	dims    []uint64
 	typ     ggml.Type
-	values  func() ([]float32, error)
+	weights kernels.Weights
+	heads   int
 	imatrix []float32
 	encoded func() ([]byte, error)
+}
+
+// srcRow is the row of a q/k projection of heads heads and rows rows that PermuteQK moves to
+// row r.
+func srcRow(r, rows, heads int) int {
+	hd := rows / heads
+	h, j := r/hd, r%hd
+	return h*hd + (j%2)*(hd/2) + j/2
 }
 
 func (t *ggufTensor) numel() int {
@@ -172,6 +184,7 @@ func (f *ggufFile) write(path string) (err error) {
 	pad(alignUp(n, ggufAlignment))
 	start := n
 	var buf []byte
+	var rowsBuf []float32 // one chunk of rows converted to float32
 	for i, t := range f.tensors {
 		pad(start + offsets[i])
 		if t.encoded != nil {
@@ -185,18 +198,31 @@ func (f *ggufFile) write(path string) (err error) {
 			put(data)
 			continue
 		}
-		vals, err := t.values()
-		if err != nil {
-			return fmt.Errorf("export: tensor %s: %w", t.name, err)
-		}
-		if len(vals) != t.numel() {
-			return fmt.Errorf("export: tensor %s: %d values, its dimensions %v hold %d", t.name, len(vals), t.dims, t.numel())
+		count := t.weights.Len()
+		if count != t.numel() {
+			return fmt.Errorf("export: tensor %s: %d values, its dimensions %v hold %d", t.name, count, t.dims, t.numel())
 		}
 		cols := int(t.dims[0])
+		total := count / cols
 		rb, _ := t.typ.RowBytes(cols)
 		rows := max(1, encodeChunk/cols)
-		for lo := 0; lo < len(vals); lo += rows * cols {
-			chunk := vals[lo:min(lo+rows*cols, len(vals))]
+		for lo := 0; lo < count; lo += rows * cols {
+			var chunk []float32
+			if t.weights.DType == kernels.F32 && t.heads == 0 {
+				chunk = t.weights.F32[lo:min(lo+rows*cols, count)]
+			} else {
+				if cap(rowsBuf) < rows*cols {
+					rowsBuf = make([]float32, rows*cols)
+				}
+				chunk = rowsBuf[:min(rows*cols, count-lo)]
+				for k := 0; k < len(chunk)/cols; k++ {
+					r := lo/cols + k
+					if t.heads > 0 {
+						r = srcRow(r, total, t.heads)
+					}
+					t.weights.ToFloat32(chunk[k*cols:(k+1)*cols], r*cols)
+				}
+			}
 			need := len(chunk) / cols * rb
 			if cap(buf) < need {
 				buf = make([]byte, need)
@@ -313,8 +339,9 @@ func writeGGUF(path string, pl *plan, spec *ggufSpec, res *Result) error {
 	spec.addImatrixKeys(&f)
 
 	var refs []tensorRef
-	add := func(name string, vals []float32, dims ...int) *ggufTensor {
-		t := &ggufTensor{name: name, values: func() ([]float32, error) { return vals, nil }}
+	// addWeights adds a tensor as the model holds it, converted a chunk of rows at a time.
+	addWeights := func(name string, w kernels.Weights, dims ...int) *ggufTensor {
+		t := &ggufTensor{name: name, weights: w}
 		for _, d := range dims {
 			t.dims = append(t.dims, uint64(d))
 		}
@@ -322,7 +349,10 @@ func writeGGUF(path string, pl *plan, spec *ggufSpec, res *Result) error {
 		refs = append(refs, tensorRef{block: -1})
 		return t
 	}
-	add(arch.Embedding().GGUF(), m.EmbedFloat32(), m.Hidden, m.Vocab)
+	add := func(name string, vals []float32, dims ...int) *ggufTensor {
+		return addWeights(name, kernels.F32Weights(vals), dims...)
+	}
+	addWeights(arch.Embedding().GGUF(), m.EmbedWeights(), m.Hidden, m.Vocab)
 	if ropeFreqs != nil {
 		add(arch.GGUFRopeFreqs, ropeFreqs, len(ropeFreqs))
 	}
@@ -332,10 +362,8 @@ func writeGGUF(path string, pl *plan, spec *ggufSpec, res *Result) error {
 		for k := range arch.NumLinearKinds {
 			l := sb.Layer(k)
 			w, _ := pl.layerWeights(b, k)
-			t := add(arch.Weight(i, k).GGUF(), w, l.In, l.Out)
-			if heads := qkHeads(m, k); heads > 0 {
-				t.values = func() ([]float32, error) { return PermuteQK(w, heads, l.In), nil }
-			}
+			t := addWeights(arch.Weight(i, k).GGUF(), w, l.In, l.Out)
+			t.heads = qkHeads(m, k)
 			refs[len(refs)-1] = tensorRef{block: b.src, kind: k, zeroed: b.zeroed(k)}
 			if k == arch.OProj {
 				add(arch.Norm(i, arch.MLP).GGUF(), sb.MLPNorm, m.Hidden)
@@ -344,7 +372,7 @@ func writeGGUF(path string, pl *plan, spec *ggufSpec, res *Result) error {
 	}
 	add(arch.FinalNorm().GGUF(), m.Norm, m.Hidden)
 	if !cfg.TieWordEmbeddings {
-		add(arch.LMHead().GGUF(), m.HeadFloat32(), m.Hidden, m.Vocab)
+		addWeights(arch.LMHead().GGUF(), m.HeadWeights(), m.Hidden, m.Vocab)
 	}
 	rm := llamarecipe.Model{Arch: "llama", Layers: len(pl.blocks), Heads: cfg.NumAttentionHeads, KVHeads: cfg.NumKeyValueHeads}
 	rm.Is70B = llamarecipe.Is70B(rm.Arch, rm.Layers, rm.Heads, rm.KVHeads, 0)
@@ -405,7 +433,7 @@ func addTokenizer(f *ggufFile, src *source, vocab int, warn func(string, ...any)
 	}
 	f.addArray("tokenizer.ggml.tokens", ggufString, vocab, func(b []byte, i int) []byte { return append(b, str(tokens[i])...) })
 	if tok.Kind() != tokenizer.KindByteLevel {
-		scores, note := tokenScores(src.dir, tok, vocab)
+		scores, note := tokenScores(src, tok, vocab)
 		if note != "" {
 			warn("%s", note)
 		}
@@ -447,24 +475,25 @@ func addTokenizer(f *ggufFile, src *source, vocab int, warn func(string, ...any)
 // scores a SentencePiece BPE model assigns, minus the rank among the normal tokens (0 for the
 // others), which orders merges as tokenizer.json's vocabulary does. Padding ids get -1000, as
 // in the converter. The note says which source was used when it was not tokenizer.model.
-func tokenScores(dir string, tok *tokenizer.Tokenizer, vocab int) ([]float32, string) {
+func tokenScores(src *source, tok *tokenizer.Tokenizer, vocab int) ([]float32, string) {
 	scores := make([]float32, vocab)
 	for i := tok.VocabSize(); i < vocab; i++ {
 		scores[i] = -1000
 	}
 	note := ""
-	if data, err := os.ReadFile(filepath.Join(dir, "tokenizer.model")); err == nil {
+	data, spm, err := src.readFile("tokenizer.model")
+	if err == nil {
 		pieces, err := ParseSentencePieceModel(data)
 		switch {
 		case err != nil:
-			note = fmt.Sprintf("%s: %v; token scores derived from tokenizer.json", filepath.Join(dir, "tokenizer.model"), err)
+			note = fmt.Sprintf("%s: %v; token scores derived from tokenizer.json", spm, err)
 		case len(pieces) > tok.VocabSize():
-			note = fmt.Sprintf("%s has %d pieces, the tokenizer %d tokens; token scores derived from tokenizer.json", filepath.Join(dir, "tokenizer.model"), len(pieces), tok.VocabSize())
+			note = fmt.Sprintf("%s has %d pieces, the tokenizer %d tokens; token scores derived from tokenizer.json", spm, len(pieces), tok.VocabSize())
 		default:
 			ok := true
 			for id, p := range pieces {
 				if p.Piece != tok.Token(id) {
-					note = fmt.Sprintf("%s: piece %d is %q, tokenizer.json's token %q; token scores derived from tokenizer.json", filepath.Join(dir, "tokenizer.model"), id, p.Piece, tok.Token(id))
+					note = fmt.Sprintf("%s: piece %d is %q, tokenizer.json's token %q; token scores derived from tokenizer.json", spm, id, p.Piece, tok.Token(id))
 					ok = false
 					break
 				}

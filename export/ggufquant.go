@@ -7,6 +7,7 @@ import (
 	"github.com/evopress/evopress/arch"
 	"github.com/evopress/evopress/ggml"
 	"github.com/evopress/evopress/imatrix"
+	"github.com/evopress/evopress/internal/kernels"
 	"github.com/evopress/evopress/llamarecipe"
 	"github.com/evopress/evopress/model"
 )
@@ -169,7 +170,7 @@ func (s *ggufSpec) assign(f *ggufFile, refs []tensorRef, rm llamarecipe.Model, p
 				if _, err := typ.RowBytes(cols); err != nil {
 					return nil, fmt.Errorf("export: the stored blocks of %s: %v", arch.Weight(ref.block, ref.kind).HF(), err)
 				}
-				t.typ, t.values = typ, nil
+				t.typ, t.weights = typ, kernels.Weights{}
 				rows, heads := permute(ref)
 				size, _ := t.size()
 				t.encoded = func() ([]byte, error) {

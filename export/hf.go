@@ -2,14 +2,17 @@ package export
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
 
 	"github.com/evopress/evopress/arch"
 	"github.com/evopress/evopress/hf"
+	"github.com/evopress/evopress/internal/kernels"
 )
 
 // ProvenanceFile is the name of the file recording an export's profile and provenance.
@@ -51,7 +54,7 @@ func writeHF(dir string, pl *plan, o Options, res *Result) error {
 		return err
 	}
 	for _, name := range copiedFiles {
-		if err := copyFile(filepath.Join(src.dir, name), filepath.Join(dir, name)); err != nil {
+		if err := copyFile(src, name, filepath.Join(dir, name)); err != nil {
 			return err
 		}
 	}
@@ -86,6 +89,17 @@ func (pl *plan) hfTensors(packed bool) ([]hfTensor, map[string]any, error) {
 			bytes:      int64(len(vals) * dt.Size()),
 		})
 	}
+	// addWeights adds a matrix as the model holds it: 16-bit weights in their stored dtype are
+	// written as they are (the bits converting them to float32 and back would give), others
+	// from float32.
+	addWeights := func(name, srcName string, shape []int, w kernels.Weights) {
+		dt := pl.storeDType(srcName)
+		if (w.DType == kernels.BF16 && dt == hf.BF16) || (w.DType == kernels.F16 && dt == hf.F16) {
+			out = append(out, hfTensor{TensorData: hf.TensorData{Name: name, DType: dt, Shape: shape, Bits: w.Bits}, bytes: int64(2 * len(w.Bits))})
+			return
+		}
+		add(name, srcName, shape, float32s(w))
+	}
 	var gq *gptqWriter
 	if packed {
 		var err error
@@ -93,7 +107,7 @@ func (pl *plan) hfTensors(packed bool) ([]hfTensor, map[string]any, error) {
 			return nil, nil, err
 		}
 	}
-	add(arch.Embedding().HF(), arch.Embedding().HF(), []int{m.Vocab, m.Hidden}, m.EmbedFloat32())
+	addWeights(arch.Embedding().HF(), arch.Embedding().HF(), []int{m.Vocab, m.Hidden}, m.EmbedWeights())
 	for i, b := range pl.blocks {
 		sb := &m.Blocks[b.src]
 		add(arch.Norm(i, arch.Attention).HF(), arch.Norm(b.src, arch.Attention).HF(), []int{m.Hidden}, sb.AttnNorm)
@@ -116,7 +130,7 @@ func (pl *plan) hfTensors(packed bool) ([]hfTensor, map[string]any, error) {
 					continue
 				}
 			}
-			add(arch.Weight(i, k).HF(), arch.Weight(b.src, k).HF(), []int{l.Out, l.In}, w)
+			addWeights(arch.Weight(i, k).HF(), arch.Weight(b.src, k).HF(), []int{l.Out, l.In}, w)
 			if bias != nil {
 				add(arch.Bias(i, k).HF(), arch.Bias(b.src, k).HF(), []int{l.Out}, bias)
 			}
@@ -124,7 +138,7 @@ func (pl *plan) hfTensors(packed bool) ([]hfTensor, map[string]any, error) {
 	}
 	add(arch.FinalNorm().HF(), arch.FinalNorm().HF(), []int{m.Hidden}, m.Norm)
 	if !pl.src.cfg.TieWordEmbeddings {
-		add(arch.LMHead().HF(), arch.LMHead().HF(), []int{m.Vocab, m.Hidden}, m.HeadFloat32())
+		addWeights(arch.LMHead().HF(), arch.LMHead().HF(), []int{m.Vocab, m.Hidden}, m.HeadWeights())
 	}
 	if gq != nil {
 		return out, gq.config(), nil
@@ -179,10 +193,10 @@ func writeShards(dir string, tensors []hfTensor, shardBytes int64) error {
 	return hf.WriteFileAtomic(filepath.Join(dir, "model.safetensors.index.json"), append(b, '\n'))
 }
 
-// copyFile copies src to dst when src exists.
-func copyFile(src, dst string) error {
-	in, err := os.Open(src)
-	if os.IsNotExist(err) {
+// copyFile copies the source directory's file name to dst when it exists.
+func copyFile(src *source, name, dst string) error {
+	in, path, err := src.open(name)
+	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
 	if err != nil {
@@ -195,7 +209,7 @@ func copyFile(src, dst string) error {
 	}
 	if _, err := io.Copy(outF, in); err != nil {
 		outF.Close()
-		return fmt.Errorf("export: copying %s: %v", src, err)
+		return fmt.Errorf("export: copying %s: %v", path, err)
 	}
 	if err := outF.Close(); err != nil {
 		return fmt.Errorf("export: %v", err)

@@ -53,6 +53,9 @@ func exportFiles(name string) bool {
 // Force does not allow replacing.
 func checkOut(o *Options) (existing, error) {
 	inputs := []struct{ path, what string }{{o.ModelDir, "the model directory"}, {o.ProfilePath, "the profile"}}
+	if o.ModelFS != nil { // a directory of ModelFS is not on the disk
+		inputs = inputs[1:]
+	}
 	if o.Profile != nil && o.Profile.Mode != profile.ModeDrop {
 		inputs = append(inputs, struct{ path, what string }{o.Profile.DatabaseDir(o.DBDir), "the level database"})
 	}
@@ -102,7 +105,7 @@ func inspectOut(out, format string) (ex existing, why string, err error) {
 	case format == FormatGGUF && fi.Size() == 0:
 		return empty, "", nil
 	case format == FormatGGUF:
-		if !isGGUFExport(out) {
+		if !IsGGUFExport(out) {
 			return absent, fmt.Sprintf("it is not a GGUF file written by evopress export (no %s key)", GGUFMarkerKey), nil
 		}
 		return previous, "", nil
@@ -128,9 +131,10 @@ func inspectOut(out, format string) (ex existing, why string, err error) {
 	return previous, "", nil
 }
 
-// isGGUFExport reports whether path is a GGUF file whose metadata carries GGUFMarkerKey =
-// ExportFormat (it reads the header and the metadata up to that key, at most 1 MiB).
-func isGGUFExport(path string) bool {
+// IsGGUFExport reports whether path is a GGUF file this package wrote: its metadata carries
+// GGUFMarkerKey = ExportFormat (it reads the header and the metadata up to that key, at most
+// 1 MiB). Such a file is what Options.Force replaces.
+func IsGGUFExport(path string) bool {
 	f, err := os.Open(path)
 	if err != nil {
 		return false

@@ -141,6 +141,18 @@ func (t *Teacher) entries(chunks []int) ([]*entry, error) {
 	return out, nil
 }
 
+// EntryBytes is the memory the teacher's cache holds for one calibration chunk of T tokens
+// over a vocabulary of vocab tokens, at its T−1 predicting positions: 2·vocab + 16 bytes per
+// position for full distributions (float16 probabilities, Σ p̂·log p and Σ p̂ in float64), or
+// 12·topK + 8 with top-k (token ids, log-probabilities and probabilities, Σ p̃·log p̃).
+func EntryBytes(T, vocab, topK int) int64 {
+	P := int64(T - 1)
+	if topK > 0 && topK < vocab {
+		return P * (12*int64(topK) + 8)
+	}
+	return P * (2*int64(vocab) + 16)
+}
+
 // compute runs the dense model on chunks and builds their entries.
 func (t *Teacher) compute(chunks [][]int) ([]*entry, error) {
 	a, err := t.dense.Embedding(chunks)
@@ -157,13 +169,13 @@ func (t *Teacher) compute(chunks [][]int) ([]*entry, error) {
 			e.probs = make([]uint16, P*V)
 			e.negEnt = make([]float64, P)
 			e.mass = make([]float64, P)
-			e.sizeBytes = int64(P*V*2 + P*16)
+			e.sizeBytes = EntryBytes(T, V, 0)
 		} else {
 			e.topIdx = make([]int32, P*k)
 			e.topLogp = make([]float32, P*k)
 			e.topP = make([]float32, P*k)
 			e.topNegEnt = make([]float64, P)
-			e.sizeBytes = int64(P * (k*12 + 8))
+			e.sizeBytes = EntryBytes(T, V, k)
 		}
 		es[i] = e
 	}

@@ -45,6 +45,24 @@ type shard struct {
 	id     fileID
 	// headSum is the SHA-256 of the file's first 8 + header-length bytes.
 	headSum [32]byte
+
+	// mapOnce guards mapped, the whole file mapped read-only (nil when it cannot be).
+	mapOnce sync.Once
+	mapped  []byte
+}
+
+// mapping returns the shard's file mapped into memory, or nil when it is not an operating
+// system file or cannot be mapped. The mapping is made once and never unmapped: slices of it
+// may outlive the Checkpoint.
+func (s *shard) mapping() []byte {
+	s.mapOnce.Do(func() {
+		if f, ok := s.r.(*os.File); ok {
+			if b, err := mapFile(f, s.size); err == nil {
+				s.mapped = b
+			}
+		}
+	})
+	return s.mapped
 }
 
 // tensorRef locates a tensor in a shard.
@@ -600,12 +618,52 @@ func (c *Checkpoint) ReadUint16(name string, shape ...int) ([]uint16, DType, err
 			}
 		}
 	}
-	if i := firstNonFinite16(out, t.DType); i >= 0 {
-		f := BFloat16ToFloat32(out[i])
-		if t.DType == F16 {
-			f = Float16ToFloat32(out[i])
-		}
-		return nil, "", checkFinite(t, name, []float32{f}, i)
+	if err := checkFinite16(t, name, out); err != nil {
+		return nil, "", err
+	}
+	return out, t.DType, nil
+}
+
+// checkFinite16 is checkFinite for a tensor's BF16 or F16 bits: an error naming the file, the
+// tensor and the first element that is a NaN or an infinity, or nil.
+func checkFinite16(t TensorInfo, name string, v []uint16) error {
+	i := firstNonFinite16(v, t.DType)
+	if i < 0 {
+		return nil
+	}
+	f := BFloat16ToFloat32(v[i])
+	if t.DType == F16 {
+		f = Float16ToFloat32(v[i])
+	}
+	return checkFinite(t, name, []float32{f}, i)
+}
+
+// errNoMap says that a file cannot be memory-mapped here.
+var errNoMap = errors.New("hf: memory mapping not available")
+
+// MapUint16 is ReadUint16 without a copy where the file allows: the tensor's bits are a
+// read-only view of the safetensors file mapped into memory (its pages are the page cache's,
+// which the kernel can drop and re-read under memory pressure, so a model's weights cost no
+// memory of their own). The slice must never be written to, and the file must not be changed
+// while the slice is in use (as with llama.cpp's mmap); the mapping outlives Close. Where the
+// file cannot be mapped (another operating system, an fs.FS, a big-endian host, an odd
+// offset), it reads as ReadUint16 does. Every element is checked for NaN and infinity either way.
+func (c *Checkpoint) MapUint16(name string, shape ...int) ([]uint16, DType, error) {
+	ref, err := c.lookup(name, shape)
+	if err != nil {
+		return nil, "", err
+	}
+	t := ref.info
+	if t.DType != BF16 && t.DType != F16 || !littleEndian || t.Offset%2 != 0 || t.Numel() == 0 {
+		return c.ReadUint16(name, shape...)
+	}
+	m := c.shards[ref.shard].mapping()
+	if m == nil || t.Offset+t.Size > int64(len(m)) {
+		return c.ReadUint16(name, shape...)
+	}
+	out := unsafe.Slice((*uint16)(unsafe.Pointer(&m[t.Offset])), t.Numel())
+	if err := checkFinite16(t, name, out); err != nil {
+		return nil, "", err
 	}
 	return out, t.DType, nil
 }

@@ -320,6 +320,9 @@ func TestWriteSafetensorsErrors(t *testing.T) {
 		{"unsupported dtype", []TensorData{{Name: "a", DType: I32, Shape: []int{1}, F32: []float32{1}}}, `tensor "a": dtype "I32"`},
 		{"raw size", []TensorData{{Name: "a", DType: I64, Shape: []int{2}, Raw: []byte{1}}}, `tensor "a": shape [2] of I64 needs 16 bytes`},
 		{"metadata name", []TensorData{{Name: "__metadata__", DType: F32, Shape: []int{1}, F32: []float32{1}}}, `invalid tensor name`},
+		{"bits count", []TensorData{{Name: "a", DType: BF16, Shape: []int{3}, Bits: []uint16{1, 2}}}, `tensor "a": shape [3] has 3 elements, got 2 values`},
+		{"bits dtype", []TensorData{{Name: "a", DType: F32, Shape: []int{1}, Bits: []uint16{1}}}, `tensor "a": dtype "F32": 16-bit values`},
+		{"bits and floats", []TensorData{{Name: "a", DType: F16, Shape: []int{1}, Bits: []uint16{1}, F32: []float32{1}}}, `both F32 and Bits`},
 	}
 	for _, tc := range tests {
 		err := WriteSafetensors(path, tc.tensors, nil)
@@ -707,5 +710,39 @@ func TestReadF64AndRaw(t *testing.T) {
 	b, err := ck.ReadRaw("d")
 	if err != nil || !bytes.Equal(b, raw) {
 		t.Errorf("ReadRaw: %v", err)
+	}
+}
+
+// A tensor given as its 16-bit bits is written byte for byte as the same values given as
+// float32 (every BF16 and F16 bit pattern but NaNs round-trips through float32), in one chunk
+// and across the writer's 64 KiB chunks.
+func TestWriteSafetensorsBits(t *testing.T) {
+	dir := t.TempDir()
+	for _, dt := range []DType{BF16, F16} {
+		for _, n := range []int{5, 40000} {
+			bits := make([]uint16, n)
+			vals := make([]float32, n)
+			for i := range bits {
+				b := uint16(i*2654435761>>7) & 0xfbff // no NaN (exponent never all ones)
+				bits[i] = b
+				if dt == BF16 {
+					vals[i] = BFloat16ToFloat32(b)
+				} else {
+					vals[i] = Float16ToFloat32(b)
+				}
+			}
+			a, b := filepath.Join(dir, "bits.safetensors"), filepath.Join(dir, "f32.safetensors")
+			if err := WriteSafetensors(a, []TensorData{{Name: "w", DType: dt, Shape: []int{n}, Bits: bits}}, nil); err != nil {
+				t.Fatal(err)
+			}
+			if err := WriteSafetensors(b, []TensorData{{Name: "w", DType: dt, Shape: []int{n}, F32: vals}}, nil); err != nil {
+				t.Fatal(err)
+			}
+			x, _ := os.ReadFile(a)
+			y, _ := os.ReadFile(b)
+			if !bytes.Equal(x, y) {
+				t.Errorf("%s, %d values: the file from bits differs from the file from float32", dt, n)
+			}
+		}
 	}
 }

@@ -25,6 +25,10 @@ type TensorData struct {
 	Shape []int
 	// F32 holds the values in row-major order (DType F32, F16 or BF16).
 	F32 []float32
+	// Bits, when non-nil (and Raw is nil), holds the values' bits in DType (F16 or BF16), written
+	// as they are instead of F32: a 16-bit tensor kept in its dtype (model.Linear.Stored) is
+	// written without a float32 copy, and with the bits F32 would have given it.
+	Bits []uint16
 	// Raw, when non-nil, is written verbatim instead of F32 (any known
 	// DType; little-endian; length numel·DType.Size()), e.g. a tensor copied
 	// unchanged with Checkpoint.ReadRaw.
@@ -51,6 +55,17 @@ func WriteSafetensors(path string, tensors []TensorData, metadata map[string]str
 		for _, t := range order {
 			if t.Raw != nil {
 				w.Write(t.Raw)
+				continue
+			}
+			if t.Bits != nil {
+				for done := 0; done < len(t.Bits); done += len(chunk) / 2 {
+					bits := t.Bits[done:min(done+len(chunk)/2, len(t.Bits))]
+					b := chunk[:2*len(bits)]
+					for i, v := range bits {
+						binary.LittleEndian.PutUint16(b[2*i:], v)
+					}
+					w.Write(b)
+				}
 				continue
 			}
 			es := t.DType.Size()
@@ -120,6 +135,16 @@ func buildHeader(path string, tensors []TensorData, metadata map[string]string) 
 			if int64(len(t.Raw)) != numel*int64(t.DType.Size()) {
 				return fail("shape %v of %s needs %d bytes, Raw has %d", t.Shape, t.DType, numel*int64(t.DType.Size()), len(t.Raw))
 			}
+		} else if t.Bits != nil {
+			if t.DType != F16 && t.DType != BF16 {
+				return fail("dtype %q: 16-bit values (Bits) are F16 or BF16", t.DType)
+			}
+			if t.F32 != nil {
+				return fail("both F32 and Bits given")
+			}
+			if int64(len(t.Bits)) != numel {
+				return fail("shape %v has %d elements, got %d values", t.Shape, numel, len(t.Bits))
+			}
 		} else {
 			if t.DType != F32 && t.DType != F16 && t.DType != BF16 {
 				return fail("dtype %q cannot be written from float32 (supported: F32, F16, BF16)", t.DType)
@@ -163,7 +188,11 @@ func buildHeader(path string, tensors []TensorData, metadata map[string]string) 
 			buf.WriteString(strconv.Itoa(d))
 		}
 		size := int64(len(t.Raw))
-		if t.Raw == nil {
+		switch {
+		case t.Raw != nil:
+		case t.Bits != nil:
+			size = 2 * int64(len(t.Bits))
+		default:
 			size = int64(len(t.F32) * t.DType.Size())
 		}
 		fmt.Fprintf(&buf, `],"data_offsets":[%d,%d]}`, off, off+size)

@@ -98,8 +98,7 @@ func TestKeepDTypeBitIdentical(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := tc.dir(t)
-			load := func(keep bool) (*Model, Identity) {
-				opts := LoadOptions{KeepDType: keep}
+			load := func(opts LoadOptions) (*Model, Identity) {
 				var m *Model
 				var id Identity
 				var err error
@@ -113,62 +112,65 @@ func TestKeepDTypeBitIdentical(t *testing.T) {
 				}
 				return m, id
 			}
-			m32, id32 := load(false)
-			mk, idk := load(true)
-			if id32 != idk {
-				t.Errorf("identities differ: %+v and %+v", id32, idk)
-			}
-			// The kept model holds the stored dtype and no float32 copy.
-			for i := range mk.Blocks {
-				for k := range arch.NumLinearKinds {
-					l, l32 := mk.Blocks[i].Layer(k), m32.Blocks[i].Layer(k)
-					if l.Weights().DType != tc.kept || (tc.kept != kernels.F32 && l.W != nil) {
-						t.Fatalf("block %d %v: held as %v (W set: %v), want %v", i, k, l.Weights().DType, l.W != nil, tc.kept)
+			m32, id32 := load(LoadOptions{})
+			// Kept in memory of its own, and mapped from the file (embedded: read either way).
+			for _, kopts := range []LoadOptions{{KeepDType: true}, {KeepDType: true, Mmap: true}} {
+				mk, idk := load(kopts)
+				if id32 != idk {
+					t.Errorf("identities differ: %+v and %+v", id32, idk)
+				}
+				// The kept model holds the stored dtype and no float32 copy.
+				for i := range mk.Blocks {
+					for k := range arch.NumLinearKinds {
+						l, l32 := mk.Blocks[i].Layer(k), m32.Blocks[i].Layer(k)
+						if l.Weights().DType != tc.kept || (tc.kept != kernels.F32 && l.W != nil) {
+							t.Fatalf("block %d %v: held as %v (W set: %v), want %v", i, k, l.Weights().DType, l.W != nil, tc.kept)
+						}
+						if !bitsEqual(l.Float32(), l32.W) {
+							t.Fatalf("block %d %v: Float32 differs from the float32 load", i, k)
+						}
 					}
-					if !bitsEqual(l.Float32(), l32.W) {
-						t.Fatalf("block %d %v: Float32 differs from the float32 load", i, k)
+				}
+				if mk.EmbedWeights().DType != tc.kept || mk.HeadWeights().DType != tc.kept {
+					t.Errorf("embeddings/head held as %v/%v, want %v", mk.EmbedWeights().DType, mk.HeadWeights().DType, tc.kept)
+				}
+				if !bitsEqual(mk.EmbedFloat32(), m32.Embed) || !bitsEqual(mk.HeadFloat32(), m32.Head) {
+					t.Errorf("EmbedFloat32/HeadFloat32 differ from the float32 load")
+				}
+				if mk.tied() != tc.tied || m32.tied() != tc.tied {
+					t.Errorf("tied: kept %v, float32 %v, want %v", mk.tied(), m32.tied(), tc.tied)
+				}
+				if mk.NumParams() != m32.NumParams() || mk.FLOPsPerToken(40) != m32.FLOPsPerToken(40) {
+					t.Errorf("NumParams %d vs %d, FLOPs %v vs %v", mk.NumParams(), m32.NumParams(), mk.FLOPsPerToken(40), m32.FLOPsPerToken(40))
+				}
+				compare := func(what string, a, b *Model) float64 {
+					t.Helper()
+					s1, n1, err1 := a.SequenceNLL(tokens)
+					s2, n2, err2 := b.SequenceNLL(tokens)
+					if err1 != nil || err2 != nil || n1 != n2 || math.Float64bits(s1) != math.Float64bits(s2) {
+						t.Fatalf("%s: NLL %v (%d, %v) kept, %v (%d, %v) float32", what, s1, n1, err1, s2, n2, err2)
 					}
+					l1, err1 := a.Logits(tokens[0])
+					l2, err2 := b.Logits(tokens[0])
+					if err1 != nil || err2 != nil || !bitsEqual(l1, l2) {
+						t.Fatalf("%s: logits differ (%v, %v)", what, err1, err2)
+					}
+					return s1
 				}
-			}
-			if mk.EmbedWeights().DType != tc.kept || mk.HeadWeights().DType != tc.kept {
-				t.Errorf("embeddings/head held as %v/%v, want %v", mk.EmbedWeights().DType, mk.HeadWeights().DType, tc.kept)
-			}
-			if !bitsEqual(mk.EmbedFloat32(), m32.Embed) || !bitsEqual(mk.HeadFloat32(), m32.Head) {
-				t.Errorf("EmbedFloat32/HeadFloat32 differ from the float32 load")
-			}
-			if mk.tied() != tc.tied || m32.tied() != tc.tied {
-				t.Errorf("tied: kept %v, float32 %v, want %v", mk.tied(), m32.tied(), tc.tied)
-			}
-			if mk.NumParams() != m32.NumParams() || mk.FLOPsPerToken(40) != m32.FLOPsPerToken(40) {
-				t.Errorf("NumParams %d vs %d, FLOPs %v vs %v", mk.NumParams(), m32.NumParams(), mk.FLOPsPerToken(40), m32.FLOPsPerToken(40))
-			}
-			compare := func(what string, a, b *Model) float64 {
-				t.Helper()
-				s1, n1, err1 := a.SequenceNLL(tokens)
-				s2, n2, err2 := b.SequenceNLL(tokens)
-				if err1 != nil || err2 != nil || n1 != n2 || math.Float64bits(s1) != math.Float64bits(s2) {
-					t.Fatalf("%s: NLL %v (%d, %v) kept, %v (%d, %v) float32", what, s1, n1, err1, s2, n2, err2)
+				dense := compare("dense", mk, m32)
+				// A substituted layer (float32, as candidates set it) takes precedence over the kept one.
+				ck, c32 := mk.Clone(), m32.Clone()
+				w := slices.Clone(m32.Blocks[1].Gate.W)
+				for i := range w {
+					w[i] *= 0.5
 				}
-				l1, err1 := a.Logits(tokens[0])
-				l2, err2 := b.Logits(tokens[0])
-				if err1 != nil || err2 != nil || !bitsEqual(l1, l2) {
-					t.Fatalf("%s: logits differ (%v, %v)", what, err1, err2)
+				ck.Blocks[1].Gate.W, c32.Blocks[1].Gate.W = w, w
+				if sub := compare("substituted", ck, c32); sub == dense {
+					t.Errorf("substituting a layer did not change the loss")
 				}
-				return s1
-			}
-			dense := compare("dense", mk, m32)
-			// A substituted layer (float32, as candidates set it) takes precedence over the kept one.
-			ck, c32 := mk.Clone(), m32.Clone()
-			w := slices.Clone(m32.Blocks[1].Gate.W)
-			for i := range w {
-				w[i] *= 0.5
-			}
-			ck.Blocks[1].Gate.W, c32.Blocks[1].Gate.W = w, w
-			if sub := compare("substituted", ck, c32); sub == dense {
-				t.Errorf("substituting a layer did not change the loss")
-			}
-			if mk.Blocks[1].Gate.W != nil && tc.kept != kernels.F32 {
-				t.Errorf("the clone's substitution reached the kept model")
+				if mk.Blocks[1].Gate.W != nil && tc.kept != kernels.F32 {
+					t.Errorf("the clone's substitution reached the kept model")
+				}
 			}
 		})
 	}
@@ -184,11 +186,13 @@ func TestKeepDTypeRefusesNonFinite(t *testing.T) {
 					w[5*704+9] = v // row 5, column 9: past the first 1024-element block
 				}
 			})
-			_, _, err := LoadIdentifiedWith(dir, LoadOptions{KeepDType: true})
-			want := []string{filepath.Join(dir, "model.safetensors"), "tensor model.layers.3.mlp.down_proj.weight", "element 3529 [5 9]", fmtValue(v)}
-			for _, w := range want {
-				if err == nil || !strings.Contains(err.Error(), w) {
-					t.Errorf("%s %v weight: error %v, want it to contain %q", dt, v, err, w)
+			for _, mmap := range []bool{false, true} {
+				_, _, err := LoadIdentifiedWith(dir, LoadOptions{KeepDType: true, Mmap: mmap})
+				want := []string{filepath.Join(dir, "model.safetensors"), "tensor model.layers.3.mlp.down_proj.weight", "element 3529 [5 9]", fmtValue(v)}
+				for _, w := range want {
+					if err == nil || !strings.Contains(err.Error(), w) {
+						t.Errorf("%s %v weight (mmap %v): error %v, want it to contain %q", dt, v, mmap, err, w)
+					}
 				}
 			}
 		}

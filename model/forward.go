@@ -85,6 +85,12 @@ func (m *Model) workspace(rows, T int) *workspace {
 	if ws == nil {
 		ws = &workspace{}
 	}
+	m.size(ws, rows, T)
+	return ws
+}
+
+// size grows ws's buffers to a forward of rows token rows in sequences of T tokens.
+func (m *Model) size(ws *workspace, rows, T int) {
 	nq, nkv := m.Heads*m.HeadDim, m.KVHeads*m.HeadDim
 	ws.xn = grow(ws.xn, rows*m.Hidden)
 	ws.q = grow(ws.q, rows*nq)
@@ -104,7 +110,6 @@ func (m *Model) workspace(rows, T int) *workspace {
 		ws.cos, ws.sin = m.ropeTable(T)
 		ws.ropeT = T
 	}
-	return ws
 }
 
 // Forward runs blocks [from, to) over a in place. hook, when not nil, sees every linear layer's input.

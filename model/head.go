@@ -7,9 +7,9 @@ import (
 	"github.com/evopress/evopress/internal/kernels"
 )
 
-// headChunk is how many token rows get their logits at once: the full B·T×Vocab logits are never
+// HeadChunk is how many token rows get their logits at once: the full B·T×Vocab logits are never
 // materialised.
-const headChunk = 256
+const HeadChunk = 256
 
 // ForEachLogits applies the final norm and the output head to the rows of a that predict a next
 // token (position t < T−1 of every sequence) and calls fn(row, logits) for each, with row = b·T+t.
@@ -59,11 +59,11 @@ func predictingRows(a *Activations) []int {
 
 func (m *Model) forRows(a *Activations, rows []int, fn func(row int, logits []float32)) {
 	h, V := m.Hidden, m.Vocab
-	xn := make([]float32, headChunk*h)
-	logits := make([]float32, headChunk*V)
+	xn := make([]float32, HeadChunk*h)
+	logits := make([]float32, HeadChunk*V)
 	head := m.HeadWeights()
-	for lo := 0; lo < len(rows); lo += headChunk {
-		hi := min(lo+headChunk, len(rows))
+	for lo := 0; lo < len(rows); lo += HeadChunk {
+		hi := min(lo+HeadChunk, len(rows))
 		n := hi - lo
 		for i := 0; i < n; i++ {
 			r := rows[lo+i]

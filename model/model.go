@@ -137,6 +137,19 @@ type LoadOptions struct {
 	// to float32 inside the matrix multiplies, exactly, so every result is the same bits. It
 	// needs a StoredSource; norms and biases are always float32.
 	KeepDType bool
+	// Mmap (with KeepDType) takes the 16-bit weights as read-only views of the memory-mapped
+	// checkpoint where the source allows (MappedSource; hf.Checkpoint.MapUint16) instead of
+	// reading them into memory of their own: loading costs no copy, and the weights' pages are
+	// the page cache's, which the kernel may drop and re-read. The files must not change while
+	// the model is in use.
+	Mmap bool
+}
+
+// MappedSource is a StoredSource that can also map 16-bit tensors read-only instead of reading
+// them (hf.Checkpoint.MapUint16). *hf.Checkpoint implements it.
+type MappedSource interface {
+	StoredSource
+	MapUint16(name string, shape ...int) ([]uint16, hf.DType, error)
 }
 
 // New builds a model from a configuration and its tensors, all converted to float32.
@@ -176,6 +189,10 @@ func NewWith(cfg *hf.Config, src TensorSource, opts LoadOptions) (*Model, error)
 	if !opts.KeepDType {
 		stored = nil
 	}
+	read16 := func(name string, shape ...int) ([]uint16, hf.DType, error) { return stored.ReadUint16(name, shape...) }
+	if mapped, ok := src.(MappedSource); ok && opts.Mmap {
+		read16 = mapped.MapUint16
+	}
 	// matrix reads a weight matrix: 16-bit bits when kept, else float32.
 	matrix := func(name string, shape ...int) ([]float32, kernels.Weights) {
 		if err != nil {
@@ -183,7 +200,7 @@ func NewWith(cfg *hf.Config, src TensorSource, opts LoadOptions) (*Model, error)
 		}
 		if stored != nil {
 			if t, ok := stored.Info(name); ok && (t.DType == hf.BF16 || t.DType == hf.F16) {
-				bits, dt, e := stored.ReadUint16(name, shape...)
+				bits, dt, e := read16(name, shape...)
 				if e != nil {
 					err = e
 					return nil, kernels.Weights{}

@@ -15,6 +15,7 @@ import (
 	"github.com/evopress/evopress/fitness"
 	"github.com/evopress/evopress/ggml"
 	"github.com/evopress/evopress/internal/atomicfile"
+	"github.com/evopress/evopress/internal/memcheck"
 	"github.com/evopress/evopress/profile"
 	"github.com/evopress/evopress/search"
 	"github.com/evopress/evopress/search/drop"
@@ -139,6 +140,13 @@ func runBaselineDrop(ctx context.Context, req BaselineRequest) (*BaselineOutcome
 		return nil, invalid("Tokens", req.Tokens, "must be ≥ 0 (0: the method's default)")
 	}
 	if err := req.Data.defaults(); err != nil {
+		return nil, err
+	}
+	sc := scoring{command: "baseline drop " + string(method), kl: method == baselines.Random || method == baselines.Exhaustive,
+		topK: req.KLTopK, subBatch: DefaultSubBatch, workers: 1, prefixReuse: !req.NoPrefixReuse}
+	if err := checkMemory(req.Data.Model, req.ModelDir, func(s *memcheck.Shape) *memcheck.Estimate {
+		return scoringEstimate(s, req.Data, sc)
+	}); err != nil {
 		return nil, err
 	}
 	lm, err := loadOr(req.Data.Model, req.ModelDir)
@@ -307,6 +315,14 @@ func runBaselineDB(ctx context.Context, req BaselineRequest) (*BaselineOutcome, 
 		if uniform, req.Mode.Budget, err = ggufUniform(req.DBDir, req.Type); err != nil {
 			return nil, err
 		}
+	}
+	dt := req.Data
+	if err := dt.defaults(); err != nil {
+		return nil, err
+	}
+	est := scoring{command: "baseline " + string(kind) + " " + req.Method, kl: true, subBatch: DefaultSubBatch, workers: 1, prefixReuse: true, db: true}
+	if err := checkMemory(dt.Model, dt.ModelDir, func(s *memcheck.Shape) *memcheck.Estimate { return scoringEstimate(s, dt, est) }); err != nil {
+		return nil, err
 	}
 	var recipe *ggufRecipe // the llamacpp baseline
 	if req.FileType != "" && req.Method != "llamacpp" {

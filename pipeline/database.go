@@ -13,6 +13,7 @@ import (
 	"github.com/evopress/evopress/db"
 	"github.com/evopress/evopress/ggml"
 	"github.com/evopress/evopress/imatrix"
+	"github.com/evopress/evopress/internal/memcheck"
 )
 
 // DBRequest is a level-database build: cfg says what to build (mode, method, parameters, Out,
@@ -59,6 +60,9 @@ func BuildDB(ctx context.Context, req DBRequest) (*db.BuildResult, error) {
 		if t, err := ggml.ParseType(name); err != nil || !t.Codec() || t == ggml.F32 {
 			return nil, invalid("Build.GGUF.Types", name, "not a ggml type evopress encodes as a level (q4_0, q4_1, q5_0, q5_1, q8_0, q2_k … q6_k, iq4_nl, iq4_xs, f16, bf16)")
 		}
+	}
+	if err := checkMemory(req.Data.Model, req.ModelDir, func(s *memcheck.Shape) *memcheck.Estimate { return dbBuildEstimate(s, req) }); err != nil {
+		return nil, err
 	}
 	lm, err := loadOr(req.Data.Model, req.ModelDir)
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"github.com/evopress/evopress/data"
 	"github.com/evopress/evopress/eval"
 	"github.com/evopress/evopress/fitness"
+	"github.com/evopress/evopress/internal/memcheck"
 	"github.com/evopress/evopress/model"
 	"github.com/evopress/evopress/profile"
 )
@@ -91,6 +92,9 @@ func Perplexity(ctx context.Context, req PPLRequest) (*PPLOutcome, error) {
 	if req.Batch < 0 {
 		return nil, invalid("Batch", req.Batch, "must be ≥ 1")
 	}
+	if err := checkMemory(req.Model, req.ModelDir, func(s *memcheck.Shape) *memcheck.Estimate { return pplEstimate(s, req, false) }); err != nil {
+		return nil, err
+	}
 	lm, err := loadOr(req.Model, req.ModelDir)
 	if err != nil {
 		return nil, err
@@ -120,7 +124,8 @@ func Perplexity(ctx context.Context, req PPLRequest) (*PPLOutcome, error) {
 	}
 	res.TotalTokens = len(ids)
 	if req.KL {
-		teacher, err := fitness.NewTeacher(lm.Model, chunks, fitness.Options{Batch: req.Batch})
+		// Each chunk is measured once: nothing is worth caching beyond the batch being measured.
+		teacher, err := fitness.NewTeacher(lm.Model, chunks, fitness.Options{Batch: req.Batch, CacheBytes: 1})
 		if err != nil {
 			return nil, err
 		}

@@ -2,14 +2,15 @@ package pipeline
 
 import (
 	"fmt"
-	"math/big"
+	"path"
 	"path/filepath"
-	"strings"
 
 	"github.com/evopress/evopress/arch"
+	"github.com/evopress/evopress/assets"
 	"github.com/evopress/evopress/export"
 	"github.com/evopress/evopress/ggml"
 	"github.com/evopress/evopress/gguf"
+	"github.com/evopress/evopress/internal/memcheck"
 	"github.com/evopress/evopress/profile"
 	"github.com/evopress/evopress/search"
 	"github.com/evopress/evopress/search/quant"
@@ -206,7 +207,11 @@ func exportKVs(lm *Loaded) []gguf.KV {
 	u32 := func(key string, v int) { add(key, gguf.TypeUint32, uint32(v)) }
 	f32 := func(key string, v float64) { add(key, gguf.TypeFloat32, float32(v)) }
 	add("general.architecture", gguf.TypeString, "llama")
-	add("general.name", gguf.TypeString, filepath.Base(filepath.Clean(lm.Name)))
+	name := filepath.Base(filepath.Clean(lm.Name))
+	if lm.embedded { // exported from assets.FS(): named by its directory there
+		name = path.Base(assets.ModelDir)
+	}
+	add("general.name", gguf.TypeString, name)
 	add(export.GGUFMarkerKey, gguf.TypeString, export.ExportFormat)
 	u32("general.file_type", 0)
 	u32("general.quantization_version", 2)
@@ -364,21 +369,6 @@ func (m *Mode) recordGGUF(rec *profile.Record, levels search.Levels) error {
 }
 
 // ParseSize reads a file size: a number of bytes ("123456789"), or a decimal number with a
-// unit — kB, MB, GB (powers of 1000; K, M and G too) or KiB, MiB, GiB (powers of 1024), any
-// case — rounded down to whole bytes ("5.2MB" is 5200000 exactly).
-func ParseSize(s string) (int64, error) {
-	t := strings.TrimSpace(s)
-	num := strings.TrimRightFunc(t, func(r rune) bool { return r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z' })
-	unit := strings.ToLower(strings.TrimSpace(t[len(num):]))
-	mult, ok := map[string]int64{"": 1, "b": 1, "k": 1e3, "kb": 1e3, "m": 1e6, "mb": 1e6, "g": 1e9, "gb": 1e9,
-		"kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30}[unit]
-	v, okNum := new(big.Rat).SetString(strings.TrimSpace(num))
-	if ok && okNum && strings.IndexAny(num, "eE/") < 0 {
-		v.Mul(v, new(big.Rat).SetInt64(mult))
-		n := new(big.Int).Quo(v.Num(), v.Denom())
-		if v.Sign() > 0 && n.Sign() > 0 && n.BitLen() < 62 {
-			return n.Int64(), nil
-		}
-	}
-	return 0, fmt.Errorf("size %q: want a positive number of bytes, optionally with a unit (kB, MB, GB, KiB, MiB, GiB)", s)
-}
+// unit — kB, MB, GB, TB (powers of 1000; K, M, G and T too) or KiB, MiB, GiB, TiB (powers of
+// 1024), any case — rounded down to whole bytes ("5.2MB" is 5200000 exactly).
+func ParseSize(s string) (int64, error) { return memcheck.ParseSize(s) }

@@ -13,6 +13,7 @@ import (
 	"github.com/evopress/evopress/eval/llamacpp"
 	"github.com/evopress/evopress/imatrix"
 	"github.com/evopress/evopress/internal/atomicfile"
+	"github.com/evopress/evopress/internal/memcheck"
 	"github.com/evopress/evopress/internal/optionerr"
 )
 
@@ -66,6 +67,9 @@ func perplexityLlamaCpp(ctx context.Context, req PPLRequest) (*PPLOutcome, error
 			return nil, invalid("SeqLen", req.SeqLen, "the base-logits file %s holds chunks of %d tokens", req.KLDBase, b.NCtx)
 		}
 		base = b
+	}
+	if err := checkMemory(req.Model, req.ModelDir, func(s *memcheck.Shape) *memcheck.Estimate { return pplEstimate(s, req, true) }); err != nil {
+		return nil, err
 	}
 	lm, err := loadOr(req.Model, req.ModelDir)
 	if err != nil {

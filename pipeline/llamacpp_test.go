@@ -258,16 +258,7 @@ func TestLlamaCppParity(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	held, err := os.ReadFile("../assets/pd-english/eval.txt")
-	if err != nil {
-		t.Fatal(err)
-	}
-	// About 8000 tokens of held-out text, cut at a space, and a newline (which llama.cpp's -f
-	// and the protocol remove).
-	text := filepath.Join(tmp, "eval.txt")
-	if err := os.WriteFile(text, append(held[:bytes.LastIndexByte(held[:30000], ' ')], '\n'), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	text := heldOutText(t, tmp)
 	const nCtx, chunks = 128, 16
 	// llama.cpp keeps keys and values in an F16 cache by default (and its flash attention rounds
 	// to F16 even with an F32 cache); float32 throughout needs both off.
@@ -334,4 +325,84 @@ func TestLlamaCppParity(t *testing.T) {
 			t.Errorf("not printed as llama-perplexity prints:\n%s\nllama-perplexity:\n%s", text.String(), log)
 		}
 	}
+}
+
+// TestLlamaCppMixedGGUF: evopress ppl on a mixed-type GGUF profile (llama.cpp's Q4_K_M rules over
+// a gguf database of the embedded llama-pd-11m) against llama-perplexity on the exported file.
+// (a) llama-quantize --allow-requantize decodes the file to F32 with ggml's own decoders: the
+// perplexity of that file equals evopress's to float32 rounding, which checks every decoder
+// through perplexity. (b) On the quantized file itself llama.cpp's CPU kernels compute otherwise
+// (they quantize the activations, to Q8_K for the k-quants and Q8_0/Q8_1 for the 32-weight types,
+// and add integer products) while evopress multiplies the decoded weights in float32: the two
+// agree within 1e-3 (4.6e-4 measured).
+func TestLlamaCppMixedGGUF(t *testing.T) {
+	bin := llamaTools(t, "llama-perplexity", "llama-quantize")
+	lm, err := LoadModel(embeddedModelDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmp := t.TempDir()
+	ctx := context.Background()
+	d := buildGGUF(t, lm, filepath.Join(tmp, "db"), []string{"q3_k", "q4_k", "q5_k", "q6_k", "q8_0"}, 2048)
+	pfile := filepath.Join(tmp, "q4km.json")
+	if _, err := RunBaseline(ctx, BaselineRequest{Data: Data{Model: lm, DBDir: d.Dir(), SeqLen: 128, CalibTokens: 2048},
+		Mode: ModeSpec{Kind: profile.ModeQuant}, Method: "llamacpp", FileType: "Q4_K_M", Tokens: 256, Out: pfile}); err != nil {
+		t.Fatal(err)
+	}
+	p, err := profile.Read(pfile, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mixed := filepath.Join(tmp, "mixed.gguf")
+	if _, err := export.Run(export.Options{ModelDir: embeddedModelDir, Profile: p, ProfilePath: pfile, DBDir: d.Dir(), Format: export.FormatGGUF, Out: mixed}); err != nil {
+		t.Fatal(err)
+	}
+	decoded := filepath.Join(tmp, "decoded-f32.gguf")
+	runTool(t, bin, "llama-quantize", "--allow-requantize", mixed, decoded, "F32", "2")
+	text := heldOutText(t, tmp)
+	const nCtx, chunks = 128, 16
+	exact := []string{"-ctk", "f32", "-ctv", "f32", "-fa", "off", "-t", "2", "-f", text, "-c", "128", "--chunks", "16"}
+	theirs := map[string]float64{}
+	for name, file := range map[string]string{"decoded": decoded, "mixed": mixed} {
+		log := runTool(t, bin, "llama-perplexity", append(exact, "-m", file)...)
+		if theirs[name], _, err = llamacpp.ParseEstimate(log); err != nil {
+			t.Fatalf("%s: %v:\n%s", name, err, log)
+		}
+	}
+	res, err := Perplexity(ctx, PPLRequest{Model: lm, DataFile: text, Protocol: eval.ProtocolLlamaCpp, SeqLen: nCtx, MaxSeqs: chunks, ProfileFile: pfile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dense, err := Perplexity(ctx, PPLRequest{Model: lm, DataFile: text, Protocol: eval.ProtocolLlamaCpp, SeqLen: nCtx, MaxSeqs: chunks})
+	if err != nil {
+		t.Fatal(err)
+	}
+	relD := math.Abs(res.PPL-theirs["decoded"]) / theirs["decoded"]
+	relM := math.Abs(res.PPL-theirs["mixed"]) / theirs["mixed"]
+	t.Logf("Q4_K_M mix of llama-pd-11m (dense PPL %.5f): evopress PPL %.6f; llama-perplexity on the file decoded to F32 %.6f (relative difference %.2g), on the quantized file %.6f (%.2g)",
+		dense.PPL, res.PPL, theirs["decoded"], relD, theirs["mixed"], relM)
+	if res.PPL == dense.PPL {
+		t.Fatalf("the profile's perplexity equals the dense model's %.6f: the mix was not applied", dense.PPL)
+	}
+	if relD > 1e-4 {
+		t.Errorf("(a) evopress PPL %.6f, llama-perplexity on the decoded file %.6f: decoders disagree", res.PPL, theirs["decoded"])
+	}
+	if relM > 1e-3 {
+		t.Errorf("(b) evopress PPL %.6f, llama-perplexity on the quantized file %.6f", res.PPL, theirs["mixed"])
+	}
+}
+
+// heldOutText writes about 8000 tokens of the embedded held-out text into dir, cut at a space,
+// and a newline (which llama.cpp's -f and the protocol remove), and returns the file's path.
+func heldOutText(t *testing.T, dir string) string {
+	t.Helper()
+	held, err := os.ReadFile("../assets/pd-english/eval.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := filepath.Join(dir, "eval.txt")
+	if err := os.WriteFile(text, append(held[:bytes.LastIndexByte(held[:30000], ' ')], '\n'), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return text
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -31,14 +32,15 @@ type Loaded struct {
 }
 
 // LoadModel loads the Hugging Face model directory dir, or the embedded default model when dir
-// is empty, BF16 and F16 weights kept in their dtype (model.LoadOptions.KeepDType). The weights
+// is empty, BF16 and F16 weights kept in their dtype (model.LoadOptions.KeepDType) and mapped
+// from the checkpoint files (model.LoadOptions.Mmap; NoMmapEnv turns it off). The weights
 // are hashed for the fingerprint while they are read
 // (model.LoadIdentified): every command that loads a model records or checks it, and after the
 // first load of a checkpoint file its digests come from the user cache.
 func LoadModel(dir string) (*Loaded, error) {
 	start := time.Now()
 	if dir == "" {
-		m, id, err := model.LoadIdentifiedFSWith(assets.FS(), assets.ModelDir, loadOptions)
+		m, id, err := model.LoadIdentifiedFSWith(assets.FS(), assets.ModelDir, loadOptions())
 		if err != nil {
 			return nil, fmt.Errorf("embedded model: %w", err)
 		}
@@ -54,7 +56,7 @@ func LoadModel(dir string) (*Loaded, error) {
 		return &Loaded{Model: m, Tokenizer: tok, Name: assets.ModelName, Fingerprint: id.Fingerprint,
 			LegacyFingerprint: id.LegacyFingerprint, LoadTime: time.Since(start), embedded: true}, nil
 	}
-	m, id, err := model.LoadIdentifiedWith(dir, loadOptions)
+	m, id, err := model.LoadIdentifiedWith(dir, loadOptions())
 	if err != nil {
 		return nil, err
 	}
@@ -69,9 +71,18 @@ func LoadModel(dir string) (*Loaded, error) {
 		LoadTime: time.Since(start)}, nil
 }
 
+// NoMmapEnv names the environment variable that, set to anything but "" or "0", makes LoadModel
+// read the weights into memory instead of mapping the checkpoint files (llama.cpp's --no-mmap):
+// for checkpoints on a file system that may change under the process or that maps slowly.
+const NoMmapEnv = "EVOPRESS_NO_MMAP"
+
 // loadOptions is how LoadModel holds weights: BF16 and F16 weights stay in their dtype (half the
-// memory of float32), converted exactly inside the matrix multiplies, so results are unchanged.
-var loadOptions = model.LoadOptions{KeepDType: true}
+// memory of float32), converted exactly inside the matrix multiplies, so results are unchanged;
+// they are read-only views of the memory-mapped files unless NoMmapEnv says otherwise.
+func loadOptions() model.LoadOptions {
+	v := os.Getenv(NoMmapEnv)
+	return model.LoadOptions{KeepDType: true, Mmap: v == "" || v == "0"}
+}
 
 // loadOr returns lm when it is set (a model the caller already loaded), else the model in dir.
 func loadOr(lm *Loaded, dir string) (*Loaded, error) {

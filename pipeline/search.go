@@ -16,6 +16,7 @@ import (
 	"github.com/evopress/evopress/fitness"
 	"github.com/evopress/evopress/internal/atomicfile"
 	"github.com/evopress/evopress/internal/kernels"
+	"github.com/evopress/evopress/internal/memcheck"
 	"github.com/evopress/evopress/profile"
 	"github.com/evopress/evopress/report"
 	"github.com/evopress/evopress/search"
@@ -206,6 +207,19 @@ func RunSearch(ctx context.Context, req SearchRequest) (*SearchOutcome, error) {
 	if err := report.CheckFiles(runDir, append([]string{report.MarkdownFile, report.HTMLFile}, report.RunImages(req.Mode.Kind)...), true); err != nil {
 		return nil, err
 	}
+	co := req.Cluster
+	if co == nil {
+		co = DefaultCluster()
+	}
+	sc := scoring{command: "search " + string(req.Mode.Kind), kl: kind == fitness.KL, topK: req.KLTopK, subBatch: req.SubBatch,
+		workers: co.Workers, prefixReuse: !req.NoPrefixReuse, db: req.Mode.Kind != profile.ModeDrop}
+	dt := req.Data
+	if err := dt.defaults(); err != nil {
+		return nil, err
+	}
+	if err := checkMemory(dt.Model, dt.ModelDir, func(s *memcheck.Shape) *memcheck.Estimate { return scoringEstimate(s, dt, sc) }); err != nil {
+		return nil, err
+	}
 	pt, err := req.Data.build(req.Mode)
 	if err != nil {
 		return nil, err
@@ -308,10 +322,6 @@ func RunSearch(ctx context.Context, req SearchRequest) (*SearchOutcome, error) {
 			req.Observer(p)
 		}
 	}))
-	co := req.Cluster
-	if co == nil {
-		co = DefaultCluster()
-	}
 	ev, err := startEvaluation(ctx, co, job, worker, logw)
 	if err != nil {
 		return nil, err

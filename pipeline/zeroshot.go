@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/evopress/evopress/eval/zeroshot"
+	"github.com/evopress/evopress/internal/memcheck"
 )
 
 // ZeroShotRequest is a zero-shot evaluation of a model, optionally compressed by a profile, on
@@ -58,6 +59,9 @@ func ZeroShot(ctx context.Context, req ZeroShotRequest) ([]zeroshot.Result, *Loa
 			t.Name = req.TaskType
 		}
 		tasks[i] = t
+	}
+	if err := checkMemory(nil, req.ModelDir, func(s *memcheck.Shape) *memcheck.Estimate { return zeroShotEstimate(s, req, tasks) }); err != nil {
+		return nil, nil, err
 	}
 	lm, err := LoadModel(req.ModelDir)
 	if err != nil {

@@ -21,6 +21,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -54,6 +55,18 @@ type MethodResult struct {
 	Seconds float64
 	// Note is shown in the table (e.g. the evaluation subsample).
 	Note string
+	// BitsPerWeight and FileBytes (GGUF files) are the linear layers' bits per weight and the
+	// file's size; 0 when not a file. The table shows them when any result has a file size.
+	BitsPerWeight float64
+	FileBytes     int64
+}
+
+// Section is a part of a report after the comparison: a heading, paragraphs and, when not
+// empty, a code block (e.g. commands to run).
+type Section struct {
+	Title      string
+	Paragraphs []string
+	Code       string
 }
 
 // Input is everything a report shows.
@@ -65,6 +78,8 @@ type Input struct {
 	// Results is the comparison table; Runs are the search runs, each with its own section.
 	Results []MethodResult
 	Runs    []*Run
+	// Sections follow the comparison, before the runs.
+	Sections []Section
 	// Generated is shown as the report's date when not zero.
 	Generated time.Time
 	// Force replaces an earlier report in the folder (only files this package wrote).
@@ -149,6 +164,15 @@ func Write(dir string, in Input) (*Files, error) {
 		}
 		if png != nil {
 			addImage(MethodsImage, "held-out perplexity of every method at every budget", png)
+		}
+	}
+	for _, sec := range in.Sections {
+		d.h(2, "%s", sec.Title)
+		for _, p := range sec.Paragraphs {
+			d.p("%s", p)
+		}
+		if sec.Code != "" {
+			d.add(codeBlock{sec.Code})
 		}
 	}
 	used := map[string]int{"methods": 1}
@@ -288,17 +312,36 @@ func formatDuration(d time.Duration) string {
 }
 
 func writeResults(d *document, rs []MethodResult) {
+	files := false
+	for _, r := range rs {
+		files = files || r.FileBytes > 0
+	}
 	t := table{head: []string{"mode", "budget", "method", "perplexity", "KL to dense", "time", "note"},
 		right: []bool{false, false, false, true, true, true, false}}
+	if files {
+		t.head = slices.Insert(t.head, 3, "bits/weight", "file bytes")
+		t.right = slices.Insert(t.right, 3, true, true)
+	}
 	for _, r := range sortedResults(rs) {
 		mode := r.Mode
 		if mode == "" && isDense(r) {
 			mode = "dense"
 		}
-		t.rows = append(t.rows, []string{mode, r.Budget, r.Method, formatPPL(r.PPL), formatFloat(r.KL, 4), formatSeconds(r.Seconds), r.Note})
+		row := []string{mode, r.Budget, r.Method, formatPPL(r.PPL), formatFloat(r.KL, 4), formatSeconds(r.Seconds), r.Note}
+		if files {
+			bpw, size := "—", "—"
+			if r.FileBytes > 0 {
+				bpw, size = formatFloat(r.BitsPerWeight, 3), strconv.FormatInt(r.FileBytes, 10)
+			}
+			row = slices.Insert(row, 3, bpw, size)
+		}
+		t.rows = append(t.rows, row)
 	}
 	d.add(t)
 	d.p("Perplexity is on held-out text (lower is better); KL is the mean KL divergence from the dense model's next-token distribution, in nats per token; time is the method's own time (search or compression).")
+	if files {
+		d.p("For GGUF files, bits/weight is the linear layers' (bytes·8/weights, block scales included) and file bytes the whole file's size.")
+	}
 }
 
 // budgetText describes a profile's target.

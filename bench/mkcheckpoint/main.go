@@ -38,23 +38,24 @@ import (
 	"sync"
 
 	"github.com/evopress/evopress/internal/atomicfile"
+	"github.com/evopress/evopress/internal/modelspec"
 )
 
 func main() {
-	model := flag.String("model", "", "architecture: "+strings.Join(specNames(), ", "))
+	model := flag.String("model", "", "architecture: "+strings.Join(modelspec.Names(), ", "))
 	out := flag.String("out", "", "output folder (must not exist, or be empty)")
 	seed := flag.Uint64("seed", 0, "random seed")
 	list := flag.Bool("list", false, "list the architectures (parameters, files) and exit")
 	flag.Parse()
 	if *list {
-		for _, k := range specNames() {
-			fmt.Println(specs[k].describe(k))
+		for _, k := range modelspec.Names() {
+			fmt.Println(modelspec.Specs[k].Describe(k))
 		}
 		return
 	}
-	s, ok := specs[*model]
+	s, ok := modelspec.Specs[*model]
 	if !ok {
-		fail(fmt.Errorf("-model %q: want one of %s", *model, strings.Join(specNames(), ", ")))
+		fail(fmt.Errorf("-model %q: want one of %s", *model, strings.Join(modelspec.Names(), ", ")))
 	}
 	if *out == "" {
 		fail(errors.New("-out is required"))
@@ -62,7 +63,7 @@ func main() {
 	if err := write(s, *out, *seed); err != nil {
 		fail(err)
 	}
-	fmt.Println(s.describe(*model))
+	fmt.Println(s.Describe(*model))
 }
 
 func fail(err error) {
@@ -71,7 +72,7 @@ func fail(err error) {
 }
 
 // write writes the checkpoint of s into dir.
-func write(s spec, dir string, seed uint64) error {
+func write(s modelspec.Spec, dir string, seed uint64) error {
 	if ents, err := os.ReadDir(dir); err == nil && len(ents) > 0 {
 		return fmt.Errorf("-out %s: not empty", dir)
 	} else if err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -80,7 +81,7 @@ func write(s spec, dir string, seed uint64) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	names, files := s.shards()
+	names, files := s.Shards()
 	weightMap := map[string]string{}
 	var total int64
 	for i, f := range files {
@@ -89,7 +90,7 @@ func write(s spec, dir string, seed uint64) error {
 		}
 		for _, t := range f {
 			weightMap[t.Name] = names[i]
-			total += 2 * t.numel()
+			total += 2 * t.Numel()
 		}
 	}
 	if len(files) > 1 {
@@ -101,22 +102,22 @@ func write(s spec, dir string, seed uint64) error {
 			return err
 		}
 	}
-	cfg, err := json.MarshalIndent(s.config(), "", "  ")
+	cfg, err := s.ConfigJSON()
 	if err != nil {
 		return err
 	}
-	return atomicfile.WriteFile(filepath.Join(dir, "config.json"), append(cfg, '\n'), 0o644)
+	return atomicfile.WriteFile(filepath.Join(dir, "config.json"), cfg, 0o644)
 }
 
 // header returns a safetensors header for tensors laid out in name order (as the safetensors
 // library writes them), padded with spaces to a multiple of 8 bytes.
-func header(ts []tensor) ([]byte, []tensor, error) {
-	sorted := append([]tensor(nil), ts...)
+func header(ts []modelspec.Tensor) ([]byte, []modelspec.Tensor, error) {
+	sorted := append([]modelspec.Tensor(nil), ts...)
 	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Name < sorted[j].Name })
 	h := map[string]any{"__metadata__": map[string]string{"format": "pt"}}
 	var off int64
 	for _, t := range sorted {
-		n := 2 * t.numel()
+		n := 2 * t.Numel()
 		h[t.Name] = map[string]any{"dtype": "BF16", "shape": t.Shape, "data_offsets": []int64{off, off + n}}
 		off += n
 	}
@@ -132,7 +133,7 @@ func header(ts []tensor) ([]byte, []tensor, error) {
 
 // writeShard writes one safetensors file, generating the tensors on all cores, a slab at a
 // time.
-func writeShard(path string, ts []tensor, seed uint64) error {
+func writeShard(path string, ts []modelspec.Tensor, seed uint64) error {
 	head, sorted, err := header(ts)
 	if err != nil {
 		return err
@@ -158,8 +159,8 @@ const slab = 1 << 22
 // writeTensor writes t's BF16 values: ones for norms, else uniform on [−a, a) with a =
 // 0.02·√3 (standard deviation 0.02), element i of slab k drawn from a PCG seeded by (seed,
 // hash of the name, k): the same bytes whatever the number of cores.
-func writeTensor(w io.Writer, t tensor, seed uint64) error {
-	n := t.numel()
+func writeTensor(w io.Writer, t modelspec.Tensor, seed uint64) error {
+	n := t.Numel()
 	if t.Norm {
 		buf := make([]byte, 2*n)
 		for i := range n {

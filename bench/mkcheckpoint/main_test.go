@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/evopress/evopress/hf"
+	"github.com/evopress/evopress/internal/modelspec"
 	"github.com/evopress/evopress/model"
 )
 
@@ -24,19 +25,19 @@ func TestSpecs(t *testing.T) {
 		"qwen2.5-7b":   {7_615_616_512, 4},
 		"mistral-7b":   {7_248_023_552, 3},
 	}
-	if len(specs) != len(want) {
-		t.Errorf("%d specs, want %d", len(specs), len(want))
+	if len(modelspec.Specs) != len(want) {
+		t.Errorf("%d specs, want %d", len(modelspec.Specs), len(want))
 	}
 	for key, w := range want {
-		s := specs[key]
-		if got := s.params(); got != w.params {
+		s := modelspec.Specs[key]
+		if got := s.Params(); got != w.params {
 			t.Errorf("%s: %d parameters, want %d", key, got, w.params)
 		}
-		if names, _ := s.shards(); len(names) != w.files {
+		if names, _ := s.Shards(); len(names) != w.files {
 			t.Errorf("%s: %d files, want %d", key, len(names), w.files)
 		}
 		dir := t.TempDir()
-		if err := os.WriteFile(filepath.Join(dir, "config.json"), mustJSON(t, s.config()), 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(dir, "config.json"), mustJSON(t, s.Config()), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		cfg, err := hf.LoadConfig(dir)
@@ -54,7 +55,7 @@ func TestSpecs(t *testing.T) {
 // A small architecture written sharded loads as a model, and the bytes depend on the seed only
 // (not on the number of cores).
 func TestWriteSmall(t *testing.T) {
-	s := spec{Name: "test", ModelType: "qwen2", Hidden: 64, MLP: 96, Layers: 2, Heads: 4, KVHeads: 2, Vocab: 300, QKVBias: true,
+	s := modelspec.Spec{Name: "test", ModelType: "qwen2", Hidden: 64, MLP: 96, Layers: 2, Heads: 4, KVHeads: 2, Vocab: 300, QKVBias: true,
 		MaxPos: 512, RopeTheta: 10000, RMSEps: 1e-6, BOS: 1, EOS: 2, ShardBytes: 40_000}
 	a, b, c := t.TempDir(), t.TempDir(), t.TempDir()
 	if err := write(s, a, 7); err != nil {
@@ -69,7 +70,7 @@ func TestWriteSmall(t *testing.T) {
 	if err := write(s, c, 8); err != nil {
 		t.Fatal(err)
 	}
-	names, _ := s.shards()
+	names, _ := s.Shards()
 	if len(names) < 2 {
 		t.Fatalf("%d files, want a sharded checkpoint", len(names))
 	}

@@ -19,11 +19,17 @@ func newDemoCmd() *cobra.Command {
 dense perplexity; depth pruning at 25% (EvoPress against ShortGPT, sliding-window cosine and
 Shortened-LLaMA); unstructured sparsity at 50% (a SparseGPT level database built on the fly into a
 cache folder and reused by the next run; uniform against EvoPress); 3-bit quantization (GPTQ database;
-uniform against EvoPress). It prints one comparison table (held-out perplexity on a stated subsample
-of the embedded held-out text, KL to the dense model on it, time) and writes a report folder.
-Every search and baseline runs exactly as the evopress search / baseline command its profile
-records. The searches use the fast preset (λ = 16, short selection stages) with few generations, so
-that the whole demo takes about 5 minutes on 2 cores; --quick is a one-minute smoke run.`,
+uniform against EvoPress); last, mixed-precision GGUF: a gguf database (llama.cpp's types, with an
+importance matrix computed on the calibration text) compares, at the file size of llama.cpp's Q3_K_M
+recipe, that recipe (llama-quantize's rules), the largest uniform type not larger, and EvoPress
+(search quant --target-size), and writes EvoPress's file as gguf-evopress.gguf (evopress export)
+with the held-out text (eval.txt) and an ollama Modelfile next to it, printing the llama-perplexity,
+llama-completion (llama-cli) and ollama commands that run it. It prints one comparison table
+(held-out perplexity on a stated subsample of the embedded held-out text, KL to the dense model on
+it, time; bits per weight and file bytes for the GGUF files) and writes a report folder. Every
+search and baseline runs exactly as the evopress search / baseline command its profile records.
+The searches use the fast preset (λ = 16, short selection stages) with few generations, so that
+the whole demo takes about 5 minutes on 2 cores; --quick is a short smoke run.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			w, stderr := cmd.OutOrStdout(), cmd.ErrOrStderr()

@@ -392,6 +392,9 @@ func TestHostileCommandLines(t *testing.T) {
 	demoResults := folder("demo-results", map[string]string{"results.json": `{"my": "results"}`})
 	demoHTML := folder("demo-html", map[string]string{"report.html": "<!DOCTYPE html><p>mine</p>"})
 	demoRun := folder("demo-run", map[string]string{"drop-evopress.run/notes.txt": "mine", "drop-evopress.run/report.md": "# mine"})
+	demoGGUF := folder("demo-gguf", map[string]string{"gguf-evopress.gguf": "GGUF\x03\x00\x00\x00 my model"})
+	demoEval := folder("demo-eval", map[string]string{"eval.txt": "my text\n"})
+	demoModelfile := folder("demo-modelfile", map[string]string{"Modelfile": "FROM ./mine.gguf\n"})
 	outputs := []hostileCase{
 		{name: "report over a foreign report.md", args: []string{"report", runDir, "--out", notesMD, "--force"},
 			want: []string{filepath.Join(notesMD, "report.md"), "not a report file evopress wrote", "--out"}, inputs: []string{texts}},
@@ -405,6 +408,12 @@ func TestHostileCommandLines(t *testing.T) {
 			want: []string{filepath.Join(demoHTML, "report.html"), "not a report file evopress wrote"}, inputs: []string{texts}},
 		{name: "demo over a foreign run folder", args: []string{"demo", "--quick", "--out", demoRun, "--cache", "{out}/cache"},
 			want: []string{filepath.Join(demoRun, "drop-evopress.run"), "not a search's run folder"}, inputs: []string{texts}},
+		{name: "demo over a foreign GGUF file", args: []string{"demo", "--quick", "--out", demoGGUF, "--cache", "{out}/cache"},
+			want: []string{filepath.Join(demoGGUF, "gguf-evopress.gguf"), "not a GGUF file written by evopress export"}, inputs: []string{texts}},
+		{name: "demo over a foreign eval.txt", args: []string{"demo", "--quick", "--out", demoEval, "--cache", "{out}/cache"},
+			want: []string{filepath.Join(demoEval, "eval.txt"), "not the file the demo writes there"}, inputs: []string{texts}},
+		{name: "demo over a foreign Modelfile", args: []string{"demo", "--quick", "--out", demoModelfile, "--cache", "{out}/cache"},
+			want: []string{filepath.Join(demoModelfile, "Modelfile"), "not the file the demo writes there"}, inputs: []string{texts}},
 	}
 	// A run folder another process's search holds (this test process holds its lock).
 	busyRun := folder(filepath.Join("busy", "p.run"), nil)

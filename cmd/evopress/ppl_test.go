@@ -11,6 +11,10 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/evopress/evopress/assets"
+	"github.com/evopress/evopress/ggml"
+	"github.com/evopress/evopress/gguf"
+	"github.com/evopress/evopress/pipeline"
 	"github.com/evopress/evopress/profile"
 )
 
@@ -63,7 +67,8 @@ type pplRef struct {
 }
 
 // TestPPLReference checks `evopress ppl --json` against PyTorch's perplexities over whole files.
-// The llama-pd-11m WikiText-2 case (450k tokens) runs only with EVOPRESS_LONG_TESTS=1.
+// The WikiText-2 cases (whole file, about 300k tokens each) run only with EVOPRESS_LONG_TESTS=1;
+// the held-out text cases check the same protocol on every run.
 func TestPPLReference(t *testing.T) {
 	needShared(t)
 	tests := []struct {
@@ -71,7 +76,7 @@ func TestPPLReference(t *testing.T) {
 		long                     bool
 	}{
 		{"babyllama-1m", "pd-english/eval.txt", "raw", "babyllama-1m.pd-eval.json", false},
-		{"babyllama-1m", "wikitext-2-raw/wiki.test.raw", "wikitext", "babyllama-1m.wikitext.json", false},
+		{"babyllama-1m", "wikitext-2-raw/wiki.test.raw", "wikitext", "babyllama-1m.wikitext.json", true},
 		{"llama-pd-11m", "pd-english/eval.txt", "raw", "llama-pd-11m.pd-eval.json", false},
 		{"llama-pd-11m", "wikitext-2-raw/wiki.test.raw", "wikitext", "llama-pd-11m.wikitext.json", true},
 	}
@@ -140,18 +145,23 @@ func TestDemoQuick(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, s := range []string{"| dense |", "| shortgpt | drop |", "| window-cosine | drop |", "| shortened-ppl | drop |",
-		"| EvoPress | drop |", "| uniform SparseGPT | sparse |", "| EvoPress | sparse |", "| uniform GPTQ | quant |", "| EvoPress | quant |", "greedy sample"} {
+		"| EvoPress | drop |", "| uniform SparseGPT | sparse |", "| EvoPress | sparse |", "| uniform GPTQ | quant |", "| EvoPress | quant |",
+		"| llama.cpp Q3_K_M | gguf |", "| uniform q3_K | gguf |", "| EvoPress | gguf |", "greedy sample",
+		"llama-perplexity -m " + filepath.Join(dir, "gguf-evopress.gguf") + " -f " + filepath.Join(dir, "eval.txt"),
+		"llama-completion -m " + filepath.Join(dir, "gguf-evopress.gguf") + " -p 'The President said that'",
+		"ollama create evopress-demo -f Modelfile && ollama run evopress-demo"} {
 		if !strings.Contains(out, s) {
 			t.Errorf("demo output lacks %q:\n%s", s, out)
 		}
 	}
-	for _, f := range []string{"report.md", "results.json", "drop-evopress.json", "sparse-evopress.json", "quant-evopress.json"} {
+	for _, f := range []string{"report.md", "results.json", "drop-evopress.json", "sparse-evopress.json", "quant-evopress.json", "gguf-evopress.json"} {
 		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
 			t.Error(err)
 		}
 	}
+	checkDemoGGUF(t, dir)
 	// Every profile the demo wrote evaluates through the CLI.
-	for _, f := range []string{"drop-evopress.json", "sparse-evopress.json", "quant-evopress.json"} {
+	for _, f := range []string{"drop-evopress.json", "sparse-evopress.json", "quant-evopress.json", "gguf-evopress.json"} {
 		if _, err := run(t, "ppl", "--profile", filepath.Join(dir, f), "--max-seqs", "1"); err != nil {
 			t.Errorf("%s: %v", f, err)
 		}
@@ -159,7 +169,7 @@ func TestDemoQuick(t *testing.T) {
 	// The demo's run folders and profiles are what `evopress search` and `evopress baseline`
 	// write for the same settings: re-run the commands the demo's profiles record.
 	again := t.TempDir()
-	for _, name := range []string{"drop-evopress", "quant-evopress", "drop-shortgpt", "sparse-uniform"} {
+	for _, name := range []string{"drop-evopress", "quant-evopress", "drop-shortgpt", "sparse-uniform", "gguf-evopress", "gguf-q3_k_m"} {
 		demoProfile := filepath.Join(dir, name+".json")
 		p, err := profile.Read(demoProfile, "")
 		if err != nil {
@@ -217,6 +227,108 @@ func TestDemoQuick(t *testing.T) {
 			t.Errorf("%s: best fitness by generation: demo %v, command %v", name, demoGens, cmdGens)
 		}
 	}
+}
+
+// checkDemoGGUF checks the demo's GGUF step in its folder dir: three gguf rows in results.json
+// (bits per weight and file sizes; the uniform file and EvoPress's no larger than the Q3_K_M
+// recipe's), EvoPress's file readable by package gguf with the linear layers in several types
+// and the size its row reports, the held-out text and Modelfile next to it, and the report's
+// section with the commands.
+func checkDemoGGUF(t *testing.T, dir string) {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(dir, "results.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rows []pipeline.DemoRow
+	if err := json.Unmarshal(raw, &rows); err != nil {
+		t.Fatal(err)
+	}
+	byMethod := map[string]pipeline.DemoRow{}
+	for _, r := range rows {
+		if r.Mode == "gguf" {
+			byMethod[r.Method] = r
+		}
+	}
+	recipe, uniform, evo := byMethod["llama.cpp Q3_K_M"], byMethod["uniform q3_K"], byMethod["EvoPress"]
+	if len(byMethod) != 3 || recipe.FileBytes == 0 || uniform.FileBytes == 0 || evo.FileBytes == 0 {
+		t.Fatalf("gguf rows %+v, want the Q3_K_M recipe, uniform q3_K and EvoPress with file sizes", byMethod)
+	}
+	for _, r := range []pipeline.DemoRow{recipe, uniform, evo} {
+		if !(r.BitsPerWeight > 2 && r.BitsPerWeight < 9) || !(r.KL > 0) || !(r.PPL > 1) || r.Budget != recipe.Budget {
+			t.Errorf("gguf row %+v: bits per weight, KL, perplexity or budget out of place (budget %q)", r, recipe.Budget)
+		}
+	}
+	if uniform.FileBytes > recipe.FileBytes || evo.FileBytes > recipe.FileBytes || evo.BitsPerWeight <= uniform.BitsPerWeight {
+		t.Errorf("file sizes: recipe %d, uniform %d, EvoPress %d (bits per weight %.3f, uniform %.3f): want the others no larger than the recipe, EvoPress above uniform",
+			recipe.FileBytes, uniform.FileBytes, evo.FileBytes, evo.BitsPerWeight, uniform.BitsPerWeight)
+	}
+	file := filepath.Join(dir, "gguf-evopress.gguf")
+	st, err := os.Stat(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Size() != evo.FileBytes {
+		t.Errorf("%s has %d bytes, its row says %d", file, st.Size(), evo.FileBytes)
+	}
+	f, err := gguf.Open(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	layerTypes := map[ggml.Type]int{}
+	for _, ti := range f.Tensors {
+		if strings.HasPrefix(ti.Name, "blk.") && strings.HasSuffix(ti.Name, ".weight") && !strings.Contains(ti.Name, "_norm") {
+			layerTypes[ti.Type]++
+		}
+	}
+	if n := sum(layerTypes); n != 84 || len(layerTypes) < 3 {
+		t.Errorf("%s: linear layers by type %v (%d layers), want 84 in at least 3 types", file, layerTypes, n)
+	}
+	if arch, _ := f.Lookup("general.architecture"); arch != "llama" {
+		t.Errorf("%s: general.architecture %v", file, arch)
+	}
+	for name, want := range map[string]string{"eval.txt": "", "Modelfile": "FROM ./gguf-evopress.gguf\n"} {
+		got, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Error(err)
+			continue
+		}
+		if want == "" {
+			b, _ := assets.ReadFile(assets.EvalText)
+			want = string(b)
+		}
+		if string(got) != want {
+			t.Errorf("%s: %d bytes, not the demo's", name, len(got))
+		}
+	}
+	md, err := os.ReadFile(filepath.Join(dir, "report.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{"## Mixed-precision GGUF", "| bits/weight | file bytes |", "llama-perplexity -m ", "ollama run evopress-demo"} {
+		if !strings.Contains(string(md), s) {
+			t.Errorf("report.md lacks %q", s)
+		}
+	}
+	// The report lists the GGUF rows in the demo's order (they share the budget they are compared at).
+	var methods []string
+	for _, line := range strings.Split(string(md), "\n") {
+		if cells := strings.Split(line, " | "); strings.HasPrefix(line, "| gguf |") && len(cells) > 2 {
+			methods = append(methods, cells[2])
+		}
+	}
+	if want := []string{`llama.cpp Q3\_K\_M`, `uniform q3\_K`, "EvoPress"}; !reflect.DeepEqual(methods, want) {
+		t.Errorf("report.md's gguf rows %q, want %q", methods, want)
+	}
+}
+
+func sum[K comparable](m map[K]int) int {
+	n := 0
+	for _, v := range m {
+		n += v
+	}
+	return n
 }
 
 func TestTokenizeCLI(t *testing.T) {

@@ -1,14 +1,19 @@
-package main
+// Package modelspec holds the architectures of published Llama-family checkpoints (their
+// config.json values, tensor names and shapes, and how Hugging Face shards them), so that
+// checkpoints of real shapes can be written (bench/mkcheckpoint) or reasoned about without
+// downloading one (internal/memcheck's tests).
+package modelspec
 
 import (
+	"encoding/json"
 	"fmt"
 	"sort"
 	"strings"
 )
 
-// spec is a model architecture: the config.json values evopress reads and how Hugging Face
+// Spec is a model architecture: the config.json values evopress reads and how Hugging Face
 // shards its checkpoint.
-type spec struct {
+type Spec struct {
 	Name       string
 	ModelType  string // llama, mistral, qwen2
 	Hidden     int
@@ -25,12 +30,12 @@ type spec struct {
 	RMSEps     float64
 	RopeScale  map[string]any // rope_scaling, nil for none
 	BOS, EOS   int
-	ShardBytes int64 // max_shard_size the checkpoint was saved with (0: one file)
-	extra      map[string]any
+	ShardBytes int64          // max_shard_size the checkpoint was saved with (0: one file)
+	Extra      map[string]any // further config.json fields
 }
 
-// specs are the architectures of the published checkpoints (their config.json values).
-var specs = map[string]spec{
+// Specs are the architectures of the published checkpoints (their config.json values).
+var Specs = map[string]Spec{
 	"llama-3.2-1b": {Name: "meta-llama/Llama-3.2-1B", ModelType: "llama", Hidden: 2048, MLP: 8192, Layers: 16, Heads: 32, KVHeads: 8,
 		HeadDim: 64, Vocab: 128256, Tied: true, MaxPos: 131072, RopeTheta: 500000, RMSEps: 1e-5,
 		RopeScale: map[string]any{"factor": 32.0, "high_freq_factor": 4.0, "low_freq_factor": 1.0,
@@ -43,31 +48,32 @@ var specs = map[string]spec{
 		BOS: 128000, EOS: 128001, ShardBytes: 5e9},
 	"qwen2.5-7b": {Name: "Qwen/Qwen2.5-7B", ModelType: "qwen2", Hidden: 3584, MLP: 18944, Layers: 28, Heads: 28, KVHeads: 4,
 		Vocab: 152064, QKVBias: true, MaxPos: 131072, RopeTheta: 1000000, RMSEps: 1e-6, BOS: 151643, EOS: 151643, ShardBytes: 4e9,
-		extra: map[string]any{"use_sliding_window": false, "sliding_window": 131072, "max_window_layers": 28}},
+		Extra: map[string]any{"use_sliding_window": false, "sliding_window": 131072, "max_window_layers": 28}},
 	"mistral-7b": {Name: "mistralai/Mistral-7B-v0.3", ModelType: "mistral", Hidden: 4096, MLP: 14336, Layers: 32, Heads: 32, KVHeads: 8,
 		Vocab: 32768, MaxPos: 32768, RopeTheta: 1000000, RMSEps: 1e-5, BOS: 1, EOS: 2, ShardBytes: 5e9,
-		extra: map[string]any{"sliding_window": nil}},
+		Extra: map[string]any{"sliding_window": nil}},
 }
 
-// specNames returns the known models, sorted.
-func specNames() []string {
+// Names returns the known models, sorted.
+func Names() []string {
 	var out []string
-	for k := range specs {
+	for k := range Specs {
 		out = append(out, k)
 	}
 	sort.Strings(out)
 	return out
 }
 
-// tensor is one tensor of the checkpoint.
-type tensor struct {
+// Tensor is one tensor of the checkpoint.
+type Tensor struct {
 	Name  string
 	Shape []int
 	// Norm is set for RMSNorm weights (written as ones).
 	Norm bool
 }
 
-func (t tensor) numel() int64 {
+// Numel is the number of elements.
+func (t Tensor) Numel() int64 {
 	n := int64(1)
 	for _, d := range t.Shape {
 		n *= int64(d)
@@ -75,18 +81,18 @@ func (t tensor) numel() int64 {
 	return n
 }
 
-// tensors returns the checkpoint's tensors in the order transformers saves them (module
+// Tensors returns the checkpoint's tensors in the order transformers saves them (module
 // order), which decides the sharding.
-func (s spec) tensors() []tensor {
+func (s Spec) Tensors() []Tensor {
 	hd := s.HeadDim
 	if hd == 0 {
 		hd = s.Hidden / s.Heads
 	}
 	q, kv := s.Heads*hd, s.KVHeads*hd
-	out := []tensor{{Name: "model.embed_tokens.weight", Shape: []int{s.Vocab, s.Hidden}}}
+	out := []Tensor{{Name: "model.embed_tokens.weight", Shape: []int{s.Vocab, s.Hidden}}}
 	for l := range s.Layers {
 		p := fmt.Sprintf("model.layers.%d.", l)
-		add := func(name string, shape ...int) { out = append(out, tensor{Name: p + name, Shape: shape}) }
+		add := func(name string, shape ...int) { out = append(out, Tensor{Name: p + name, Shape: shape}) }
 		add("self_attn.q_proj.weight", q, s.Hidden)
 		if s.QKVBias {
 			add("self_attn.q_proj.bias", q)
@@ -103,33 +109,33 @@ func (s spec) tensors() []tensor {
 		add("mlp.gate_proj.weight", s.MLP, s.Hidden)
 		add("mlp.up_proj.weight", s.MLP, s.Hidden)
 		add("mlp.down_proj.weight", s.Hidden, s.MLP)
-		out = append(out, tensor{Name: p + "input_layernorm.weight", Shape: []int{s.Hidden}, Norm: true},
-			tensor{Name: p + "post_attention_layernorm.weight", Shape: []int{s.Hidden}, Norm: true})
+		out = append(out, Tensor{Name: p + "input_layernorm.weight", Shape: []int{s.Hidden}, Norm: true},
+			Tensor{Name: p + "post_attention_layernorm.weight", Shape: []int{s.Hidden}, Norm: true})
 	}
-	out = append(out, tensor{Name: "model.norm.weight", Shape: []int{s.Hidden}, Norm: true})
+	out = append(out, Tensor{Name: "model.norm.weight", Shape: []int{s.Hidden}, Norm: true})
 	if !s.Tied {
-		out = append(out, tensor{Name: "lm_head.weight", Shape: []int{s.Vocab, s.Hidden}})
+		out = append(out, Tensor{Name: "lm_head.weight", Shape: []int{s.Vocab, s.Hidden}})
 	}
 	return out
 }
 
-// params returns the number of parameters.
-func (s spec) params() int64 {
+// Params returns the number of parameters.
+func (s Spec) Params() int64 {
 	var n int64
-	for _, t := range s.tensors() {
-		n += t.numel()
+	for _, t := range s.Tensors() {
+		n += t.Numel()
 	}
 	return n
 }
 
-// shards splits the tensors into files as transformers' save_pretrained does: in module
+// Shards splits the tensors into files as transformers' save_pretrained does: in module
 // order, a new file when the next tensor would take the current one past ShardBytes. Each
 // file's name is model.safetensors (one file) or model-0000i-of-0000n.safetensors.
-func (s spec) shards() (names []string, files [][]tensor) {
-	var cur []tensor
+func (s Spec) Shards() (names []string, files [][]Tensor) {
+	var cur []Tensor
 	var size int64
-	for _, t := range s.tensors() {
-		b := 2 * t.numel() // BF16
+	for _, t := range s.Tensors() {
+		b := 2 * t.Numel() // BF16
 		if s.ShardBytes > 0 && len(cur) > 0 && size+b > s.ShardBytes {
 			files = append(files, cur)
 			cur, size = nil, 0
@@ -147,8 +153,8 @@ func (s spec) shards() (names []string, files [][]tensor) {
 	return names, files
 }
 
-// config returns config.json's fields.
-func (s spec) config() map[string]any {
+// Config returns config.json's fields.
+func (s Spec) Config() map[string]any {
 	arch := map[string]string{"llama": "LlamaForCausalLM", "mistral": "MistralForCausalLM", "qwen2": "Qwen2ForCausalLM"}[s.ModelType]
 	c := map[string]any{
 		"_name_or_path":           s.Name,
@@ -181,24 +187,33 @@ func (s spec) config() map[string]any {
 	if s.RopeScale != nil {
 		c["rope_scaling"] = s.RopeScale
 	}
-	for k, v := range s.extra {
+	for k, v := range s.Extra {
 		c[k] = v
 	}
 	return c
 }
 
-// describe is the one-line summary -list prints.
-func (s spec) describe(key string) string {
-	names, files := s.shards()
+// Describe is the one-line summary of the architecture (mkcheckpoint -list prints it).
+func (s Spec) Describe(key string) string {
+	names, files := s.Shards()
 	var b strings.Builder
 	fmt.Fprintf(&b, "%-13s %s: %d layers, %.3fB parameters, %.2f GB BF16 in %d file(s):", key, s.Name, s.Layers,
-		float64(s.params())/1e9, float64(2*s.params())/1e9, len(names))
+		float64(s.Params())/1e9, float64(2*s.Params())/1e9, len(names))
 	for i, f := range files {
 		var n int64
 		for _, t := range f {
-			n += 2 * t.numel()
+			n += 2 * t.Numel()
 		}
 		fmt.Fprintf(&b, " %s (%d tensors, %.2f GB)", names[i], len(f), float64(n)/1e9)
 	}
 	return b.String()
+}
+
+// ConfigJSON returns config.json's content (Config, indented, with a final newline).
+func (s Spec) ConfigJSON() ([]byte, error) {
+	b, err := json.MarshalIndent(s.Config(), "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	return append(b, '\n'), nil
 }

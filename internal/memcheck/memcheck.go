@@ -1,0 +1,195 @@
+// Package memcheck refuses, before any heavy work, a command that will not fit in memory.
+//
+// A command estimates the memory it will hold at its peak (Estimate): the model's weights as it
+// keeps them (16-bit weights stay 16-bit: Shape), the activations of its forward batches, the
+// teacher's cache of dense distributions, the level database's decoded levels, a database
+// build's Hessians and compression buffers, an export's conversion buffers. Check compares the
+// estimate with the memory available (Available): on Linux the smaller of /proc/meminfo's
+// MemAvailable and the headroom under the process's cgroup memory limit; elsewhere the check is
+// skipped. The refusal (*Error) lists the estimate part by part with what lowers each part (a
+// request field, which the command line names as its flag).
+//
+// The environment variable EVOPRESS_MEMORY_LIMIT overrides the measurement: a size
+// ("24GiB", "64GB", a number of bytes; ParseSize) states the memory available, and "off" skips
+// the check.
+//
+// An estimate counts live data, not the garbage a collection has yet to reclaim; the Go
+// runtime is asked (SetRuntimeLimit) to collect harder as the heap nears the available memory.
+package memcheck
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"runtime/debug"
+	"strings"
+)
+
+// EnvLimit is the environment variable that states the memory available ("off": no check).
+const EnvLimit = "EVOPRESS_MEMORY_LIMIT"
+
+// Part is one part of an estimate.
+type Part struct {
+	// Name says what the memory holds ("weights", "activations", "teacher cache", …).
+	Name string
+	// Bytes is its size.
+	Bytes int64
+	// Detail says how it was counted.
+	Detail string
+	// Knobs are the request fields whose smaller values lower it (none: fixed by the model).
+	Knobs []string
+}
+
+// Estimate is the memory a command holds at its peak: the sum of its parts.
+type Estimate struct {
+	// Command names the command ("ppl", "search sparse", "db build quant", …).
+	Command string
+	Parts   []Part
+}
+
+// Add appends a part (parts of zero bytes are dropped). knobs lists the request fields that
+// lower it; detail is a format for fmt.Sprintf with args.
+func (e *Estimate) Add(name string, bytes int64, knobs []string, detail string, args ...any) {
+	if bytes <= 0 {
+		return
+	}
+	e.Parts = append(e.Parts, Part{Name: name, Bytes: bytes, Detail: fmt.Sprintf(detail, args...), Knobs: knobs})
+}
+
+// Total is the sum of the parts.
+func (e *Estimate) Total() int64 {
+	var t int64
+	for _, p := range e.Parts {
+		t += p.Bytes
+	}
+	return t
+}
+
+// Bytes returns the size of the named part (0 when absent).
+func (e *Estimate) Bytes(name string) int64 {
+	var t int64
+	for _, p := range e.Parts {
+		if p.Name == name {
+			t += p.Bytes
+		}
+	}
+	return t
+}
+
+// Describe lists the parts, one per line, naming each knob with name (nil: the field name).
+func (e *Estimate) Describe(name func(field string) string) string {
+	var b strings.Builder
+	for _, p := range e.Parts {
+		fmt.Fprintf(&b, "  %-22s %10s  %s", p.Name, FormatBytes(p.Bytes), p.Detail)
+		if len(p.Knobs) > 0 {
+			ks := make([]string, len(p.Knobs))
+			for i, k := range p.Knobs {
+				ks[i] = k
+				if name != nil {
+					ks[i] = name(k)
+				}
+			}
+			fmt.Fprintf(&b, " (lowered by %s)", strings.Join(ks, ", "))
+		}
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
+// RuntimeBytes is the memory a command holds besides what its estimate itemises: the Go
+// runtime, the program, the tokenizer and the text (docs/results.md measures it).
+const RuntimeBytes = 64 << 20
+
+// Runtime adds RuntimeBytes.
+func (e *Estimate) Runtime() {
+	e.Add("runtime", RuntimeBytes, nil, "Go runtime, program, tokenizer, text")
+}
+
+// Limit is the memory available to a command.
+type Limit struct {
+	Bytes int64
+	// Source says where the number comes from.
+	Source string
+}
+
+// Error is a refused command: its estimate exceeds the memory available.
+type Error struct {
+	Estimate *Estimate
+	Limit    Limit
+}
+
+// Error describes the refusal with the request fields' names.
+func (e *Error) Error() string { return e.DescribeWith(nil) }
+
+// DescribeWith describes the refusal, naming each request field with name (the command line
+// passes its flag names; nil: the field names).
+func (e *Error) DescribeWith(name func(field string) string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s needs an estimated %s of memory, more than the %s available (%s):\n",
+		e.Estimate.Command, FormatBytes(e.Estimate.Total()), FormatBytes(e.Limit.Bytes), e.Limit.Source)
+	b.WriteString(e.Estimate.Describe(name))
+	var knobs []string
+	seen := map[string]bool{}
+	for _, p := range e.Estimate.Parts {
+		for _, k := range p.Knobs {
+			if name != nil {
+				k = name(k)
+			}
+			if !seen[k] {
+				seen[k] = true
+				knobs = append(knobs, k)
+			}
+		}
+	}
+	if len(knobs) > 0 {
+		fmt.Fprintf(&b, "Lower %s, ", strings.Join(knobs, ", "))
+	} else {
+		b.WriteString("Use a machine with more memory, ")
+	}
+	fmt.Fprintf(&b, "free memory, or set %s=SIZE to state the memory available (%s=off skips this check)", EnvLimit, EnvLimit)
+	return b.String()
+}
+
+// ErrOff is returned by Available when EVOPRESS_MEMORY_LIMIT is "off".
+var ErrOff = errors.New("memory check off (" + EnvLimit + "=off)")
+
+// Check returns *Error when the estimate exceeds the limit, else nil.
+func Check(e *Estimate, l Limit) error {
+	if e.Total() > l.Bytes {
+		return &Error{Estimate: e, Limit: l}
+	}
+	return nil
+}
+
+// CheckAvailable checks the estimate against the memory available now (Available): nil when it
+// fits, when the check is off or the memory cannot be known (another operating system, an
+// unreadable /proc). When it fits, the Go runtime's soft memory limit is set to the memory
+// available (SetRuntimeLimit).
+func CheckAvailable(e *Estimate) error {
+	l, err := Available()
+	if err != nil {
+		if errors.Is(err, ErrOff) || errors.Is(err, ErrUnknown) {
+			return nil
+		}
+		return err
+	}
+	if err := Check(e, l); err != nil {
+		return err
+	}
+	SetRuntimeLimit(l)
+	return nil
+}
+
+// SetRuntimeLimit sets the Go runtime's soft memory limit (debug.SetMemoryLimit) to l, unless
+// GOMEMLIMIT is set or a lower limit is: the garbage collector then runs more often as the heap
+// nears the memory available instead of letting garbage grow the heap to twice the live data,
+// which an estimate of live data does not count.
+func SetRuntimeLimit(l Limit) {
+	if l.Bytes <= 0 || os.Getenv("GOMEMLIMIT") != "" {
+		return
+	}
+	if cur := debug.SetMemoryLimit(-1); cur == math.MaxInt64 || cur > l.Bytes {
+		debug.SetMemoryLimit(l.Bytes)
+	}
+}
