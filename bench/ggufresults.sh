@@ -30,6 +30,10 @@
 #   SEARCH_FLAGS       [--offspring 8 --stages 2:1024,1:4096 --init-tokens 1024 --generations 16];
 #                      SEARCH_FLAGS_<FILE_TYPE> (e.g. SEARCH_FLAGS_Q2_K) replaces them at that size
 #   SEED [0]  CTX [256]  CHUNKS [200]  THREADS [2] (llama-perplexity -t; results do not depend on it)
+#   FROM               a finished OUTDIR of the same model whose files, all but the EvoPress searches'
+#                      (evopress-*, search-*, export-evopress-*, kld-evopress-*, the tables), are
+#                      copied in first: another search setting is then measured against the very same
+#                      reference, database, recipe, DP and uniform files [none]
 set -euo pipefail
 
 usage() { sed -n '6,7p' "$0" | sed 's/^# //' >&2; exit 2; }
@@ -51,6 +55,20 @@ for tool in llama-quantize llama-perplexity; do
 	[ -x "$LL/$tool" ] || { echo "no $LL/$tool: build llama.cpp's tools (../shared/tools/llamacpp/build.sh) or set EVOPRESS_LLAMACPP" >&2; exit 1; }
 done
 [ -f "$M/config.json" ] || { echo "$M: not a model directory (no config.json)" >&2; exit 1; }
+if [ -n "${FROM:-}" ]; then
+	FROM=$(realpath "$FROM")
+	[ -f "$FROM/settings.txt" ] || { echo "FROM=$FROM: not an output folder of this script (no settings.txt)" >&2; exit 1; }
+	for want in "model $M" "calib $CALIB" "eval $EVAL" "seed $SEED"; do
+		grep -qxF "$want" "$FROM/settings.txt" || { echo "FROM=$FROM: settings.txt lacks \"$want\" (made with other inputs)" >&2; exit 1; }
+	done
+	grep -q "^llama-perplexity -c $CTX --chunks $CHUNKS " "$FROM/settings.txt" || { echo "FROM=$FROM: its base logits are not -c $CTX --chunks $CHUNKS (settings.txt)" >&2; exit 1; }
+	for f in "$FROM"/*; do
+		case ${f##*/} in
+		evopress-* | search-* | export-evopress-* | kld-evopress-* | results.* | stats.jsonl | settings.txt | run.log | evopress | ggufstat) ;;
+		*) [ -e "$OUT/${f##*/}" ] || cp -r "$f" "$OUT/" ;;
+		esac
+	done
+fi
 cd "$OUT"
 if [ -z "${EVOPRESS:-}" ]; then
 	(cd "$REPO" && go build -o "$OUT/evopress" ./cmd/evopress && go build -o "$OUT/ggufstat" ./bench/ggufstat)
