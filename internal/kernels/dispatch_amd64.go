@@ -11,11 +11,25 @@ const hasAsm = true
 // features; tests flip it to exercise the portable path too.
 var useAsm = cpu.X86.HasAVX2 && cpu.X86.HasFMA
 
+// useAVX512 selects, on top of useAsm, the AVX-512 Gemm micro-kernel (6×32
+// tile in zmm registers), which gives the same bits as the AVX2 one. Set
+// from the CPU features (AVX512F with the OS saving zmm state).
+var useAVX512 = useAsm && cpu.X86.HasAVX512F
+
 // Assembly kernels (gemm_amd64.s, vec_amd64.s). Lengths and alignment
 // preconditions are stated next to each; the Go wrappers below establish them.
 
 //go:noescape
 func sgemmKernel6x16(kc int, a *float32, rsa, csa int, b, c *float32, ldc int, alpha, beta float32)
+
+//go:noescape
+func sgemmKernel6x32(kc int, a *float32, rsa, csa int, b *float32, bstride int, c *float32, ldc int, alpha, beta float32)
+
+//go:noescape
+func fmaPeakAVX(n int, a, b float32) float32 // n ≥ 0
+
+//go:noescape
+func fmaPeakAVX512(n int, a, b float32) float32 // n ≥ 0
 
 //go:noescape
 func packBT16AVX(dst, b *float32, ldb, kc8 int) // kc8%8 == 0, kc8 > 0
@@ -59,6 +73,29 @@ func gemmKernel(kc int, a []float32, rs, cs int, b, c []float32, ldc int, alpha,
 	_ = b[kc*nr-1]
 	_ = c[(mr-1)*ldc+nr-1]
 	sgemmKernel6x16(kc, &a[0], rs, cs, &b[0], &c[0], ldc, alpha, beta)
+}
+
+// gemmKernel32 computes one full mr×2nr tile of C from two packed B
+// micro-panels (b and b[bstride:]) with the AVX-512 kernel and reports
+// whether it did; the caller falls back to two gemmKernel calls otherwise.
+// The result is the same as those two calls'.
+func gemmKernel32(kc int, a []float32, rs, cs int, b []float32, bstride int, c []float32, ldc int, alpha, beta float32) bool {
+	if !useAVX512 {
+		return false
+	}
+	_ = a[(mr-1)*rs+(kc-1)*cs]
+	_ = b[bstride+kc*nr-1]
+	_ = c[(mr-1)*ldc+2*nr-1]
+	sgemmKernel6x32(kc, &a[0], rs, cs, &b[0], bstride, &c[0], ldc, alpha, beta)
+	return true
+}
+
+// fmaPeakAsm runs the FMA throughput loop of the widest vector unit in use.
+func fmaPeakAsm(n int, a, b float32) float32 {
+	if useAVX512 {
+		return fmaPeakAVX512(n, a, b)
+	}
+	return fmaPeakAVX(n, a, b)
 }
 
 // packBTrans16 packs the kc×16 micro-panel of op(B) = bᵀ whose columns are

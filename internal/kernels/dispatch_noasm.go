@@ -8,6 +8,17 @@ const hasAsm = false
 // useAsm selects the assembly kernels; always false in this build.
 var useAsm = false
 
+// useAVX512 selects the AVX-512 Gemm kernel; always false in this build.
+var useAVX512 = false
+
+// gemmKernel32 reports false: the caller uses two gemmKernel calls.
+func gemmKernel32(kc int, a []float32, rs, cs int, b []float32, bstride int, c []float32, ldc int, alpha, beta float32) bool {
+	return false
+}
+
+// fmaPeakAsm is never called in this build (useAsm is false).
+func fmaPeakAsm(n int, a, b float32) float32 { return fmaPeakGo(n, a, b) }
+
 func gemmKernel(kc int, a []float32, rs, cs int, b, c []float32, ldc int, alpha, beta float32) {
 	gemmKernelGo(kc, a, rs, cs, b, c, ldc, alpha, beta)
 }
