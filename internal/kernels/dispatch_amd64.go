@@ -315,3 +315,27 @@ func convertF16(dst []float32, src []uint16) {
 	cvtF16AVX(&dst[0], &src[0], n)
 	convertF16Go(dst[n:], src[n:])
 }
+
+// hasBF16 reports AVX512_BF16 (VDPBF16PS, VCVTNE2PS2BF16), which ComputeBF16 needs, on top of
+// the AVX-512 kernels.
+var hasBF16 = useAVX512 && cpu.X86.HasAVX512BF16
+
+//go:noescape
+func sbgemmKernel6x32(k2 int, a *uint16, rsa int, b *uint16, bstride int, c *float32, ldc int, alpha, beta float32)
+
+//go:noescape
+func cvtBF16AVX512(dst *uint16, src *float32, n int) // n%32 == 0, n > 0
+
+// sbgemmKernel computes the 6×32 tile of C from bfloat16 pairs (see sbgemmKernel6x32; k2 ≥ 1).
+func sbgemmKernel(k2 int, a []uint16, rsa int, b []uint16, bstride int, c []float32, ldc int, alpha, beta float32) {
+	_ = a[(mr-1)*rsa+2*k2-1]
+	_ = b[bstride+2*k2*nr-1]
+	_ = c[(mr-1)*ldc+nrBF16-1]
+	sbgemmKernel6x32(k2, &a[0], rsa, &b[0], bstride, &c[0], ldc, alpha, beta)
+}
+
+// cvtBF16 rounds len(dst) (a multiple of 32) values of src to bfloat16.
+func cvtBF16(dst []uint16, src []float32) {
+	_ = src[len(dst)-1]
+	cvtBF16AVX512(&dst[0], &src[0], len(dst))
+}

@@ -44,3 +44,15 @@ func packBTrans16H(d []float32, b Weights, ldb, j, p0, kc int) bool { return fal
 
 func convertBF16(dst []float32, src []uint16) { convertBF16Go(dst, src) }
 func convertF16(dst []float32, src []uint16)  { convertF16Go(dst, src) }
+
+// hasBF16 is false: ComputeBF16 needs the AVX512_BF16 assembly.
+const hasBF16 = false
+
+func sbgemmKernel(k2 int, a []uint16, rsa int, b []uint16, bstride int, c []float32, ldc int, alpha, beta float32) {
+	panic("kernels: bf16 kernel in a build without it")
+}
+
+func cvtBF16(dst []uint16, src []float32) { roundBF16Go(dst, src) }
+
+// packBT16AVX is never called in this build (useAsm is false).
+func packBT16AVX(dst, b *float32, ldb, kc8 int) { panic("kernels: assembly kernel in a noasm build") }

@@ -42,11 +42,14 @@ const (
 // with a message naming the argument.
 func Gemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	checkGemm("Gemm", transA, transB, m, n, k, a, lda, b, ldb, c, ldc)
-	gemm(transA, transB, m, n, k, alpha, a, lda, F32Weights(b), ldb, beta, c, ldc)
+	gemm(transA, transB, m, n, k, alpha, a, lda, F32Weights(b), ldb, beta, c, ldc, gemmSerial)
 }
 
-// gemm is Gemm and GemmW after their checks.
-func gemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b Weights, ldb int, beta float32, c []float32, ldc int) {
+// serialFunc is a blocked single-goroutine driver: gemmSerial or gemmSerialBF16.
+type serialFunc func(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b Weights, ldb int, beta float32, c []float32, ldc int)
+
+// gemm is Gemm and GemmW after their checks, with gemmSerial doing each tile's work.
+func gemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b Weights, ldb int, beta float32, c []float32, ldc int, gemmSerial serialFunc) {
 	if gemmTrivial(m, n, k, alpha, beta, c, ldc) {
 		return
 	}
