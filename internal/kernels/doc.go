@@ -67,6 +67,20 @@
 //   - Packing buffers come from a sync.Pool, so calls do not allocate in the
 //     steady state and concurrent calls never share a buffer.
 //
+// # bfloat16 compute
+//
+// SetCompute(ComputeBF16), on CPUs with AVX512_BF16 (HasBF16Compute), switches the products
+// with weights (GemmW, GemmWSerial) to bfloat16 operands: compute_bf16.go packs A block by
+// block into rows of bfloat16 values (VCVTNE2PS2BF16: round to nearest even, subnormal inputs
+// as zero) and B into micro-panels of bfloat16 pairs (column j's B(2q, j), B(2q+1, j) side by
+// side; BF16 weights are moved as stored, F32 and F16 ones rounded), and a 6×32 micro-kernel
+// (bf16_amd64.s) issues one VDPBF16PS per 16 columns and pair of k: both products exact, added
+// to a float32 accumulator. Twice the arithmetic per instruction of an FMA; the operands keep 8
+// bits of mantissa, so results differ from float32's (within the bfloat16 rounding of the
+// operands: TestGemmWBF16) and Implementation says "avx512-bf16". Gemm (attention, Hessians)
+// stays float32. The Go assembler does not know the BF16 instructions: bf16_amd64.s holds
+// their bytes, encoded by GNU as, with the instruction in a comment.
+//
 // # Vector kernels
 //
 // Dot, Axpy, Scale and Max process 32 floats per iteration with 4
