@@ -2,19 +2,31 @@
 
 package kernels
 
-import "golang.org/x/sys/cpu"
+import (
+	"os"
+
+	"golang.org/x/sys/cpu"
+)
+
+// KernelsEnv names the environment variable that narrows the kernels chosen from the CPU's
+// features, to compare them or to work around one: "generic" (the portable Go code), "avx2"
+// (no AVX-512 Gemm kernel; the same bits). Unset, empty or any other value: the widest the CPU
+// has.
+const KernelsEnv = "EVOPRESS_KERNELS"
+
+func kernelsEnv() string { return os.Getenv(KernelsEnv) }
 
 // hasAsm reports whether this build contains the assembly kernels.
 const hasAsm = true
 
 // useAsm selects the AVX2/FMA assembly kernels. It is set once from the CPU
 // features; tests flip it to exercise the portable path too.
-var useAsm = cpu.X86.HasAVX2 && cpu.X86.HasFMA
+var useAsm = cpu.X86.HasAVX2 && cpu.X86.HasFMA && kernelsEnv() != "generic"
 
 // useAVX512 selects, on top of useAsm, the AVX-512 Gemm micro-kernel (6×32
 // tile in zmm registers), which gives the same bits as the AVX2 one. Set
 // from the CPU features (AVX512F with the OS saving zmm state).
-var useAVX512 = useAsm && cpu.X86.HasAVX512F
+var useAVX512 = useAsm && cpu.X86.HasAVX512F && kernelsEnv() != "avx2"
 
 // Assembly kernels (gemm_amd64.s, vec_amd64.s). Lengths and alignment
 // preconditions are stated next to each; the Go wrappers below establish them.

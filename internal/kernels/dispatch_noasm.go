@@ -2,6 +2,10 @@
 
 package kernels
 
+// KernelsEnv names the environment variable that narrows the kernels chosen from the CPU's
+// features (see the amd64 build); this build has only the portable ones.
+const KernelsEnv = "EVOPRESS_KERNELS"
+
 // hasAsm reports whether this build contains the assembly kernels.
 const hasAsm = false
 
