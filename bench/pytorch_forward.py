@@ -1,8 +1,9 @@
 #!/usr/bin/python3
 """Eager PyTorch speed anchor for `evopress ppl`: an fp32 Hugging Face-equivalent Llama forward plus
-log-softmax NLL over a batch of 32 x 256 tokens, 2 threads, best of N runs.
+log-softmax NLL over a batch of 32 x 256 tokens (--batch), 2 threads, best of N runs, wall-clock
+and per CPU second.
 
-Usage: /usr/bin/python3 bench/pytorch_forward.py [MODEL_DIR] [--runs 3]
+Usage: /usr/bin/python3 bench/pytorch_forward.py [MODEL_DIR] [--runs 3] [--batch 32]
 Needs Debian's python3-torch (apt-get install python3-torch); reads safetensors with numpy.
 """
 import argparse, json, math, struct, time
@@ -81,20 +82,25 @@ def main():
     ap.add_argument("model", nargs="?", default="../shared/models/llama-pd-11m")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--batch", type=int, default=32, help="sequences of 256 tokens (e.g. 4 at 1B shapes)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     cfg = json.load(open(a.model + "/config.json"))
     W = load_safetensors(a.model + "/model.safetensors")
     g = torch.Generator().manual_seed(0)
-    ids = torch.randint(0, cfg["vocab_size"], (32, 256), generator=g)
-    best = float("inf")
+    ids = torch.randint(0, cfg["vocab_size"], (a.batch, 256), generator=g)
+    best, best_cpu = float("inf"), float("inf")
     with torch.no_grad():
         for _ in range(a.runs):
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             forward_nll(W, cfg, ids)
             best = min(best, time.perf_counter() - t)
-    print(json.dumps({"torch": torch.__version__, "threads": a.threads, "tokens": 32 * 256,
-                      "seconds": best, "tokens_per_second": 32 * 256 / best}))
+            best_cpu = min(best_cpu, time.process_time() - c)
+    n = a.batch * 256
+    # Per CPU second (user + system of all threads): comparable on a machine other jobs load.
+    print(json.dumps({"torch": torch.__version__, "threads": a.threads, "tokens": n,
+                      "seconds": best, "tokens_per_second": n / best,
+                      "cpu_seconds": best_cpu, "tokens_per_cpu_second": n / best_cpu}))
 
 
 if __name__ == "__main__":

@@ -22,6 +22,9 @@ type PPLResult struct {
 	SeqLen          int     `json:"seq_len"`
 	TokensPerSecond float64 `json:"tokens_per_second"` // input tokens per second of forward computation
 	Seconds         float64 `json:"seconds"`           // forward computation time
+	// Kernels names the kernel implementation that computed it (kernels.Implementation):
+	// "avx512-bf16/amd64" under --compute bf16.
+	Kernels string `json:"kernels,omitempty"`
 	// KL is the mean KL(dense ‖ model) per predicted token on the same chunks, when asked for
 	// (ppl --kl with a profile).
 	KL *float64 `json:"kl,omitempty"`

@@ -34,6 +34,7 @@ func (f *baselineFlags) register(cmd *cobra.Command, kind, methods string) {
 	fl.StringVar(&f.req.Out, "out", "", "profile file to write (required)")
 	fl.BoolVar(&f.req.Force, "force", false, "replace an existing profile (and --scores file) written by evopress")
 	fl.BoolVar(&f.json, "json", false, "print the profile as one JSON object")
+	computeFlag(fl)
 }
 
 func newBaselineCmd() *cobra.Command {

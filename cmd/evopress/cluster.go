@@ -133,5 +133,6 @@ Results do not depend on the workers: a search gives the same profile for a seed
 	fl.BoolVar(&once, "once", false, "exit when the first search joined ends")
 	fl.BoolVar(&logJSON, "log-json", false, "log as JSON lines")
 	fl.BoolVar(&verbose, "verbose", false, "log every task")
+	computeFlag(fl)
 	return cmd
 }

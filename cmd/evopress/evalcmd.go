@@ -73,6 +73,7 @@ array of such objects, in the order given.`,
 	atLeast(f, 1, "batch")
 	f.BoolVar(&o.addBOS, "add-bos", false, "put the tokenizer's BOS token before every request")
 	f.BoolVar(&o.json, "json", false, "print JSON (one object, or an array for several tasks)")
+	computeFlag(f)
 	return cmd
 }
 

@@ -13,6 +13,7 @@ import (
 
 	"github.com/evopress/evopress/candidate"
 	"github.com/evopress/evopress/cluster"
+	"github.com/evopress/evopress/internal/kernels"
 	"github.com/evopress/evopress/pipeline"
 )
 
@@ -66,6 +67,27 @@ func ggufFlags(fl *pflag.FlagSet, spec *pipeline.ModeSpec) {
 	fl.Var(sizeFlag{&spec.TargetSize}, "target-size", "gguf database: the whole GGUF file's size instead of --target (bytes, or 5.2MB, 300MiB…)")
 	fl.StringVar(&spec.TokenEmbeddingType, "token-embedding-type", "", "gguf database: the file's token embedding type (default: "+pipeline.DefaultTokenEmbeddingType+" as llama-quantize's Q4_K_M; a tied one as the output)")
 	fl.StringVar(&spec.OutputTensorType, "output-tensor-type", "", "gguf database: the file's output tensor type (default: "+pipeline.DefaultOutputTensorType+", q8_0 when rows do not fit 256-weight blocks)")
+}
+
+// computeFlag declares --compute, the arithmetic of the weight products (kernels.Compute), on the
+// commands that score or evaluate models; the others always compute in float32.
+func computeFlag(fl *pflag.FlagSet) {
+	fl.String("compute", "fp32", "arithmetic of the products with weights: fp32, or bf16 (CPUs with AVX512_BF16: about twice the throughput, activations and weights rounded to bfloat16, so the numbers change; recorded as the kernels in profiles and checkpoints, and every cluster worker must use the same)")
+}
+
+// selectCompute applies the command's --compute (float32 for commands without it).
+func selectCompute(cmd *cobra.Command) error {
+	c := kernels.ComputeF32
+	if fl := cmd.Flags().Lookup("compute"); fl != nil {
+		var err error
+		if c, err = kernels.ParseCompute(fl.Value.String()); err != nil {
+			return fmt.Errorf("--compute: %w", err)
+		}
+	}
+	if err := kernels.SetCompute(c); err != nil {
+		return fmt.Errorf("--compute %v: %w", c, err)
+	}
+	return nil
 }
 
 // sizeFlag is a file size (pipeline.ParseSize).
@@ -203,6 +225,10 @@ func wrapErrors(root *cobra.Command) {
 			if err := checkMinimums(cmd); err != nil {
 				return err
 			}
+			if err := selectCompute(cmd); err != nil {
+				return cliError(cmd, err)
+			}
+			defer kernels.SetCompute(kernels.ComputeF32) // commands run in-process (tests) start from the default
 			return cliError(cmd, run(cmd, args))
 		}
 	}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/evopress/evopress/data"
 	"github.com/evopress/evopress/eval"
+	"github.com/evopress/evopress/internal/kernels"
 	"github.com/evopress/evopress/pipeline"
 )
 
@@ -55,6 +56,7 @@ each chunk scored, its "Final estimate: PPL = … +/- …". --kld-base FILE read
 	atLeast(f, 1, "batch")
 	f.BoolVar(&o.json, "json", false, "print one JSON object")
 	f.BoolVar(&o.kl, "kl", false, "also report the mean KL(dense ‖ compressed) per predicted token (runs the dense model too)")
+	computeFlag(f)
 	return cmd
 }
 
@@ -73,6 +75,7 @@ func runPPL(cmd *cobra.Command, o pplOptions) error {
 	if err != nil {
 		return err
 	}
+	out.Kernels = kernels.Implementation()
 	if o.json {
 		return printJSON(cmd.OutOrStdout(), out.PPLResult)
 	}

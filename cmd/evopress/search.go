@@ -53,6 +53,7 @@ func (f *searchFlags) register(cmd *cobra.Command, dbKind string) {
 	fl.BoolVar(&f.logJSON, "log-json", false, "progress as JSON lines on stderr instead of a progress line")
 	fl.BoolVar(&f.noReuse, "no-prefix-reuse", false, "recompute every candidate from the first block (slower; same result)")
 	fl.BoolVar(&f.json, "json", false, "print the result as one JSON object")
+	computeFlag(fl)
 	f.nats.registerSearch(cmd)
 }
 

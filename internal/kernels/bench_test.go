@@ -6,11 +6,14 @@ import (
 	"testing"
 )
 
-// gemmBenchShapes are the model's shapes (m×n×k) plus the reference target.
-var gemmBenchShapes = []struct {
+// gemmBenchShape is one m×n×k product of the Gemm benchmarks.
+type gemmBenchShape struct {
 	m, n, k        int
 	transA, transB bool
-}{
+}
+
+// gemmBenchShapes are the model's shapes (m×n×k) plus the reference target.
+var gemmBenchShapes = []gemmBenchShape{
 	{8192, 256, 256, false, true},
 	{8192, 704, 256, false, true},
 	{8192, 256, 704, false, true},
@@ -22,40 +25,55 @@ var gemmBenchShapes = []struct {
 	{256, 64, 256, false, false},  // attention P·V per head
 }
 
+// benchPaths are the paths the Gemm benchmarks compare: the assembly ones
+// where they exist (the portable path is an order of magnitude slower).
+func benchPaths() []kpath {
+	ps := paths()
+	if len(ps) > 1 {
+		ps = ps[1:]
+	}
+	return ps
+}
+
 func benchGemm(b *testing.B, serial bool) {
-	for _, s := range gemmBenchShapes {
-		name := fmt.Sprintf("%dx%dx%d_tA%v_tB%v", s.m, s.n, s.k, s.transA, s.transB)
-		b.Run(name, func(b *testing.B) {
-			rng := rand.New(rand.NewPCG(1, 1))
-			lda, ldb := s.k, s.n
-			if s.transA {
-				lda = s.m
-			}
-			if s.transB {
-				ldb = s.k
-			}
-			a := randSlice(rng, s.m*s.k)
-			bm := randSlice(rng, s.k*s.n)
-			c := make([]float32, s.m*s.n)
-			f := Gemm
-			if serial {
-				f = GemmSerial
-			}
-			f(s.transA, s.transB, s.m, s.n, s.k, 1, a, lda, bm, ldb, 0, c, s.n)
-			b.ResetTimer()
-			cpu0 := processCPUSeconds()
-			for b.Loop() {
-				f(s.transA, s.transB, s.m, s.n, s.k, 1, a, lda, bm, ldb, 0, c, s.n)
-			}
-			cpu := processCPUSeconds() - cpu0
-			flops := 2 * float64(s.m) * float64(s.n) * float64(s.k) * float64(b.N)
-			b.ReportMetric(flops/b.Elapsed().Seconds()/1e9, "GFLOP/s")
-			if cpu > 0 {
-				// Throughput per CPU-second (per core busy): robust to other
-				// processes competing for the cores.
-				b.ReportMetric(flops/cpu/1e9, "GFLOP/cpu-s")
-			}
-		})
+	for _, p := range benchPaths() {
+		for _, s := range gemmBenchShapes {
+			name := fmt.Sprintf("%s/%dx%dx%d_tA%v_tB%v", pathName(p), s.m, s.n, s.k, s.transA, s.transB)
+			b.Run(name, func(b *testing.B) { withPath(b, p, func() { benchGemmShape(b, s, serial) }) })
+		}
+	}
+}
+
+// benchGemmShape runs Gemm (or GemmSerial) on one shape of gemmBenchShapes.
+func benchGemmShape(b *testing.B, s gemmBenchShape, serial bool) {
+	rng := rand.New(rand.NewPCG(1, 1))
+	lda, ldb := s.k, s.n
+	if s.transA {
+		lda = s.m
+	}
+	if s.transB {
+		ldb = s.k
+	}
+	a := randSlice(rng, s.m*s.k)
+	bm := randSlice(rng, s.k*s.n)
+	c := make([]float32, s.m*s.n)
+	f := Gemm
+	if serial {
+		f = GemmSerial
+	}
+	f(s.transA, s.transB, s.m, s.n, s.k, 1, a, lda, bm, ldb, 0, c, s.n)
+	b.ResetTimer()
+	cpu0 := processCPUSeconds()
+	for b.Loop() {
+		f(s.transA, s.transB, s.m, s.n, s.k, 1, a, lda, bm, ldb, 0, c, s.n)
+	}
+	cpu := processCPUSeconds() - cpu0
+	flops := 2 * float64(s.m) * float64(s.n) * float64(s.k) * float64(b.N)
+	b.ReportMetric(flops/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+	if cpu > 0 {
+		// Throughput per CPU-second (per core busy): robust to other
+		// processes competing for the cores.
+		b.ReportMetric(flops/cpu/1e9, "GFLOP/cpu-s")
 	}
 }
 

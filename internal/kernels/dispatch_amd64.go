@@ -2,20 +2,46 @@
 
 package kernels
 
-import "golang.org/x/sys/cpu"
+import (
+	"os"
+
+	"golang.org/x/sys/cpu"
+)
+
+// KernelsEnv names the environment variable that narrows the kernels chosen from the CPU's
+// features, to compare them or to work around one: "generic" (the portable Go code), "avx2"
+// (no AVX-512 Gemm kernel; the same bits). Unset, empty or any other value: the widest the CPU
+// has.
+const KernelsEnv = "EVOPRESS_KERNELS"
+
+func kernelsEnv() string { return os.Getenv(KernelsEnv) }
 
 // hasAsm reports whether this build contains the assembly kernels.
 const hasAsm = true
 
 // useAsm selects the AVX2/FMA assembly kernels. It is set once from the CPU
 // features; tests flip it to exercise the portable path too.
-var useAsm = cpu.X86.HasAVX2 && cpu.X86.HasFMA
+var useAsm = cpu.X86.HasAVX2 && cpu.X86.HasFMA && kernelsEnv() != "generic"
+
+// useAVX512 selects, on top of useAsm, the AVX-512 Gemm micro-kernel (6×32
+// tile in zmm registers), which gives the same bits as the AVX2 one. Set
+// from the CPU features (AVX512F with the OS saving zmm state).
+var useAVX512 = useAsm && cpu.X86.HasAVX512F && kernelsEnv() != "avx2"
 
 // Assembly kernels (gemm_amd64.s, vec_amd64.s). Lengths and alignment
 // preconditions are stated next to each; the Go wrappers below establish them.
 
 //go:noescape
 func sgemmKernel6x16(kc int, a *float32, rsa, csa int, b, c *float32, ldc int, alpha, beta float32)
+
+//go:noescape
+func sgemmKernel6x32(kc int, a *float32, rsa, csa int, b *float32, bstride int, c *float32, ldc int, alpha, beta float32)
+
+//go:noescape
+func fmaPeakAVX(n int, a, b float32) float32 // n ≥ 0
+
+//go:noescape
+func fmaPeakAVX512(n int, a, b float32) float32 // n ≥ 0
 
 //go:noescape
 func packBT16AVX(dst, b *float32, ldb, kc8 int) // kc8%8 == 0, kc8 > 0
@@ -59,6 +85,29 @@ func gemmKernel(kc int, a []float32, rs, cs int, b, c []float32, ldc int, alpha,
 	_ = b[kc*nr-1]
 	_ = c[(mr-1)*ldc+nr-1]
 	sgemmKernel6x16(kc, &a[0], rs, cs, &b[0], &c[0], ldc, alpha, beta)
+}
+
+// gemmKernel32 computes one full mr×2nr tile of C from two packed B
+// micro-panels (b and b[bstride:]) with the AVX-512 kernel and reports
+// whether it did; the caller falls back to two gemmKernel calls otherwise.
+// The result is the same as those two calls'.
+func gemmKernel32(kc int, a []float32, rs, cs int, b []float32, bstride int, c []float32, ldc int, alpha, beta float32) bool {
+	if !useAVX512 {
+		return false
+	}
+	_ = a[(mr-1)*rs+(kc-1)*cs]
+	_ = b[bstride+kc*nr-1]
+	_ = c[(mr-1)*ldc+2*nr-1]
+	sgemmKernel6x32(kc, &a[0], rs, cs, &b[0], bstride, &c[0], ldc, alpha, beta)
+	return true
+}
+
+// fmaPeakAsm runs the FMA throughput loop of the widest vector unit in use.
+func fmaPeakAsm(n int, a, b float32) float32 {
+	if useAVX512 {
+		return fmaPeakAVX512(n, a, b)
+	}
+	return fmaPeakAVX(n, a, b)
 }
 
 // packBTrans16 packs the kc×16 micro-panel of op(B) = bᵀ whose columns are
@@ -277,4 +326,28 @@ func convertF16(dst []float32, src []uint16) {
 	_ = src[len(dst)-1]
 	cvtF16AVX(&dst[0], &src[0], n)
 	convertF16Go(dst[n:], src[n:])
+}
+
+// hasBF16 reports AVX512_BF16 (VDPBF16PS, VCVTNE2PS2BF16), which ComputeBF16 needs, on top of
+// the AVX-512 kernels.
+var hasBF16 = useAVX512 && cpu.X86.HasAVX512BF16
+
+//go:noescape
+func sbgemmKernel6x32(k2 int, a *uint16, rsa int, b *uint16, bstride int, c *float32, ldc int, alpha, beta float32)
+
+//go:noescape
+func cvtBF16AVX512(dst *uint16, src *float32, n int) // n%32 == 0, n > 0
+
+// sbgemmKernel computes the 6×32 tile of C from bfloat16 pairs (see sbgemmKernel6x32; k2 ≥ 1).
+func sbgemmKernel(k2 int, a []uint16, rsa int, b []uint16, bstride int, c []float32, ldc int, alpha, beta float32) {
+	_ = a[(mr-1)*rsa+2*k2-1]
+	_ = b[bstride+2*k2*nr-1]
+	_ = c[(mr-1)*ldc+nrBF16-1]
+	sbgemmKernel6x32(k2, &a[0], rsa, &b[0], bstride, &c[0], ldc, alpha, beta)
+}
+
+// cvtBF16 rounds len(dst) (a multiple of 32) values of src to bfloat16.
+func cvtBF16(dst []uint16, src []float32) {
+	_ = src[len(dst)-1]
+	cvtBF16AVX512(&dst[0], &src[0], len(dst))
 }

@@ -42,11 +42,14 @@ const (
 // with a message naming the argument.
 func Gemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	checkGemm("Gemm", transA, transB, m, n, k, a, lda, b, ldb, c, ldc)
-	gemm(transA, transB, m, n, k, alpha, a, lda, F32Weights(b), ldb, beta, c, ldc)
+	gemm(transA, transB, m, n, k, alpha, a, lda, F32Weights(b), ldb, beta, c, ldc, gemmSerial)
 }
 
-// gemm is Gemm and GemmW after their checks.
-func gemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b Weights, ldb int, beta float32, c []float32, ldc int) {
+// serialFunc is a blocked single-goroutine driver: gemmSerial or gemmSerialBF16.
+type serialFunc func(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b Weights, ldb int, beta float32, c []float32, ldc int)
+
+// gemm is Gemm and GemmW after their checks, with gemmSerial doing each tile's work.
+func gemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b Weights, ldb int, beta float32, c []float32, ldc int, gemmSerial serialFunc) {
 	if gemmTrivial(m, n, k, alpha, beta, c, ldc) {
 		return
 	}
@@ -302,29 +305,47 @@ func gemmSerial(transA, transB bool, m, n, k int, alpha float32, a []float32, ld
 func macroKernel(bufs *gemmBufs, ab aBlock, mc, nc, kc int, alpha, beta float32, c []float32, ldc int) {
 	bp := bufs.b
 	for jr := 0; jr < nc; jr += nr {
-		nrem := min(nr, nc-jr)
-		bpanel := bp[jr*kc : jr*kc+nr*kc]
-		for ir := 0; ir < mc; ir += mr {
-			mrem := min(mr, mc-ir)
-			apanel, rs, cs := ab.a[ir/mr*ab.panel:], ab.rs, ab.cs
-			if mrem < mr && ab.direct {
-				apanel, rs, cs = bufs.a, 1, mr // packed by gemmSerial
+		if useAVX512 && nc-jr >= 2*nr {
+			// Two full micro-panels: 6×32 tiles with the AVX-512 kernel for
+			// the full row panels, 6×16 tiles for a partial last one.
+			full := mc / mr * mr
+			for ir := 0; ir < full; ir += mr {
+				gemmKernel32(kc, ab.a[ir/mr*ab.panel:], ab.rs, ab.cs, bp[jr*kc:], nr*kc, c[ir*ldc+jr:], ldc, alpha, beta)
 			}
-			if mrem == mr && nrem == nr {
-				gemmKernel(kc, apanel, rs, cs, bpanel, c[ir*ldc+jr:], ldc, alpha, beta)
-				continue
+			if full < mc {
+				macroPanel(bufs, ab, full, mc, nr, kc, bp[jr*kc:(jr+nr)*kc], alpha, beta, c[jr:], ldc)
+				macroPanel(bufs, ab, full, mc, nr, kc, bp[(jr+nr)*kc:(jr+2*nr)*kc], alpha, beta, c[jr+nr:], ldc)
 			}
-			tmp := bufs.tmp[:]
-			gemmKernel(kc, apanel, rs, cs, bpanel, tmp, nr, alpha, 0)
-			for i := 0; i < mrem; i++ {
-				crow := c[(ir+i)*ldc+jr : (ir+i)*ldc+jr+nrem]
-				trow := tmp[i*nr : i*nr+nrem]
-				if beta == 0 {
-					copy(crow, trow)
-				} else {
-					for j, v := range trow {
-						crow[j] = v + beta*crow[j]
-					}
+			jr += nr
+			continue
+		}
+		macroPanel(bufs, ab, 0, mc, min(nr, nc-jr), kc, bp[jr*kc:jr*kc+nr*kc], alpha, beta, c[jr:], ldc)
+	}
+}
+
+// macroPanel multiplies rows [i0, mc) of the A block by one packed kc×nr
+// micro-panel of B into the first nrem ≤ nr columns of C, in 6×16 tiles.
+func macroPanel(bufs *gemmBufs, ab aBlock, i0, mc, nrem, kc int, bpanel []float32, alpha, beta float32, c []float32, ldc int) {
+	for ir := i0; ir < mc; ir += mr {
+		mrem := min(mr, mc-ir)
+		apanel, rs, cs := ab.a[ir/mr*ab.panel:], ab.rs, ab.cs
+		if mrem < mr && ab.direct {
+			apanel, rs, cs = bufs.a, 1, mr // packed by gemmSerial
+		}
+		if mrem == mr && nrem == nr {
+			gemmKernel(kc, apanel, rs, cs, bpanel, c[ir*ldc:], ldc, alpha, beta)
+			continue
+		}
+		tmp := bufs.tmp[:]
+		gemmKernel(kc, apanel, rs, cs, bpanel, tmp, nr, alpha, 0)
+		for i := 0; i < mrem; i++ {
+			crow := c[(ir+i)*ldc : (ir+i)*ldc+nrem]
+			trow := tmp[i*nr : i*nr+nrem]
+			if beta == 0 {
+				copy(crow, trow)
+			} else {
+				for j, v := range trow {
+					crow[j] = v + beta*crow[j]
 				}
 			}
 		}

@@ -2,11 +2,15 @@ package kernels
 
 import "runtime"
 
-// Implementation names the kernels in use: "avx2-fma/amd64" for the assembly kernels, else
-// "generic/GOARCH". Results are bit-identical between machines with the same implementation;
+// Implementation names the kernels in use: "avx2-fma/amd64" for the assembly kernels (with or
+// without the AVX-512 Gemm kernel, which gives the same bits), "avx512-bf16/amd64" under
+// ComputeBF16, else "generic/GOARCH". Results are bit-identical between machines with the same implementation;
 // different implementations round differently (FMA, summation order), so a distributed search
 // requires every worker to report the same name.
 func Implementation() string {
+	if useBF16() {
+		return "avx512-bf16/" + runtime.GOARCH
+	}
 	if useAsm {
 		return "avx2-fma/" + runtime.GOARCH
 	}

@@ -9,29 +9,41 @@ import (
 	"testing"
 )
 
-// paths returns the kernel implementations available in this build: the
-// portable one always, the assembly one when built and supported by the CPU.
-func paths() []bool {
+// kpath is one implementation of the kernels: the portable Go code, the
+// AVX2/FMA assembly, or the AVX2 assembly with the AVX-512 Gemm kernel.
+type kpath int
+
+const (
+	pathGo kpath = iota
+	pathAVX2
+	pathAVX512
+)
+
+// paths returns the kernel implementations available in this build and on
+// this CPU: the portable one always, the assembly ones when built and
+// supported.
+func paths() []kpath {
+	ps := []kpath{pathGo}
 	if hasAsm && useAsm {
-		return []bool{false, true}
+		ps = append(ps, pathAVX2)
 	}
-	return []bool{false}
+	if hasAsm && useAVX512 {
+		ps = append(ps, pathAVX512)
+	}
+	return ps
 }
 
-// withPath runs f with the assembly kernels switched on or off.
-func withPath(t testing.TB, asm bool, f func()) {
+// withPath runs f with the kernels of path p selected.
+func withPath(t testing.TB, p kpath, f func()) {
 	t.Helper()
-	old := useAsm
-	useAsm = asm
-	defer func() { useAsm = old }()
+	oldAsm, old512 := useAsm, useAVX512
+	useAsm, useAVX512 = p >= pathAVX2, p == pathAVX512
+	defer func() { useAsm, useAVX512 = oldAsm, old512 }()
 	f()
 }
 
-func pathName(asm bool) string {
-	if asm {
-		return "asm"
-	}
-	return "go"
+func pathName(p kpath) string {
+	return [...]string{"go", "avx2", "avx512"}[p]
 }
 
 func randSlice(rng *rand.Rand, n int) []float32 {
@@ -317,10 +329,59 @@ func TestSplitGrid(t *testing.T) {
 func TestImplementation(t *testing.T) {
 	got := Implementation()
 	want := "generic/" + runtime.GOARCH
-	if useAsm {
+	if useAsm { // the AVX-512 Gemm kernel gives the same bits: same name
 		want = "avx2-fma/" + runtime.GOARCH
 	}
 	if got != want {
 		t.Fatalf("Implementation() = %q, want %q", got, want)
 	}
+}
+
+// TestGemmAVX512SameBits checks that the AVX-512 kernel gives exactly the
+// bits of the AVX2 one (the same FMA chain per element), for every case of
+// TestGemm, A read in place and packed, and for Gemm's parallel split.
+func TestGemmAVX512SameBits(t *testing.T) {
+	if !hasAsm || !useAVX512 {
+		t.Skip("no AVX-512 on this CPU (or a noasm build): nothing to compare")
+	}
+	cases := append(gemmCases(), gemmCase{false, true, 200, 704, 256, 1, 0, 0, 0, 0},
+		gemmCase{false, true, 97, 4096 + 48, 300, 1, 1, 0, 0, 5},
+		gemmCase{true, false, 256, 256, 1000, 1, 1, 0, 0, 0})
+	for _, pack := range []bool{false, true} {
+		forcePackA = pack
+		for ci, tc := range cases {
+			rng := rand.New(rand.NewPCG(9, uint64(ci)))
+			ar, ac := tc.m, tc.k
+			if tc.transA {
+				ar, ac = tc.k, tc.m
+			}
+			br, bc := tc.k, tc.n
+			if tc.transB {
+				br, bc = tc.n, tc.k
+			}
+			lda, ldb, ldc := max(1, ac+tc.padA), max(1, bc+tc.padB), tc.n+tc.padC
+			a := randSlice(rng, max(0, (ar-1)*lda+ac))
+			b := randSlice(rng, max(0, (br-1)*ldb+bc))
+			c0 := randSlice(rng, (tc.m-1)*ldc+tc.n)
+			var got [2][]float32
+			for i, p := range []kpath{pathAVX2, pathAVX512} {
+				withPath(t, p, func() {
+					c := append([]float32(nil), c0...)
+					if ci%2 == 0 {
+						GemmSerial(tc.transA, tc.transB, tc.m, tc.n, tc.k, tc.alpha, a, lda, b, ldb, tc.beta, c, ldc)
+					} else {
+						Gemm(tc.transA, tc.transB, tc.m, tc.n, tc.k, tc.alpha, a, lda, b, ldb, tc.beta, c, ldc)
+					}
+					got[i] = c
+				})
+			}
+			for i := range got[0] {
+				if math.Float32bits(got[0][i]) != math.Float32bits(got[1][i]) {
+					t.Fatalf("%v packA=%v: C[%d] avx2 %v (%#x), avx512 %v (%#x)", tc, pack, i,
+						got[0][i], math.Float32bits(got[0][i]), got[1][i], math.Float32bits(got[1][i]))
+				}
+			}
+		}
+	}
+	forcePackA = false
 }

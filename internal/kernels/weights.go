@@ -149,15 +149,25 @@ func convertF16Go(dst []float32, src []uint16) {
 // GemmW is Gemm with a B operand held in any DType: C = alpha·op(A)·op(B) + beta·C. 16-bit
 // elements of B are converted to float32 when B's panels are packed, so the result is
 // bit-identical to Gemm with B converted to float32 beforehand. Safe for concurrent use.
+// Under ComputeBF16 (SetCompute) the operands are rounded to bfloat16 instead and the result
+// differs accordingly.
 func GemmW(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b Weights, ldb int, beta float32, c []float32, ldc int) {
 	checkGemmW("GemmW", transA, transB, m, n, k, a, lda, b, ldb, c, ldc)
-	gemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+	serial := gemmSerial
+	if useBF16() {
+		serial = gemmSerialBF16
+	}
+	gemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, serial)
 }
 
 // GemmWSerial is GemmW on the calling goroutine only.
 func GemmWSerial(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b Weights, ldb int, beta float32, c []float32, ldc int) {
 	checkGemmW("GemmWSerial", transA, transB, m, n, k, a, lda, b, ldb, c, ldc)
 	if gemmTrivial(m, n, k, alpha, beta, c, ldc) {
+		return
+	}
+	if useBF16() {
+		gemmSerialBF16(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 		return
 	}
 	gemmSerial(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)

@@ -187,29 +187,51 @@ func TestGemmWPanics(t *testing.T) {
 }
 
 // BenchmarkGemmW measures x·Wᵀ at the Llama-3.2-1B layer shapes (1024 token rows) with W in
-// each dtype (compare with benchstat -col /dtype).
+// each dtype, on each assembly path and, where the CPU has AVX512_BF16, under ComputeBF16
+// (compare with benchstat -col /dtype or /kernel).
 func BenchmarkGemmW(b *testing.B) {
-	for _, s := range []struct{ m, n, k int }{{1024, 2048, 2048}, {1024, 8192, 2048}, {1024, 2048, 8192}} {
-		for _, dt := range []DType{F32, BF16, F16} {
-			b.Run(fmt.Sprintf("shape=%dx%dx%d/dtype=%v", s.m, s.n, s.k, dt), func(b *testing.B) {
-				rng := rand.New(rand.NewPCG(1, 1))
-				a := randSlice(rng, s.m*s.k)
-				w := F32Weights(randSlice(rng, s.n*s.k))
-				if dt != F32 {
-					bits, _ := rand16(rng, dt, s.n*s.k)
-					w = Weights{DType: dt, Bits: bits}
-				}
-				c := make([]float32, s.m*s.n)
-				cpu0 := processCPUSeconds()
-				for b.Loop() {
-					GemmW(false, true, s.m, s.n, s.k, 1, a, s.k, w, s.k, 0, c, s.n)
-				}
-				flops := 2 * float64(s.m) * float64(s.n) * float64(s.k) * float64(b.N)
-				b.ReportMetric(flops/b.Elapsed().Seconds()/1e9, "GFLOP/s")
-				if cpu := processCPUSeconds() - cpu0; cpu > 0 {
-					b.ReportMetric(flops/cpu/1e9, "GFLOP/cpu-s")
-				}
-			})
+	type variant struct {
+		name    string
+		path    kpath
+		compute Compute
+	}
+	var variants []variant
+	for _, p := range benchPaths() {
+		variants = append(variants, variant{pathName(p), p, ComputeF32})
+	}
+	if hasBF16 {
+		variants = append(variants, variant{"bf16", pathAVX512, ComputeBF16})
+	}
+	for _, v := range variants {
+		for _, s := range []struct{ m, n, k int }{{1024, 2048, 2048}, {1024, 8192, 2048}, {1024, 2048, 8192}} {
+			for _, dt := range []DType{F32, BF16, F16} {
+				b.Run(fmt.Sprintf("kernel=%s/shape=%dx%dx%d/dtype=%v", v.name, s.m, s.n, s.k, dt), func(b *testing.B) {
+					withPath(b, v.path, func() {
+						withCompute(b, v.compute, func() { benchGemmW(b, s.m, s.n, s.k, dt) })
+					})
+				})
+			}
 		}
+	}
+}
+
+// benchGemmW runs GemmW on one m×n×k shape with W in dtype dt.
+func benchGemmW(b *testing.B, m, n, k int, dt DType) {
+	rng := rand.New(rand.NewPCG(1, 1))
+	a := randSlice(rng, m*k)
+	w := F32Weights(randSlice(rng, n*k))
+	if dt != F32 {
+		bits, _ := rand16(rng, dt, n*k)
+		w = Weights{DType: dt, Bits: bits}
+	}
+	c := make([]float32, m*n)
+	cpu0 := processCPUSeconds()
+	for b.Loop() {
+		GemmW(false, true, m, n, k, 1, a, k, w, k, 0, c, n)
+	}
+	flops := 2 * float64(m) * float64(n) * float64(k) * float64(b.N)
+	b.ReportMetric(flops/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+	if cpu := processCPUSeconds() - cpu0; cpu > 0 {
+		b.ReportMetric(flops/cpu/1e9, "GFLOP/cpu-s")
 	}
 }
