@@ -159,6 +159,7 @@ type recordFile struct {
 	Evaluations int64     `json:"evaluations"`
 	Tokens      int64     `json:"tokens"`
 	ElapsedNS   int64     `json:"elapsed_ns"`
+	Short       int       `json:"short,omitempty"`
 }
 
 type stateFile struct {

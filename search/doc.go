@@ -15,8 +15,10 @@
 //  1. Offspring: λ = Config.Offspring distinct profiles, none equal to the parent. Each starts
 //     as a copy of the parent and gets r = min(U{1..3}, U{1..3}) calls of Mode.Mutate
 //     (r = 1, 2, 3 with probability 5/9, 3/9, 1/9); it is kept only if Mode.Legal and
-//     Mode.AcceptOffspring accept it and it is new. After Config.MaxAttempts attempts without λ offspring, Run fails: the neighbourhood of the
-//     parent is too small for λ.
+//     Mode.AcceptOffspring accept it and it is new. After Config.MaxAttempts attempts without λ
+//     offspring, the generation goes on with those it has (Record.Short counts the missing
+//     ones): near the edge of the budget, e.g. with most units at their lowest legal level, the
+//     parent's neighbourhood can be smaller than λ. With none, the parent stays unscored.
 //  2. Selection, for each stage s of Config.Stages: a fresh batch of max(1, Tokens/SeqLen)
 //     chunks is drawn without repetition from the Config.PoolChunks calibration chunks; every
 //     remaining candidate is scored on that same batch with one Evaluator.Evaluate call, and

@@ -89,12 +89,16 @@ type Record struct {
 	Evaluations int64
 	Tokens      int64
 	Elapsed     time.Duration
+	// Short counts the offspring missing from Config.Offspring in this generation: the parent's
+	// neighbourhood held fewer distinct legal profiles than λ that Config.MaxAttempts mutation
+	// attempts could find (0 normally; λ when none was found and the parent stayed unscored).
+	Short int
 }
 
 // MarshalJSON encodes r (see Record).
 func (r Record) MarshalJSON() ([]byte, error) {
 	return json.Marshal(recordFile{Generation: r.Generation, Best: jsonFloat(r.Best), Replaced: r.Replaced,
-		Evaluations: r.Evaluations, Tokens: r.Tokens, ElapsedNS: int64(r.Elapsed)})
+		Evaluations: r.Evaluations, Tokens: r.Tokens, ElapsedNS: int64(r.Elapsed), Short: r.Short})
 }
 
 // UnmarshalJSON decodes what MarshalJSON writes.
@@ -104,7 +108,7 @@ func (r *Record) UnmarshalJSON(b []byte) error {
 		return err
 	}
 	*r = Record{Generation: f.Generation, Best: float64(f.Best), Replaced: f.Replaced,
-		Evaluations: f.Evaluations, Tokens: f.Tokens, Elapsed: time.Duration(f.ElapsedNS)}
+		Evaluations: f.Evaluations, Tokens: f.Tokens, Elapsed: time.Duration(f.ElapsedNS), Short: f.Short}
 	return nil
 }
 
@@ -328,6 +332,15 @@ func (e *engine) generation(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("search: generation %d: %w", g, err)
 	}
+	short := e.cfg.Offspring - len(cands)
+	if len(cands) == 0 {
+		// No legal neighbour found: the parent stays, nothing is scored.
+		e.gen = g
+		e.sessionGens++
+		e.history = append(e.history, Record{Generation: g, Best: e.fitness, Evaluations: e.evaluations,
+			Tokens: e.tokens, Elapsed: e.elapsed(), Short: short})
+		return nil
+	}
 	// isParent marks which candidate is the parent (only at the last stage).
 	isParent := make([]bool, len(cands))
 	var fit []float64
@@ -360,12 +373,13 @@ func (e *engine) generation(ctx context.Context) error {
 	e.sessionGens++
 	e.history = append(e.history, Record{
 		Generation: g, Best: e.fitness, Replaced: !isParent[0],
-		Evaluations: e.evaluations, Tokens: e.tokens, Elapsed: e.elapsed(),
+		Evaluations: e.evaluations, Tokens: e.tokens, Elapsed: e.elapsed(), Short: short,
 	})
 	return nil
 }
 
-// offspring makes λ distinct legal offspring of the parent, none equal to it.
+// offspring makes λ distinct legal offspring of the parent, none equal to it, or as many as
+// Config.MaxAttempts mutation attempts find when the parent's neighbourhood is smaller.
 func (e *engine) offspring() ([]Levels, error) {
 	lambda := e.cfg.Offspring
 	seen := make(map[string]bool, lambda+1)
@@ -373,8 +387,7 @@ func (e *engine) offspring() ([]Levels, error) {
 	out := make([]Levels, 0, lambda)
 	for attempt := 0; len(out) < lambda; attempt++ {
 		if attempt >= e.cfg.MaxAttempts {
-			return nil, fmt.Errorf("made only %d distinct legal offspring of the %d asked for in %d attempts: the neighbourhood of the parent is too small (lower the offspring count)",
-				len(out), lambda, e.cfg.MaxAttempts)
+			break // a small neighbourhood: the generation goes on with fewer (Record.Short)
 		}
 		child := e.parent.Clone()
 		for range switches(e.rng) {

@@ -716,10 +716,54 @@ func (illegalInit) Initial(*rand.Rand) []search.Levels {
 
 type wrongLength struct{ search.Mode }
 
+// stuck is a mode whose mutation returns the profile unchanged.
+type stuck struct{ search.Mode }
+
+func (stuck) Mutate(_ *rand.Rand, p search.Levels) search.Levels { return p }
+
 func (m wrongLength) Mutate(rng *rand.Rand, p search.Levels) search.Levels { return p[:1] }
 
-func TestRunErrors(t *testing.T) {
+// TestSmallNeighbourhood: a parent with fewer legal neighbours than λ makes a generation with
+// those it has (Record.Short), and one with none keeps the parent without scoring; the run
+// completes every generation either way.
+func TestSmallNeighbourhood(t *testing.T) {
+	// drop 1 of 2: the parent has exactly 3 neighbours (swap attention, MLP or both).
 	small, _ := drop.NewK(2, 1, drop.Options{})
+	// A mode whose mutations never move: no neighbour at all.
+	single := stuck{small}
+	cfg := search.Config{Offspring: 4, Stages: []search.Stage{{2, 64}, {1, 64}}, Generations: 3, SeqLen: 64, PoolChunks: 64, InitTokens: 64}
+	for _, tc := range []struct {
+		name      string
+		mode      search.Mode
+		short     int
+		evalsPerG int64
+	}{
+		{"3 neighbours", small, 1, 3 + 2 + 1}, // 3 offspring, 2 survivors, the parent
+		{"none", single, 4, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res, err := search.Run(context.Background(), cfg, tc.mode, fnEval{f: linearFitness(dropCosts(2, 3), 0.5)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Generations != cfg.Generations || len(res.History) != cfg.Generations+1 {
+				t.Fatalf("%d generations, %d records; want %d", res.Generations, len(res.History), cfg.Generations)
+			}
+			for _, h := range res.History[1:] {
+				prev := res.History[h.Generation-1]
+				if h.Short != tc.short || h.Evaluations-prev.Evaluations != tc.evalsPerG {
+					t.Fatalf("generation %d: short %d, %d evaluations; want %d, %d", h.Generation, h.Short,
+						h.Evaluations-prev.Evaluations, tc.short, tc.evalsPerG)
+				}
+			}
+			if !tc.mode.Legal(res.Profile) {
+				t.Fatalf("final profile %v is not legal", res.Profile)
+			}
+		})
+	}
+}
+
+func TestRunErrors(t *testing.T) {
 	mode, _ := drop.NewK(6, 2, drop.Options{})
 	ok := search.Config{Offspring: 3, Stages: []search.Stage{{1, 64}}, Generations: 2, SeqLen: 64, PoolChunks: 64}
 	zero := fnEval{f: func(search.Batch, search.Levels) float64 { return 0 }}
@@ -733,9 +777,6 @@ func TestRunErrors(t *testing.T) {
 		{"nil mode", ok, nil, zero, "mode is nil"},
 		{"nil evaluator", ok, mode, nil, "evaluator is nil"},
 		{"bad config", search.Config{}, mode, zero, "offspring = 0"},
-		// drop 1 of 2: the parent has exactly 3 neighbours (swap attention, MLP or both).
-		{"space too small", search.Config{Offspring: 4, Stages: []search.Stage{{1, 64}}, Generations: 1, SeqLen: 64, PoolChunks: 64},
-			small, zero, "made only 3 distinct legal offspring of the 4 asked for"},
 		{"init pool too small", search.Config{Offspring: 3, Stages: []search.Stage{{1, 64}}, Generations: 1, SeqLen: 64, PoolChunks: 4},
 			mode, zero, "init tokens 2048 need 32 chunks of 64 tokens but the calibration pool holds only 4"},
 		{"illegal initial", ok, illegalInit{mode}, zero, "initial profile 0 [1 1 1 1 1 1 1 1 1 1 1 1] is not legal"},
