@@ -77,7 +77,8 @@ func (f EvaluatorFunc) Evaluate(ctx context.Context, parent Levels, cands []Leve
 
 // Record summarises one generation (generation 0: the initialisation). The counters are
 // cumulative since the start of the run, across resumptions. Its JSON form is
-// {"generation", "best", "replaced", "evaluations", "tokens", "elapsed_ns"}, with a NaN best
+// {"generation", "best", "replaced", "evaluations", "tokens", "elapsed_ns"} (and "short" when
+// not 0), with a NaN best
 // written as null and ±Inf as "+Inf"/"-Inf".
 type Record struct {
 	Generation int
@@ -529,7 +530,7 @@ func (e *engine) progress() Progress {
 	return Progress{
 		Mode: e.mode.Name(), Generation: e.gen, Generations: e.cfg.Generations,
 		Best: e.fitness, Replaced: last.Replaced, Evaluations: e.evaluations, Tokens: e.tokens,
-		Elapsed: last.Elapsed, ETA: eta, Workers: e.workers(),
+		Elapsed: last.Elapsed, ETA: eta, Workers: e.workers(), Short: last.Short,
 	}
 }
 

@@ -30,6 +30,8 @@ type Progress struct {
 	// Workers describes the workers that scored candidates, when the evaluator reports them
 	// (WithWorkerStatus); nil otherwise.
 	Workers []WorkerStatus
+	// Short counts the offspring this generation lacked (Record.Short).
+	Short int
 }
 
 // WorkerStatus describes one worker of a distributed evaluator.
@@ -204,6 +206,9 @@ func (j *JSONLogger) Observe(p Progress) {
 		slog.Int64("tokens", p.Tokens),
 		slog.Float64("elapsed_s", p.Elapsed.Seconds()),
 		slog.Float64("eta_s", p.ETA.Seconds()),
+	}
+	if p.Short > 0 {
+		attrs = append(attrs, slog.Int("short", p.Short))
 	}
 	if p.Workers != nil {
 		attrs = append(attrs, slog.Any("workers", p.Workers))
