@@ -88,18 +88,13 @@ func gemmKernel(kc int, a []float32, rs, cs int, b, c []float32, ldc int, alpha,
 }
 
 // gemmKernel32 computes one full mr×2nr tile of C from two packed B
-// micro-panels (b and b[bstride:]) with the AVX-512 kernel and reports
-// whether it did; the caller falls back to two gemmKernel calls otherwise.
-// The result is the same as those two calls'.
-func gemmKernel32(kc int, a []float32, rs, cs int, b []float32, bstride int, c []float32, ldc int, alpha, beta float32) bool {
-	if !useAVX512 {
-		return false
-	}
+// micro-panels (b and b[bstride:]) with the AVX-512 kernel (useAVX512 only);
+// the result is that of two gemmKernel calls, one per micro-panel.
+func gemmKernel32(kc int, a []float32, rs, cs int, b []float32, bstride int, c []float32, ldc int, alpha, beta float32) {
 	_ = a[(mr-1)*rs+(kc-1)*cs]
 	_ = b[bstride+kc*nr-1]
 	_ = c[(mr-1)*ldc+2*nr-1]
 	sgemmKernel6x32(kc, &a[0], rs, cs, &b[0], bstride, &c[0], ldc, alpha, beta)
-	return true
 }
 
 // fmaPeakAsm runs the FMA throughput loop of the widest vector unit in use.

@@ -15,9 +15,9 @@ var useAsm = false
 // useAVX512 selects the AVX-512 Gemm kernel; always false in this build.
 var useAVX512 = false
 
-// gemmKernel32 reports false: the caller uses two gemmKernel calls.
-func gemmKernel32(kc int, a []float32, rs, cs int, b []float32, bstride int, c []float32, ldc int, alpha, beta float32) bool {
-	return false
+// gemmKernel32 is never called in this build (useAVX512 is false).
+func gemmKernel32(kc int, a []float32, rs, cs int, b []float32, bstride int, c []float32, ldc int, alpha, beta float32) {
+	panic("kernels: AVX-512 kernel in a noasm build")
 }
 
 // fmaPeakAsm is never called in this build (useAsm is false).
