@@ -425,10 +425,14 @@ func packRows6(d, a []float32, lda, i, p0, kc int) {
 
 // packB copies rows [p0, p0+kc) and columns [j0, j0+nc) of op(B) into dst as
 // ceil(nc/nr) micro-panels of kc×nr values (zero-padded to nr columns),
-// converting 16-bit elements to float32.
+// converting 16-bit and Decoded elements to float32.
 func packB(dst []float32, bw Weights, ldb int, trans bool, p0, kc, j0, nc int) {
-	if bw.DType != F32 {
+	switch bw.DType {
+	case BF16, F16:
 		packB16(dst, bw, ldb, trans, p0, kc, j0, nc)
+		return
+	case Decoded:
+		packBDecoded(dst, bw, ldb, trans, p0, kc, j0, nc)
 		return
 	}
 	b := bw.F32
