@@ -1,0 +1,228 @@
+package db
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+	"math/bits"
+
+	"github.com/evopress/evopress/compress"
+	"github.com/evopress/evopress/ggml"
+	"github.com/evopress/evopress/internal/kernels"
+)
+
+// Levels are held in memory as their files store them, not as float32: a level's payload (ggml
+// blocks, GPTQ codes with their scales and zero points, a sparse bitmask with its values) behind
+// a kernels.Decoder that expands any stretch of it to exactly the float32 values Decode writes.
+// The matrix multiply expands a panel at a time while it packs (kernels.GemmW), so a candidate
+// model holds its substituted layers at the level's size: ggml's bits per weight for a gguf
+// level, the code bits plus 8 bytes per group for a quant level, and for a sparse level 1/8
+// byte of bitmask, 1/16 byte of running counts and the stored non-zeros (2 or 4 bytes each).
+
+// compactLevel is a level held compactly: a kernels.Decoder with its size in memory.
+type compactLevel interface {
+	kernels.Decoder
+	// Bytes is the memory the level holds (its payload's arrays, not counting small headers).
+	Bytes() int64
+}
+
+// newCompact builds the compact form of a level's payload, checking what Decode checks. The
+// payload is copied (it lives in a pooled read buffer).
+func newCompact(h *levelHeader, payload []byte) (compactLevel, error) {
+	switch h.Kind {
+	case ModeSparse:
+		return newSparseLevel(h, payload)
+	case ModeGGUF:
+		return &ggufLevel{t: ggml.Type(h.Level), n: h.Rows * h.Cols, blocks: clone(payload, 0)}, nil
+	}
+	return newQuantLevel(h, payload)
+}
+
+// clone copies b with pad zero bytes after it (decoders read a byte past the last code).
+func clone(b []byte, pad int) []byte {
+	out := make([]byte, len(b)+pad)
+	copy(out, b)
+	return out
+}
+
+// ggufLevel is a gguf level: its ggml blocks, row by row (rows are whole blocks).
+type ggufLevel struct {
+	t      ggml.Type
+	n      int
+	blocks []byte
+}
+
+// Len is the number of weights.
+func (g *ggufLevel) Len() int { return g.n }
+
+// Decode writes weights [off, off+len(dst)) (ggml.DequantizeRange).
+func (g *ggufLevel) Decode(dst []float32, off int) { ggml.DequantizeRange(dst, g.t, g.blocks, off) }
+
+// Bytes is the size of the blocks.
+func (g *ggufLevel) Bytes() int64 { return int64(len(g.blocks)) }
+
+// quantLevel is a quant level: the codes bit-packed at bits (row-major, one zero byte of
+// padding), the scales and zero points of each row's groups as float32, and g_idx when present.
+type quantLevel struct {
+	rows, cols, bits int
+	g, ng            int // group size (cols for one group) and groups per row
+	codes            []byte
+	scale, zero      []float32
+	gidx             []int32
+}
+
+// newQuantLevel checks and holds a quant payload (the checks of decodeQuant).
+func newQuantLevel(h *levelHeader, p []byte) (*quantLevel, error) {
+	codes, sc, zc, gi := quantSections(h, p)
+	q := &quantLevel{rows: h.Rows, cols: h.Cols, bits: h.Bits, g: h.GroupSize, ng: h.Groups}
+	if q.ng == 1 {
+		q.g = h.Cols
+	}
+	q.scale = make([]float32, h.Rows*q.ng)
+	q.zero = make([]float32, h.Rows*q.ng)
+	for i := range q.scale {
+		s := compress.Float16Value(binary.LittleEndian.Uint16(sc[2*i:]))
+		if !(s > 0) || math.IsInf(float64(s), 0) {
+			return nil, fmt.Errorf("scale %g of group %d is not positive and finite", s, i)
+		}
+		q.scale[i] = s
+	}
+	if err := unpackFloat(q.zero, zc, h.Bits); err != nil {
+		return nil, fmt.Errorf("zero points: %w", err)
+	}
+	if h.GIdx {
+		q.gidx = make([]int32, h.Cols)
+		for j := range q.gidx {
+			v := int32(binary.LittleEndian.Uint32(gi[4*j:]))
+			if v < 0 || int(v) >= q.ng {
+				return nil, fmt.Errorf("g_idx %d of column %d outside [0, %d)", v, j, q.ng)
+			}
+			q.gidx[j] = v
+		}
+	}
+	if pad := len(codes)*8 - h.Rows*h.Cols*h.Bits; pad > 0 && codes[len(codes)-1]>>(8-pad) != 0 {
+		return nil, fmt.Errorf("non-zero padding bits after the codes")
+	}
+	q.codes = clone(codes, 1)
+	return q, nil
+}
+
+// Len is the number of weights.
+func (q *quantLevel) Len() int { return q.rows * q.cols }
+
+// Bytes is the size of the codes, scales, zero points and g_idx.
+func (q *quantLevel) Bytes() int64 {
+	return int64(len(q.codes)) + 4*int64(len(q.scale)+len(q.zero)+len(q.gidx))
+}
+
+// Decode writes weights [off, off+len(dst)): scale·(code − zero) in float32, decodeQuant's
+// arithmetic. Code i is bits [i·bits, (i+1)·bits) of the little-endian bit stream.
+func (q *quantLevel) Decode(dst []float32, off int) {
+	if off < 0 || off+len(dst) > q.Len() {
+		panic(fmt.Sprintf("db: quant level: weights [%d, %d) outside [0, %d)", off, off+len(dst), q.Len()))
+	}
+	w := uint(q.bits)
+	mask := uint16(1)<<w - 1
+	codes := q.codes
+	for len(dst) > 0 {
+		r, c := off/q.cols, off%q.cols
+		n := min(len(dst), q.cols-c)
+		s := q.scale[r*q.ng : (r+1)*q.ng]
+		z := q.zero[r*q.ng : (r+1)*q.ng]
+		pos := uint(off) * w
+		out := dst[:n]
+		if q.gidx != nil {
+			for i := range out {
+				code := (uint16(codes[pos>>3]) | uint16(codes[pos>>3+1])<<8) >> (pos & 7) & mask
+				gr := q.gidx[c+i]
+				out[i] = s[gr] * (float32(code) - z[gr])
+				pos += w
+			}
+		} else {
+			for i := 0; i < n; {
+				gr := (c + i) / q.g
+				end := min(n, (gr+1)*q.g-c)
+				sg, zg := s[gr], z[gr]
+				for ; i < end; i++ {
+					code := (uint16(codes[pos>>3]) | uint16(codes[pos>>3+1])<<8) >> (pos & 7) & mask
+					out[i] = sg * (float32(code) - zg)
+					pos += w
+				}
+			}
+		}
+		dst, off = dst[n:], off+n
+	}
+}
+
+// sparseLevel is a sparse level: the bitmask (one zero byte of padding), the count of set bits
+// before each 64 weights, and the stored values (f32, bf16 or f16 little-endian).
+type sparseLevel struct {
+	n      int
+	mask   []byte
+	before []int32
+	vals   []byte
+	values string
+}
+
+// newSparseLevel checks and holds a sparse payload (the checks of decodeSparse).
+func newSparseLevel(h *levelHeader, p []byte) (*sparseLevel, error) {
+	n := h.Rows * h.Cols
+	mlen := (n + 7) / 8
+	mask := p[:mlen]
+	s := &sparseLevel{n: n, values: h.Values, before: make([]int32, (n+63)/64)}
+	set := 0
+	for i, b := range mask {
+		if i%8 == 0 {
+			s.before[i/8] = int32(set)
+		}
+		set += bits.OnesCount8(b)
+	}
+	if int64(set) != h.Nonzeros {
+		return nil, fmt.Errorf("bitmask holds %d entries, header says %d", set, h.Nonzeros)
+	}
+	if rem := n & 7; rem != 0 && mask[mlen-1]>>rem != 0 {
+		return nil, fmt.Errorf("padding bits set in the bitmask")
+	}
+	s.mask = clone(mask, 1)
+	s.vals = clone(p[mlen:], 0)
+	return s, nil
+}
+
+// Len is the number of weights.
+func (s *sparseLevel) Len() int { return s.n }
+
+// Bytes is the size of the bitmask, the counts and the values.
+func (s *sparseLevel) Bytes() int64 {
+	return int64(len(s.mask)) + 4*int64(len(s.before)) + int64(len(s.vals))
+}
+
+// Decode writes weights [off, off+len(dst)): the stored values where the bitmask is set, +0
+// elsewhere (decodeSparse's values).
+func (s *sparseLevel) Decode(dst []float32, off int) {
+	if off < 0 || off+len(dst) > s.n {
+		panic(fmt.Sprintf("db: sparse level: weights [%d, %d) outside [0, %d)", off, off+len(dst), s.n))
+	}
+	// k: the values stored before weight off.
+	k := int(s.before[off>>6])
+	for b := off >> 6 << 3; b < off>>3; b++ {
+		k += bits.OnesCount8(s.mask[b])
+	}
+	k += bits.OnesCount8(s.mask[off>>3] & (1<<(off&7) - 1))
+	mask, vals := s.mask, s.vals
+	for i := range dst {
+		e := off + i
+		if mask[e>>3]>>(e&7)&1 == 0 {
+			dst[i] = 0
+			continue
+		}
+		switch s.values {
+		case "f32":
+			dst[i] = math.Float32frombits(binary.LittleEndian.Uint32(vals[4*k:]))
+		case "bf16":
+			dst[i] = math.Float32frombits(uint32(binary.LittleEndian.Uint16(vals[2*k:])) << 16)
+		default:
+			dst[i] = compress.Float16Value(binary.LittleEndian.Uint16(vals[2*k:]))
+		}
+		k++
+	}
+}
