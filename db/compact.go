@@ -15,9 +15,10 @@ import (
 // blocks, GPTQ codes with their scales and zero points, a sparse bitmask with its values) behind
 // a kernels.Decoder that expands any stretch of it to exactly the float32 values Decode writes.
 // The matrix multiply expands a panel at a time while it packs (kernels.GemmW), so a candidate
-// model holds its substituted layers at the level's size: ggml's bits per weight for a gguf
-// level, the code bits plus 8 bytes per group for a quant level, and for a sparse level 1/8
-// byte of bitmask, 1/16 byte of running counts and the stored non-zeros (2 or 4 bytes each).
+// model holds its substituted layers at the level's size (LevelInfo.HeldBytes): the payload of
+// its file — ggml's bits per weight for a gguf level, the codes, binary16 scales, packed zero
+// points and g_idx of a quant level — and for a sparse level, besides its 1/8 byte of bitmask
+// and stored non-zeros (2 or 4 bytes each), 4 bytes of running count per 64 weights.
 
 // compactLevel is a level held compactly: a kernels.Decoder with its size in memory.
 type compactLevel interface {
@@ -61,13 +62,14 @@ func (g *ggufLevel) Decode(dst []float32, off int) { ggml.DequantizeRange(dst, g
 // Bytes is the size of the blocks.
 func (g *ggufLevel) Bytes() int64 { return int64(len(g.blocks)) }
 
-// quantLevel is a quant level: the codes bit-packed at bits (row-major, one zero byte of
-// padding), the scales and zero points of each row's groups as float32, and g_idx when present.
+// quantLevel is a quant level as its file stores it: the codes bit-packed at bits (row-major),
+// the binary16 scales and the bit-packed zero points of each row's groups, and g_idx when
+// present (the packed arrays with one zero byte of padding).
 type quantLevel struct {
 	rows, cols, bits int
 	g, ng            int // group size (cols for one group) and groups per row
-	codes            []byte
-	scale, zero      []float32
+	codes, zeros     []byte
+	scales           []uint16
 	gidx             []int32
 }
 
@@ -78,16 +80,15 @@ func newQuantLevel(h *levelHeader, p []byte) (*quantLevel, error) {
 	if q.ng == 1 {
 		q.g = h.Cols
 	}
-	q.scale = make([]float32, h.Rows*q.ng)
-	q.zero = make([]float32, h.Rows*q.ng)
-	for i := range q.scale {
-		s := compress.Float16Value(binary.LittleEndian.Uint16(sc[2*i:]))
-		if !(s > 0) || math.IsInf(float64(s), 0) {
+	q.scales = make([]uint16, h.Rows*q.ng)
+	for i := range q.scales {
+		b := binary.LittleEndian.Uint16(sc[2*i:])
+		if s := compress.Float16Value(b); !(s > 0) || math.IsInf(float64(s), 0) {
 			return nil, fmt.Errorf("scale %g of group %d is not positive and finite", s, i)
 		}
-		q.scale[i] = s
+		q.scales[i] = b
 	}
-	if err := unpackFloat(q.zero, zc, h.Bits); err != nil {
+	if err := unpackFloat(make([]float32, h.Rows*q.ng), zc, h.Bits); err != nil {
 		return nil, fmt.Errorf("zero points: %w", err)
 	}
 	if h.GIdx {
@@ -103,50 +104,53 @@ func newQuantLevel(h *levelHeader, p []byte) (*quantLevel, error) {
 	if pad := len(codes)*8 - h.Rows*h.Cols*h.Bits; pad > 0 && codes[len(codes)-1]>>(8-pad) != 0 {
 		return nil, fmt.Errorf("non-zero padding bits after the codes")
 	}
-	q.codes = clone(codes, 1)
+	q.codes, q.zeros = clone(codes, 1), clone(zc, 1)
 	return q, nil
 }
 
 // Len is the number of weights.
 func (q *quantLevel) Len() int { return q.rows * q.cols }
 
-// Bytes is the size of the codes, scales, zero points and g_idx.
+// Bytes is the size of the codes, scales, zero points and g_idx: the payload's.
 func (q *quantLevel) Bytes() int64 {
-	return int64(len(q.codes)) + 4*int64(len(q.scale)+len(q.zero)+len(q.gidx))
+	return int64(len(q.codes)+len(q.zeros)) + 2*int64(len(q.scales)) + 4*int64(len(q.gidx))
+}
+
+// unpack returns integer i of a stream bit-packed at w ≤ 8 bits, little-endian (packed has a
+// byte of padding after the stream).
+func unpack(packed []byte, i int, w uint) float32 {
+	pos := uint(i) * w
+	return float32((uint16(packed[pos>>3]) | uint16(packed[pos>>3+1])<<8) >> (pos & 7) & (1<<w - 1))
+}
+
+// group returns the scale and zero point of group i (of all rows).
+func (q *quantLevel) group(i int) (float32, float32) {
+	return compress.Float16Value(q.scales[i]), unpack(q.zeros, i, uint(q.bits))
 }
 
 // Decode writes weights [off, off+len(dst)): scale·(code − zero) in float32, decodeQuant's
-// arithmetic. Code i is bits [i·bits, (i+1)·bits) of the little-endian bit stream.
+// arithmetic on the same float32 operands.
 func (q *quantLevel) Decode(dst []float32, off int) {
 	if off < 0 || off+len(dst) > q.Len() {
 		panic(fmt.Sprintf("db: quant level: weights [%d, %d) outside [0, %d)", off, off+len(dst), q.Len()))
 	}
 	w := uint(q.bits)
-	mask := uint16(1)<<w - 1
-	codes := q.codes
 	for len(dst) > 0 {
 		r, c := off/q.cols, off%q.cols
 		n := min(len(dst), q.cols-c)
-		s := q.scale[r*q.ng : (r+1)*q.ng]
-		z := q.zero[r*q.ng : (r+1)*q.ng]
-		pos := uint(off) * w
 		out := dst[:n]
 		if q.gidx != nil {
 			for i := range out {
-				code := (uint16(codes[pos>>3]) | uint16(codes[pos>>3+1])<<8) >> (pos & 7) & mask
-				gr := q.gidx[c+i]
-				out[i] = s[gr] * (float32(code) - z[gr])
-				pos += w
+				sg, zg := q.group(r*q.ng + int(q.gidx[c+i]))
+				out[i] = sg * (unpack(q.codes, off+i, w) - zg)
 			}
 		} else {
 			for i := 0; i < n; {
 				gr := (c + i) / q.g
 				end := min(n, (gr+1)*q.g-c)
-				sg, zg := s[gr], z[gr]
+				sg, zg := q.group(r*q.ng + gr)
 				for ; i < end; i++ {
-					code := (uint16(codes[pos>>3]) | uint16(codes[pos>>3+1])<<8) >> (pos & 7) & mask
-					out[i] = sg * (float32(code) - zg)
-					pos += w
+					out[i] = sg * (unpack(q.codes, off+i, w) - zg)
 				}
 			}
 		}

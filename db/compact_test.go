@@ -82,8 +82,12 @@ func TestCompactLevels(t *testing.T) {
 					if w.Len() != len(want) || !bitsEqual(w.Float32(), want) {
 						t.Fatalf("%s: compact level expands differently from Decode", what)
 					}
-					if c := w.Dec.(compactLevel); d.Mode() == ModeGGUF && c.Bytes() != lv.TensorBytes {
+					c := w.Dec.(compactLevel)
+					if d.Mode() == ModeGGUF && c.Bytes() != lv.TensorBytes {
 						t.Fatalf("%s: holds %d bytes, the tensor has %d", what, c.Bytes(), lv.TensorBytes)
+					}
+					if held := HeldBytes(&l, &lv, d.Mode()); c.Bytes() > held || c.Bytes() < held-400 {
+						t.Fatalf("%s: holds %d bytes, HeldBytes says %d (the file has %d)", what, c.Bytes(), held, lv.Bytes)
 					}
 					for range 40 {
 						off := rng.IntN(len(want))

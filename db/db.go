@@ -518,3 +518,14 @@ func UniformProfile(d *DB, level int) (*profile.Profile, error) {
 	}
 	return p, nil
 }
+
+// ReadManifest reads and parses the manifest of the database in dir (without Open's checks of
+// the level files).
+func ReadManifest(dir string) (*Manifest, error) {
+	p := filepath.Join(dir, ManifestFile)
+	data, err := os.ReadFile(p)
+	if err != nil {
+		return nil, err
+	}
+	return ParseManifest(data, p)
+}

@@ -553,8 +553,10 @@ func TestCacheBudget(t *testing.T) {
 	cfg := tm.config(filepath.Join(t.TempDir(), "db"), ModeQuant, MethodRTN)
 	build(t, cfg)
 	d := open(t, cfg.Out)
-	// Held compactly: 4-bit codes, and per group of 32 a float32 scale and zero point.
-	const layerBytes = 96*64/2 + 1 + 2*4*96*64/32
+	// Held as stored: 4-bit codes, and per group of 32 a binary16 scale and a 4-bit zero point
+	// (a byte of padding after each packed array).
+	const groups = 96 * 64 / 32
+	const layerBytes = 96*64/2 + 1 + 2*groups + groups/2 + 1
 	d.SetCacheBudget(2 * layerBytes)
 	names := []string{"model.layers.0.mlp.up_proj", "model.layers.0.mlp.gate_proj", "model.layers.1.mlp.up_proj"}
 	var first kernels.Weights
