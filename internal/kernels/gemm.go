@@ -64,6 +64,14 @@ func gemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int,
 	// everyone up; each tile stays large enough to amortise its packing.
 	tiles := int(min(float64(tilesPerProc*procs), flops/minTileFlops))
 	pm, pn := splitGrid(m, n, tiles)
+	if b.DType == Decoded && pm > 1 {
+		// Every tile packs, and so decodes, its own columns of B for all of k: split along n
+		// only where that still feeds every goroutine, so that each weight is decoded once per
+		// product. The tiling does not change any element's arithmetic (the same bits).
+		if _, qn := splitGrid(1, n, tiles); qn >= min(tiles, procs) {
+			pm, pn = 1, qn
+		}
+	}
 	nt := pm * pn
 	if nt <= 1 {
 		gemmSerial(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
