@@ -213,20 +213,27 @@ func (s *sparseLevel) Decode(dst []float32, off int) {
 	}
 	k += bits.OnesCount8(s.mask[off>>3] & (1<<(off&7) - 1))
 	mask, vals := s.mask, s.vals
-	for i := range dst {
-		e := off + i
-		if mask[e>>3]>>(e&7)&1 == 0 {
-			dst[i] = 0
-			continue
+	clear(dst)
+	// One loop per value type, over the set bits of each mask byte the range covers.
+	var value func(k int) float32
+	switch s.values {
+	case "f32":
+		value = func(k int) float32 { return math.Float32frombits(binary.LittleEndian.Uint32(vals[4*k:])) }
+	case "bf16":
+		value = func(k int) float32 { return math.Float32frombits(uint32(binary.LittleEndian.Uint16(vals[2*k:])) << 16) }
+	default:
+		value = func(k int) float32 { return compress.Float16Value(binary.LittleEndian.Uint16(vals[2*k:])) }
+	}
+	end := off + len(dst)
+	for e := off; e < end; {
+		lo := e & 7
+		hi := min(8, end-(e&^7))
+		b := mask[e>>3] >> lo << lo & (1<<hi - 1) // the byte's bits in [e, end)
+		base := e&^7 - off
+		for ; b != 0; b &= b - 1 {
+			dst[base+bits.TrailingZeros8(b)] = value(k)
+			k++
 		}
-		switch s.values {
-		case "f32":
-			dst[i] = math.Float32frombits(binary.LittleEndian.Uint32(vals[4*k:]))
-		case "bf16":
-			dst[i] = math.Float32frombits(uint32(binary.LittleEndian.Uint16(vals[2*k:])) << 16)
-		default:
-			dst[i] = compress.Float16Value(binary.LittleEndian.Uint16(vals[2*k:]))
-		}
-		k++
+		e = e&^7 + 8
 	}
 }
