@@ -5,7 +5,9 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/evopress/evopress/ggml"
 	"github.com/evopress/evopress/hf"
+	"github.com/evopress/evopress/internal/kernels"
 )
 
 // benchDB builds one-block databases with llama-pd-11m's layer shapes (hidden 256, MLP 704).
@@ -80,5 +82,55 @@ func BenchmarkSwap(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// BenchmarkGemmLevel measures y = x·Wᵀ for 512 token rows through the 704×256 gate_proj at a
+// level, W held as stored ("held": expanded as GemmW packs) against W decoded to float32
+// beforehand ("f32"): the cost of expanding at pack time.
+func BenchmarkGemmLevel(b *testing.B) {
+	type lv struct {
+		name  string
+		d     *DB
+		level int
+	}
+	var lvs []lv
+	for _, tc := range []struct{ mode, method string }{{ModeSparse, MethodSparseGPT}, {ModeQuant, MethodRTN}} {
+		_, d := benchDB(b, tc.mode, tc.method)
+		level := 0
+		if tc.mode == ModeQuant {
+			level = 4
+		}
+		lvs = append(lvs, lv{tc.method, d, level})
+	}
+	tm := newModel(b, 99, hf.BF16, 256, 704, 1, 4)
+	tm.calib = tm.calib[:16]
+	cfg := tm.ggufConfig(filepath.Join(b.TempDir(), "db"), []string{"q4_K", "q6_K"}, ImatrixNone)
+	build(b, cfg)
+	g := open(b, cfg.Out)
+	lvs = append(lvs, lv{"q4_K", g, int(ggml.Q4_K)}, lv{"q6_K", g, int(ggml.Q6_K)})
+	const layer, m, out, in = "model.layers.0.mlp.gate_proj", 512, 704, 256
+	x := make([]float32, m*in)
+	for i := range x {
+		x[i] = float32(i%17) - 8
+	}
+	y := make([]float32, m*out)
+	for _, l := range lvs {
+		held, err := l.d.Weights(layer, l.level)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, form := range []string{"held", "f32"} {
+			w := held
+			if form == "f32" {
+				w = kernels.F32Weights(held.Float32())
+			}
+			b.Run(l.name+"/"+form, func(b *testing.B) {
+				for b.Loop() {
+					kernels.GemmW(false, true, m, out, in, 1, x, in, w, in, 0, y, out)
+				}
+				b.ReportMetric(2*m*out*in*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+			})
+		}
 	}
 }

@@ -3,22 +3,25 @@ package db
 import (
 	"container/list"
 	"sync"
+
+	"github.com/evopress/evopress/internal/kernels"
 )
 
-// cacheKey names a decoded level.
+// cacheKey names a level.
 type cacheKey struct {
 	layer string
 	level int
 }
 
 type cacheEntry struct {
-	key cacheKey
-	w   []float32
+	key  cacheKey
+	w    kernels.Weights
+	size int64
 }
 
-// lru is a least-recently-used cache of decoded levels bounded by a byte budget. Entries are
-// shared, read-only slices: an evicted entry is only dropped, never reused, so models that still
-// point at it stay valid.
+// lru is a least-recently-used cache of levels held compactly (compactLevel), bounded by a byte
+// budget on their compact sizes. Entries are shared and read-only: an evicted entry is only
+// dropped, never reused, so models that still point at it stay valid.
 type lru struct {
 	mu     sync.Mutex
 	budget int64
@@ -33,7 +36,7 @@ func newLRU(budget int64) *lru {
 	return &lru{budget: budget, order: list.New(), items: map[cacheKey]*list.Element{}}
 }
 
-func (c *lru) get(k cacheKey) ([]float32, bool) {
+func (c *lru) get(k cacheKey) (kernels.Weights, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if e, ok := c.items[k]; ok {
@@ -42,14 +45,13 @@ func (c *lru) get(k cacheKey) ([]float32, bool) {
 		return e.Value.(*cacheEntry).w, true
 	}
 	c.misses++
-	return nil, false
+	return kernels.Weights{}, false
 }
 
-// put inserts w (unless it alone exceeds the budget) and evicts the least recently used entries
-// until the budget holds. It returns the slice the cache now holds for k (an earlier insert of
-// the same key wins, so concurrent decoders agree).
-func (c *lru) put(k cacheKey, w []float32) []float32 {
-	size := int64(len(w)) * 4
+// put inserts w, of size bytes (unless it alone exceeds the budget), and evicts the least
+// recently used entries until the budget holds. It returns the level the cache now holds for k
+// (an earlier insert of the same key wins, so concurrent readers agree).
+func (c *lru) put(k cacheKey, w kernels.Weights, size int64) kernels.Weights {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if e, ok := c.items[k]; ok {
@@ -59,14 +61,14 @@ func (c *lru) put(k cacheKey, w []float32) []float32 {
 	if size > c.budget {
 		return w
 	}
-	c.items[k] = c.order.PushFront(&cacheEntry{key: k, w: w})
+	c.items[k] = c.order.PushFront(&cacheEntry{key: k, w: w, size: size})
 	c.used += size
 	for c.used > c.budget {
 		e := c.order.Back()
 		ent := e.Value.(*cacheEntry)
 		c.order.Remove(e)
 		delete(c.items, ent.key)
-		c.used -= int64(len(ent.w)) * 4
+		c.used -= ent.size
 	}
 	return w
 }
@@ -80,13 +82,14 @@ func (c *lru) setBudget(b int64) {
 		ent := e.Value.(*cacheEntry)
 		c.order.Remove(e)
 		delete(c.items, ent.key)
-		c.used -= int64(len(ent.w)) * 4
+		c.used -= ent.size
 	}
 }
 
-// CacheStats reports the decoded-level cache's state.
+// CacheStats reports the level cache's state.
 type CacheStats struct {
-	// Budget and Used are in bytes; Entries is the number of decoded levels held.
+	// Budget and Used are in bytes (of levels held compactly); Entries is the number of levels
+	// held.
 	Budget, Used int64
 	Entries      int
 	// Hits and Misses count lookups since Open.

@@ -15,11 +15,13 @@ import (
 	"github.com/evopress/evopress/arch"
 	"github.com/evopress/evopress/compress"
 	"github.com/evopress/evopress/ggml"
+	"github.com/evopress/evopress/internal/kernels"
 	"github.com/evopress/evopress/model"
 	"github.com/evopress/evopress/profile"
 )
 
-// DefaultCacheBytes is the decoded-level cache budget of a freshly opened database.
+// DefaultCacheBytes is the level cache's budget of a freshly opened database (levels are held
+// compactly: see Weights).
 const DefaultCacheBytes = 512 << 20
 
 // DB is an open level database. Its methods are safe for concurrent use.
@@ -265,30 +267,37 @@ func (d *DB) GGUFBlocks(layer string, level int) (ggml.Type, []byte, error) {
 	return ggml.Type(level), bytes.Clone(payload), nil
 }
 
-// Weights returns a layer's level decoded, from the cache when it holds it (decoding and caching
-// it otherwise). The slice is shared with the cache and with every model it is applied to: it
-// must not be modified.
-func (d *DB) Weights(layer string, level int) ([]float32, error) {
+// Weights returns a layer's level as the matrix multiply takes it: held compactly, as its file
+// stores it (ggml blocks, codes and scales, a bitmask and values), and expanded to float32 a
+// panel at a time as kernels.GemmW packs it — values exactly Decode's. It comes from the cache
+// when the cache holds it (read and cached otherwise); it is shared with the cache and with
+// every model it is applied to. Its Float32 method decodes it whole.
+func (d *DB) Weights(layer string, level int) (kernels.Weights, error) {
 	k := cacheKey{layer, level}
 	if w, ok := d.cache.get(k); ok {
 		return w, nil
 	}
-	l, _, err := d.level(layer, level)
+	l, v, err := d.level(layer, level)
 	if err != nil {
-		return nil, err
+		return kernels.Weights{}, err
 	}
-	w := make([]float32, l.Numel)
-	if err := d.Decode(layer, level, w); err != nil {
-		return nil, err
+	h, payload, bp, err := d.read(l, v)
+	if err != nil {
+		return kernels.Weights{}, err
 	}
-	return d.cache.put(k, w), nil
+	defer d.release(bp)
+	c, err := newCompact(h, payload)
+	if err != nil {
+		return kernels.Weights{}, fmt.Errorf("%s (layer %s level %d): %w", filepath.Join(d.dir, v.File), layer, level, err)
+	}
+	return d.cache.put(k, kernels.DecodedWeights(c), c.Bytes()), nil
 }
 
-// SetCacheBudget sets the decoded-level cache's budget in bytes (0 disables caching), evicting
-// least recently used levels as needed.
+// SetCacheBudget sets the level cache's budget in bytes of levels held compactly (0 disables
+// caching), evicting least recently used levels as needed.
 func (d *DB) SetCacheBudget(bytes int64) { d.cache.setBudget(max(bytes, 0)) }
 
-// CacheStats reports the decoded-level cache's state.
+// CacheStats reports the level cache's state.
 func (d *DB) CacheStats() CacheStats { return d.cache.stats() }
 
 // Quantized returns a quant level as codes, scales and zero points (for packed exports).
@@ -366,8 +375,9 @@ func (d *DB) verifyImatrix() error {
 	return nil
 }
 
-// Apply returns m.Clone() with the weights of the named layers replaced by the given levels
-// (decoded through the cache and shared with it: do not modify them). Layers absent from levels
+// Apply returns m.Clone() with the weights of the named layers replaced by the given levels,
+// held compactly (Linear.Stored = Weights: expanded as the matrix multiply packs them, read
+// through the cache and shared with it). Layers absent from levels
 // keep m's weights. An unknown layer, a level the database does not hold, or a layer whose shape
 // differs from the model's is an error. Apply does not check the model's identity: see Check.
 func (d *DB) Apply(m *model.Model, levels map[string]int) (*model.Model, error) {
@@ -397,7 +407,7 @@ func (d *DB) Apply(m *model.Model, levels map[string]int) (*model.Model, error) 
 		if err != nil {
 			return nil, err
 		}
-		lin.W = w
+		lin.W, lin.Stored = nil, w
 	}
 	return c, nil
 }
@@ -507,4 +517,15 @@ func UniformProfile(d *DB, level int) (*profile.Profile, error) {
 		return nil, err
 	}
 	return p, nil
+}
+
+// ReadManifest reads and parses the manifest of the database in dir (without Open's checks of
+// the level files).
+func ReadManifest(dir string) (*Manifest, error) {
+	p := filepath.Join(dir, ManifestFile)
+	data, err := os.ReadFile(p)
+	if err != nil {
+		return nil, err
+	}
+	return ParseManifest(data, p)
 }

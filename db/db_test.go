@@ -16,6 +16,7 @@ import (
 	"github.com/evopress/evopress/calib"
 	"github.com/evopress/evopress/compress"
 	"github.com/evopress/evopress/hf"
+	"github.com/evopress/evopress/internal/kernels"
 	"github.com/evopress/evopress/profile"
 	"github.com/evopress/evopress/search"
 	"github.com/evopress/evopress/search/quant"
@@ -491,7 +492,7 @@ func TestApply(t *testing.T) {
 	for i := range c.Blocks {
 		for k := range arch.NumLinearKinds {
 			name := arch.LinearUnit(i, k).String()
-			w := c.Blocks[i].Layer(k).W
+			w := c.Blocks[i].Layer(k).Float32()
 			if &tm.m.Blocks[i].Layer(k).W[0] != &orig[n][0] {
 				t.Fatalf("%s: Apply changed the original model", name)
 			}
@@ -525,7 +526,7 @@ func TestApply(t *testing.T) {
 	}
 	c1, _ := d.Apply(tm.m, u.Levels)
 	c2, _ := d.Apply(tm.m, u.Levels)
-	if &c1.Blocks[1].Down.W[0] != &c2.Blocks[1].Down.W[0] {
+	if c1.Blocks[1].Down.W != nil || c1.Blocks[1].Down.Stored.Dec != c2.Blocks[1].Down.Stored.Dec {
 		t.Error("cached level not shared between applications")
 	}
 	if s := d.CacheStats(); s.Hits == 0 || s.Entries != 14+2 {
@@ -552,10 +553,13 @@ func TestCacheBudget(t *testing.T) {
 	cfg := tm.config(filepath.Join(t.TempDir(), "db"), ModeQuant, MethodRTN)
 	build(t, cfg)
 	d := open(t, cfg.Out)
-	const layerBytes = 96 * 64 * 4
+	// Held as stored: 4-bit codes, and per group of 32 a binary16 scale and a 4-bit zero point
+	// (a byte of padding after each packed array).
+	const groups = 96 * 64 / 32
+	const layerBytes = 96*64/2 + 1 + 2*groups + groups/2 + 1
 	d.SetCacheBudget(2 * layerBytes)
 	names := []string{"model.layers.0.mlp.up_proj", "model.layers.0.mlp.gate_proj", "model.layers.1.mlp.up_proj"}
-	var first []float32
+	var first kernels.Weights
 	for i, n := range names {
 		w, err := d.Weights(n, 4)
 		if err != nil {
@@ -569,13 +573,13 @@ func TestCacheBudget(t *testing.T) {
 	if s.Entries != 2 || s.Used != 2*layerBytes || s.Misses != 3 {
 		t.Errorf("after 3 levels with room for 2: %+v", s)
 	}
-	w, _ := d.Weights(names[0], 4) // evicted: decoded anew, into a fresh slice
-	if &w[0] == &first[0] || !bitsEqual(w, first) {
+	w, _ := d.Weights(names[0], 4) // evicted: read anew
+	if w.Dec == first.Dec || !bitsEqual(w.Float32(), first.Float32()) {
 		t.Error("evicted level was reused or decodes differently")
 	}
 	w2, _ := d.Weights(names[2], 4)
 	w3, _ := d.Weights(names[2], 4)
-	if &w2[0] != &w3[0] {
+	if w2.Dec != w3.Dec {
 		t.Error("a cached level was decoded again")
 	}
 	d.SetCacheBudget(0)
@@ -647,7 +651,7 @@ func TestProfiles(t *testing.T) {
 	if err != nil || len(warn) != 0 {
 		t.Fatalf("ApplyProfile: %v %v", warn, err)
 	}
-	if z := countZeros(c.Blocks[0].Q.W); z != 2048 {
+	if z := countZeros(c.Blocks[0].Q.Float32()); z != 2048 {
 		t.Errorf("q_proj has %d zeros at 50%%, want 2048", z)
 	}
 	if _, err := UniformProfile(ds, 1); err == nil {
@@ -790,7 +794,7 @@ func TestConcurrentApply(t *testing.T) {
 					errs <- err
 					return
 				}
-				if !bitsEqual(c.Blocks[1].Gate.W, want[[2]int{1, bits}]) {
+				if !bitsEqual(c.Blocks[1].Gate.Float32(), want[[2]int{1, bits}]) {
 					errs <- fmt.Errorf("goroutine %d: wrong weights for %d bits", g, bits)
 					return
 				}

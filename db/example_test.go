@@ -55,7 +55,7 @@ func ExampleOpen() {
 	if err != nil {
 		panic(err)
 	}
-	fmt.Println(len(w), "weights at 4 bits")
+	fmt.Println(w.Len(), "weights at 4 bits")
 	// Output:
 	// quant 14 layers
 	// model.layers.0.self_attn.q_proj

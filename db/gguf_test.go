@@ -120,10 +120,11 @@ func TestGGUFDatabase(t *testing.T) {
 			if v.Type != typ.String() || v.TensorBytes != int64(len(wantBlocks)) || v.Bits != bits || v.Bits != typ.BitsPerWeight() {
 				t.Fatalf("%s %s: type %q, tensor bytes %d (want %d), bits %v (want %v)", l.Name, typ, v.Type, v.TensorBytes, len(wantBlocks), v.Bits, bits)
 			}
-			w, err := d.Weights(l.Name, v.Level)
+			cw, err := d.Weights(l.Name, v.Level)
 			if err != nil {
 				t.Fatal(err)
 			}
+			w := cw.Float32()
 			dq, _ := ggml.Dequantize(typ, wantBlocks)
 			if !bitsEqual(w, dq) || zerosOf(w) != v.Zeros {
 				t.Fatalf("%s %s: decoded weights differ from ggml.Dequantize", l.Name, typ)
@@ -347,7 +348,7 @@ func TestGGUFProfiles(t *testing.T) {
 		t.Fatal(err, warn)
 	}
 	w, _ := d.Weights("model.layers.0.mlp.up_proj", int(ggml.Q4_K))
-	if &m.Blocks[0].Up.W[0] != &w[0] {
+	if m.Blocks[0].Up.W != nil || m.Blocks[0].Up.Stored.Dec != w.Dec {
 		t.Error("the applied profile does not use the cached level")
 	}
 	if _, err := UniformProfile(d, int(ggml.IQ4_XS)); err == nil {

@@ -594,3 +594,30 @@ func orNone(b json.RawMessage) string {
 	}
 	return string(b)
 }
+
+// HeldBytes bounds the memory level v of layer l holds once read (DB.Weights keeps levels
+// compactly): its file's size (the payload and its small header) plus, for a sparse level, 4
+// bytes of running count per 64 weights, and 2 bytes of padding.
+func HeldBytes(l *LayerInfo, v *LevelInfo, mode string) int64 {
+	b := v.Bytes + 2
+	if mode == ModeSparse {
+		b += 4 * ((l.Numel + 63) / 64)
+	}
+	return b
+}
+
+// MaxHeldBytes is the most a model with one level of m's in every layer holds in levels
+// (HeldBytes of each layer's largest level): what the candidates of a search share at most
+// besides the level cache.
+func (m *Manifest) MaxHeldBytes() int64 {
+	var total int64
+	for i := range m.Layers {
+		l := &m.Layers[i]
+		var most int64
+		for j := range l.Levels {
+			most = max(most, HeldBytes(l, &l.Levels[j], m.Mode))
+		}
+		total += most
+	}
+	return total
+}

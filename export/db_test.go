@@ -152,7 +152,7 @@ func TestExportSparseAndQuant(t *testing.T) {
 			}
 			for b := range got.Blocks {
 				for k := range arch.NumLinearKinds {
-					gw, ww := got.Blocks[b].Layer(k).W, want.Blocks[b].Layer(k).W
+					gw, ww := got.Blocks[b].Layer(k).Float32(), want.Blocks[b].Layer(k).Float32()
 					for i := range gw {
 						if math.Float32bits(gw[i]) != math.Float32bits(ww[i]) {
 							t.Fatalf("%s[%d] = %v, want the database's %v", arch.LinearUnit(b, k).String(), i, gw[i], ww[i])
@@ -177,9 +177,10 @@ func TestExportSparseAndQuant(t *testing.T) {
 				t.Fatal("blk.1.ffn_down.weight missing")
 			}
 			vals := refDecode(t, ti.Type, data[gf.TensorDataStartOffset+int64(ti.Offset):], 64*96)
+			wantDown := want.Blocks[1].Down.Float32()
 			for i, v := range vals {
-				if float32(v) != want.Blocks[1].Down.W[i] {
-					t.Fatalf("GGUF blk.1.ffn_down[%d] = %v, want %v", i, v, want.Blocks[1].Down.W[i])
+				if float32(v) != wantDown[i] {
+					t.Fatalf("GGUF blk.1.ffn_down[%d] = %v, want %v", i, v, wantDown[i])
 				}
 			}
 		})
@@ -354,10 +355,11 @@ func TestExportPackedGPTQ(t *testing.T) {
 		qw, qz := i32s(layer+".qweight"), i32s(layer+".qzeros")
 		sraw, _ := ck.ReadRaw(layer + ".scales")
 		gidx := i32s(layer + ".g_idx")
-		wantW, err := d.Weights(layer, bits)
+		cw, err := d.Weights(layer, bits)
 		if err != nil {
 			t.Fatal(err)
 		}
+		wantW := cw.Float32()
 		mask := uint32(1)<<bits - 1
 		zpr := rows * bits / 32
 		for r := 0; r < rows; r++ {

@@ -6,7 +6,7 @@ import (
 )
 
 // estimate is the memory an export holds at its peak: the model's weights as loaded (16-bit
-// weights kept), the profile's decoded levels, and the buffers a tensor is converted and encoded
+// weights kept), the profile's levels (held as stored), and the buffers a tensor is converted and encoded
 // in.
 func estimate(s *memcheck.Shape, o Options) *memcheck.Estimate {
 	e := &memcheck.Estimate{Command: "export"}

@@ -178,3 +178,33 @@ func dequantize(dst []float32, t Type, data []byte) {
 		dec(dst[i*bs:(i+1)*bs], data[i*bb:(i+1)*bb])
 	}
 }
+
+// DequantizeRange writes values [first, first+len(dst)) of data — whole blocks of type t, the
+// values numbered across the blocks as Dequantize returns them — into dst, decoding only the
+// blocks the range touches (a block the range cuts is decoded whole into a scratch): the values
+// are exactly Dequantize's. It is how a matrix of ggml blocks is expanded a stretch of a row at
+// a time (rows are whole blocks, so the row-major element index is the value index). It panics
+// when t has no decoder or the range is outside data's values.
+func DequantizeRange(dst []float32, t Type, data []byte, first int) {
+	c, ok := codecs[t]
+	if !ok {
+		panic(fmt.Sprintf("ggml: no decoder for tensor type %s", t))
+	}
+	bb, bs := t.BlockBytes(), t.BlockSize()
+	if first < 0 || first+len(dst) > len(data)/bb*bs {
+		panic(fmt.Sprintf("ggml: DequantizeRange: values [%d, %d) outside the %d of %d %s blocks", first, first+len(dst), len(data)/bb*bs, len(data)/bb, t))
+	}
+	var tmp [QK_K]float32 // the largest block of a decoded type
+	for len(dst) > 0 {
+		b, in := first/bs, first%bs
+		blk := data[b*bb : (b+1)*bb]
+		if in == 0 && len(dst) >= bs {
+			c.decode(dst[:bs], blk)
+			dst, first = dst[bs:], first+bs
+			continue
+		}
+		c.decode(tmp[:bs], blk)
+		n := copy(dst, tmp[in:bs])
+		dst, first = dst[n:], first+n
+	}
+}

@@ -2,6 +2,7 @@ package ggml
 
 import (
 	"encoding/binary"
+	"fmt"
 	"math"
 	"runtime"
 	"strings"
@@ -183,4 +184,42 @@ func FuzzQuantize(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestDequantizeRange checks that every range of every decoded type's values — starting and
+// ending inside blocks, crossing rows — decodes to exactly Dequantize's values, and that a range
+// outside the data panics.
+func TestDequantizeRange(t *testing.T) {
+	x, im, cols := benchRows()
+	x = x[:4*cols]
+	for _, typ := range Types() {
+		if !typ.Codec() {
+			continue
+		}
+		data, err := Quantize(typ, x, cols, im)
+		if err != nil {
+			t.Fatal(err)
+		}
+		all, err := Dequantize(typ, data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range [][2]int{{0, len(all)}, {0, 1}, {5, 235}, {31, 2}, {250, 300}, {cols - 3, 7}, {len(all) - 17, 17}, {cols, 0}} {
+			got := make([]float32, r[1])
+			DequantizeRange(got, typ, data, r[0])
+			for i, v := range got {
+				if math.Float32bits(v) != math.Float32bits(all[r[0]+i]) {
+					t.Fatalf("%s: value %d of range %v: %v, Dequantize %v", typ, r[0]+i, r, v, all[r[0]+i])
+				}
+			}
+		}
+		func() {
+			defer func() {
+				if r := recover(); r == nil || !strings.Contains(fmt.Sprint(r), "outside") {
+					t.Errorf("%s: range past the end: panic %v", typ, r)
+				}
+			}()
+			DequantizeRange(make([]float32, 2), typ, data, len(all)-1)
+		}()
+	}
 }

@@ -5,8 +5,9 @@
 // sitting (forward.go). The structure is what the compression search needs:
 //
 //   - a sub-block is skipped by setting Block.SkipAttn or Block.SkipMLP (depth pruning);
-//   - a linear layer's weights are substituted by pointing Linear.W at another slice (sparsity and
-//     quantization levels); Model.Clone makes a cheap shallow copy for such a candidate;
+//   - a linear layer's weights are substituted by pointing Linear.W at another slice, or
+//     Linear.Stored at a database level held compactly (sparsity and quantization levels, expanded
+//     inside the matrix multiply); Model.Clone makes a cheap shallow copy for such a candidate;
 //   - weights may stay in the checkpoint's 16-bit dtype (LoadOptions.KeepDType: Linear.Stored,
 //     Model.EmbedStored, Model.HeadStored), converted to float32 exactly inside the matrix multiply,
 //     so the results are the same bits as with float32 weights;
@@ -28,12 +29,14 @@ import (
 
 // Linear is y = x·Wᵀ + B with W stored [Out×In] row-major, as in Hugging Face checkpoints.
 //
-// The weights are W when it is set, else Stored (the checkpoint's BF16 or F16 bits, read-only):
-// substituting a layer's weights is setting W, which takes precedence. Code that needs the
-// float32 values reads them through Float32, not W.
+// The weights are W when it is set, else Stored (read-only: the checkpoint's BF16 or F16 bits,
+// or a level database's level held as its file stores it, kernels.Decoded): substituting a
+// layer's weights is setting W (which takes precedence) or, for a database level, setting W to
+// nil and Stored to the level (db.DB.Apply). Code that needs the float32 values reads them
+// through Float32, not W.
 type Linear struct {
 	W       []float32       // Out×In, or nil when the weights are Stored
-	Stored  kernels.Weights // Out×In in the stored dtype; used when W is nil
+	Stored  kernels.Weights // Out×In in the stored dtype (or Decoded); used when W is nil
 	B       []float32       // Out, or nil
 	Out, In int
 }

@@ -369,7 +369,7 @@ type WorkerRequest struct {
 	// ModelDir is the model ("" for the embedded one), CalibFile the search's calibration text
 	// ("" for the embedded one), DBDir its level database (sparse and quant searches).
 	ModelDir, CalibFile, DBDir string
-	// CacheMB bounds the dense-distribution cache, DBCacheMB the decoded-level cache (MiB; 0:
+	// CacheMB bounds the dense-distribution cache, DBCacheMB the level cache (MiB; 0:
 	// the defaults, negative sizes are refused).
 	CacheMB, DBCacheMB int
 }

@@ -23,7 +23,7 @@ import (
 // EVOPRESS_MEMORY_LIMIT environment variable states the memory available, or turns the check
 // off). The estimates follow the code that allocates: model.ActivationBytes and
 // model.HeadBytes (a forward batch and the output head), fitness.EntryBytes (the teacher's
-// cache), the level database's decoded levels (float32), calib.Run (the calibration residual
+// cache), the level database's levels (held as their files store them), calib.Run (the calibration residual
 // stream and one block's Hessians), db.Build's compression of the largest layer.
 
 // modelShape returns the shape of the model in dir ("" the embedded one).
@@ -202,15 +202,26 @@ func scoringEstimate(s *memcheck.Shape, dt Data, sc scoring) *memcheck.Estimate 
 		teacherCache(e, s, chunks, seqLen, sc.topK, dt.CacheMB, max(teacherBatch, sc.subBatch), []string{"CacheMB", "KLTopK"})
 	}
 	if sc.db {
-		decoded := 4 * s.LinearWeights
-		budget := int64(dt.DBCacheMB) << 20
-		if budget > decoded {
-			e.Add("decoded levels", budget, []string{"DBCacheMB"}, "the level database's cache of decoded levels (float32)")
-		} else {
-			e.Add("decoded levels", decoded, nil, "every layer of the candidates, decoded to float32 (the %d MiB cache is smaller)", dt.DBCacheMB)
-		}
+		levels(e, s, dt)
 	}
 	return e
+}
+
+// levels adds the level database's levels a search or baseline holds: the larger of its cache
+// budget and what one level of every layer holds at most (db.Manifest.MaxHeldBytes: levels are
+// held as their files store them), or every linear layer in float32 when the database's
+// manifest cannot be read (opening it will say why).
+func levels(e *memcheck.Estimate, s *memcheck.Shape, dt Data) {
+	held, what := 4*s.LinearWeights, "every layer of the candidates in float32"
+	if man, err := db.ReadManifest(dt.DBDir); err == nil {
+		held, what = man.MaxHeldBytes(), "every layer of the candidates at its largest level, held as the "+man.Mode+" database stores it"
+	}
+	budget := int64(dt.DBCacheMB) << 20
+	if budget > held {
+		e.Add("levels", budget, []string{"DBCacheMB"}, "the level database's cache of levels, held as stored")
+	} else {
+		e.Add("levels", held, nil, "%s (the %d MiB cache is smaller)", what, dt.DBCacheMB)
+	}
 }
 
 // dbBuildEstimate estimates a database build (req with its Data defaults filled in).

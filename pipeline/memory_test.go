@@ -11,6 +11,7 @@ import (
 
 	"github.com/evopress/evopress/assets"
 	"github.com/evopress/evopress/db"
+	"github.com/evopress/evopress/ggml"
 	"github.com/evopress/evopress/internal/memcheck"
 	"github.com/evopress/evopress/internal/modelspec"
 	"github.com/evopress/evopress/profile"
@@ -81,7 +82,7 @@ func TestMemoryEstimates(t *testing.T) {
 		{"search quant 8B", "llama-3.1-8b", func(s *memcheck.Shape) *memcheck.Estimate {
 			return scoringEstimate(s, cliData, scoring{command: "search quant", kl: true, subBatch: 16, workers: 1, prefixReuse: true, db: true})
 		}, map[string]float64{
-			"decoded levels": 4 * 32 * (2*4096*4096 + 2*4096*1024 + 3*4096*14336), // every linear layer in float32
+			"levels": 4 * 32 * (2*4096*4096 + 2*4096*1024 + 3*4096*14336), // no database to read: every linear layer in float32
 		}, [2]float64{46.9, 47.1}},
 		{"search drop --kl-topk 64 --sub-batch 4 1B", "llama-3.2-1b", func(s *memcheck.Shape) *memcheck.Estimate {
 			return scoringEstimate(s, cliData, scoring{command: "search drop", kl: true, topK: 64, subBatch: 4, workers: 1, prefixReuse: true})
@@ -210,5 +211,46 @@ func TestMemoryRefusedBeforeLoad(t *testing.T) {
 		if e.Name() != "arc.jsonl" && e.Name() != "db" {
 			t.Errorf("a refused command left %s", e.Name())
 		}
+	}
+}
+
+// TestLevelsEstimate checks the levels a search over a gguf database is estimated to hold: what
+// one level of every layer holds at most, read from the manifest (db.Manifest.MaxHeldBytes), no
+// less than the compact levels a model of the largest type holds (summed from the levels
+// themselves), at most the float32 copy it replaces; the cache budget when that is larger.
+func TestLevelsEstimate(t *testing.T) {
+	lm := sharedModel(t, babyllamaDir)
+	d := buildGGUF(t, lm, filepath.Join(t.TempDir(), "db"), []string{"q4_0", "q8_0"}, 512)
+	s, err := modelShape(babyllamaDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	part := func(e *memcheck.Estimate) memcheck.Part {
+		for _, p := range e.Parts {
+			if p.Name == "levels" {
+				return p
+			}
+		}
+		t.Fatalf("no levels part in %+v", e.Parts)
+		return memcheck.Part{}
+	}
+	sc := scoring{command: "search quant", kl: true, subBatch: 16, workers: 1, prefixReuse: true, db: true}
+	got := part(scoringEstimate(s, Data{SeqLen: 256, DBDir: d.Dir()}, sc))
+	if got.Bytes != d.Manifest().MaxHeldBytes() || !strings.Contains(got.Detail, "held as the gguf database stores it") {
+		t.Fatalf("levels %+v, want %d bytes", got, d.Manifest().MaxHeldBytes())
+	}
+	var held int64
+	for _, l := range d.Layers() {
+		w, err := d.Weights(l, int(ggml.Q8_0))
+		if err != nil {
+			t.Fatal(err)
+		}
+		held += w.Dec.(interface{ Bytes() int64 }).Bytes()
+	}
+	if got.Bytes < held || got.Bytes > held+int64(len(d.Layers()))*512 || got.Bytes >= 4*s.LinearWeights {
+		t.Errorf("estimated %d bytes; the Q8_0 levels hold %d, float32 %d", got.Bytes, held, 4*s.LinearWeights)
+	}
+	if p := part(scoringEstimate(s, Data{SeqLen: 256, DBDir: d.Dir(), DBCacheMB: 64}, sc)); p.Bytes != 64<<20 {
+		t.Errorf("with a 64 MiB cache: %+v", p)
 	}
 }

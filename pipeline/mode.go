@@ -202,7 +202,7 @@ func (m *Mode) Profile(levels search.Levels, method string) *profile.Profile {
 
 // OpenDB opens the level database in dir for lm and checks that it was built for lm and serves
 // the wanted profile mode (profile.ModeSparse; profile.ModeQuant: a quant or gguf database);
-// cacheMB bounds its decoded-level cache.
+// cacheMB bounds its level cache (levels held as stored).
 func OpenDB(dir string, lm *Loaded, cacheMB int, kind string) (*db.DB, error) {
 	if dir == "" {
 		return nil, ErrNoDatabase

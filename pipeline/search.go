@@ -44,7 +44,7 @@ type Data struct {
 	SeqLen, CalibTokens int
 	// DBDir is the level database of sparse and quant modes.
 	DBDir string
-	// CacheMB bounds the cached dense distributions, DBCacheMB the decoded database levels
+	// CacheMB bounds the cached dense distributions, DBCacheMB the cached database levels (held as stored)
 	// (0: the defaults).
 	CacheMB, DBCacheMB int
 }

@@ -127,7 +127,7 @@ Results do not depend on the workers: a search gives the same profile for a seed
 	fl.StringVar(&id, "id", "", "worker name, unique among a search's workers (default HOST-PID)")
 	fl.DurationVar(&n.wait, "connect-timeout", 30*time.Second, "how long to keep trying to reach the NATS server at start (0: one attempt)")
 	fl.IntVar(&req.CacheMB, "cache-mb", pipeline.DefaultCacheMB, "memory for cached dense distributions (MiB)")
-	fl.IntVar(&req.DBCacheMB, "db-cache-mb", pipeline.DefaultDBCacheMB, "memory for decoded database levels (MiB)")
+	fl.IntVar(&req.DBCacheMB, "db-cache-mb", pipeline.DefaultDBCacheMB, "memory for cached database levels, held as stored (MiB)")
 	atLeast(fl, 1, "cache-mb", "db-cache-mb")
 	atLeastDuration(fl, 0, "connect-timeout")
 	fl.BoolVar(&once, "once", false, "exit when the first search joined ends")

@@ -56,7 +56,7 @@ func (f *dataFlags) register(fl *pflag.FlagSet, dbKind string) {
 			build = "quant|gguf"
 		}
 		fl.StringVar(&f.db, "db", "", dbKind+" level database (evopress db build "+build+")")
-		fl.IntVar(&f.dbCacheMB, "db-cache-mb", pipeline.DefaultDBCacheMB, "memory for decoded database levels (MiB)")
+		fl.IntVar(&f.dbCacheMB, "db-cache-mb", pipeline.DefaultDBCacheMB, "memory for cached database levels, held as stored (MiB)")
 		atLeast(fl, 1, "db-cache-mb")
 	}
 }

@@ -211,10 +211,23 @@ func packABF16(dst []uint16, a []float32, lda int, trans bool, i0, mc, p0, kc in
 
 // packBBF16 packs columns [j0, j0+nc) and rows [p0, p0+kc) of op(B) as bfloat16 pairs into
 // micro-panels of 16 columns (see nrBF16), zero panels up to a multiple of 32 columns. BF16
-// weights are copied (exact); F32 and F16 ones are rounded.
+// weights are copied (exact); F32 and F16 ones are rounded; Decoded ones are decoded to float32
+// 32 columns at a time (decodeBlock) and those rounded, as F32 ones are.
 func packBBF16(dst []uint16, b Weights, ldb int, trans bool, p0, kc, j0, nc int) {
 	k2 := (kc + 1) / 2
 	panels := (nc + nrBF16 - 1) / nrBF16 * 2
+	if b.DType == Decoded {
+		sc := decodePool.Get().(*[]float32)
+		defer decodePool.Put(sc)
+		*sc = grow(*sc, nrBF16*kc)
+		s := *sc
+		for t := 0; t < panels; t += 2 { // cols > 0: t*nr < nc for even t < panels
+			cols := min(nrBF16, nc-t*nr)
+			ld := decodeBlock(s, b, ldb, trans, p0, kc, j0+t*nr, cols)
+			packBBF16(dst[t*nr*2*k2:(t+2)*nr*2*k2], F32Weights(s), ld, trans, 0, kc, 0, cols)
+		}
+		return
+	}
 	for t := 0; t < panels; t++ {
 		d := dst[t*nr*2*k2 : (t+1)*nr*2*k2]
 		cols := min(nr, nc-t*nr)

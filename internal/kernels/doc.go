@@ -49,6 +49,11 @@
 //     VCVTPH2PS, or a 65,536-entry table in Go). The conversions are exact
 //     and the packed panels are the same floats, so the product has the same
 //     bits as Gemm with B converted beforehand, at half the memory for B.
+//     Weights may also be Decoded: a compact form (quantized blocks, codes and
+//     scales) behind a Decoder; packing decodes each micro-panel's stretch of
+//     16 rows into a 16×kc scratch and packs that as float32 (the same
+//     transposition kernel), so the bits are again those of Gemm with the
+//     decoded matrix (TestGemmWDecoded).
 //   - Blocking: k in blocks of ≤256 (a 16 KB B micro-panel stays in L1), rows
 //     in blocks of ≤144 (the A block, 144 KB, stays in L2), columns in blocks
 //     of ≤4096 (the packed B block, ≤4 MB, lives in L3). Block sizes are

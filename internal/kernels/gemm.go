@@ -64,6 +64,14 @@ func gemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int,
 	// everyone up; each tile stays large enough to amortise its packing.
 	tiles := int(min(float64(tilesPerProc*procs), flops/minTileFlops))
 	pm, pn := splitGrid(m, n, tiles)
+	if b.DType == Decoded && pm > 1 {
+		// Every tile packs, and so decodes, its own columns of B for all of k: split along n
+		// only where that still feeds every goroutine, so that each weight is decoded once per
+		// product. The tiling does not change any element's arithmetic (the same bits).
+		if _, qn := splitGrid(1, n, tiles); qn >= min(tiles, procs) {
+			pm, pn = 1, qn
+		}
+	}
 	nt := pm * pn
 	if nt <= 1 {
 		gemmSerial(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
@@ -425,10 +433,14 @@ func packRows6(d, a []float32, lda, i, p0, kc int) {
 
 // packB copies rows [p0, p0+kc) and columns [j0, j0+nc) of op(B) into dst as
 // ceil(nc/nr) micro-panels of kc×nr values (zero-padded to nr columns),
-// converting 16-bit elements to float32.
+// converting 16-bit and Decoded elements to float32.
 func packB(dst []float32, bw Weights, ldb int, trans bool, p0, kc, j0, nc int) {
-	if bw.DType != F32 {
+	switch bw.DType {
+	case BF16, F16:
 		packB16(dst, bw, ldb, trans, p0, kc, j0, nc)
+		return
+	case Decoded:
+		packBDecoded(dst, bw, ldb, trans, p0, kc, j0, nc)
 		return
 	}
 	b := bw.F32

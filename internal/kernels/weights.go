@@ -3,6 +3,7 @@ package kernels
 import (
 	"fmt"
 	"math"
+	"sync"
 )
 
 // DType is the element type of a Weights matrix.
@@ -10,12 +11,13 @@ type DType uint8
 
 // Element types of Weights. BF16 and F16 values convert to float32 exactly.
 const (
-	F32  DType = iota // float32
-	BF16              // bfloat16: the top 16 bits of a float32
-	F16               // IEEE 754 binary16
+	F32     DType = iota // float32
+	BF16                 // bfloat16: the top 16 bits of a float32
+	F16                  // IEEE 754 binary16
+	Decoded              // a compact form expanded to float32 on demand by a Decoder
 )
 
-// String returns the safetensors name of the dtype ("F32", "BF16", "F16").
+// String returns the safetensors name of the dtype ("F32", "BF16", "F16"), or "Decoded".
 func (d DType) String() string {
 	switch d {
 	case F32:
@@ -24,11 +26,17 @@ func (d DType) String() string {
 		return "BF16"
 	case F16:
 		return "F16"
+	case Decoded:
+		return "Decoded"
 	}
 	return fmt.Sprintf("DType(%d)", int(d))
 }
 
-// Size is the size of one element in bytes (0 for an unknown dtype).
+// valid reports whether d is one of the dtypes above.
+func (d DType) valid() bool { return d <= Decoded }
+
+// Size is the size of one element in bytes (0 for Decoded, whose elements have no fixed size,
+// and for an unknown dtype).
 func (d DType) Size() int {
 	switch d {
 	case F32:
@@ -40,33 +48,66 @@ func (d DType) Size() int {
 }
 
 // Weights is a read-only row-major matrix operand held in its stored element type: float32 in
-// F32, or 16-bit floats (bfloat16 or binary16 bits) in Bits. GemmW converts 16-bit elements to
-// float32 while it packs them, exactly, so a product with Weights gives the same bits as the same
-// product with the converted float32 matrix, without a float32 copy of the matrix in memory.
+// F32, 16-bit floats (bfloat16 or binary16 bits) in Bits, or, for Decoded, a compact form
+// (quantized blocks, codes and scales, …) that Dec expands. GemmW converts the elements to
+// float32 while it packs them, a panel at a time, so a product with Weights gives the same bits
+// as the same product with the converted float32 matrix, without a float32 copy of the matrix
+// in memory.
 type Weights struct {
 	DType DType
 	F32   []float32 // the elements when DType is F32
 	Bits  []uint16  // the elements' bits when DType is BF16 or F16
+	Dec   Decoder   // the elements when DType is Decoded
+
+	off int // Decoded: the first element of Dec this Weights starts at (see from)
 }
+
+// Decoder is a read-only matrix held in a compact form that expands to float32 on demand: the
+// Decoded form of Weights. Its elements are numbered as those of a row-major []float32 of Len
+// elements. GemmW asks for short ranges as it packs (for y = x·Wᵀ: a stretch of up to 256
+// elements of each of 16 rows of W), so Decode must be cheap for any range, including ones that
+// start or end inside a row's quantization block; it must give the same values at every call
+// and be safe for concurrent use.
+type Decoder interface {
+	// Len is the number of elements.
+	Len() int
+	// Decode writes elements [off, off+len(dst)) to dst, 0 ≤ off ≤ off+len(dst) ≤ Len().
+	Decode(dst []float32, off int)
+}
+
+// DecodedWeights returns Weights of type Decoded over d.
+func DecodedWeights(d Decoder) Weights { return Weights{DType: Decoded, Dec: d} }
 
 // F32Weights returns w as Weights of type F32 (no copy).
 func F32Weights(w []float32) Weights { return Weights{DType: F32, F32: w} }
 
 // Len is the number of elements.
 func (w Weights) Len() int {
-	if w.DType == F32 {
+	switch w.DType {
+	case F32:
 		return len(w.F32)
+	case Decoded:
+		if w.Dec == nil {
+			return 0
+		}
+		return w.Dec.Len() - w.off
 	}
 	return len(w.Bits)
 }
 
-// IsZero reports whether w holds no slice at all (the zero Weights).
-func (w Weights) IsZero() bool { return w.F32 == nil && w.Bits == nil }
+// IsZero reports whether w holds no matrix at all (the zero Weights).
+func (w Weights) IsZero() bool { return w.F32 == nil && w.Bits == nil && w.Dec == nil }
 
 // from returns the elements from index off on.
 func (w Weights) from(off int) Weights {
-	if w.DType == F32 {
+	switch w.DType {
+	case F32:
 		return Weights{DType: F32, F32: w.F32[off:]}
+	case Decoded:
+		if off < 0 || off > w.Len() {
+			panic(fmt.Sprintf("kernels: Weights offset %d outside [0, %d]", off, w.Len()))
+		}
+		return Weights{DType: Decoded, Dec: w.Dec, off: w.off + off}
 	}
 	return Weights{DType: w.DType, Bits: w.Bits[off:]}
 }
@@ -80,6 +121,11 @@ func (w Weights) ToFloat32(dst []float32, off int) {
 		convertBF16(dst, w.Bits[off:off+len(dst)])
 	case F16:
 		convertF16(dst, w.Bits[off:off+len(dst)])
+	case Decoded:
+		if off < 0 || off+len(dst) > w.Len() {
+			panic(fmt.Sprintf("kernels: Weights elements [%d, %d) outside [0, %d)", off, off+len(dst), w.Len()))
+		}
+		w.Dec.Decode(dst, w.off+off)
 	default:
 		panic(fmt.Sprintf("kernels: Weights of unknown %v", w.DType))
 	}
@@ -147,8 +193,8 @@ func convertF16Go(dst []float32, src []uint16) {
 }
 
 // GemmW is Gemm with a B operand held in any DType: C = alpha·op(A)·op(B) + beta·C. 16-bit
-// elements of B are converted to float32 when B's panels are packed, so the result is
-// bit-identical to Gemm with B converted to float32 beforehand. Safe for concurrent use.
+// and Decoded elements of B are converted to float32 when B's panels are packed, so the result
+// is bit-identical to Gemm with B converted to float32 beforehand. Safe for concurrent use.
 // Under ComputeBF16 (SetCompute) the operands are rounded to bfloat16 instead and the result
 // differs accordingly.
 func GemmW(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b Weights, ldb int, beta float32, c []float32, ldc int) {
@@ -175,8 +221,11 @@ func GemmWSerial(transA, transB bool, m, n, k int, alpha float32, a []float32, l
 
 // checkGemmW is checkGemm for a Weights operand.
 func checkGemmW(name string, transA, transB bool, m, n, k int, a []float32, lda int, b Weights, ldb int, c []float32, ldc int) {
-	if b.DType.Size() == 0 {
+	if !b.DType.valid() {
 		panic(fmt.Sprintf("kernels: %s: b has unknown %v", name, b.DType))
+	}
+	if b.DType == Decoded && b.Dec == nil {
+		panic(fmt.Sprintf("kernels: %s: b is Decoded without a Decoder", name))
 	}
 	checkGemmLen(name, transA, transB, m, n, k, a, lda, b.Len(), ldb, c, ldc)
 }
@@ -224,3 +273,38 @@ func packB16(dst []float32, b Weights, ldb int, trans bool, p0, kc, j0, nc int) 
 		}
 	}
 }
+
+// packBDecoded is packB for a Decoded operand: each micro-panel's elements are decoded into a
+// scratch matrix (decodeBlock) that packB then packs as float32 — the same copies of the same
+// values, hence the same bits as packing the decoded matrix, and with the same kernels (the
+// AVX2 transposition for full panels of transposed B).
+func packBDecoded(dst []float32, b Weights, ldb int, trans bool, p0, kc, j0, nc int) {
+	sc := decodePool.Get().(*[]float32)
+	defer decodePool.Put(sc)
+	*sc = grow(*sc, nr*kc)
+	s := *sc
+	for jr := 0; jr < nc; jr += nr {
+		cols := min(nr, nc-jr)
+		ld := decodeBlock(s, b, ldb, trans, p0, kc, j0+jr, cols)
+		packB(dst[jr*kc:], F32Weights(s), ld, trans, 0, kc, 0, cols)
+	}
+}
+
+// decodeBlock decodes columns [j, j+cols) and rows [p0, p0+kc) of op(B) into s and returns the
+// row stride of s as a matrix b: for transposed B, the cols rows of b, s[c*kc+p] = b(j+c, p0+p)
+// (stride kc); otherwise kc rows of cols elements, s[p*cols+c] = b(p0+p, j+c) (stride cols).
+func decodeBlock(s []float32, b Weights, ldb int, trans bool, p0, kc, j, cols int) int {
+	if trans {
+		for c := 0; c < cols; c++ {
+			b.ToFloat32(s[c*kc:(c+1)*kc], (j+c)*ldb+p0)
+		}
+		return kc
+	}
+	for p := 0; p < kc; p++ {
+		b.ToFloat32(s[p*cols:(p+1)*cols], (p0+p)*ldb+j)
+	}
+	return cols
+}
+
+// decodePool holds packBDecoded's and packBBF16's scratch matrices (*[]float32).
+var decodePool = sync.Pool{New: func() any { return new([]float32) }}

@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"runtime"
+	"slices"
 	"testing"
 )
 
@@ -233,5 +234,136 @@ func benchGemmW(b *testing.B, m, n, k int, dt DType) {
 	b.ReportMetric(flops/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 	if cpu := processCPUSeconds() - cpu0; cpu > 0 {
 		b.ReportMetric(flops/cpu/1e9, "GFLOP/cpu-s")
+	}
+}
+
+// blockDecoder is a Decoder standing in for a quantized format: it holds the values in rows of
+// cols, cut into blocks of block values, and Decode expands every block the range touches
+// (whole) into a scratch before copying the range out, as the database's decoders do. It panics
+// on a range outside the matrix.
+type blockDecoder struct {
+	v           []float32
+	cols, block int
+}
+
+func (d *blockDecoder) Len() int { return len(d.v) }
+
+func (d *blockDecoder) Decode(dst []float32, off int) {
+	if off < 0 || off+len(dst) > len(d.v) {
+		panic(fmt.Sprintf("blockDecoder: [%d, %d) outside [0, %d)", off, off+len(dst), len(d.v)))
+	}
+	for len(dst) > 0 {
+		r, c := off/d.cols, off%d.cols
+		b0 := c / d.block * d.block
+		b1 := min(b0+d.block, d.cols, len(d.v)-r*d.cols) // the last row may be short
+		var blk [64]float32
+		copy(blk[:b1-b0], d.v[r*d.cols+b0:r*d.cols+b1])
+		n := copy(dst, blk[c-b0:b1-b0])
+		dst, off = dst[n:], off+n
+	}
+}
+
+// TestGemmWDecoded checks that a product with a Decoded B operand has exactly the bits of the
+// same product with the decoded float32 matrix, on every path, for every shape of TestGemmW
+// (ranges that start inside a block: kc blocks are balanced, e.g. 700 → 234), serial and split;
+// and under ComputeBF16, where the CPU has it, the bits of GemmW with F32 Weights of that
+// matrix (both round the same float32 values to bfloat16).
+func TestGemmWDecoded(t *testing.T) {
+	old := runtime.GOMAXPROCS(0)
+	defer runtime.GOMAXPROCS(old)
+	runtime.GOMAXPROCS(max(old, 3))
+	cases := append(gemmCases(), gemmCase{false, true, 300, 1000, 700, 1, 0, 0, 5, 0},
+		gemmCase{false, true, 70, 48, 264, 1, 1, 0, 0, 0}, gemmCase{false, true, 13, 4096 + 40, 64, 1, 0.5, 2, 0, 0})
+	run := func(t *testing.T, bf16 bool) {
+		rng := rand.New(rand.NewPCG(17, 18))
+		for ci, tc := range cases {
+			ar, ac := tc.m, tc.k
+			if tc.transA {
+				ar, ac = tc.k, tc.m
+			}
+			br, bc := tc.k, tc.n
+			if tc.transB {
+				br, bc = tc.n, tc.k
+			}
+			lda, ldb, ldc := max(1, ac+tc.padA), max(1, bc+tc.padB), tc.n+tc.padC
+			a := randSlice(rng, max(0, (ar-1)*lda+ac))
+			bf := randSlice(rng, max(0, (br-1)*ldb+bc))
+			w := DecodedWeights(&blockDecoder{v: bf, cols: ldb, block: []int{32, 64}[ci%2]})
+			c0 := randSlice(rng, (tc.m-1)*ldc+tc.n)
+			want := append([]float32(nil), c0...)
+			got := append([]float32(nil), c0...)
+			switch {
+			case bf16 && ci%2 == 0:
+				GemmWSerial(tc.transA, tc.transB, tc.m, tc.n, tc.k, tc.alpha, a, lda, F32Weights(bf), ldb, tc.beta, want, ldc)
+				GemmWSerial(tc.transA, tc.transB, tc.m, tc.n, tc.k, tc.alpha, a, lda, w, ldb, tc.beta, got, ldc)
+			case bf16:
+				GemmW(tc.transA, tc.transB, tc.m, tc.n, tc.k, tc.alpha, a, lda, F32Weights(bf), ldb, tc.beta, want, ldc)
+				GemmW(tc.transA, tc.transB, tc.m, tc.n, tc.k, tc.alpha, a, lda, w, ldb, tc.beta, got, ldc)
+			case ci%2 == 0:
+				GemmSerial(tc.transA, tc.transB, tc.m, tc.n, tc.k, tc.alpha, a, lda, bf, ldb, tc.beta, want, ldc)
+				GemmWSerial(tc.transA, tc.transB, tc.m, tc.n, tc.k, tc.alpha, a, lda, w, ldb, tc.beta, got, ldc)
+			default:
+				Gemm(tc.transA, tc.transB, tc.m, tc.n, tc.k, tc.alpha, a, lda, bf, ldb, tc.beta, want, ldc)
+				GemmW(tc.transA, tc.transB, tc.m, tc.n, tc.k, tc.alpha, a, lda, w, ldb, tc.beta, got, ldc)
+			}
+			for i := range want {
+				if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+					t.Fatalf("%v: C[%d] = %v with Decoded B, %v with float32 B", tc, i, got[i], want[i])
+				}
+			}
+		}
+	}
+	for _, asm := range paths() {
+		t.Run(pathName(asm), func(t *testing.T) {
+			withPath(t, asm, func() { run(t, false) })
+		})
+	}
+	t.Run("bf16", func(t *testing.T) {
+		withCompute(t, ComputeBF16, func() { run(t, true) })
+	})
+}
+
+// TestDecodedWeights checks Len, ToFloat32, Float32, from and IsZero of Decoded Weights
+// against the decoded slice, and the refusals by name.
+func TestDecodedWeights(t *testing.T) {
+	rng := rand.New(rand.NewPCG(19, 20))
+	v := randSlice(rng, 7*45)
+	w := DecodedWeights(&blockDecoder{v: v, cols: 45, block: 32})
+	if w.Len() != len(v) || w.IsZero() || w.DType.String() != "Decoded" {
+		t.Fatalf("Len %d IsZero %v String %q, want %d false Decoded", w.Len(), w.IsZero(), w.DType, len(v))
+	}
+	if got := w.Float32(); !slices.Equal(got, v) {
+		t.Fatalf("Float32 differs from the decoded values")
+	}
+	for _, r := range [][2]int{{0, 0}, {3, 29}, {31, 2}, {40, 60}, {100, 210}} {
+		sub := w.from(r[0])
+		if sub.Len() != len(v)-r[0] {
+			t.Fatalf("from(%d).Len() = %d, want %d", r[0], sub.Len(), len(v)-r[0])
+		}
+		got := make([]float32, r[1])
+		sub.ToFloat32(got, 5)
+		if !slices.Equal(got, v[r[0]+5:r[0]+5+r[1]]) {
+			t.Fatalf("from(%d).ToFloat32(_, 5) of %d values differs", r[0], r[1])
+		}
+	}
+	for _, tc := range []struct {
+		name string
+		f    func()
+		want string
+	}{
+		{"range", func() { w.from(300).ToFloat32(make([]float32, 20), 0) }, "kernels: Weights elements [0, 20) outside [0, 15)"},
+		{"offset", func() { w.from(316) }, "kernels: Weights offset 316 outside [0, 315]"},
+		{"nil", func() {
+			GemmW(false, true, 1, 1, 1, 1, []float32{1}, 1, Weights{DType: Decoded}, 1, 0, []float32{0}, 1)
+		}, "kernels: GemmW: b is Decoded without a Decoder"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			defer func() {
+				if r := recover(); fmt.Sprint(r) != tc.want {
+					t.Fatalf("panic %v, want %q", r, tc.want)
+				}
+			}()
+			tc.f()
+		})
 	}
 }

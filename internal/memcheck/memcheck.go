@@ -2,7 +2,7 @@
 //
 // A command estimates the memory it will hold at its peak (Estimate): the model's weights as it
 // keeps them (16-bit weights stay 16-bit: Shape), the activations of its forward batches, the
-// teacher's cache of dense distributions, the level database's decoded levels, a database
+// teacher's cache of dense distributions, the level database's levels (held as stored), a database
 // build's Hessians and compression buffers, an export's conversion buffers. Check compares the
 // estimate with the memory available (Available): on Linux the smaller of /proc/meminfo's
 // MemAvailable and the headroom under the process's cgroup memory limit; elsewhere the check is

@@ -3,6 +3,7 @@ package memcheck
 import (
 	"fmt"
 	"io/fs"
+	"math"
 	"sort"
 	"strings"
 
@@ -178,22 +179,40 @@ func (s *Shape) LinearNumel(k arch.LinearKind) int64 {
 }
 
 // Profile adds what applying the profile p to the model holds besides the model: the level
-// database's levels its layers take, decoded to float32 (sparse and quant profiles).
+// database's levels its layers take (sparse and quant profiles), held as their files store them
+// (package db): for a quant or gguf profile its values' bits per weight (the scales included;
+// float32 for a layer without a value), for a sparse one the bitmask and running counts (1.5
+// bits per weight) and the kept weights at 4 bytes (the widest stored value type).
 func (e *Estimate) Profile(s *Shape, p *profile.Profile) {
 	if p == nil || p.Mode == profile.ModeDrop {
 		return
 	}
-	var n int64
+	var bytes float64
 	layers := 0
 	for name := range p.Levels {
 		if u, err := arch.ParseUnit(name); err == nil && u.Block() < s.Blocks() {
 			if k, ok := u.Linear(); ok {
-				n += s.LinearNumel(k)
+				bytes += levelBytes(p, name, float64(s.LinearNumel(k)))
 				layers++
 			}
 		}
 	}
-	e.Add("decoded levels", 4*n, nil, "the profile's %d layers from the level database, float32", layers)
+	e.Add("levels", int64(math.Ceil(bytes)), nil, "the profile's %d layers from the level database, held as stored", layers)
+}
+
+// levelBytes bounds the memory a level of n weights of the profile's layer name holds.
+func levelBytes(p *profile.Profile, name string, n float64) float64 {
+	v, ok := p.Values[name]
+	switch {
+	case p.Mode == profile.ModeSparse:
+		if !ok || v < 0 || v > 1 {
+			v = 0
+		}
+		return n * (1.5/8 + 4*(1-v))
+	case ok && v > 0 && v <= 32:
+		return n*v/8 + 512 // the file's header and padding
+	}
+	return 4 * n
 }
 
 // GGUFHeads adds the token embedding and output head of a GGUF profile (one that records their

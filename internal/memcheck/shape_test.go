@@ -11,6 +11,7 @@ import (
 	"github.com/evopress/evopress/internal/kernels"
 	"github.com/evopress/evopress/internal/modelspec"
 	"github.com/evopress/evopress/model"
+	"github.com/evopress/evopress/profile"
 )
 
 // heldBytes is the memory a loaded model's weights take, walked through its fields.
@@ -140,5 +141,42 @@ func TestSpecShapes(t *testing.T) {
 	cfg := specShape(t, "llama-3.2-1b").Config
 	if _, err := ShapeOf(cfg, func(string) (hf.TensorInfo, bool) { return hf.TensorInfo{}, false }); err == nil {
 		t.Error("ShapeOf without tensors: no error")
+	}
+}
+
+// TestProfileLevels checks the levels a profile's layers hold, as their files store them: a
+// quant or gguf layer at its value's bits per weight (float32 without one), a sparse layer at
+// 1.5 bits of bitmask and counts per weight plus 4 bytes per kept weight.
+func TestProfileLevels(t *testing.T) {
+	s := specShape(t, "llama-3.2-1b")
+	q, gate := int64(2048*2048), int64(8192*2048)
+	for _, c := range []struct {
+		name   string
+		p      *profile.Profile
+		levels int64
+	}{
+		{"quant", &profile.Profile{Mode: profile.ModeQuant,
+			Levels: map[string]int{"model.layers.0.self_attn.q_proj": 12, "model.layers.3.mlp.gate_proj": 14, "lm_head": 3},
+			Values: map[string]float64{"model.layers.0.self_attn.q_proj": 4.5}},
+			q*45/80 + 512 + 4*gate},
+		{"sparse", &profile.Profile{Mode: profile.ModeSparse,
+			Levels: map[string]int{"model.layers.0.self_attn.q_proj": 1, "model.layers.3.mlp.gate_proj": -1},
+			Values: map[string]float64{"model.layers.0.self_attn.q_proj": 0.75}},
+			q*3/16 + q + gate*3/16 + 4*gate},
+		{"drop", &profile.Profile{Mode: profile.ModeDrop, Levels: map[string]int{"model.layers.0.self_attn.q_proj": 1}}, 0},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var e Estimate
+			e.Profile(s, c.p)
+			var got int64
+			for _, p := range e.Parts {
+				if p.Name == "levels" {
+					got += p.Bytes
+				}
+			}
+			if got != c.levels {
+				t.Errorf("levels %d bytes, want %d", got, c.levels)
+			}
+		})
 	}
 }

@@ -1,0 +1,239 @@
+package db
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+	"math/bits"
+
+	"github.com/evopress/evopress/compress"
+	"github.com/evopress/evopress/ggml"
+	"github.com/evopress/evopress/internal/kernels"
+)
+
+// Levels are held in memory as their files store them, not as float32: a level's payload (ggml
+// blocks, GPTQ codes with their scales and zero points, a sparse bitmask with its values) behind
+// a kernels.Decoder that expands any stretch of it to exactly the float32 values Decode writes.
+// The matrix multiply expands a panel at a time while it packs (kernels.GemmW), so a candidate
+// model holds its substituted layers at the level's size (LevelInfo.HeldBytes): the payload of
+// its file — ggml's bits per weight for a gguf level, the codes, binary16 scales, packed zero
+// points and g_idx of a quant level — and for a sparse level, besides its 1/8 byte of bitmask
+// and stored non-zeros (2 or 4 bytes each), 4 bytes of running count per 64 weights.
+
+// compactLevel is a level held compactly: a kernels.Decoder with its size in memory.
+type compactLevel interface {
+	kernels.Decoder
+	// Bytes is the memory the level holds (its payload's arrays, not counting small headers).
+	Bytes() int64
+}
+
+// newCompact builds the compact form of a level's payload, checking what Decode checks. The
+// payload is copied (it lives in a pooled read buffer).
+func newCompact(h *levelHeader, payload []byte) (compactLevel, error) {
+	switch h.Kind {
+	case ModeSparse:
+		return newSparseLevel(h, payload)
+	case ModeGGUF:
+		return &ggufLevel{t: ggml.Type(h.Level), n: h.Rows * h.Cols, blocks: clone(payload, 0)}, nil
+	}
+	return newQuantLevel(h, payload)
+}
+
+// clone copies b with pad zero bytes after it (decoders read a byte past the last code).
+func clone(b []byte, pad int) []byte {
+	out := make([]byte, len(b)+pad)
+	copy(out, b)
+	return out
+}
+
+// ggufLevel is a gguf level: its ggml blocks, row by row (rows are whole blocks).
+type ggufLevel struct {
+	t      ggml.Type
+	n      int
+	blocks []byte
+}
+
+// Len is the number of weights.
+func (g *ggufLevel) Len() int { return g.n }
+
+// Decode writes weights [off, off+len(dst)) (ggml.DequantizeRange).
+func (g *ggufLevel) Decode(dst []float32, off int) { ggml.DequantizeRange(dst, g.t, g.blocks, off) }
+
+// Bytes is the size of the blocks.
+func (g *ggufLevel) Bytes() int64 { return int64(len(g.blocks)) }
+
+// quantLevel is a quant level as its file stores it: the codes bit-packed at bits (row-major),
+// the binary16 scales and the bit-packed zero points of each row's groups, and g_idx when
+// present (the packed arrays with one zero byte of padding).
+type quantLevel struct {
+	rows, cols, bits int
+	g, ng            int // group size (cols for one group) and groups per row
+	codes, zeros     []byte
+	scales           []uint16
+	gidx             []int32
+}
+
+// newQuantLevel checks and holds a quant payload (the checks of decodeQuant).
+func newQuantLevel(h *levelHeader, p []byte) (*quantLevel, error) {
+	codes, sc, zc, gi := quantSections(h, p)
+	q := &quantLevel{rows: h.Rows, cols: h.Cols, bits: h.Bits, g: h.GroupSize, ng: h.Groups}
+	if q.ng == 1 {
+		q.g = h.Cols
+	}
+	q.scales = make([]uint16, h.Rows*q.ng)
+	for i := range q.scales {
+		b := binary.LittleEndian.Uint16(sc[2*i:])
+		if s := compress.Float16Value(b); !(s > 0) || math.IsInf(float64(s), 0) {
+			return nil, fmt.Errorf("scale %g of group %d is not positive and finite", s, i)
+		}
+		q.scales[i] = b
+	}
+	if err := unpackFloat(make([]float32, h.Rows*q.ng), zc, h.Bits); err != nil {
+		return nil, fmt.Errorf("zero points: %w", err)
+	}
+	if h.GIdx {
+		q.gidx = make([]int32, h.Cols)
+		for j := range q.gidx {
+			v := int32(binary.LittleEndian.Uint32(gi[4*j:]))
+			if v < 0 || int(v) >= q.ng {
+				return nil, fmt.Errorf("g_idx %d of column %d outside [0, %d)", v, j, q.ng)
+			}
+			q.gidx[j] = v
+		}
+	}
+	if pad := len(codes)*8 - h.Rows*h.Cols*h.Bits; pad > 0 && codes[len(codes)-1]>>(8-pad) != 0 {
+		return nil, fmt.Errorf("non-zero padding bits after the codes")
+	}
+	q.codes, q.zeros = clone(codes, 1), clone(zc, 1)
+	return q, nil
+}
+
+// Len is the number of weights.
+func (q *quantLevel) Len() int { return q.rows * q.cols }
+
+// Bytes is the size of the codes, scales, zero points and g_idx: the payload's.
+func (q *quantLevel) Bytes() int64 {
+	return int64(len(q.codes)+len(q.zeros)) + 2*int64(len(q.scales)) + 4*int64(len(q.gidx))
+}
+
+// unpack returns integer i of a stream bit-packed at w ≤ 8 bits, little-endian (packed has a
+// byte of padding after the stream).
+func unpack(packed []byte, i int, w uint) float32 {
+	pos := uint(i) * w
+	return float32((uint16(packed[pos>>3]) | uint16(packed[pos>>3+1])<<8) >> (pos & 7) & (1<<w - 1))
+}
+
+// group returns the scale and zero point of group i (of all rows).
+func (q *quantLevel) group(i int) (float32, float32) {
+	return compress.Float16Value(q.scales[i]), unpack(q.zeros, i, uint(q.bits))
+}
+
+// Decode writes weights [off, off+len(dst)): scale·(code − zero) in float32, decodeQuant's
+// arithmetic on the same float32 operands.
+func (q *quantLevel) Decode(dst []float32, off int) {
+	if off < 0 || off+len(dst) > q.Len() {
+		panic(fmt.Sprintf("db: quant level: weights [%d, %d) outside [0, %d)", off, off+len(dst), q.Len()))
+	}
+	w := uint(q.bits)
+	for len(dst) > 0 {
+		r, c := off/q.cols, off%q.cols
+		n := min(len(dst), q.cols-c)
+		out := dst[:n]
+		if q.gidx != nil {
+			for i := range out {
+				sg, zg := q.group(r*q.ng + int(q.gidx[c+i]))
+				out[i] = sg * (unpack(q.codes, off+i, w) - zg)
+			}
+		} else {
+			for i := 0; i < n; {
+				gr := (c + i) / q.g
+				end := min(n, (gr+1)*q.g-c)
+				sg, zg := q.group(r*q.ng + gr)
+				for ; i < end; i++ {
+					out[i] = sg * (unpack(q.codes, off+i, w) - zg)
+				}
+			}
+		}
+		dst, off = dst[n:], off+n
+	}
+}
+
+// sparseLevel is a sparse level: the bitmask (one zero byte of padding), the count of set bits
+// before each 64 weights, and the stored values (f32, bf16 or f16 little-endian).
+type sparseLevel struct {
+	n      int
+	mask   []byte
+	before []int32
+	vals   []byte
+	values string
+}
+
+// newSparseLevel checks and holds a sparse payload (the checks of decodeSparse).
+func newSparseLevel(h *levelHeader, p []byte) (*sparseLevel, error) {
+	n := h.Rows * h.Cols
+	mlen := (n + 7) / 8
+	mask := p[:mlen]
+	s := &sparseLevel{n: n, values: h.Values, before: make([]int32, (n+63)/64)}
+	set := 0
+	for i, b := range mask {
+		if i%8 == 0 {
+			s.before[i/8] = int32(set)
+		}
+		set += bits.OnesCount8(b)
+	}
+	if int64(set) != h.Nonzeros {
+		return nil, fmt.Errorf("bitmask holds %d entries, header says %d", set, h.Nonzeros)
+	}
+	if rem := n & 7; rem != 0 && mask[mlen-1]>>rem != 0 {
+		return nil, fmt.Errorf("padding bits set in the bitmask")
+	}
+	s.mask = clone(mask, 1)
+	s.vals = clone(p[mlen:], 0)
+	return s, nil
+}
+
+// Len is the number of weights.
+func (s *sparseLevel) Len() int { return s.n }
+
+// Bytes is the size of the bitmask, the counts and the values.
+func (s *sparseLevel) Bytes() int64 {
+	return int64(len(s.mask)) + 4*int64(len(s.before)) + int64(len(s.vals))
+}
+
+// Decode writes weights [off, off+len(dst)): the stored values where the bitmask is set, +0
+// elsewhere (decodeSparse's values).
+func (s *sparseLevel) Decode(dst []float32, off int) {
+	if off < 0 || off+len(dst) > s.n {
+		panic(fmt.Sprintf("db: sparse level: weights [%d, %d) outside [0, %d)", off, off+len(dst), s.n))
+	}
+	// k: the values stored before weight off.
+	k := int(s.before[off>>6])
+	for b := off >> 6 << 3; b < off>>3; b++ {
+		k += bits.OnesCount8(s.mask[b])
+	}
+	k += bits.OnesCount8(s.mask[off>>3] & (1<<(off&7) - 1))
+	mask, vals := s.mask, s.vals
+	clear(dst)
+	// One loop per value type, over the set bits of each mask byte the range covers.
+	var value func(k int) float32
+	switch s.values {
+	case "f32":
+		value = func(k int) float32 { return math.Float32frombits(binary.LittleEndian.Uint32(vals[4*k:])) }
+	case "bf16":
+		value = func(k int) float32 { return math.Float32frombits(uint32(binary.LittleEndian.Uint16(vals[2*k:])) << 16) }
+	default:
+		value = func(k int) float32 { return compress.Float16Value(binary.LittleEndian.Uint16(vals[2*k:])) }
+	}
+	end := off + len(dst)
+	for e := off; e < end; {
+		lo := e & 7
+		hi := min(8, end-(e&^7))
+		b := mask[e>>3] >> lo << lo & (1<<hi - 1) // the byte's bits in [e, end)
+		base := e&^7 - off
+		for ; b != 0; b &= b - 1 {
+			dst[base+bits.TrailingZeros8(b)] = value(k)
+			k++
+		}
+		e = e&^7 + 8
+	}
+}
