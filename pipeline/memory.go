@@ -215,6 +215,16 @@ func levels(e *memcheck.Estimate, s *memcheck.Shape, dt Data) {
 	held, what := 4*s.LinearWeights, "every layer of the candidates in float32"
 	if man, err := db.ReadManifest(dt.DBDir); err == nil {
 		held, what = man.MaxHeldBytes(), "every layer of the candidates at its largest level, held as the "+man.Mode+" database stores it"
+		if man.Mode == db.ModeGGUF {
+			// Candidates are scored with the file's quantized token embedding (and output, when
+			// not tied), decoded to float32 once (fileTensors).
+			copies, which := int64(1), "token embedding (tied to the output)"
+			if !s.Config.TieWordEmbeddings {
+				copies, which = 2, "token embedding and output"
+			}
+			e.Add("file tensors", copies*4*int64(s.Config.VocabSize)*int64(s.Config.HiddenSize), nil,
+				"the GGUF file's %s that candidates are scored with, decoded to float32", which)
+		}
 	}
 	budget := int64(dt.DBCacheMB) << 20
 	if budget > held {

@@ -225,17 +225,26 @@ func TestLevelsEstimate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	part := func(e *memcheck.Estimate) memcheck.Part {
+	named := func(e *memcheck.Estimate, name string) memcheck.Part {
 		for _, p := range e.Parts {
-			if p.Name == "levels" {
+			if p.Name == name {
 				return p
 			}
 		}
-		t.Fatalf("no levels part in %+v", e.Parts)
+		t.Fatalf("no %s part in %+v", name, e.Parts)
 		return memcheck.Part{}
 	}
+	part := func(e *memcheck.Estimate) memcheck.Part { return named(e, "levels") }
 	sc := scoring{command: "search quant", kl: true, subBatch: 16, workers: 1, prefixReuse: true, db: true}
 	got := part(scoringEstimate(s, Data{SeqLen: 256, DBDir: d.Dir()}, sc))
+	// The file's token embedding (tied or not, as the config says) decoded to float32.
+	copies := int64(2)
+	if s.Config.TieWordEmbeddings {
+		copies = 1
+	}
+	if ft := named(scoringEstimate(s, Data{SeqLen: 256, DBDir: d.Dir()}, sc), "file tensors"); ft.Bytes != copies*4*int64(s.Config.VocabSize*s.Config.HiddenSize) {
+		t.Errorf("file tensors %+v, want %d copies of %d×%d float32", ft, copies, s.Config.VocabSize, s.Config.HiddenSize)
+	}
 	if got.Bytes != d.Manifest().MaxHeldBytes() || !strings.Contains(got.Detail, "held as the gguf database stores it") {
 		t.Fatalf("levels %+v, want %d bytes", got, d.Manifest().MaxHeldBytes())
 	}
