@@ -93,15 +93,7 @@ func TestGemmWBF16(t *testing.T) {
 				if dt != BF16 && ci%4 != 0 {
 					continue // every shape with BF16 weights, a quarter of them with the others
 				}
-				ar, ac := tc.m, tc.k
-				if tc.transA {
-					ar, ac = tc.k, tc.m
-				}
-				br, bc := tc.k, tc.n
-				if tc.transB {
-					br, bc = tc.n, tc.k
-				}
-				lda, ldb, ldc := max(1, ac+tc.padA), max(1, bc+tc.padB), tc.n+tc.padC
+				ar, ac, br, bc, lda, ldb, ldc := tc.layout()
 				a := randSlice(rng, max(0, (ar-1)*lda+ac))
 				var w Weights
 				var bf []float32

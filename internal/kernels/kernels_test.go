@@ -98,6 +98,20 @@ type gemmCase struct {
 	padC           int
 }
 
+// layout returns the stored shapes of A (ar×ac) and B (br×bc), as op(·) transposes them, and
+// the strides of A, B and C with the case's padding.
+func (tc gemmCase) layout() (ar, ac, br, bc, lda, ldb, ldc int) {
+	ar, ac = tc.m, tc.k
+	if tc.transA {
+		ar, ac = tc.k, tc.m
+	}
+	br, bc = tc.k, tc.n
+	if tc.transB {
+		br, bc = tc.n, tc.k
+	}
+	return ar, ac, br, bc, max(1, ac+tc.padA), max(1, bc+tc.padB), tc.n + tc.padC
+}
+
 func (tc gemmCase) String() string {
 	return fmt.Sprintf("tA=%v,tB=%v,%dx%dx%d,a=%g,b=%g,pad=%d/%d/%d", tc.transA, tc.transB, tc.m, tc.n, tc.k, tc.alpha, tc.beta, tc.padA, tc.padB, tc.padC)
 }
@@ -143,15 +157,7 @@ func gemmCases() []gemmCase {
 
 func runGemmCase(t *testing.T, tc gemmCase, serial bool, rng *rand.Rand) {
 	t.Helper()
-	ar, ac := tc.m, tc.k
-	if tc.transA {
-		ar, ac = tc.k, tc.m
-	}
-	br, bc := tc.k, tc.n
-	if tc.transB {
-		br, bc = tc.n, tc.k
-	}
-	lda, ldb, ldc := max(1, ac+tc.padA), max(1, bc+tc.padB), tc.n+tc.padC
+	ar, ac, br, bc, lda, ldb, ldc := tc.layout()
 	a := randSlice(rng, max(0, (ar-1)*lda+ac))
 	b := randSlice(rng, max(0, (br-1)*ldb+bc))
 	c := randSlice(rng, (tc.m-1)*ldc+tc.n)
@@ -351,15 +357,7 @@ func TestGemmAVX512SameBits(t *testing.T) {
 		forcePackA = pack
 		for ci, tc := range cases {
 			rng := rand.New(rand.NewPCG(9, uint64(ci)))
-			ar, ac := tc.m, tc.k
-			if tc.transA {
-				ar, ac = tc.k, tc.m
-			}
-			br, bc := tc.k, tc.n
-			if tc.transB {
-				br, bc = tc.n, tc.k
-			}
-			lda, ldb, ldc := max(1, ac+tc.padA), max(1, bc+tc.padB), tc.n+tc.padC
+			ar, ac, br, bc, lda, ldb, ldc := tc.layout()
 			a := randSlice(rng, max(0, (ar-1)*lda+ac))
 			b := randSlice(rng, max(0, (br-1)*ldb+bc))
 			c0 := randSlice(rng, (tc.m-1)*ldc+tc.n)

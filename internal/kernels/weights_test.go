@@ -121,15 +121,7 @@ func TestGemmW(t *testing.T) {
 					cases := append(gemmCases(), gemmCase{false, true, 300, 1000, 700, 1, 0, 0, 5, 0},
 						gemmCase{false, true, 70, 48, 264, 1, 1, 0, 0, 0})
 					for ci, tc := range cases {
-						ar, ac := tc.m, tc.k
-						if tc.transA {
-							ar, ac = tc.k, tc.m
-						}
-						br, bc := tc.k, tc.n
-						if tc.transB {
-							br, bc = tc.n, tc.k
-						}
-						lda, ldb, ldc := max(1, ac+tc.padA), max(1, bc+tc.padB), tc.n+tc.padC
+						ar, ac, br, bc, lda, ldb, ldc := tc.layout()
 						a := randSlice(rng, max(0, (ar-1)*lda+ac))
 						bits, bf := rand16(rng, dt, max(0, (br-1)*ldb+bc))
 						c0 := randSlice(rng, (tc.m-1)*ldc+tc.n)
@@ -277,15 +269,7 @@ func TestGemmWDecoded(t *testing.T) {
 	run := func(t *testing.T, bf16 bool) {
 		rng := rand.New(rand.NewPCG(17, 18))
 		for ci, tc := range cases {
-			ar, ac := tc.m, tc.k
-			if tc.transA {
-				ar, ac = tc.k, tc.m
-			}
-			br, bc := tc.k, tc.n
-			if tc.transB {
-				br, bc = tc.n, tc.k
-			}
-			lda, ldb, ldc := max(1, ac+tc.padA), max(1, bc+tc.padB), tc.n+tc.padC
+			ar, ac, br, bc, lda, ldb, ldc := tc.layout()
 			a := randSlice(rng, max(0, (ar-1)*lda+ac))
 			bf := randSlice(rng, max(0, (br-1)*ldb+bc))
 			w := DecodedWeights(&blockDecoder{v: bf, cols: ldb, block: []int{32, 64}[ci%2]})
