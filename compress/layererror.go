@@ -1,11 +1,6 @@
 package compress
 
-import (
-	"fmt"
-
-	"gonum.org/v1/gonum/blas"
-	"gonum.org/v1/gonum/blas/blas64"
-)
+import "fmt"
 
 // LayerError measures how much a compressed layer Wc changes the layer's
 // output on the calibration data: abs = tr(ΔW·H·ΔWᵀ) with ΔW = Wc − W, which
@@ -38,11 +33,7 @@ func LayerError(W, Wc []float32, rows, cols int, H []float32) (abs, normalised f
 		a[rows*cols+i] = float64(W[i])
 	}
 	p := make([]float64, 2*rows*cols)
-	blas64.Gemm(blas.NoTrans, blas.NoTrans, 1,
-		blas64.General{Rows: 2 * rows, Cols: cols, Stride: cols, Data: a},
-		blas64.General{Rows: cols, Cols: cols, Stride: cols, Data: h},
-		0,
-		blas64.General{Rows: 2 * rows, Cols: cols, Stride: cols, Data: p})
+	dgemm(false, false, 2*rows, cols, cols, 1, a, cols, h, cols, 0, p, cols)
 	var den float64
 	for i := 0; i < rows*cols; i++ {
 		abs += a[i] * p[i]
