@@ -267,7 +267,7 @@ func dbBuildEstimate(s *memcheck.Shape, req DBRequest) *memcheck.Estimate {
 		density := 1 - p.Target
 		encoded = int64(levels) * (n/8 + int64(float64(n)*density*4))
 		if cfg.Method == db.MethodSparseGPT || cfg.Method == "" {
-			method = 8*n + 3*8*in*in // float64 working copy, the inverse Hessian's factors
+			method = gptqBuffers(n, in)
 		} else {
 			method = 8 * n
 		}
@@ -278,7 +278,7 @@ func dbBuildEstimate(s *memcheck.Shape, req DBRequest) *memcheck.Estimate {
 			encoded += int64(b)*n/8 + n // the packed level, and its codes one byte each until packed
 		}
 		if cfg.Method == db.MethodGPTQ || cfg.Method == "" {
-			method = 8*n + 3*8*in*in
+			method = gptqBuffers(n, in)
 		}
 	case db.ModeGGUF:
 		types := cfg.GGUF.Types
@@ -329,4 +329,11 @@ func zeroShotEstimate(s *memcheck.Shape, req ZeroShotRequest, tasks []*zeroshot.
 	e.Add("logits", int64(batch)*int64(cont)*int64(s.Config.VocabSize)*4, []string{"Batch"},
 		"the continuations' logits: %d requests × up to %d tokens", batch, cont)
 	return e
+}
+
+// gptqBuffers is the working memory of SparseGPT and GPTQ on a layer of n weights with in
+// inputs: the float64 working copy of the weights, the factor of the damped Hessian (one in×in
+// float64 matrix, factored and inverted in place) and the factorisation's panel buffers.
+func gptqBuffers(n, in int64) int64 {
+	return 8*n + 8*in*in + 2*8*in*128
 }
