@@ -4,6 +4,9 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"testing"
+
+	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/blas64"
 )
 
 // gemmBenchShape is one m×n×k product of the Gemm benchmarks.
@@ -125,4 +128,90 @@ func BenchmarkVec(b *testing.B) {
 		}
 	}
 	_ = sink
+}
+
+// dgemmBenchShapes are the shapes of Dgemm's callers: the GPTQ lazy batch
+// update (W[:, i+B:] −= Err·H⁻¹[i:i+B, i+B:] with 128 columns per batch), a
+// Cholesky trailing update (A22 −= L21·L21ᵀ with a 128 panel), and a square
+// product.
+var dgemmBenchShapes = []struct {
+	name           string
+	m, n, k        int
+	transA, transB bool
+	alpha, beta    float64
+}{
+	{"gptq", 2048, 8064, 128, false, false, -1, 1},
+	{"cholesky", 4096, 4096, 128, false, true, -1, 1},
+	{"square", 1024, 1024, 1024, false, false, 1, 0},
+}
+
+// BenchmarkDgemm measures Dgemm (all GOMAXPROCS) on the assembly paths and,
+// in the same run, gonum's blas64.Gemm (the pure-Go dgemm it replaces) at the
+// callers' shapes. The float64 FMA peak is half BenchmarkPeakFMA's float32 one.
+func BenchmarkDgemm(b *testing.B) {
+	for _, s := range dgemmBenchShapes {
+		rng := rand.New(rand.NewPCG(3, 3))
+		lda, ldb := s.k, s.n
+		if s.transA {
+			lda = s.m
+		}
+		if s.transB {
+			ldb = s.k
+		}
+		a := randSlice64(rng, s.m*s.k)
+		bm := randSlice64(rng, s.k*s.n)
+		c := randSlice64(rng, s.m*s.n)
+		flops := 2 * float64(s.m) * float64(s.n) * float64(s.k)
+		shape := fmt.Sprintf("%s_%dx%dx%d", s.name, s.m, s.n, s.k)
+		names := []string{}
+		for _, p := range benchPaths() {
+			names = append(names, pathName(p))
+		}
+		names = append(names, "gonum")
+		for i, name := range names {
+			b.Run(shape+"/"+name, func(b *testing.B) {
+				run := func() {
+					Dgemm(s.transA, s.transB, s.m, s.n, s.k, s.alpha, a, lda, bm, ldb, s.beta, c, s.n)
+				}
+				if name == "gonum" {
+					tr := func(t bool) blas.Transpose {
+						if t {
+							return blas.Trans
+						}
+						return blas.NoTrans
+					}
+					ga := blas64.General{Rows: s.m, Cols: s.k, Stride: lda, Data: a}
+					if s.transA {
+						ga.Rows, ga.Cols = s.k, s.m
+					}
+					gb := blas64.General{Rows: s.k, Cols: s.n, Stride: ldb, Data: bm}
+					if s.transB {
+						gb.Rows, gb.Cols = s.n, s.k
+					}
+					gc := blas64.General{Rows: s.m, Cols: s.n, Stride: s.n, Data: c}
+					run = func() { blas64.Gemm(tr(s.transA), tr(s.transB), s.alpha, ga, gb, s.beta, gc) }
+					benchFlops(b, flops, run)
+					return
+				}
+				withPath(b, benchPaths()[i], func() { benchFlops(b, flops, run) })
+			})
+		}
+	}
+}
+
+// benchFlops runs f (flops floating-point operations) b.N times and reports
+// GFLOP/s and GFLOP per CPU-second.
+func benchFlops(b *testing.B, flops float64, f func()) {
+	f()
+	b.ResetTimer()
+	cpu0 := processCPUSeconds()
+	for b.Loop() {
+		f()
+	}
+	cpu := processCPUSeconds() - cpu0
+	total := flops * float64(b.N)
+	b.ReportMetric(total/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+	if cpu > 0 {
+		b.ReportMetric(total/cpu/1e9, "GFLOP/cpu-s")
+	}
 }

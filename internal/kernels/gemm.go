@@ -135,6 +135,11 @@ func checkGemm(name string, transA, transB bool, m, n, k int, a []float32, lda i
 
 // checkGemmLen is checkGemm with B given by its length.
 func checkGemmLen(name string, transA, transB bool, m, n, k int, a []float32, lda int, bLen int, ldb int, c []float32, ldc int) {
+	checkGemmDims(name, transA, transB, m, n, k, len(a), lda, bLen, ldb, len(c), ldc)
+}
+
+// checkGemmDims is checkGemm with every matrix given by its length (any element type).
+func checkGemmDims(name string, transA, transB bool, m, n, k int, aLen, lda, bLen, ldb, cLen, ldc int) {
 	if m < 0 || n < 0 || k < 0 {
 		panic(fmt.Sprintf("kernels: %s: negative dimension m=%d n=%d k=%d", name, m, n, k))
 	}
@@ -147,16 +152,16 @@ func checkGemmLen(name string, transA, transB bool, m, n, k int, a []float32, ld
 		}
 	}
 	if transA {
-		checkMat("a", len(a), k, m, lda)
+		checkMat("a", aLen, k, m, lda)
 	} else {
-		checkMat("a", len(a), m, k, lda)
+		checkMat("a", aLen, m, k, lda)
 	}
 	if transB {
 		checkMat("b", bLen, n, k, ldb)
 	} else {
 		checkMat("b", bLen, k, n, ldb)
 	}
-	checkMat("c", len(c), m, n, ldc)
+	checkMat("c", cLen, m, n, ldc)
 }
 
 // gemmTrivial handles the cases without a product (empty C, k==0, alpha==0)
