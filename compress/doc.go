@@ -16,11 +16,13 @@
 // more than 2³¹−1 weights; nothing panics on bad input. Inputs are never
 // modified.
 //
-// Precision: the factorisations (Cholesky of the damped H, its inverse,
-// the upper Cholesky factor of the inverse) run in float64 with gonum
-// (LAPACK dpotrf/dpotri), and so do all of SparseGPT's and GPTQ's column
-// updates, which work on a float64 copy of W; results are rounded to
-// float32 once at the end (SparseGPT) or are exact grid values (GPTQ).
+// Precision: the factorisation (U, the upper Cholesky factor of the
+// inverse of the damped H, from one blocked Cholesky factorisation of the
+// reversed H and one triangular inverse) runs in float64, and so do all of
+// SparseGPT's and GPTQ's column updates, which work on a float64 copy of W;
+// the large products go through kernels.Dgemm, which gives the same bits on
+// every kernel path. Results are rounded to float32 once at the end
+// (SparseGPT) or are exact grid values (GPTQ).
 // Hessian accumulation uses float32, as the reference does.
 //
 // # SparseGPT

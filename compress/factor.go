@@ -5,8 +5,7 @@ import (
 	"math"
 	"slices"
 
-	"gonum.org/v1/gonum/blas"
-	"gonum.org/v1/gonum/blas/blas64"
+	"github.com/evopress/evopress/internal/kernels"
 )
 
 // factor is what SparseGPT and GPTQ share for one layer: the dead inputs and
@@ -233,37 +232,8 @@ func invLower(a []float64, n int) {
 	}
 }
 
-// dgemm is C = alpha·op(A)·op(B) + beta·C in float64, row-major (see
-// kernels.Gemm for the conventions).
+// dgemm is C = alpha·op(A)·op(B) + beta·C in float64, row-major (kernels.Dgemm: the same bits
+// on every kernel path).
 func dgemm(transA, transB bool, m, n, k int, alpha float64, a []float64, lda int, b []float64, ldb int, beta float64, c []float64, ldc int) {
-	if m == 0 || n == 0 {
-		return
-	}
-	tA, tB := blas.NoTrans, blas.NoTrans
-	ar, ac := m, k
-	if transA {
-		tA, ar, ac = blas.Trans, k, m
-	}
-	br, bc := k, n
-	if transB {
-		tB, br, bc = blas.Trans, n, k
-	}
-	if k == 0 {
-		for i := 0; i < m; i++ {
-			row := c[i*ldc : i*ldc+n]
-			for j := range row {
-				if beta == 0 {
-					row[j] = 0
-				} else {
-					row[j] *= beta
-				}
-			}
-		}
-		return
-	}
-	blas64.Gemm(tA, tB, alpha,
-		blas64.General{Rows: ar, Cols: ac, Stride: lda, Data: a[:(ar-1)*lda+ac]},
-		blas64.General{Rows: br, Cols: bc, Stride: ldb, Data: b[:(br-1)*ldb+bc]},
-		beta,
-		blas64.General{Rows: m, Cols: n, Stride: ldc, Data: c[:(m-1)*ldc+n]})
+	kernels.Dgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 }
