@@ -20,6 +20,19 @@ type factor struct {
 	// u is the n×n row-major upper Cholesky factor of (H + damp·I)⁻¹,
 	// (H + damp·I)⁻¹ = uᵀu, zero below the diagonal, in float64.
 	u []float64
+	// work is the float64 working copy of the weights, reused by the levels
+	// computed from this factor one after another (see weights).
+	work []float64
+}
+
+// weights returns the factor's working buffer with length n, allocated on
+// first use: the levels of one layer share it instead of each leaving an
+// rows×cols float64 copy to the garbage collector.
+func (f *factor) weights(n int) []float64 {
+	if cap(f.work) < n {
+		f.work = make([]float64, n)
+	}
+	return f.work[:n]
 }
 
 // newFactor prepares H for the OBS column updates, as the reference does:

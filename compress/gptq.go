@@ -188,10 +188,12 @@ func (f *factor) gptq(W []float32, rows, cols, bits int, opt GPTQOptions) *Quant
 	}
 
 	// Working copy in processing order, dead inputs zeroed.
-	w := make([]float64, rows*cols)
+	w := f.weights(rows * cols)
 	for r := 0; r < rows; r++ {
 		for k, c := range perm {
-			if !f.dead[c] {
+			if f.dead[c] {
+				w[r*cols+k] = 0
+			} else {
 				w[r*cols+k] = float64(W[r*cols+c])
 			}
 		}

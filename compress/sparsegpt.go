@@ -115,7 +115,7 @@ func (f *factor) prune(W []float32, rows int, s float64, bs int) []float32 {
 	live := total - dead
 	nLive := z - dead
 
-	w := make([]float64, total)
+	w := f.weights(total)
 	for i, v := range W {
 		w[i] = float64(v)
 	}
