@@ -3,6 +3,8 @@ package compress
 import (
 	"fmt"
 	"math"
+
+	"github.com/evopress/evopress/internal/kernels"
 )
 
 // GPTQOptions configures GPTQ.
@@ -56,15 +58,15 @@ type grid struct {
 func newGrid(x []float64, maxq int) grid {
 	xmin, xmax := 0.0, 0.0
 	for _, v := range x {
-		xmin = math.Min(xmin, v)
-		xmax = math.Max(xmax, v)
+		xmin = min(xmin, v) // the builtins: math.Min's and math.Max's results, inline
+		xmax = max(xmax, v)
 	}
 	if xmin == 0 && xmax == 0 {
 		xmin, xmax = -1, 1
 	}
 	scale := ceilFloat16((xmax - xmin) / float64(maxq))
 	zero := math.RoundToEven(-xmin / scale)
-	zero = math.Min(math.Max(zero, 0), float64(maxq))
+	zero = min(max(zero, 0), float64(maxq))
 	return grid{scale: float32(scale), zero: float32(zero), maxq: maxq}
 }
 
@@ -72,7 +74,7 @@ func newGrid(x []float64, maxq int) grid {
 // rounding halves to even as torch.round does.
 func (g grid) code(x float64) uint8 {
 	c := math.RoundToEven(x/float64(g.scale)) + float64(g.zero)
-	c = math.Min(math.Max(c, 0), float64(g.maxq))
+	c = min(max(c, 0), float64(g.maxq))
 	return uint8(c)
 }
 
@@ -235,12 +237,7 @@ func (f *factor) gptq(W []float32, rows, cols, bits int, opt GPTQOptions) *Quant
 					if ev == 0 {
 						continue
 					}
-					rest := row[i+1 : i2]
-					ur := u[i*cols+i+1 : i*cols+i2]
-					ur = ur[:len(rest)]
-					for j := range rest {
-						rest[j] -= ev * ur[j]
-					}
+					kernels.SubMul64(row[i+1:i2], ev, u[i*cols+i+1:i*cols+i2])
 				}
 			}
 		})

@@ -2,6 +2,8 @@ package compress
 
 import (
 	"fmt"
+
+	"github.com/evopress/evopress/internal/kernels"
 )
 
 // SparseGPTOptions configures SparseGPT.
@@ -191,12 +193,7 @@ func (f *factor) prune(W []float32, rows int, s float64, bs int) []float32 {
 					if ev == 0 {
 						continue
 					}
-					rest := row[i+1 : i2]
-					ur := u[i*cols+i+1 : i*cols+i2]
-					ur = ur[:len(rest)]
-					for j := range rest {
-						rest[j] -= ev * ur[j]
-					}
+					kernels.SubMul64(row[i+1:i2], ev, u[i*cols+i+1:i*cols+i2])
 				}
 			}
 		})

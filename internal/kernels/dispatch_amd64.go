@@ -53,6 +53,9 @@ func dotAVX(x, y []float32) float32
 func axpyAVX(alpha float32, x, y []float32)
 
 //go:noescape
+func subMul64AVX(y []float64, a float64, x []float64)
+
+//go:noescape
 func scaleAVX(alpha float32, x []float32)
 
 //go:noescape
@@ -140,6 +143,14 @@ func axpy(alpha float32, x, y []float32) {
 		return
 	}
 	axpyAVX(alpha, x, y[:len(x)])
+}
+
+func subMul64(y []float64, a float64, x []float64) {
+	if !useAsm {
+		subMul64Go(y, a, x)
+		return
+	}
+	subMul64AVX(y[:len(x)], a, x)
 }
 
 func scale(alpha float32, x []float32) {

@@ -30,11 +30,12 @@ func gemmKernel(kc int, a []float32, rs, cs int, b, c []float32, ldc int, alpha,
 // packBTrans16 reports false: the portable loop in packB does the work.
 func packBTrans16(d, b []float32, ldb, j, p0, kc int) bool { return false }
 
-func dot(x, y []float32) float32                { return dotGo(x, y) }
-func axpy(alpha float32, x, y []float32)        { axpyGo(alpha, x, y) }
-func scale(alpha float32, x []float32)          { scaleGo(alpha, x) }
-func maxf(x []float32) float32                  { return maxGo(x) }
-func sumExp(x []float32, shift float32) float64 { return sumExpGo(x, shift) }
+func dot(x, y []float32) float32                   { return dotGo(x, y) }
+func axpy(alpha float32, x, y []float32)           { axpyGo(alpha, x, y) }
+func scale(alpha float32, x []float32)             { scaleGo(alpha, x) }
+func subMul64(y []float64, a float64, x []float64) { subMul64Go(y, a, x) }
+func maxf(x []float32) float32                     { return maxGo(x) }
+func sumExp(x []float32, shift float32) float64    { return sumExpGo(x, shift) }
 func expTo(dst, x []float32, shift float32) float64 {
 	return expToGo(dst, x, shift)
 }

@@ -106,6 +106,14 @@ func axpyGo(alpha float32, x, y []float32) {
 	}
 }
 
+// subMul64Go computes y[i] −= a·x[i] (product rounded, then the difference).
+func subMul64Go(y []float64, a float64, x []float64) {
+	y = y[:len(x)]
+	for i, v := range x {
+		y[i] -= a * v
+	}
+}
+
 // scaleGo computes x *= alpha.
 func scaleGo(alpha float32, x []float32) {
 	for i := range x {

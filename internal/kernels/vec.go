@@ -22,6 +22,17 @@ func Axpy(alpha float32, x, y []float32) {
 	axpy(alpha, x, y)
 }
 
+// SubMul64 computes y[i] −= a·x[i] in float64, the product rounded before the
+// difference (no fused multiply-add), so every path gives exactly the bits of
+// the plain Go loop. len(x) must equal len(y). It is the column update of
+// GPTQ and SparseGPT within a block.
+func SubMul64(y []float64, a float64, x []float64) {
+	if len(x) != len(y) {
+		panic(fmt.Sprintf("kernels: SubMul64: len(x)=%d != len(y)=%d", len(x), len(y)))
+	}
+	subMul64(y, a, x)
+}
+
 // Scale computes x *= alpha.
 func Scale(alpha float32, x []float32) { scale(alpha, x) }
 

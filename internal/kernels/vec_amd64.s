@@ -642,3 +642,70 @@ rms8:
 rmsend:
 	VZEROUPPER
 	RET
+
+// func subMul64AVX(y []float64, a float64, x []float64)
+// y[i] -= a*x[i]: VMULPD then VSUBPD (two roundings, as the Go loop).
+TEXT ·subMul64AVX(SB), NOSPLIT, $0-56
+	VBROADCASTSD a+24(FP), Y0
+	MOVQ         y_base+0(FP), DI
+	MOVQ         x_base+32(FP), SI
+	MOVQ         x_len+40(FP), CX
+	MOVQ         CX, BX
+	SHRQ         $4, BX
+	JZ           sub4
+
+sub16:
+	VMULPD  (SI), Y0, Y1
+	VMULPD  32(SI), Y0, Y2
+	VMULPD  64(SI), Y0, Y3
+	VMULPD  96(SI), Y0, Y4
+	VMOVUPD (DI), Y5
+	VMOVUPD 32(DI), Y6
+	VMOVUPD 64(DI), Y7
+	VMOVUPD 96(DI), Y8
+	VSUBPD  Y1, Y5, Y5
+	VSUBPD  Y2, Y6, Y6
+	VSUBPD  Y3, Y7, Y7
+	VSUBPD  Y4, Y8, Y8
+	VMOVUPD Y5, (DI)
+	VMOVUPD Y6, 32(DI)
+	VMOVUPD Y7, 64(DI)
+	VMOVUPD Y8, 96(DI)
+	ADDQ    $128, SI
+	ADDQ    $128, DI
+	DECQ    BX
+	JNZ     sub16
+
+sub4:
+	ANDQ $15, CX
+	MOVQ CX, BX
+	SHRQ $2, BX
+	JZ   sub1pre
+
+sub4loop:
+	VMULPD  (SI), Y0, Y1
+	VMOVUPD (DI), Y5
+	VSUBPD  Y1, Y5, Y5
+	VMOVUPD Y5, (DI)
+	ADDQ    $32, SI
+	ADDQ    $32, DI
+	DECQ    BX
+	JNZ     sub4loop
+
+sub1pre:
+	ANDQ $3, CX
+	JZ   subend
+
+sub1:
+	VMULSD (SI), X0, X1
+	VMOVSD (DI), X5
+	VSUBSD X1, X5, X5
+	VMOVSD X5, (DI)
+	ADDQ   $8, SI
+	ADDQ   $8, DI
+	DECQ   CX
+	JNZ    sub1
+
+subend:
+	VZEROUPPER
+	RET

@@ -276,6 +276,7 @@ func TestVecPanics(t *testing.T) {
 	}{
 		{"Dot", func() { Dot(make([]float32, 2), make([]float32, 3)) }},
 		{"Axpy", func() { Axpy(1, make([]float32, 2), make([]float32, 3)) }},
+		{"SubMul64", func() { SubMul64(make([]float64, 2), 1, make([]float64, 3)) }},
 		{"Max", func() { Max(nil) }},
 		{"ExpTo", func() { ExpTo(make([]float32, 2), make([]float32, 3), 0) }},
 		{"SiLUMul", func() { SiLUMul(make([]float32, 2), make([]float32, 3)) }},
@@ -321,6 +322,36 @@ func TestNaNSemantics(t *testing.T) {
 				}
 				if want := float32(1 / (1 + math.Exp(-1))); n > 1 && math.Abs(float64(g[0]-want)) > 1e-6 {
 					t.Errorf("%s n=%d: SiLU(1) = %g, want %g", name, n, g[0], want)
+				}
+			}
+		})
+	}
+}
+
+// SubMul64 has the bits of the plain Go loop y[i] -= a*x[i] on every path (the product rounded
+// before the difference), also for products that a fused multiply-add would keep exactly.
+func TestSubMul64(t *testing.T) {
+	rng := rand.New(rand.NewPCG(13, 14))
+	for _, p := range paths() {
+		withPath(t, p, func() {
+			for _, n := range append(vecLens, 1000, 1027) {
+				x, y := make([]float64, n), make([]float64, n)
+				for i := range x {
+					x[i], y[i] = rng.NormFloat64(), rng.NormFloat64()
+				}
+				if n > 2 { // (1+2⁻³⁰)² − 1: the unfused result loses the 2⁻⁶⁰ term
+					x[1], y[1] = 1+0x1p-30, 1
+				}
+				a := 1 + 0x1p-30
+				want := append([]float64(nil), y...)
+				for i, v := range x {
+					want[i] -= a * v
+				}
+				SubMul64(y, a, x)
+				for i := range y {
+					if math.Float64bits(y[i]) != math.Float64bits(want[i]) {
+						t.Fatalf("%s n=%d: y[%d] = %g, want %g", pathName(p), n, i, y[i], want[i])
+					}
 				}
 			}
 		})
