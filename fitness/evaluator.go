@@ -136,19 +136,11 @@ func (e *Evaluator) EvaluateRange(ctx context.Context, parent search.Levels, can
 			first[i] = e.firstChanged(parent, c)
 		}
 	}
-	var parentModel *model.Model
 	needed := map[int]bool{}
 	for _, f := range first {
 		if f > 0 {
 			needed[f] = true
 		}
-	}
-	if len(needed) > 0 {
-		m, err := e.build(parent)
-		if err != nil {
-			return nil, 0, err
-		}
-		parentModel = m
 	}
 	sub := max(1, e.SubBatch)
 	for k := lo; k < hi; k++ {
@@ -170,29 +162,38 @@ func (e *Evaluator) EvaluateRange(ctx context.Context, parent search.Levels, can
 				return nil, 0, err
 			}
 		}
-		m0, err := e.build(cands[0])
+		// The parent, like the candidates, is built for the sub-batch and dropped once its
+		// states are saved, so at most one model's levels are held besides the cache's.
+		var m0 *model.Model
+		var err error
+		if len(needed) > 0 {
+			m0, err = e.build(parent)
+		} else {
+			m0, err = e.build(cands[0])
+		}
 		if err != nil {
 			return nil, 0, err
 		}
-		// Candidates differ from each other only in their blocks (prefix reuse relies on it), so
-		// one embedding serves them all: theirs, which may be stored as the compressed file
-		// stores it (a GGUF's quantized token embedding), not the teacher's.
+		// Candidates (and their parent) differ from each other only in their blocks (prefix
+		// reuse relies on it), so one embedding serves them all: theirs, which may be stored as
+		// the compressed file stores it (a GGUF's quantized token embedding), not the teacher's.
 		a0, err := m0.Embedding(tokens)
 		if err != nil {
 			return nil, 0, err
 		}
 		saved := map[int]*model.Activations{0: a0}
-		if parentModel != nil {
+		if len(needed) > 0 {
 			cur := a0.Clone()
 			for blk := 0; blk < e.nBlocks; blk++ {
 				if err := ctx.Err(); err != nil {
 					return nil, 0, err
 				}
-				parentModel.Forward(cur, blk, blk+1, nil)
+				m0.Forward(cur, blk, blk+1, nil)
 				if needed[blk+1] {
 					saved[blk+1] = cur.Clone()
 				}
 			}
+			m0 = nil
 		}
 		row := make([]float64, len(cands))
 		work := &model.Activations{}
@@ -201,7 +202,7 @@ func (e *Evaluator) EvaluateRange(ctx context.Context, parent search.Levels, can
 				return nil, 0, err
 			}
 			m := m0
-			if i > 0 {
+			if m == nil {
 				if m, err = e.build(cands[i]); err != nil {
 					return nil, 0, err
 				}

@@ -2,6 +2,8 @@ package memcheck
 
 import (
 	"errors"
+	"math"
+	"runtime/debug"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -131,5 +133,55 @@ func TestFormatBytes(t *testing.T) {
 		if got := FormatBytes(n); got != want {
 			t.Errorf("FormatBytes(%d) = %q, want %q", n, got, want)
 		}
+	}
+}
+
+// The collector's headroom is an eighth of the parts held in the Go heap (at least
+// MinHeadroom), added once; a command that passes the check gets the estimate less its mapped
+// files as the runtime's soft memory limit.
+func TestHeadroomAndRuntimeLimit(t *testing.T) {
+	for _, c := range []struct {
+		name           string
+		heap, mapped   int64
+		headroom, soft int64
+	}{
+		{"1B search, weights mapped", 3 << 30, 2 << 30, 3 << 27, 3<<30 + 3<<27},
+		{"nothing mapped", 8 << 30, 0, 1 << 30, 9 << 30},
+		{"small: the least headroom", 100 << 20, 0, MinHeadroom, 100<<20 + MinHeadroom},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e := &Estimate{Command: "search quant", Mapped: c.mapped}
+			e.Add("weights", c.mapped, nil, "mapped")
+			e.Add("levels", c.heap, nil, "heap")
+			e.Headroom()
+			e.Headroom() // once only
+			if got := e.Bytes(HeadroomName); got != c.headroom {
+				t.Errorf("headroom %d, want %d", got, c.headroom)
+			}
+			if last := e.Parts[len(e.Parts)-1]; last.Name != HeadroomName || len(e.Parts) < 2 || e.Parts[len(e.Parts)-2].Name == HeadroomName {
+				t.Errorf("parts %+v, want one headroom, last", e.Parts)
+			}
+			if got := e.HeapLimit(); got != c.soft {
+				t.Errorf("HeapLimit %d, want %d", got, c.soft)
+			}
+			if e.HeapLimit()+e.Mapped != e.Total() {
+				t.Errorf("HeapLimit %d + mapped %d ≠ total %d", e.HeapLimit(), e.Mapped, e.Total())
+			}
+		})
+	}
+
+	t.Setenv("GOMEMLIMIT", "")
+	old := debug.SetMemoryLimit(-1)
+	defer debug.SetMemoryLimit(old)
+	debug.SetMemoryLimit(math.MaxInt64)
+	t.Setenv(EnvLimit, "64GiB")
+	e := &Estimate{Command: "search quant", Mapped: 2 << 30}
+	e.Add("weights", 2<<30, nil, "mapped")
+	e.Add("levels", 3<<30, nil, "heap")
+	if err := CheckAvailable(e); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := debug.SetMemoryLimit(-1), int64(3<<30+3<<27); got != want {
+		t.Errorf("runtime limit %d after CheckAvailable, want the estimate less its mapped part, %d", got, want)
 	}
 }

@@ -13,8 +13,11 @@
 // ("24GiB", "64GB", a number of bytes; ParseSize) states the memory available, and "off" skips
 // the check.
 //
-// An estimate counts live data, not the garbage a collection has yet to reclaim; the Go
-// runtime is asked (SetRuntimeLimit) to collect harder as the heap nears the available memory.
+// An estimate counts live data and, as its "collector headroom" part (Headroom), the garbage the
+// collector is let accumulate between collections: a command that passes the check sets the Go
+// runtime's soft memory limit (SetRuntimeLimit) to the estimate less its memory-mapped part, so
+// the collector runs before the heap outgrows the estimate instead of letting garbage grow the
+// heap to twice the live data (GOGC=100).
 package memcheck
 
 import (
@@ -46,6 +49,10 @@ type Estimate struct {
 	// Command names the command ("ppl", "search sparse", "db build quant", …).
 	Command string
 	Parts   []Part
+	// Mapped is the part of the total held in memory-mapped files rather than in the Go heap
+	// (the 16-bit weights of a checkpoint loaded with mmap): the runtime's soft memory limit,
+	// which counts only the Go runtime's memory, leaves it out.
+	Mapped int64
 }
 
 // Add appends a part (parts of zero bytes are dropped). knobs lists the request fields that
@@ -106,6 +113,29 @@ func (e *Estimate) Runtime() {
 	e.Add("runtime", RuntimeBytes, nil, "Go runtime, program, tokenizer, text")
 }
 
+// HeadroomName names the part Headroom adds.
+const HeadroomName = "collector headroom"
+
+// MinHeadroom is the least collector headroom.
+const MinHeadroom = 64 << 20
+
+// Headroom adds, once, the garbage the collector is let accumulate between collections: an
+// eighth of the parts held in the Go heap (the total less Mapped), at least MinHeadroom. The
+// runtime's soft memory limit is the total less Mapped (CheckAvailable), so the heap peaks at
+// the live data plus this headroom; an eighth makes a collection at most every eighth of the
+// heap allocated, where GOGC=100 would let the heap double.
+func (e *Estimate) Headroom() {
+	if e.Bytes(HeadroomName) > 0 {
+		return
+	}
+	e.Add(HeadroomName, max((e.Total()-e.Mapped)/8, MinHeadroom), nil,
+		"garbage between collections: 1/8 of the heap parts (the Go runtime's soft memory limit is the estimate less mapped files)")
+}
+
+// HeapLimit is the soft memory limit CheckAvailable sets for the estimate: its total less its
+// memory-mapped part.
+func (e *Estimate) HeapLimit() int64 { return e.Total() - e.Mapped }
+
 // Limit is the memory available to a command.
 type Limit struct {
 	Bytes int64
@@ -162,11 +192,13 @@ func Check(e *Estimate, l Limit) error {
 	return nil
 }
 
-// CheckAvailable checks the estimate against the memory available now (Available): nil when it
-// fits, when the check is off or the memory cannot be known (another operating system, an
-// unreadable /proc). When it fits, the Go runtime's soft memory limit is set to the memory
-// available (SetRuntimeLimit).
+// CheckAvailable adds the collector's headroom to the estimate (Headroom) and checks it against
+// the memory available now (Available): nil when it fits, when the check is off or the memory
+// cannot be known (another operating system, an unreadable /proc). When it fits, the Go
+// runtime's soft memory limit is set to the estimate less its memory-mapped part
+// (SetRuntimeLimit with HeapLimit), so that garbage does not grow the heap past the estimate.
 func CheckAvailable(e *Estimate) error {
+	e.Headroom()
 	l, err := Available()
 	if err != nil {
 		if errors.Is(err, ErrOff) || errors.Is(err, ErrUnknown) {
@@ -177,14 +209,13 @@ func CheckAvailable(e *Estimate) error {
 	if err := Check(e, l); err != nil {
 		return err
 	}
-	SetRuntimeLimit(l)
+	SetRuntimeLimit(Limit{Bytes: min(e.HeapLimit(), l.Bytes), Source: "the memory estimate"})
 	return nil
 }
 
 // SetRuntimeLimit sets the Go runtime's soft memory limit (debug.SetMemoryLimit) to l, unless
 // GOMEMLIMIT is set or a lower limit is: the garbage collector then runs more often as the heap
-// nears the memory available instead of letting garbage grow the heap to twice the live data,
-// which an estimate of live data does not count.
+// nears the limit instead of letting garbage grow the heap to twice the live data.
 func SetRuntimeLimit(l Limit) {
 	if l.Bytes <= 0 || os.Getenv("GOMEMLIMIT") != "" {
 		return
