@@ -145,9 +145,9 @@ func TestHeadroomAndRuntimeLimit(t *testing.T) {
 		heap, mapped   int64
 		headroom, soft int64
 	}{
-		{"1B search, weights mapped", 3 << 30, 2 << 30, 3 << 27, 3<<30 + 3<<27},
-		{"nothing mapped", 8 << 30, 0, 1 << 30, 9 << 30},
-		{"small: the least headroom", 100 << 20, 0, MinHeadroom, 100<<20 + MinHeadroom},
+		{"1B search, weights mapped", 3 << 30, 2 << 30, 3 << 27, 3<<30 + 3<<27 - RuntimeBytes/2},
+		{"nothing mapped", 8 << 30, 0, 1 << 30, 9<<30 - RuntimeBytes/2},
+		{"small: the least headroom", 100 << 20, 0, MinHeadroom, 100<<20 + MinHeadroom - RuntimeBytes/2},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			e := &Estimate{Command: "search quant", Mapped: c.mapped}
@@ -164,8 +164,8 @@ func TestHeadroomAndRuntimeLimit(t *testing.T) {
 			if got := e.HeapLimit(); got != c.soft {
 				t.Errorf("HeapLimit %d, want %d", got, c.soft)
 			}
-			if e.HeapLimit()+e.Mapped != e.Total() {
-				t.Errorf("HeapLimit %d + mapped %d ≠ total %d", e.HeapLimit(), e.Mapped, e.Total())
+			if e.HeapLimit()+e.Mapped+RuntimeBytes/2 != e.Total() {
+				t.Errorf("HeapLimit %d + mapped %d + half the runtime part ≠ total %d", e.HeapLimit(), e.Mapped, e.Total())
 			}
 		})
 	}
@@ -181,7 +181,7 @@ func TestHeadroomAndRuntimeLimit(t *testing.T) {
 	if err := CheckAvailable(e); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := debug.SetMemoryLimit(-1), int64(3<<30+3<<27); got != want {
-		t.Errorf("runtime limit %d after CheckAvailable, want the estimate less its mapped part, %d", got, want)
+	if got, want := debug.SetMemoryLimit(-1), int64(3<<30+3<<27-RuntimeBytes/2); got != want {
+		t.Errorf("runtime limit %d after CheckAvailable, want the estimate less its mapped part and half the runtime's, %d", got, want)
 	}
 }

@@ -15,9 +15,9 @@
 //
 // An estimate counts live data and, as its "collector headroom" part (Headroom), the garbage the
 // collector is let accumulate between collections: a command that passes the check sets the Go
-// runtime's soft memory limit (SetRuntimeLimit) to the estimate less its memory-mapped part, so
-// the collector runs before the heap outgrows the estimate instead of letting garbage grow the
-// heap to twice the live data (GOGC=100).
+// runtime's soft memory limit (SetRuntimeLimit) to the estimate less its memory-mapped part
+// (Estimate.HeapLimit), so that the collector runs before the heap outgrows the estimate
+// instead of letting garbage grow the heap to twice the live data (GOGC=100).
 package memcheck
 
 import (
@@ -121,9 +121,10 @@ const MinHeadroom = 64 << 20
 
 // Headroom adds, once, the garbage the collector is let accumulate between collections: an
 // eighth of the parts held in the Go heap (the total less Mapped), at least MinHeadroom. The
-// runtime's soft memory limit is the total less Mapped (CheckAvailable), so the heap peaks at
-// the live data plus this headroom; an eighth makes a collection at most every eighth of the
-// heap allocated, where GOGC=100 would let the heap double.
+// runtime's soft memory limit is about the estimate's heap parts with this headroom
+// (HeapLimit): garbage fills what the live data leaves of them, and when the live data
+// reaches the parts, the collector still has an eighth of them to collect in, where GOGC=100
+// would let the heap double.
 func (e *Estimate) Headroom() {
 	if e.Bytes(HeadroomName) > 0 {
 		return
@@ -133,8 +134,11 @@ func (e *Estimate) Headroom() {
 }
 
 // HeapLimit is the soft memory limit CheckAvailable sets for the estimate: its total less its
-// memory-mapped part.
-func (e *Estimate) HeapLimit() int64 { return e.Total() - e.Mapped }
+// memory-mapped part and less half the runtime part (RuntimeBytes), which stands for resident
+// memory the Go limit does not count — the program's own pages (the binary's text and data,
+// tens of MiB) — and for the allocations that overshoot the limit while a collection runs
+// (measured: 49 MB over the heap goal in a 1B gguf search, docs/results.md issue 15).
+func (e *Estimate) HeapLimit() int64 { return e.Total() - e.Mapped - RuntimeBytes/2 }
 
 // Limit is the memory available to a command.
 type Limit struct {
@@ -195,8 +199,9 @@ func Check(e *Estimate, l Limit) error {
 // CheckAvailable adds the collector's headroom to the estimate (Headroom) and checks it against
 // the memory available now (Available): nil when it fits, when the check is off or the memory
 // cannot be known (another operating system, an unreadable /proc). When it fits, the Go
-// runtime's soft memory limit is set to the estimate less its memory-mapped part
-// (SetRuntimeLimit with HeapLimit), so that garbage does not grow the heap past the estimate.
+// runtime's soft memory limit is set to the estimate less its memory-mapped part and half its
+// runtime part (SetRuntimeLimit with HeapLimit), so that garbage does not grow the heap past
+// the estimate.
 func CheckAvailable(e *Estimate) error {
 	e.Headroom()
 	l, err := Available()
