@@ -138,16 +138,16 @@ func TestFormatBytes(t *testing.T) {
 
 // The collector's headroom is an eighth of the parts held in the Go heap (at least
 // MinHeadroom), added once; a command that passes the check gets the estimate less its mapped
-// files as the runtime's soft memory limit.
+// files and half its headroom as the runtime's soft memory limit (HeapLimit).
 func TestHeadroomAndRuntimeLimit(t *testing.T) {
 	for _, c := range []struct {
 		name           string
 		heap, mapped   int64
 		headroom, soft int64
 	}{
-		{"1B search, weights mapped", 3 << 30, 2 << 30, 3 << 27, 3<<30 + 3<<27 - RuntimeBytes/2},
-		{"nothing mapped", 8 << 30, 0, 1 << 30, 9<<30 - RuntimeBytes/2},
-		{"small: the least headroom", 100 << 20, 0, MinHeadroom, 100<<20 + MinHeadroom - RuntimeBytes/2},
+		{"1B search, weights mapped", 3 << 30, 2 << 30, 3 << 27, 3<<30 + 3<<26},
+		{"nothing mapped", 8 << 30, 0, 1 << 30, 8<<30 + 1<<29},
+		{"small: the least headroom", 100 << 20, 0, MinHeadroom, 100<<20 + MinHeadroom/2},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			e := &Estimate{Command: "search quant", Mapped: c.mapped}
@@ -164,8 +164,8 @@ func TestHeadroomAndRuntimeLimit(t *testing.T) {
 			if got := e.HeapLimit(); got != c.soft {
 				t.Errorf("HeapLimit %d, want %d", got, c.soft)
 			}
-			if e.HeapLimit()+e.Mapped+RuntimeBytes/2 != e.Total() {
-				t.Errorf("HeapLimit %d + mapped %d + half the runtime part ≠ total %d", e.HeapLimit(), e.Mapped, e.Total())
+			if e.HeapLimit()+e.Mapped+c.headroom/2 != e.Total() {
+				t.Errorf("HeapLimit %d + mapped %d + half the headroom ≠ total %d", e.HeapLimit(), e.Mapped, e.Total())
 			}
 		})
 	}
@@ -181,7 +181,7 @@ func TestHeadroomAndRuntimeLimit(t *testing.T) {
 	if err := CheckAvailable(e); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := debug.SetMemoryLimit(-1), int64(3<<30+3<<27-RuntimeBytes/2); got != want {
-		t.Errorf("runtime limit %d after CheckAvailable, want the estimate less its mapped part and half the runtime's, %d", got, want)
+	if got, want := debug.SetMemoryLimit(-1), int64(3<<30+3<<26); got != want {
+		t.Errorf("runtime limit %d after CheckAvailable, want the estimate less its mapped part and half its headroom, %d", got, want)
 	}
 }

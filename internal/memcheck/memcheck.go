@@ -121,24 +121,25 @@ const MinHeadroom = 64 << 20
 
 // Headroom adds, once, the garbage the collector is let accumulate between collections: an
 // eighth of the parts held in the Go heap (the total less Mapped), at least MinHeadroom. The
-// runtime's soft memory limit is about the estimate's heap parts with this headroom
+// runtime's soft memory limit is the estimate's heap parts with half this headroom
 // (HeapLimit): garbage fills what the live data leaves of them, and when the live data
-// reaches the parts, the collector still has an eighth of them to collect in, where GOGC=100
-// would let the heap double.
+// reaches the parts, the collector still has a sixteenth of them to collect in, where
+// GOGC=100 would let the heap double.
 func (e *Estimate) Headroom() {
 	if e.Bytes(HeadroomName) > 0 {
 		return
 	}
 	e.Add(HeadroomName, max((e.Total()-e.Mapped)/8, MinHeadroom), nil,
-		"garbage between collections: 1/8 of the heap parts (the Go runtime's soft memory limit is the estimate less mapped files)")
+		"garbage between collections and resident memory outside the Go heap: 1/8 of the heap parts (the Go soft memory limit is the estimate less mapped files and half this)")
 }
 
 // HeapLimit is the soft memory limit CheckAvailable sets for the estimate: its total less its
-// memory-mapped part and less half the runtime part (RuntimeBytes), which stands for resident
-// memory the Go limit does not count — the program's own pages (the binary's text and data,
-// tens of MiB) — and for the allocations that overshoot the limit while a collection runs
-// (measured: 49 MB over the heap goal in a 1B gguf search, docs/results.md issue 15).
-func (e *Estimate) HeapLimit() int64 { return e.Total() - e.Mapped - RuntimeBytes/2 }
+// memory-mapped part and less half its collector headroom (Headroom). Garbage gets the first
+// half; the second stands for resident memory beyond the limit: the program's own pages (the
+// binary's text and data, tens of MiB), which the Go limit does not count, and the allocations
+// that overshoot the heap goal while a collection runs (50–60 MiB in a 1B gguf search,
+// docs/results.md, issue 15).
+func (e *Estimate) HeapLimit() int64 { return e.Total() - e.Mapped - e.Bytes(HeadroomName)/2 }
 
 // Limit is the memory available to a command.
 type Limit struct {
@@ -200,8 +201,8 @@ func Check(e *Estimate, l Limit) error {
 // the memory available now (Available): nil when it fits, when the check is off or the memory
 // cannot be known (another operating system, an unreadable /proc). When it fits, the Go
 // runtime's soft memory limit is set to the estimate less its memory-mapped part and half its
-// runtime part (SetRuntimeLimit with HeapLimit), so that garbage does not grow the heap past
-// the estimate.
+// headroom (SetRuntimeLimit with HeapLimit), so that garbage does not grow the heap past the
+// estimate.
 func CheckAvailable(e *Estimate) error {
 	e.Headroom()
 	l, err := Available()
