@@ -184,4 +184,15 @@ func TestHeadroomAndRuntimeLimit(t *testing.T) {
 	if got, want := debug.SetMemoryLimit(-1), int64(3<<30+3<<26); got != want {
 		t.Errorf("runtime limit %d after CheckAvailable, want the estimate less its mapped part and half its headroom, %d", got, want)
 	}
+	// A later, larger command raises the limit it set; one set by someone else that is lower
+	// stays.
+	SetRuntimeLimit(Limit{Bytes: 5 << 30})
+	if got := debug.SetMemoryLimit(-1); got != 5<<30 {
+		t.Errorf("runtime limit %d after a larger command's, want %d", got, int64(5<<30))
+	}
+	debug.SetMemoryLimit(1 << 30)
+	SetRuntimeLimit(Limit{Bytes: 6 << 30})
+	if got := debug.SetMemoryLimit(-1); got != 1<<30 {
+		t.Errorf("runtime limit %d, want the lower one set outside memcheck, %d", got, int64(1<<30))
+	}
 }

@@ -27,6 +27,7 @@ import (
 	"os"
 	"runtime/debug"
 	"strings"
+	"sync"
 )
 
 // EnvLimit is the environment variable that states the memory available ("off": no check).
@@ -220,13 +221,24 @@ func CheckAvailable(e *Estimate) error {
 }
 
 // SetRuntimeLimit sets the Go runtime's soft memory limit (debug.SetMemoryLimit) to l, unless
-// GOMEMLIMIT is set or a lower limit is: the garbage collector then runs more often as the heap
-// nears the limit instead of letting garbage grow the heap to twice the live data.
+// GOMEMLIMIT is set or a lower limit is that SetRuntimeLimit did not set: the garbage collector
+// then runs more often as the heap nears the limit instead of letting garbage grow the heap to
+// twice the live data. A limit it set itself is replaced, lower or higher, so that each command
+// of a process running several in turn (a test binary, a library user) gets its own estimate's.
 func SetRuntimeLimit(l Limit) {
 	if l.Bytes <= 0 || os.Getenv("GOMEMLIMIT") != "" {
 		return
 	}
-	if cur := debug.SetMemoryLimit(-1); cur == math.MaxInt64 || cur > l.Bytes {
+	setMu.Lock()
+	defer setMu.Unlock()
+	if cur := debug.SetMemoryLimit(-1); cur == math.MaxInt64 || cur > l.Bytes || cur == lastSet {
 		debug.SetMemoryLimit(l.Bytes)
+		lastSet = l.Bytes
 	}
 }
+
+// lastSet is the limit SetRuntimeLimit last set (0: none), guarded by setMu.
+var (
+	setMu   sync.Mutex
+	lastSet int64
+)
