@@ -621,3 +621,16 @@ func (m *Manifest) MaxHeldBytes() int64 {
 	}
 	return total
 }
+
+// TotalHeldBytes is the memory every level of every layer holds in memory (HeldBytes): a level
+// cache at least this large reads each level once and never evicts one.
+func (m *Manifest) TotalHeldBytes() int64 {
+	var total int64
+	for i := range m.Layers {
+		l := &m.Layers[i]
+		for j := range l.Levels {
+			total += HeldBytes(l, &l.Levels[j], m.Mode)
+		}
+	}
+	return total
+}

@@ -125,31 +125,22 @@ func (e *Evaluator) EvaluateRange(ctx context.Context, parent search.Levels, can
 	if L < 2 {
 		return nil, 0, fmt.Errorf("fitness: batch of %d tokens over %d chunks: sequences shorter than 2 tokens", b.Tokens, len(b.Chunks))
 	}
-	models := make([]*model.Model, len(cands))
+	// Candidates are built one at a time, just before their forward, and dropped after it: a
+	// model holds the database levels its layers take, and those its builder's cache cannot
+	// keep are its own, so building every candidate first would hold them all at once (32
+	// initial candidates at 1B shapes: gigabytes). Several sub-batches build each candidate
+	// once per sub-batch, at the cost of reading those levels again.
 	first := make([]int, len(cands))
 	for i, c := range cands {
-		m, err := e.build(c)
-		if err != nil {
-			return nil, 0, err
-		}
-		models[i] = m
 		if parent != nil && e.PrefixReuse && len(parent) == len(c) {
 			first[i] = e.firstChanged(parent, c)
 		}
 	}
-	var parentModel *model.Model
 	needed := map[int]bool{}
 	for _, f := range first {
 		if f > 0 {
 			needed[f] = true
 		}
-	}
-	if len(needed) > 0 {
-		m, err := e.build(parent)
-		if err != nil {
-			return nil, 0, err
-		}
-		parentModel = m
 	}
 	sub := max(1, e.SubBatch)
 	for k := lo; k < hi; k++ {
@@ -171,32 +162,52 @@ func (e *Evaluator) EvaluateRange(ctx context.Context, parent search.Levels, can
 				return nil, 0, err
 			}
 		}
-		// Candidates differ from each other only in their blocks (prefix reuse relies on it), so
-		// one embedding serves them all: theirs, which may be stored as the compressed file
-		// stores it (a GGUF's quantized token embedding), not the teacher's.
-		a0, err := models[0].Embedding(tokens)
+		// The parent, like the candidates, is built for the sub-batch and dropped once its
+		// states are saved, so at most one model's levels are held besides the cache's.
+		var m0 *model.Model
+		var err error
+		if len(needed) > 0 {
+			m0, err = e.build(parent)
+		} else {
+			m0, err = e.build(cands[0])
+		}
+		if err != nil {
+			return nil, 0, err
+		}
+		// Candidates (and their parent) differ from each other only in their blocks (prefix
+		// reuse relies on it), so one embedding serves them all: theirs, which may be stored as
+		// the compressed file stores it (a GGUF's quantized token embedding), not the teacher's.
+		a0, err := m0.Embedding(tokens)
 		if err != nil {
 			return nil, 0, err
 		}
 		saved := map[int]*model.Activations{0: a0}
-		if parentModel != nil {
+		if len(needed) > 0 {
 			cur := a0.Clone()
 			for blk := 0; blk < e.nBlocks; blk++ {
 				if err := ctx.Err(); err != nil {
 					return nil, 0, err
 				}
-				parentModel.Forward(cur, blk, blk+1, nil)
+				m0.Forward(cur, blk, blk+1, nil)
 				if needed[blk+1] {
 					saved[blk+1] = cur.Clone()
 				}
 			}
+			m0 = nil
 		}
 		row := make([]float64, len(cands))
 		work := &model.Activations{}
-		for i, m := range models {
+		for i := range cands {
 			if err := ctx.Err(); err != nil {
 				return nil, 0, err
 			}
+			m := m0
+			if m == nil {
+				if m, err = e.build(cands[i]); err != nil {
+					return nil, 0, err
+				}
+			}
+			m0 = nil
 			f := first[i]
 			work.CopyFrom(saved[f])
 			m.Forward(work, f, e.nBlocks, nil)
@@ -216,7 +227,7 @@ func (e *Evaluator) EvaluateRange(ctx context.Context, parent search.Levels, can
 			}
 		}
 		sums = append(sums, row)
-		e.tokens.Add(int64(len(models) * len(chunks) * L))
+		e.tokens.Add(int64(len(cands) * len(chunks) * L))
 	}
 	return sums, count, nil
 }

@@ -194,7 +194,6 @@ func DequantizeRange(dst []float32, t Type, data []byte, first int) {
 	if first < 0 || first+len(dst) > len(data)/bb*bs {
 		panic(fmt.Sprintf("ggml: DequantizeRange: values [%d, %d) outside the %d of %d %s blocks", first, first+len(dst), len(data)/bb*bs, len(data)/bb, t))
 	}
-	var tmp [QK_K]float32 // the largest block of a decoded type
 	for len(dst) > 0 {
 		b, in := first/bs, first%bs
 		blk := data[b*bb : (b+1)*bb]
@@ -203,8 +202,23 @@ func DequantizeRange(dst []float32, t Type, data []byte, first int) {
 			dst, first = dst[bs:], first+bs
 			continue
 		}
-		c.decode(tmp[:bs], blk)
-		n := copy(dst, tmp[in:bs])
+		n := decodeCut(dst, c.decode, blk, in, bs)
 		dst, first = dst[n:], first+n
 	}
 }
+
+// decodeCut decodes the block blk of bs values whole into a pooled scratch and copies its values
+// from in on into dst, returning how many it copied. The scratch is pooled because the decoder,
+// called through a function value, makes any buffer handed to it escape: a local array would
+// be a heap allocation on every call, and the matrix multiply calls DequantizeRange for every
+// stretch of a row it packs (gigabytes of garbage per candidate at 1B shapes).
+func decodeCut(dst []float32, decode blockDecoder, blk []byte, in, bs int) int {
+	tmp := blockPool.Get().(*[QK_K]float32) // the largest block of a decoded type
+	decode(tmp[:bs], blk)
+	n := copy(dst, tmp[in:bs])
+	blockPool.Put(tmp)
+	return n
+}
+
+// blockPool holds decodeCut's scratch blocks.
+var blockPool = sync.Pool{New: func() any { return new([QK_K]float32) }}

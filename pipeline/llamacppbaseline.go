@@ -141,28 +141,43 @@ func ggufFixedTensors(m *model.Model, p *profile.Profile) (*model.Model, error) 
 // the ggml types tokEmb and output (the output tied to the embedding when output is "")
 // without an importance matrix, as evopress export writes them, and decoded: the model as a
 // GGUF file of those types holds it outside its searched layers. Blocks are shared with m.
+// Rows are encoded independently, so the round trip goes roundTripRows rows at a time through
+// the float32 result itself: it holds no other full-size copy (at 1B shapes the embedding is
+// 1002 MiB in float32).
 func fileTensors(m *model.Model, tokEmb, output string) (*model.Model, error) {
-	roundTrip := func(name string, w []float32) ([]float32, error) {
+	roundTrip := func(name string, w kernels.Weights) ([]float32, error) {
 		t, err := ggml.ParseType(name)
 		if err != nil {
 			return nil, fmt.Errorf("token embedding or output type %q: %v", name, err)
 		}
-		b, err := ggml.Quantize(t, w, m.Hidden, nil)
-		if err != nil {
-			return nil, fmt.Errorf("the token embedding or output in %s: %v", t, err)
+		out := make([]float32, w.Len())
+		w.ToFloat32(out, 0)
+		var blocks []byte
+		for lo := 0; lo < len(out); lo += roundTripRows * m.Hidden {
+			rows := out[lo:min(lo+roundTripRows*m.Hidden, len(out))]
+			if blocks, err = ggml.Quantize(t, rows, m.Hidden, nil); err != nil {
+				return nil, fmt.Errorf("the token embedding or output in %s: %v", t, err)
+			}
+			if err := ggml.DequantizeTo(rows, t, blocks); err != nil {
+				return nil, fmt.Errorf("the token embedding or output in %s: %v", t, err)
+			}
 		}
-		return ggml.Dequantize(t, b)
+		return out, nil
 	}
 	c := *m
 	var err error
-	if c.Embed, err = roundTrip(tokEmb, m.EmbedFloat32()); err != nil {
+	if c.Embed, err = roundTrip(tokEmb, m.EmbedWeights()); err != nil {
 		return nil, err
 	}
 	if output == "" {
 		c.Head = c.Embed
-	} else if c.Head, err = roundTrip(output, m.HeadFloat32()); err != nil {
+	} else if c.Head, err = roundTrip(output, m.HeadWeights()); err != nil {
 		return nil, err
 	}
 	c.EmbedStored, c.HeadStored = kernels.Weights{}, kernels.Weights{}
 	return &c, nil
 }
+
+// roundTripRows is how many rows fileTensors encodes and decodes at a time (a variable for the
+// tests).
+var roundTripRows = 4096

@@ -2,6 +2,8 @@ package pipeline
 
 import (
 	"context"
+	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"testing"
@@ -57,5 +59,79 @@ func TestLlamacppBaselineTied(t *testing.T) {
 	}
 	if kinds[ggml.Q5_0] == 0 || kinds[ggml.Q8_0] == 0 {
 		t.Errorf("Q4_K_M on 32-weight blocks: %v", kinds)
+	}
+}
+
+// fileTensors round-trips the token embedding and output a few rows at a time through its
+// float32 result: the values are those of encoding and decoding each whole tensor at once,
+// bit for bit, whatever the rows per step (one that does not divide the vocabulary included),
+// and the model's own weights are untouched.
+func TestFileTensorsByRows(t *testing.T) {
+	for _, c := range []struct {
+		name, tokEmb, output string
+		load                 func(t *testing.T) *Loaded
+	}{
+		{"llama-pd-11m untied", "q8_0", "q4_0", func(t *testing.T) *Loaded {
+			lm, err := LoadModel("")
+			if err != nil {
+				t.Fatal(err)
+			}
+			return lm
+		}},
+		{"babyllama-1m tied", "q4_0", "", func(t *testing.T) *Loaded { return sharedModel(t, babyllamaDir) }},
+	} {
+		m := c.load(t).Model
+		whole := func(name string, w []float32) []float32 {
+			typ, err := ggml.ParseType(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := ggml.Quantize(typ, w, m.Hidden, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, err := ggml.Dequantize(typ, b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return out
+		}
+		embed := append([]float32(nil), m.EmbedFloat32()...)
+		wantEmbed := whole(c.tokEmb, embed)
+		wantHead := wantEmbed
+		if c.output != "" {
+			wantHead = whole(c.output, m.HeadFloat32())
+		}
+		for _, rows := range []int{4096, 7, m.Vocab} {
+			t.Run(fmt.Sprintf("%s/%d rows", c.name, rows), func(t *testing.T) {
+				defer func(r int) { roundTripRows = r }(roundTripRows)
+				roundTripRows = rows
+				got, err := fileTensors(m, c.tokEmb, c.output)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, x := range []struct {
+					name      string
+					got, want []float32
+				}{{"embedding", got.Embed, wantEmbed}, {"head", got.Head, wantHead}} {
+					if len(x.got) != len(x.want) {
+						t.Fatalf("%s: %d values, want %d", x.name, len(x.got), len(x.want))
+					}
+					for i := range x.want {
+						if math.Float32bits(x.got[i]) != math.Float32bits(x.want[i]) {
+							t.Fatalf("%s[%d] = %v, the whole tensor's round trip %v", x.name, i, x.got[i], x.want[i])
+						}
+					}
+				}
+				if (c.output == "") != (&got.Head[0] == &got.Embed[0]) {
+					t.Errorf("output %q: head tied to the embedding: %v", c.output, &got.Head[0] == &got.Embed[0])
+				}
+				for i, v := range m.EmbedFloat32() {
+					if math.Float32bits(v) != math.Float32bits(embed[i]) {
+						t.Fatalf("the model's embedding changed at %d", i)
+					}
+				}
+			})
+		}
 	}
 }

@@ -45,7 +45,13 @@ func checkMemory(loaded *Loaded, dir string, estimate func(s *memcheck.Shape) *m
 	if err != nil {
 		return nil
 	}
-	return memcheck.CheckAvailable(estimate(s))
+	e := estimate(s)
+	if dir != "" && loadOptions().Mmap {
+		// The 16-bit weights of a checkpoint directory are mapped, not read into the heap
+		// (LoadModel); the embedded model's count as heap.
+		e.Mapped = s.Bytes16
+	}
+	return memcheck.CheckAvailable(e)
 }
 
 // newEstimate starts an estimate with the runtime's share and the model's weights.
@@ -202,36 +208,49 @@ func scoringEstimate(s *memcheck.Shape, dt Data, sc scoring) *memcheck.Estimate 
 		teacherCache(e, s, chunks, seqLen, sc.topK, dt.CacheMB, max(teacherBatch, sc.subBatch), []string{"CacheMB", "KLTopK"})
 	}
 	if sc.db {
-		levels(e, s, dt)
+		levels(e, s, dt, workers)
 	}
 	return e
 }
 
-// levels adds the level database's levels a search or baseline holds: the larger of its cache
-// budget and what one level of every layer holds at most (db.Manifest.MaxHeldBytes: levels are
-// held as their files store them), or every linear layer in float32 when the database's
-// manifest cannot be read (opening it will say why).
-func levels(e *memcheck.Estimate, s *memcheck.Shape, dt Data) {
-	held, what := 4*s.LinearWeights, "every layer of the candidates in float32"
-	if man, err := db.ReadManifest(dt.DBDir); err == nil {
-		held, what = man.MaxHeldBytes(), "every layer of the candidates at its largest level, held as the "+man.Mode+" database stores it"
-		if man.Mode == db.ModeGGUF {
-			// Candidates are scored with the file's quantized token embedding (and output, when
-			// not tied), decoded to float32 once (fileTensors).
-			copies, which := int64(1), "token embedding (tied to the output)"
-			if !s.Config.TieWordEmbeddings {
-				copies, which = 2, "token embedding and output"
-			}
-			e.Add("file tensors", copies*4*int64(s.Config.VocabSize)*int64(s.Config.HiddenSize), nil,
-				"the GGUF file's %s that candidates are scored with, decoded to float32", which)
-		}
-	}
+// levels adds the level database's levels a search or baseline holds with workers in-process
+// workers (levels are held as their files store them: db.Manifest.MaxHeldBytes). A cache
+// budget at least every level's size (db.Manifest.TotalHeldBytes) reads each level once and
+// shares it: every level. A smaller one holds the budget, and each worker's model being scored
+// (a candidate, or the parent whose states prefix reuse saves; fitness.Evaluator builds one at a
+// time) holds its own copy of the levels the cache has dropped, at most one level of every
+// layer. A database whose manifest cannot be read counts every linear layer in float32
+// (opening it will say why).
+func levels(e *memcheck.Estimate, s *memcheck.Shape, dt Data, workers int) {
 	budget := int64(dt.DBCacheMB) << 20
-	if budget > held {
-		e.Add("levels", budget, []string{"DBCacheMB"}, "the level database's cache of levels, held as stored")
-	} else {
-		e.Add("levels", held, nil, "%s (the %d MiB cache is smaller)", what, dt.DBCacheMB)
+	man, err := db.ReadManifest(dt.DBDir)
+	if err != nil {
+		held := 4 * s.LinearWeights
+		if budget > held {
+			e.Add("levels", budget, []string{"DBCacheMB"}, "the level database's cache of levels, held as stored")
+		} else {
+			e.Add("levels", held, nil, "every layer of the candidates in float32 (the %d MiB cache is smaller)", dt.DBCacheMB)
+		}
+		return
 	}
+	if man.Mode == db.ModeGGUF {
+		// Candidates are scored with the file's quantized token embedding (and output, when
+		// not tied), decoded to float32 once (fileTensors).
+		copies, which := int64(1), "token embedding (tied to the output)"
+		if !s.Config.TieWordEmbeddings {
+			copies, which = 2, "token embedding and output"
+		}
+		e.Add("file tensors", copies*4*int64(s.Config.VocabSize)*int64(s.Config.HiddenSize), nil,
+			"the GGUF file's %s that candidates are scored with, decoded to float32", which)
+	}
+	if total := man.TotalHeldBytes(); budget >= total {
+		e.Add("levels", total, nil, "every level of the %s database, read once into the %d MiB cache and shared, held as stored", man.Mode, dt.DBCacheMB)
+		return
+	}
+	held := man.MaxHeldBytes()
+	e.Add("levels", budget+int64(workers)*held, []string{"DBCacheMB"},
+		"the %d MiB cache of levels held as the %s database stores them, and %d model(s) being scored holding the levels it dropped: %s each at most",
+		dt.DBCacheMB, man.Mode, workers, memcheck.FormatBytes(held))
 }
 
 // dbBuildEstimate estimates a database build (req with its Data defaults filled in).

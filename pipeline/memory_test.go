@@ -245,7 +245,7 @@ func TestLevelsEstimate(t *testing.T) {
 	if ft := named(scoringEstimate(s, Data{SeqLen: 256, DBDir: d.Dir()}, sc), "file tensors"); ft.Bytes != copies*4*int64(s.Config.VocabSize*s.Config.HiddenSize) {
 		t.Errorf("file tensors %+v, want %d copies of %d×%d float32", ft, copies, s.Config.VocabSize, s.Config.HiddenSize)
 	}
-	if got.Bytes != d.Manifest().MaxHeldBytes() || !strings.Contains(got.Detail, "held as the gguf database stores it") {
+	if got.Bytes != d.Manifest().MaxHeldBytes() || !strings.Contains(got.Detail, "held as the gguf database stores them") {
 		t.Fatalf("levels %+v, want %d bytes", got, d.Manifest().MaxHeldBytes())
 	}
 	var held int64
@@ -259,7 +259,39 @@ func TestLevelsEstimate(t *testing.T) {
 	if got.Bytes < held || got.Bytes > held+int64(len(d.Layers()))*512 || got.Bytes >= 4*s.LinearWeights {
 		t.Errorf("estimated %d bytes; the Q8_0 levels hold %d, float32 %d", got.Bytes, held, 4*s.LinearWeights)
 	}
-	if p := part(scoringEstimate(s, Data{SeqLen: 256, DBDir: d.Dir(), DBCacheMB: 64}, sc)); p.Bytes != 64<<20 {
-		t.Errorf("with a 64 MiB cache: %+v", p)
+	// Every level (Q4_0 and Q8_0 of each layer) as held: the blocks, and at most 512 bytes of
+	// header and padding per level.
+	var all int64
+	for _, l := range d.Layers() {
+		for _, typ := range []ggml.Type{ggml.Q4_0, ggml.Q8_0} {
+			w, err := d.Weights(l, int(typ))
+			if err != nil {
+				t.Fatal(err)
+			}
+			all += w.Dec.(interface{ Bytes() int64 }).Bytes()
+		}
+	}
+	total, most := d.Manifest().TotalHeldBytes(), d.Manifest().MaxHeldBytes()
+	if total < all || total > all+int64(2*len(d.Layers()))*512 || total <= 1<<20 || total >= 64<<20 {
+		t.Fatalf("every level holds %d bytes (the blocks: %d); the cases below need it between 1 and 64 MiB", total, all)
+	}
+	for _, c := range []struct {
+		cacheMB, workers int
+		want             int64
+		knob             bool
+	}{
+		{0, 1, most, true},                        // no cache: the model being scored holds its levels
+		{1, 1, 1<<20 + most, true},                // the cache, and the levels it dropped that the model holds
+		{1, 2, 1<<20 + 2*most, true},              // one model per worker
+		{64, 1, total, false},                     // every level read once and shared
+		{64, 4, total, false},                     // whatever the workers
+		{int(total >> 20), 1, 1<<20 + most, true}, // a cache short of every level by less than a MiB
+	} {
+		sc := sc
+		sc.workers = c.workers
+		p := part(scoringEstimate(s, Data{SeqLen: 256, DBDir: d.Dir(), DBCacheMB: c.cacheMB}, sc))
+		if p.Bytes != c.want || (len(p.Knobs) > 0) != c.knob {
+			t.Errorf("--db-cache-mb %d, %d workers: %+v, want %d bytes (lowered by the cache: %v)", c.cacheMB, c.workers, p, c.want, c.knob)
+		}
 	}
 }

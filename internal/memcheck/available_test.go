@@ -2,6 +2,8 @@ package memcheck
 
 import (
 	"errors"
+	"math"
+	"runtime/debug"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -131,5 +133,66 @@ func TestFormatBytes(t *testing.T) {
 		if got := FormatBytes(n); got != want {
 			t.Errorf("FormatBytes(%d) = %q, want %q", n, got, want)
 		}
+	}
+}
+
+// The collector's headroom is an eighth of the parts held in the Go heap (at least
+// MinHeadroom), added once; a command that passes the check gets the estimate less its mapped
+// files and half its headroom as the runtime's soft memory limit (HeapLimit).
+func TestHeadroomAndRuntimeLimit(t *testing.T) {
+	for _, c := range []struct {
+		name           string
+		heap, mapped   int64
+		headroom, soft int64
+	}{
+		{"1B search, weights mapped", 3 << 30, 2 << 30, 3 << 27, 3<<30 + 3<<26},
+		{"nothing mapped", 8 << 30, 0, 1 << 30, 8<<30 + 1<<29},
+		{"small: the least headroom", 100 << 20, 0, MinHeadroom, 100<<20 + MinHeadroom/2},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e := &Estimate{Command: "search quant", Mapped: c.mapped}
+			e.Add("weights", c.mapped, nil, "mapped")
+			e.Add("levels", c.heap, nil, "heap")
+			e.Headroom()
+			e.Headroom() // once only
+			if got := e.Bytes(HeadroomName); got != c.headroom {
+				t.Errorf("headroom %d, want %d", got, c.headroom)
+			}
+			if last := e.Parts[len(e.Parts)-1]; last.Name != HeadroomName || len(e.Parts) < 2 || e.Parts[len(e.Parts)-2].Name == HeadroomName {
+				t.Errorf("parts %+v, want one headroom, last", e.Parts)
+			}
+			if got := e.HeapLimit(); got != c.soft {
+				t.Errorf("HeapLimit %d, want %d", got, c.soft)
+			}
+			if e.HeapLimit()+e.Mapped+c.headroom/2 != e.Total() {
+				t.Errorf("HeapLimit %d + mapped %d + half the headroom ≠ total %d", e.HeapLimit(), e.Mapped, e.Total())
+			}
+		})
+	}
+
+	t.Setenv("GOMEMLIMIT", "")
+	old := debug.SetMemoryLimit(-1)
+	defer debug.SetMemoryLimit(old)
+	debug.SetMemoryLimit(math.MaxInt64)
+	t.Setenv(EnvLimit, "64GiB")
+	e := &Estimate{Command: "search quant", Mapped: 2 << 30}
+	e.Add("weights", 2<<30, nil, "mapped")
+	e.Add("levels", 3<<30, nil, "heap")
+	if err := CheckAvailable(e); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := debug.SetMemoryLimit(-1), int64(3<<30+3<<26); got != want {
+		t.Errorf("runtime limit %d after CheckAvailable, want the estimate less its mapped part and half its headroom, %d", got, want)
+	}
+	// A later, larger command raises the limit it set; one set by someone else that is lower
+	// stays.
+	SetRuntimeLimit(Limit{Bytes: 5 << 30})
+	if got := debug.SetMemoryLimit(-1); got != 5<<30 {
+		t.Errorf("runtime limit %d after a larger command's, want %d", got, int64(5<<30))
+	}
+	debug.SetMemoryLimit(1 << 30)
+	SetRuntimeLimit(Limit{Bytes: 6 << 30})
+	if got := debug.SetMemoryLimit(-1); got != 1<<30 {
+		t.Errorf("runtime limit %d, want the lower one set outside memcheck, %d", got, int64(1<<30))
 	}
 }

@@ -13,8 +13,11 @@
 // ("24GiB", "64GB", a number of bytes; ParseSize) states the memory available, and "off" skips
 // the check.
 //
-// An estimate counts live data, not the garbage a collection has yet to reclaim; the Go
-// runtime is asked (SetRuntimeLimit) to collect harder as the heap nears the available memory.
+// An estimate counts live data and, as its "collector headroom" part (Headroom), the garbage the
+// collector is let accumulate between collections: a command that passes the check sets the Go
+// runtime's soft memory limit (SetRuntimeLimit) to the estimate less its memory-mapped part
+// (Estimate.HeapLimit), so that the collector runs before the heap outgrows the estimate
+// instead of letting garbage grow the heap to twice the live data (GOGC=100).
 package memcheck
 
 import (
@@ -24,6 +27,7 @@ import (
 	"os"
 	"runtime/debug"
 	"strings"
+	"sync"
 )
 
 // EnvLimit is the environment variable that states the memory available ("off": no check).
@@ -46,6 +50,10 @@ type Estimate struct {
 	// Command names the command ("ppl", "search sparse", "db build quant", …).
 	Command string
 	Parts   []Part
+	// Mapped is the part of the total held in memory-mapped files rather than in the Go heap
+	// (the 16-bit weights of a checkpoint loaded with mmap): the runtime's soft memory limit,
+	// which counts only the Go runtime's memory, leaves it out.
+	Mapped int64
 }
 
 // Add appends a part (parts of zero bytes are dropped). knobs lists the request fields that
@@ -106,6 +114,34 @@ func (e *Estimate) Runtime() {
 	e.Add("runtime", RuntimeBytes, nil, "Go runtime, program, tokenizer, text")
 }
 
+// HeadroomName names the part Headroom adds.
+const HeadroomName = "collector headroom"
+
+// MinHeadroom is the least collector headroom.
+const MinHeadroom = 64 << 20
+
+// Headroom adds, once, the garbage the collector is let accumulate between collections: an
+// eighth of the parts held in the Go heap (the total less Mapped), at least MinHeadroom. The
+// runtime's soft memory limit is the estimate's heap parts with half this headroom
+// (HeapLimit): garbage fills what the live data leaves of them, and when the live data
+// reaches the parts, the collector still has a sixteenth of them to collect in, where
+// GOGC=100 would let the heap double.
+func (e *Estimate) Headroom() {
+	if e.Bytes(HeadroomName) > 0 {
+		return
+	}
+	e.Add(HeadroomName, max((e.Total()-e.Mapped)/8, MinHeadroom), nil,
+		"garbage between collections and resident memory outside the Go heap: 1/8 of the heap parts (the Go soft memory limit is the estimate less mapped files and half this)")
+}
+
+// HeapLimit is the soft memory limit CheckAvailable sets for the estimate: its total less its
+// memory-mapped part and less half its collector headroom (Headroom). Garbage gets the first
+// half; the second stands for resident memory beyond the limit: the program's own pages (the
+// binary's text and data, tens of MiB), which the Go limit does not count, and the allocations
+// that overshoot the heap goal while a collection runs (50–60 MiB in a 1B gguf search,
+// docs/results.md, issue 15).
+func (e *Estimate) HeapLimit() int64 { return e.Total() - e.Mapped - e.Bytes(HeadroomName)/2 }
+
 // Limit is the memory available to a command.
 type Limit struct {
 	Bytes int64
@@ -162,11 +198,14 @@ func Check(e *Estimate, l Limit) error {
 	return nil
 }
 
-// CheckAvailable checks the estimate against the memory available now (Available): nil when it
-// fits, when the check is off or the memory cannot be known (another operating system, an
-// unreadable /proc). When it fits, the Go runtime's soft memory limit is set to the memory
-// available (SetRuntimeLimit).
+// CheckAvailable adds the collector's headroom to the estimate (Headroom) and checks it against
+// the memory available now (Available): nil when it fits, when the check is off or the memory
+// cannot be known (another operating system, an unreadable /proc). When it fits, the Go
+// runtime's soft memory limit is set to the estimate less its memory-mapped part and half its
+// headroom (SetRuntimeLimit with HeapLimit), so that garbage does not grow the heap past the
+// estimate.
 func CheckAvailable(e *Estimate) error {
+	e.Headroom()
 	l, err := Available()
 	if err != nil {
 		if errors.Is(err, ErrOff) || errors.Is(err, ErrUnknown) {
@@ -177,19 +216,29 @@ func CheckAvailable(e *Estimate) error {
 	if err := Check(e, l); err != nil {
 		return err
 	}
-	SetRuntimeLimit(l)
+	SetRuntimeLimit(Limit{Bytes: min(e.HeapLimit(), l.Bytes), Source: "the memory estimate"})
 	return nil
 }
 
 // SetRuntimeLimit sets the Go runtime's soft memory limit (debug.SetMemoryLimit) to l, unless
-// GOMEMLIMIT is set or a lower limit is: the garbage collector then runs more often as the heap
-// nears the memory available instead of letting garbage grow the heap to twice the live data,
-// which an estimate of live data does not count.
+// GOMEMLIMIT is set or a lower limit is that SetRuntimeLimit did not set: the garbage collector
+// then runs more often as the heap nears the limit instead of letting garbage grow the heap to
+// twice the live data. A limit it set itself is replaced, lower or higher, so that each command
+// of a process running several in turn (a test binary, a library user) gets its own estimate's.
 func SetRuntimeLimit(l Limit) {
 	if l.Bytes <= 0 || os.Getenv("GOMEMLIMIT") != "" {
 		return
 	}
-	if cur := debug.SetMemoryLimit(-1); cur == math.MaxInt64 || cur > l.Bytes {
+	setMu.Lock()
+	defer setMu.Unlock()
+	if cur := debug.SetMemoryLimit(-1); cur == math.MaxInt64 || cur > l.Bytes || cur == lastSet {
 		debug.SetMemoryLimit(l.Bytes)
+		lastSet = l.Bytes
 	}
 }
+
+// lastSet is the limit SetRuntimeLimit last set (0: none), guarded by setMu.
+var (
+	setMu   sync.Mutex
+	lastSet int64
+)

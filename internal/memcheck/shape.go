@@ -25,6 +25,9 @@ type Shape struct {
 	WeightBytes int64
 	// Float32Bytes is the same weights all in float32 (model.New).
 	Float32Bytes int64
+	// Bytes16 is the part of WeightBytes in BF16 and F16 matrices: what a load with
+	// model.LoadOptions.Mmap maps from the checkpoint files instead of reading into the Go heap.
+	Bytes16 int64
 	// DTypes lists the matrices' stored dtypes ("BF16", or "BF16, F32").
 	DTypes string
 	// LinearWeights is the number of weights of the linear layers (a level database's layers).
@@ -83,6 +86,7 @@ func ShapeOf(cfg *hf.Config, info func(name string) (hf.TensorInfo, bool)) (*Sha
 			dtypes[string(t.DType)] = true
 			if t.DType == hf.BF16 || t.DType == hf.F16 {
 				s.WeightBytes += 2 * n
+				s.Bytes16 += 2 * n
 				return n
 			}
 		}
