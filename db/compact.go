@@ -177,6 +177,11 @@ func (q *quantLevel) decodeRun(out []float32, i int, sg, zg float32) {
 		}
 		return
 	}
+	if w == 4 && useAVX512 && len(out) >= 16 {
+		n16 := len(out) / 16
+		quant4AVX512(&out[0], n16, &codes[i>>1], sg, zg)
+		out, i = out[16*n16:], i+16*n16
+	}
 	mask := uint64(1)<<w - 1
 	var t [64]float32
 	table := w <= 6 && len(out) >= 2<<w
@@ -263,10 +268,28 @@ func (s *sparseLevel) Decode(dst []float32, off int) {
 		k += bits.OnesCount8(s.mask[b])
 	}
 	k += bits.OnesCount8(s.mask[off>>3] & (1<<(off&7) - 1))
-	switch s.values {
-	case "f32":
+	f32, bf16 := s.values == "f32", s.values == "bf16"
+	if useAVX512 && (f32 || bf16) && len(dst) >= 32 {
+		// The Go loop up to a multiple of 16 weights, then whole chunks of 16 (two mask bytes).
+		h := -off & 15
+		if f32 {
+			k = sparseF32(dst[:h], s.mask, s.vals, off, k)
+		} else {
+			k = sparseBF16(dst[:h], s.mask, s.vals, off, k)
+		}
+		dst, off = dst[h:], off+h
+		n16 := len(dst) / 16
+		if f32 {
+			k += sparseExpandF32(&dst[0], n16, &s.mask[off>>3], &s.vals[4*k])
+		} else {
+			k += sparseExpandBF16(&dst[0], n16, &s.mask[off>>3], &s.vals[2*k])
+		}
+		dst, off = dst[16*n16:], off+16*n16
+	}
+	switch {
+	case f32:
 		sparseF32(dst, s.mask, s.vals, off, k)
-	case "bf16":
+	case bf16:
 		sparseBF16(dst, s.mask, s.vals, off, k)
 	default:
 		sparseF16(dst, s.mask, s.vals, off, k)
@@ -275,38 +298,42 @@ func (s *sparseLevel) Decode(dst []float32, off int) {
 
 // sparsePad is the zero bytes after a sparse level's values: the branch-free decoders below
 // read the value at the running count k for every weight, set or not, so k may be the number of
-// values.
-const sparsePad = 4
+// values, and sparseExpandBF16 reads 16 values (32 bytes) from the chunk's first.
+const sparsePad = 32
 
 // sparseF32 writes weights [off, off+len(dst)) of a level with float32 values, k of them stored
-// before weight off: each weight takes the next value's bits ANDed with all ones where its mask
-// bit is set and with zero (+0) where it is not, without a branch on the bit.
-func sparseF32(dst []float32, mask, vals []byte, off, k int) {
+// before weight off, and returns the count after them: each weight takes the next value's bits
+// ANDed with all ones where its mask bit is set and with zero (+0) where it is not, without a
+// branch on the bit.
+func sparseF32(dst []float32, mask, vals []byte, off, k int) int {
 	for i := range dst {
 		e := off + i
 		bit := uint32(mask[e>>3]>>(e&7)) & 1
 		dst[i] = math.Float32frombits(binary.LittleEndian.Uint32(vals[4*k:]) & -bit)
 		k += int(bit)
 	}
+	return k
 }
 
 // sparseBF16 is sparseF32 for bfloat16 values.
-func sparseBF16(dst []float32, mask, vals []byte, off, k int) {
+func sparseBF16(dst []float32, mask, vals []byte, off, k int) int {
 	for i := range dst {
 		e := off + i
 		bit := uint32(mask[e>>3]>>(e&7)) & 1
 		dst[i] = math.Float32frombits(uint32(binary.LittleEndian.Uint16(vals[2*k:])) << 16 & -bit)
 		k += int(bit)
 	}
+	return k
 }
 
 // sparseF16 is sparseF32 for binary16 values (kernels.F16ToFloat32 gives compress.Float16Value's
 // values, bit for bit, from a table).
-func sparseF16(dst []float32, mask, vals []byte, off, k int) {
+func sparseF16(dst []float32, mask, vals []byte, off, k int) int {
 	for i := range dst {
 		e := off + i
 		bit := uint32(mask[e>>3]>>(e&7)) & 1
 		dst[i] = math.Float32frombits(math.Float32bits(kernels.F16ToFloat32(binary.LittleEndian.Uint16(vals[2*k:]))) & -bit)
 		k += int(bit)
 	}
+	return k
 }

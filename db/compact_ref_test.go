@@ -127,14 +127,27 @@ func randSparseLevel(rng *rand.Rand, n int, density float64, values string) *spa
 // bit-width 2–8 with groups (dividing the row or not, of 8 and more weights), one group per row
 // and g_idx; sparse levels of float32, bfloat16 and binary16 values at densities 0, 0.5, 0.9 and
 // 1; each over its whole range and random ranges [off, off+len) starting and ending anywhere.
-// Also that kernels.F16ToFloat32, which sparseF16 uses, equals compress.Float16Value on all
-// 65536 binary16 values.
+// Both with the AVX-512 decoders (where the CPU has them) and with the portable loops. Also that
+// kernels.F16ToFloat32, which sparseF16 uses, equals compress.Float16Value on all 65536 binary16
+// values.
 func TestDecodeFast(t *testing.T) {
 	for h := range 1 << 16 {
 		if a, b := kernels.F16ToFloat32(uint16(h)), compress.Float16Value(uint16(h)); math.Float32bits(a) != math.Float32bits(b) {
 			t.Fatalf("binary16 %#04x: F16ToFloat32 %#08x, Float16Value %#08x", h, math.Float32bits(a), math.Float32bits(b))
 		}
 	}
+	paths := []bool{false}
+	if useAVX512 {
+		paths = append(paths, true)
+	}
+	defer func(v bool) { useAVX512 = v }(useAVX512)
+	for _, avx := range paths {
+		useAVX512 = avx
+		t.Run(fmt.Sprintf("avx512=%v", avx), testDecodeFast)
+	}
+}
+
+func testDecodeFast(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 17))
 	check := func(what string, n int, dec, ref func([]float32, int)) {
 		t.Helper()
