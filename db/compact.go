@@ -158,6 +158,16 @@ func (q *quantLevel) Decode(dst []float32, off int) {
 	}
 }
 
+// quantShifts[w] is 0, w, …, 7w: the bit offsets of eight w-bit codes (quantNAVX512).
+var quantShifts = func() (s [9][8]uint64) {
+	for w := range s {
+		for k := range s[w] {
+			s[w][k] = uint64(k * w)
+		}
+	}
+	return s
+}()
+
 // decodeRun writes sg·(code − zg) for codes [i, i+len(out)), all of one group. Codes are taken
 // eight at a time (whole bytes: eight codes of w bits are w bytes) once i is a multiple of 8;
 // for w ≤ 6 the 2^w values of the group are computed once, into a table, when the run is long
@@ -170,17 +180,25 @@ func (q *quantLevel) decodeRun(out []float32, i int, sg, zg float32) {
 		out[0] = sg * (unpack(codes, i, w) - zg)
 		out, i = out[1:], i+1
 	}
+	if useAVX512 {
+		if w == 4 && len(out) >= 16 {
+			n16 := len(out) / 16
+			quant4AVX512(&out[0], n16, &codes[i>>1], sg, zg)
+			out, i = out[16*n16:], i+16*n16
+		}
+		// Chunks of eight codes whose eight-byte load stays inside codes.
+		p := i >> 3 * int(w)
+		if n8 := min(len(out)/8, (len(codes)-8-p)/int(w)+1); len(codes)-8-p >= 0 && n8 > 0 {
+			quantNAVX512(&out[0], n8, &codes[p], &quantShifts[w], int(w), sg, zg)
+			out, i = out[8*n8:], i+8*n8
+		}
+	}
 	if w == 8 {
 		src := codes[i : i+len(out)]
 		for j, b := range src {
 			out[j] = sg * (float32(b) - zg)
 		}
 		return
-	}
-	if w == 4 && useAVX512 && len(out) >= 16 {
-		n16 := len(out) / 16
-		quant4AVX512(&out[0], n16, &codes[i>>1], sg, zg)
-		out, i = out[16*n16:], i+16*n16
 	}
 	mask := uint64(1)<<w - 1
 	var t [64]float32

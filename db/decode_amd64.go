@@ -24,3 +24,9 @@ func sparseExpandBF16(dst *float32, n16 int, mask, vals *byte) int
 //
 //go:noescape
 func quant4AVX512(dst *float32, n16 int, codes *byte, sg, zg float32)
+
+// quantNAVX512 writes sg·(float32(code) − zg) for n8 chunks of eight w-bit codes (w bytes each,
+// eight readable from each chunk's first); shifts holds 0, w, …, 7w.
+//
+//go:noescape
+func quantNAVX512(dst *float32, n8 int, codes *byte, shifts *[8]uint64, w int, sg, zg float32)

@@ -96,3 +96,40 @@ q4loop:
 q4done:
 	VZEROUPPER
 	RET
+
+// func quantNAVX512(dst *float32, n8 int, codes *byte, shifts *[8]uint64, w int, sg, zg float32)
+// n8 chunks of eight w-bit codes (w bytes, little-endian bit order): sg·(float32(code) − zg).
+// The chunk's first eight bytes are broadcast to eight quadwords, shifted right by 0, w, …, 7w
+// (shifts) and masked to w bits. Reads eight bytes from each chunk's first one.
+TEXT ·quantNAVX512(SB), NOSPLIT, $0-48
+	MOVQ dst+0(FP), DI
+	MOVQ codes+16(FP), SI
+	MOVQ shifts+24(FP), AX
+	VMOVDQU64 (AX), Z12
+	MOVQ w+32(FP), CX
+	MOVQ CX, DX
+	MOVQ $1, AX
+	SHLQ CX, AX
+	DECQ AX                    // 2^w − 1
+	VPBROADCASTQ AX, Z11
+	MOVQ n8+8(FP), CX
+	VBROADCASTSS sg+40(FP), Y14
+	VBROADCASTSS zg+44(FP), Y13
+	TESTQ CX, CX
+	JLE qndone
+qnloop:
+	VPBROADCASTQ (SI), Z0
+	VPSRLVQ Z12, Z0, Z0
+	VPANDQ Z11, Z0, Z0
+	VPMOVQD Z0, Y0
+	VCVTDQ2PS Y0, Y0
+	VSUBPS Y13, Y0, Y0
+	VMULPS Y14, Y0, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ DX, SI
+	ADDQ $32, DI
+	DECQ CX
+	JNZ qnloop
+qndone:
+	VZEROUPPER
+	RET

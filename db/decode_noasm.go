@@ -18,3 +18,7 @@ func sparseExpandBF16(dst *float32, n16 int, mask, vals *byte) int {
 func quant4AVX512(dst *float32, n16 int, codes *byte, sg, zg float32) {
 	panic("db: AVX-512 decoder in a portable build")
 }
+
+func quantNAVX512(dst *float32, n8 int, codes *byte, shifts *[8]uint64, w int, sg, zg float32) {
+	panic("db: AVX-512 decoder in a portable build")
+}
