@@ -50,14 +50,69 @@ func dequantQ5_1(y []float32, b []byte) {
 	}
 }
 
+// dequantQ8_0, dequantQ2_K, dequantQ3_K and dequantQ5_K run the AVX2 kernel with the block's
+// factors computed here exactly as the portable loops (…Go, ggml's C transcribed) compute them,
+// or the portable loop.
 func dequantQ8_0(y []float32, b []byte) {
+	if useAVX2 {
+		dequantQ8_0AVX2(&y[:32][0], &b[:34][0], getFP16(b))
+		return
+	}
+	dequantQ8_0Go(y, b)
+}
+
+func dequantQ2_K(y []float32, b []byte) {
+	if !useAVX2 {
+		dequantQ2KGo(y, b)
+		return
+	}
+	var dm [32]float32
+	d, mn := getFP16(b[80:]), getFP16(b[82:])
+	for i, s := range b[0:16] {
+		dm[2*i], dm[2*i+1] = d*float32(s&0xF), mn*float32(s>>4)
+	}
+	dequantQ2KAVX2(&y[:QK_K][0], &b[:84][0], &dm)
+}
+
+func dequantQ3_K(y []float32, b []byte) {
+	if !useAVX2 {
+		dequantQ3KGo(y, b)
+		return
+	}
+	var dl [16]float32
+	dAll := getFP16(b[108:])
+	sc := b[96:108]
+	for k := range 16 {
+		var low uint8
+		if k < 8 {
+			low = sc[k] & 0xF
+		} else {
+			low = sc[k-8] >> 4
+		}
+		s := int32(int8(low|((sc[8+k%4]>>(2*(k/4)))&3)<<4)) - 32
+		dl[k] = dAll * float32(s)
+	}
+	dequantQ3KAVX2(&y[:QK_K][0], &b[:110][0], &dl)
+}
+
+func dequantQ5_K(y []float32, b []byte) {
+	if !useAVX2 {
+		dequantQ5KGo(y, b)
+		return
+	}
+	var dm [16]float32
+	dequantQ4KScales(&dm, b)
+	dequantQ5KAVX2(&y[:QK_K][0], &b[:176][0], &dm)
+}
+
+func dequantQ8_0Go(y []float32, b []byte) {
 	d := getFP16(b)
 	for j, q := range b[2:34] {
 		y[j] = float32(int8(q)) * d
 	}
 }
 
-func dequantQ2_K(y []float32, b []byte) {
+func dequantQ2KGo(y []float32, b []byte) {
 	d, mn := getFP16(b[80:]), getFP16(b[82:])
 	sc := b[0:16]
 	q := b[16:80]
@@ -81,7 +136,7 @@ func dequantQ2_K(y []float32, b []byte) {
 	}
 }
 
-func dequantQ3_K(y []float32, b []byte) {
+func dequantQ3KGo(y []float32, b []byte) {
 	dAll := getFP16(b[108:])
 	sc := b[96:108]
 	hm := b[0:32]
@@ -156,7 +211,7 @@ func dequantQ4KGo(y []float32, b []byte, dm *[16]float32) {
 	}
 }
 
-func dequantQ5_K(y []float32, b []byte) {
+func dequantQ5KGo(y []float32, b []byte) {
 	d, mn := getFP16(b), getFP16(b[2:])
 	sc := b[4:16]
 	qh := b[16:48]

@@ -57,7 +57,8 @@ func refDequantQ6_K(y []float32, b []byte) {
 }
 
 // refDequantizeRange is DequantizeRange as it was: the codec looked up in the map per call,
-// with the reference block decoders for Q4_K and Q6_K.
+// with the reference block decoders for Q4_K and Q6_K and the portable loops (the decoders as
+// they were, unchanged) for Q2_K, Q3_K, Q5_K and Q8_0.
 func refDequantizeRange(dst []float32, t Type, data []byte, first int) {
 	dec := codecs[t].decode
 	switch t {
@@ -65,6 +66,14 @@ func refDequantizeRange(dst []float32, t Type, data []byte, first int) {
 		dec = refDequantQ4_K
 	case Q6_K:
 		dec = refDequantQ6_K
+	case Q2_K:
+		dec = dequantQ2KGo
+	case Q3_K:
+		dec = dequantQ3KGo
+	case Q5_K:
+		dec = dequantQ5KGo
+	case Q8_0:
+		dec = dequantQ8_0Go
 	}
 	bb, bs := t.BlockBytes(), t.BlockSize()
 	var tmp [QK_K]float32
@@ -76,7 +85,7 @@ func refDequantizeRange(dst []float32, t Type, data []byte, first int) {
 	}
 }
 
-// TestFastDecoders checks the Q4_K and Q6_K decoders — the AVX2 kernels where the CPU has them
+// TestFastDecoders checks the Q2_K, Q3_K, Q4_K, Q5_K, Q6_K and Q8_0 decoders — the AVX2 kernels where the CPU has them
 // and the portable loops — against the reference ones bit for bit, on blocks of random bytes
 // (any binary16 d and dmin: subnormal, huge, infinite, NaN; every scale, min and code) and on
 // blocks Quantize makes; and DequantizeRange on those blocks against refDequantizeRange over
@@ -100,7 +109,8 @@ func TestFastDecoders(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if typ == Q4_K || typ == Q6_K {
+			switch typ {
+			case Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, Q8_0:
 				random := make([]byte, 64*typ.BlockBytes())
 				for i := range random {
 					random[i] = byte(rng.Uint32())

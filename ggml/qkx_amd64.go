@@ -56,3 +56,19 @@ func dequantQ4KAVX2(y *float32, q *byte, dm *[16]float32)
 //
 //go:noescape
 func dequantQ6KAVX2(y *float32, b *byte, ds *[16]float32)
+
+// dequantQ5KAVX2, dequantQ2KAVX2, dequantQ3KAVX2 and dequantQ8_0AVX2 decode one block b of their
+// type into y with the block's factors computed in Go (dequant.go): the scalar code's operations
+// lane by lane (dequant_amd64.s).
+//
+//go:noescape
+func dequantQ5KAVX2(y *float32, b *byte, dm *[16]float32)
+
+//go:noescape
+func dequantQ2KAVX2(y *float32, b *byte, dm *[32]float32)
+
+//go:noescape
+func dequantQ3KAVX2(y *float32, b *byte, dl *[16]float32)
+
+//go:noescape
+func dequantQ8_0AVX2(y *float32, b *byte, d float32)

@@ -20,3 +20,17 @@ func dequantQ4KAVX2(y *float32, q *byte, dm *[16]float32) {
 func dequantQ6KAVX2(y *float32, b *byte, ds *[16]float32) {
 	panic("ggml: AVX2 decoder in a portable build")
 }
+
+func dequantQ5KAVX2(y *float32, b *byte, dm *[16]float32) {
+	panic("ggml: AVX2 decoder in a portable build")
+}
+
+func dequantQ2KAVX2(y *float32, b *byte, dm *[32]float32) {
+	panic("ggml: AVX2 decoder in a portable build")
+}
+
+func dequantQ3KAVX2(y *float32, b *byte, dl *[16]float32) {
+	panic("ggml: AVX2 decoder in a portable build")
+}
+
+func dequantQ8_0AVX2(y *float32, b *byte, d float32) { panic("ggml: AVX2 decoder in a portable build") }
