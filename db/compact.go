@@ -130,21 +130,17 @@ func (q *quantLevel) group(i int) (float32, float32) {
 
 // Decode writes weights [off, off+len(dst)): scale·(code − zero) in float32, decodeQuant's
 // arithmetic on the same float32 operands. Without g_idx each row's stretch is decoded a group
-// at a time (decodeRun); with g_idx element by element.
+// at a time (decodeRun); with g_idx weight by weight (decodeGIdx).
 func (q *quantLevel) Decode(dst []float32, off int) {
 	if off < 0 || off+len(dst) > q.Len() {
 		panic(fmt.Sprintf("db: quant level: weights [%d, %d) outside [0, %d)", off, off+len(dst), q.Len()))
 	}
-	w := uint(q.bits)
 	for len(dst) > 0 {
 		r, c := off/q.cols, off%q.cols
 		n := min(len(dst), q.cols-c)
 		out := dst[:n]
 		if q.gidx != nil {
-			for i := range out {
-				sg, zg := q.group(r*q.ng + int(q.gidx[c+i]))
-				out[i] = sg * (unpack(q.codes, off+i, w) - zg)
-			}
+			q.decodeGIdx(out, off, c, r*q.ng)
 		} else {
 			for i := 0; i < n; {
 				gr := (c + i) / q.g
@@ -155,6 +151,47 @@ func (q *quantLevel) Decode(dst []float32, off int) {
 			}
 		}
 		dst, off = dst[n:], off+n
+	}
+}
+
+// decodeGIdx writes sg·(code − zg) for codes [i, i+len(out)) of one row with g_idx, from
+// column c on, base the row's first group: each weight's group looked up through g_idx, the
+// codes taken eight at a time from a word load once i is a multiple of 8. When the row has at
+// most 256 groups and no more than the stretch has weights, the row's scales and zero points
+// are converted once into small arrays first.
+func (q *quantLevel) decodeGIdx(out []float32, i, c, base int) {
+	var sgs, zgs [256]float32
+	if q.ng > len(sgs) || q.ng > len(out) {
+		w := uint(q.bits)
+		for j := range out {
+			sg, zg := q.group(base + int(q.gidx[c+j]))
+			out[j] = sg * (unpack(q.codes, i+j, w) - zg)
+		}
+		return
+	}
+	for g := range q.ng {
+		sgs[g], zgs[g] = q.group(base + g)
+	}
+	w := uint(q.bits)
+	gidx := q.gidx[c : c+len(out)]
+	j := 0
+	for ; j < len(out) && (i+j)&7 != 0; j++ {
+		g := uint8(gidx[j])
+		out[j] = sgs[g] * (unpack(q.codes, i+j, w) - zgs[g])
+	}
+	mask := uint64(1)<<w - 1
+	for p := (i + j) >> 3 * int(w); j+8 <= len(out) && p+8 <= len(q.codes); j, p = j+8, p+int(w) {
+		v := binary.LittleEndian.Uint64(q.codes[p:])
+		gs := gidx[j : j+8 : j+8]
+		o := out[j : j+8 : j+8]
+		for k, gi := range gs {
+			g := uint8(gi)
+			o[k] = sgs[g] * (float32(v>>(uint(k)*w)&mask) - zgs[g])
+		}
+	}
+	for ; j < len(out); j++ {
+		g := uint8(gidx[j])
+		out[j] = sgs[g] * (unpack(q.codes, i+j, w) - zgs[g])
 	}
 }
 
