@@ -158,7 +158,7 @@ func (q *quantLevel) Decode(dst []float32, off int) {
 // column c on, base the row's first group: each weight's group looked up through g_idx, the
 // codes taken eight at a time from a word load once i is a multiple of 8. When the row has at
 // most 256 groups and no more than the stretch has weights, the row's scales and zero points
-// are converted once into small arrays first.
+// are converted once into small arrays first, which quantGIdxAVX512 gathers from.
 func (q *quantLevel) decodeGIdx(out []float32, i, c, base int) {
 	var sgs, zgs [256]float32
 	if q.ng > len(sgs) || q.ng > len(out) {
@@ -178,6 +178,12 @@ func (q *quantLevel) decodeGIdx(out []float32, i, c, base int) {
 	for ; j < len(out) && (i+j)&7 != 0; j++ {
 		g := uint8(gidx[j])
 		out[j] = sgs[g] * (unpack(q.codes, i+j, w) - zgs[g])
+	}
+	if p := (i + j) >> 3 * int(w); useAVX512 && len(q.codes)-8-p >= 0 {
+		if n8 := min((len(out)-j)/8, (len(q.codes)-8-p)/int(w)+1); n8 > 0 {
+			quantGIdxAVX512(&out[j], n8, &q.codes[p], &quantShifts[w], int(w), &gidx[j], &sgs[0], &zgs[0])
+			j += 8 * n8
+		}
 	}
 	mask := uint64(1)<<w - 1
 	for p := (i + j) >> 3 * int(w); j+8 <= len(out) && p+8 <= len(q.codes); j, p = j+8, p+int(w) {

@@ -30,3 +30,9 @@ func quant4AVX512(dst *float32, n16 int, codes *byte, sg, zg float32)
 //
 //go:noescape
 func quantNAVX512(dst *float32, n8 int, codes *byte, shifts *[8]uint64, w int, sg, zg float32)
+
+// quantGIdxAVX512 is quantNAVX512 for a row with g_idx: weight j of the n8 chunks takes scale
+// sgs[gidx[j]] and zero point zgs[gidx[j]].
+//
+//go:noescape
+func quantGIdxAVX512(dst *float32, n8 int, codes *byte, shifts *[8]uint64, w int, gidx *int32, sgs, zgs *float32)

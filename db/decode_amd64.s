@@ -133,3 +133,46 @@ qnloop:
 qndone:
 	VZEROUPPER
 	RET
+
+// func quantGIdxAVX512(dst *float32, n8 int, codes *byte, shifts *[8]uint64, w int, gidx *int32, sgs, zgs *float32)
+// quantNAVX512 with a scale and zero point per weight: those of group gidx[j] of the row, read
+// from sgs and zgs by two AVX2 gathers (plain loads of the values the Go code indexes).
+TEXT ·quantGIdxAVX512(SB), NOSPLIT, $0-64
+	MOVQ dst+0(FP), DI
+	MOVQ codes+16(FP), SI
+	MOVQ shifts+24(FP), AX
+	VMOVDQU64 (AX), Z12
+	MOVQ w+32(FP), CX
+	MOVQ CX, DX
+	MOVQ $1, AX
+	SHLQ CX, AX
+	DECQ AX                    // 2^w − 1
+	VPBROADCASTQ AX, Z11
+	MOVQ gidx+40(FP), R9
+	MOVQ sgs+48(FP), R10
+	MOVQ zgs+56(FP), R11
+	MOVQ n8+8(FP), CX
+	TESTQ CX, CX
+	JLE qgdone
+qgloop:
+	VPBROADCASTQ (SI), Z0
+	VPSRLVQ Z12, Z0, Z0
+	VPANDQ Z11, Z0, Z0
+	VPMOVQD Z0, Y0
+	VCVTDQ2PS Y0, Y0
+	VMOVDQU (R9), Y1
+	VPCMPEQD Y3, Y3, Y3
+	VGATHERDPS Y3, (R11)(Y1*4), Y4   // zero points
+	VPCMPEQD Y3, Y3, Y3
+	VGATHERDPS Y3, (R10)(Y1*4), Y2   // scales
+	VSUBPS Y4, Y0, Y0
+	VMULPS Y2, Y0, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ DX, SI
+	ADDQ $32, R9
+	ADDQ $32, DI
+	DECQ CX
+	JNZ qgloop
+qgdone:
+	VZEROUPPER
+	RET

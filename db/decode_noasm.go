@@ -22,3 +22,7 @@ func quant4AVX512(dst *float32, n16 int, codes *byte, sg, zg float32) {
 func quantNAVX512(dst *float32, n8 int, codes *byte, shifts *[8]uint64, w int, sg, zg float32) {
 	panic("db: AVX-512 decoder in a portable build")
 }
+
+func quantGIdxAVX512(dst *float32, n8 int, codes *byte, shifts *[8]uint64, w int, gidx *int32, sgs, zgs *float32) {
+	panic("db: AVX-512 decoder in a portable build")
+}
