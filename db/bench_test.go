@@ -134,3 +134,50 @@ func BenchmarkGemmLevel(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkDecodeHeld measures expanding a 704×256 level held as stored (kernels.Decoder) the
+// way GemmW's packing asks for it: one Decode call per 256-weight stretch of a row. SetBytes
+// counts the float32 output, so MB/s compares with BenchmarkDecode and ggml's
+// BenchmarkDequantize.
+func BenchmarkDecodeHeld(b *testing.B) {
+	type lv struct {
+		name  string
+		d     *DB
+		level int
+	}
+	var lvs []lv
+	_, sp := benchDB(b, ModeSparse, MethodSparseGPT)
+	lvs = append(lvs, lv{"sparse-f32", sp, 0})
+	tm := newModel(b, 99, hf.BF16, 256, 704, 1, 4)
+	tm.calib = tm.calib[:16]
+	cfg := tm.config(filepath.Join(b.TempDir(), "sbf16"), ModeSparse, MethodMagnitude)
+	cfg.Sparse.Levels, cfg.Sparse.Values = 1, "bf16"
+	build(b, cfg)
+	lvs = append(lvs, lv{"sparse-bf16", open(b, cfg.Out), 0})
+	_, q := benchDB(b, ModeQuant, MethodRTN)
+	for _, bits := range []int{2, 3, 4, 5, 6} {
+		lvs = append(lvs, lv{fmt.Sprintf("quant%d", bits), q, bits})
+	}
+	gcfg := tm.ggufConfig(filepath.Join(b.TempDir(), "gguf"), []string{"q2_K", "q3_K", "q4_K", "q5_K", "q6_K", "q8_0"}, ImatrixNone)
+	build(b, gcfg)
+	g := open(b, gcfg.Out)
+	for _, t := range []ggml.Type{ggml.Q2_K, ggml.Q3_K, ggml.Q4_K, ggml.Q5_K, ggml.Q6_K, ggml.Q8_0} {
+		lvs = append(lvs, lv{t.String(), g, int(t)})
+	}
+	const layer, rows, cols = "model.layers.0.mlp.gate_proj", 704, 256
+	dst := make([]float32, rows*cols)
+	for _, l := range lvs {
+		w, err := l.d.Weights(layer, l.level)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(l.name, func(b *testing.B) {
+			b.SetBytes(int64(len(dst)) * 4)
+			for b.Loop() {
+				for r := 0; r < rows; r++ {
+					w.ToFloat32(dst[r*cols:(r+1)*cols], r*cols)
+				}
+			}
+		})
+	}
+}

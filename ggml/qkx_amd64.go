@@ -43,3 +43,32 @@ func (b *qkxBatch) qxSums(x, w []float32, nmax int32) {
 	}
 	qxSumsAVX2(len(x), &x[0], &w[0], &b.iscale[0], int(nmax), &b.codes[0][0], &b.sum[0][0])
 }
+
+// dequantQ4KAVX2 decodes the 128 code bytes q of a Q4_K block into y (256 values) with the
+// sub-block factors dm (dequantQ4KScales): float32(d_i·q) − m_i, a VMULPS and a VSUBPS, each
+// rounding as the scalar code does (dequant_amd64.s).
+//
+//go:noescape
+func dequantQ4KAVX2(y *float32, q *byte, dm *[16]float32)
+
+// dequantQ6KAVX2 decodes Q6_K block b (its ql and qh arrays) into y (256 values) with the
+// sixteen d·scale products ds: ds·float32(q − 32) (dequant_amd64.s).
+//
+//go:noescape
+func dequantQ6KAVX2(y *float32, b *byte, ds *[16]float32)
+
+// dequantQ5KAVX2, dequantQ2KAVX2, dequantQ3KAVX2 and dequantQ8_0AVX2 decode one block b of their
+// type into y with the block's factors computed in Go (dequant.go): the scalar code's operations
+// lane by lane (dequant_amd64.s).
+//
+//go:noescape
+func dequantQ5KAVX2(y *float32, b *byte, dm *[16]float32)
+
+//go:noescape
+func dequantQ2KAVX2(y *float32, b *byte, dm *[32]float32)
+
+//go:noescape
+func dequantQ3KAVX2(y *float32, b *byte, dl *[16]float32)
+
+//go:noescape
+func dequantQ8_0AVX2(y *float32, b *byte, d float32)

@@ -38,6 +38,20 @@ var codecs = map[Type]codec{
 	IQ4_XS: {quantizeIQ4_XS, dequantIQ4_XS},
 }
 
+// blockDecoders holds codecs' decoders indexed by type (nil where there is none), so that
+// DequantizeRange, called for every short stretch GemmW packs, does no map lookup.
+var blockDecoders = func() []blockDecoder {
+	var n Type
+	for t := range codecs {
+		n = max(n, t+1)
+	}
+	d := make([]blockDecoder, n)
+	for t, c := range codecs {
+		d[t] = c.decode
+	}
+	return d
+}()
+
 func quantizeF32(y []byte, x, _ []float32) {
 	for i, v := range x {
 		binary.LittleEndian.PutUint32(y[4*i:], math.Float32bits(v))
@@ -186,39 +200,35 @@ func dequantize(dst []float32, t Type, data []byte) {
 // a time (rows are whole blocks, so the row-major element index is the value index). It panics
 // when t has no decoder or the range is outside data's values.
 func DequantizeRange(dst []float32, t Type, data []byte, first int) {
-	c, ok := codecs[t]
-	if !ok {
+	var dec blockDecoder
+	if int(t) < len(blockDecoders) {
+		dec = blockDecoders[t]
+	}
+	if dec == nil {
 		panic(fmt.Sprintf("ggml: no decoder for tensor type %s", t))
 	}
 	bb, bs := t.BlockBytes(), t.BlockSize()
 	if first < 0 || first+len(dst) > len(data)/bb*bs {
 		panic(fmt.Sprintf("ggml: DequantizeRange: values [%d, %d) outside the %d of %d %s blocks", first, first+len(dst), len(data)/bb*bs, len(data)/bb, t))
 	}
+	// Whole blocks straight into dst (GemmW's stretches: kc values from a block boundary), a
+	// block cut by the range's ends through a pooled scratch block (a local array would escape
+	// through the indirect call and be allocated on every call).
 	for len(dst) > 0 {
 		b, in := first/bs, first%bs
 		blk := data[b*bb : (b+1)*bb]
 		if in == 0 && len(dst) >= bs {
-			c.decode(dst[:bs], blk)
+			dec(dst[:bs], blk)
 			dst, first = dst[bs:], first+bs
 			continue
 		}
-		n := decodeCut(dst, c.decode, blk, in, bs)
+		tmp := blockPool.Get().(*[QK_K]float32)
+		dec(tmp[:bs], blk)
+		n := copy(dst, tmp[in:bs])
+		blockPool.Put(tmp)
 		dst, first = dst[n:], first+n
 	}
 }
 
-// decodeCut decodes the block blk of bs values whole into a pooled scratch and copies its values
-// from in on into dst, returning how many it copied. The scratch is pooled because the decoder,
-// called through a function value, makes any buffer handed to it escape: a local array would
-// be a heap allocation on every call, and the matrix multiply calls DequantizeRange for every
-// stretch of a row it packs (gigabytes of garbage per candidate at 1B shapes).
-func decodeCut(dst []float32, decode blockDecoder, blk []byte, in, bs int) int {
-	tmp := blockPool.Get().(*[QK_K]float32) // the largest block of a decoded type
-	decode(tmp[:bs], blk)
-	n := copy(dst, tmp[in:bs])
-	blockPool.Put(tmp)
-	return n
-}
-
-// blockPool holds decodeCut's scratch blocks.
+// blockPool holds DequantizeRange's scratch blocks (the largest block of a decoded type).
 var blockPool = sync.Pool{New: func() any { return new([QK_K]float32) }}
