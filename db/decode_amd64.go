@@ -2,11 +2,12 @@
 
 package db
 
-import "golang.org/x/sys/cpu"
+import "github.com/evopress/evopress/internal/kernels"
 
 // useAVX512 selects the AVX-512 decoders of decode_amd64.s for sparse levels of float32 and
-// bfloat16 values and 4-bit quant levels; tests flip it to exercise the portable loops too.
-var useAVX512 = cpu.X86.HasAVX512F
+// bfloat16 values and 4-bit quant levels where the kernels use AVX-512 (kernels.AsmAVX512: the
+// CPU has it and EVOPRESS_KERNELS allows it); tests flip it to exercise the portable loops too.
+var useAVX512 = kernels.AsmAVX512()
 
 // sparseExpandF32 writes n16 chunks of 16 weights of a sparse level with float32 values from
 // their mask bytes (2 per chunk) and the values from vals on, and returns how many it took.

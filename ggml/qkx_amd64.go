@@ -2,11 +2,12 @@
 
 package ggml
 
-import "golang.org/x/sys/cpu"
+import "github.com/evopress/evopress/internal/kernels"
 
-// useAVX2 selects the AVX2 trial kernels (qkx_amd64.s); tests flip it to exercise the portable
-// ones too.
-var useAVX2 = cpu.X86.HasAVX2
+// useAVX2 selects the AVX2 kernels (the quantizers' trials, qkx_amd64.s; the block decoders,
+// dequant_amd64.s) where the kernels use AVX2 (kernels.AsmAVX2: the CPU has it and
+// EVOPRESS_KERNELS allows it); tests flip it to exercise the portable ones too.
+var useAVX2 = kernels.AsmAVX2()
 
 //go:noescape
 func qkxSumsAVX2(n int, xm, x, w, is *float32, nmax int, codes *int32, sums *float32)

@@ -16,3 +16,13 @@ func Implementation() string {
 	}
 	return "generic/" + runtime.GOARCH
 }
+
+// AsmAVX2 reports whether the AVX2/FMA assembly kernels are in use: the build has them, the CPU
+// has AVX2 and FMA, and EVOPRESS_KERNELS does not say generic. Other packages' assembly (the
+// level decoders of db and ggml) follows this choice, so that EVOPRESS_KERNELS narrows
+// everything at once.
+func AsmAVX2() bool { return useAsm }
+
+// AsmAVX512 reports whether the AVX-512 kernels are in use (AsmAVX2, the CPU has AVX512F, and
+// EVOPRESS_KERNELS does not say avx2 or generic).
+func AsmAVX512() bool { return useAVX512 }
