@@ -62,23 +62,19 @@ func dequantQ8_0(y []float32, b []byte) {
 }
 
 func dequantQ2_K(y []float32, b []byte) {
-	if !useAVX2 {
-		dequantQ2KGo(y, b)
-		return
-	}
 	var dm [32]float32
 	d, mn := getFP16(b[80:]), getFP16(b[82:])
 	for i, s := range b[0:16] {
 		dm[2*i], dm[2*i+1] = d*float32(s&0xF), mn*float32(s>>4)
 	}
-	dequantQ2KAVX2(&y[:QK_K][0], &b[:84][0], &dm)
+	if useAVX2 {
+		dequantQ2KAVX2(&y[:QK_K][0], &b[:84][0], &dm)
+		return
+	}
+	dequantQ2KGo(y, b, &dm)
 }
 
 func dequantQ3_K(y []float32, b []byte) {
-	if !useAVX2 {
-		dequantQ3KGo(y, b)
-		return
-	}
 	var dl [16]float32
 	dAll := getFP16(b[108:])
 	sc := b[96:108]
@@ -92,7 +88,11 @@ func dequantQ3_K(y []float32, b []byte) {
 		s := int32(int8(low|((sc[8+k%4]>>(2*(k/4)))&3)<<4)) - 32
 		dl[k] = dAll * float32(s)
 	}
-	dequantQ3KAVX2(&y[:QK_K][0], &b[:110][0], &dl)
+	if useAVX2 {
+		dequantQ3KAVX2(&y[:QK_K][0], &b[:110][0], &dl)
+		return
+	}
+	dequantQ3KGo(y, b, &dl)
 }
 
 func dequantQ5_K(y []float32, b []byte) {
@@ -112,18 +112,17 @@ func dequantQ8_0Go(y []float32, b []byte) {
 	}
 }
 
-func dequantQ2KGo(y []float32, b []byte) {
-	d, mn := getFP16(b[80:]), getFP16(b[82:])
-	sc := b[0:16]
+// dequantQ2KGo is the portable loop of dequantQ2_K, with sub-block i's d·scale and dmin·min in
+// dm[2i], dm[2i+1].
+func dequantQ2KGo(y []float32, b []byte, dm *[32]float32) {
 	q := b[16:80]
 	is := 0
 	for n := 0; n < QK_K; n += 128 {
 		shift := 0
 		for j := 0; j < 4; j++ {
 			for half := 0; half < 2; half++ {
-				s := sc[is]
+				dl, ml := dm[2*is], dm[2*is+1]
 				is++
-				dl, ml := d*float32(s&0xF), mn*float32(s>>4)
 				qq := q[16*half : 16*half+16]
 				for l := 0; l < 16; l++ {
 					y[l] = float32(dl*float32((qq[l]>>shift)&3)) - ml
@@ -136,9 +135,8 @@ func dequantQ2KGo(y []float32, b []byte) {
 	}
 }
 
-func dequantQ3KGo(y []float32, b []byte) {
-	dAll := getFP16(b[108:])
-	sc := b[96:108]
+// dequantQ3KGo is the portable loop of dequantQ3_K, with sub-block k's d·scale in dl[k].
+func dequantQ3KGo(y []float32, b []byte, dl *[16]float32) {
 	hm := b[0:32]
 	q := b[32:96]
 	m := uint8(1)
@@ -147,16 +145,8 @@ func dequantQ3KGo(y []float32, b []byte) {
 		shift := 0
 		for j := 0; j < 4; j++ {
 			for half := 0; half < 2; half++ {
-				k := is
+				d := dl[is]
 				is++
-				var low uint8
-				if k < 8 {
-					low = sc[k] & 0xF
-				} else {
-					low = sc[k-8] >> 4
-				}
-				s := int32(int8(low|((sc[8+k%4]>>(2*(k/4)))&3)<<4)) - 32
-				dl := dAll * float32(s)
 				qq := q[16*half : 16*half+16]
 				hh := hm[16*half : 16*half+16]
 				for l := 0; l < 16; l++ {
@@ -164,7 +154,7 @@ func dequantQ3KGo(y []float32, b []byte) {
 					if hh[l]&m == 0 {
 						v -= 4
 					}
-					y[l] = dl * float32(v)
+					y[l] = d * float32(v)
 				}
 				y = y[16:]
 			}

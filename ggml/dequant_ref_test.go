@@ -56,9 +56,74 @@ func refDequantQ6_K(y []float32, b []byte) {
 	}
 }
 
+// refDequantQ2_K and refDequantQ3_K are the portable Q2_K and Q3_K decoders as they were
+// (ggml's C transcribed), before the sub-block factors moved out of the loops.
+func refDequantQ2_K(y []float32, b []byte) {
+	d, mn := getFP16(b[80:]), getFP16(b[82:])
+	sc := b[0:16]
+	q := b[16:80]
+	is := 0
+	for n := 0; n < QK_K; n += 128 {
+		shift := 0
+		for j := 0; j < 4; j++ {
+			for half := 0; half < 2; half++ {
+				s := sc[is]
+				is++
+				dl, ml := d*float32(s&0xF), mn*float32(s>>4)
+				qq := q[16*half : 16*half+16]
+				for l := 0; l < 16; l++ {
+					y[l] = float32(dl*float32((qq[l]>>shift)&3)) - ml
+				}
+				y = y[16:]
+			}
+			shift += 2
+		}
+		q = q[32:]
+	}
+}
+
+func refDequantQ3_K(y []float32, b []byte) {
+	dAll := getFP16(b[108:])
+	sc := b[96:108]
+	hm := b[0:32]
+	q := b[32:96]
+	m := uint8(1)
+	is := 0
+	for n := 0; n < QK_K; n += 128 {
+		shift := 0
+		for j := 0; j < 4; j++ {
+			for half := 0; half < 2; half++ {
+				k := is
+				is++
+				var low uint8
+				if k < 8 {
+					low = sc[k] & 0xF
+				} else {
+					low = sc[k-8] >> 4
+				}
+				s := int32(int8(low|((sc[8+k%4]>>(2*(k/4)))&3)<<4)) - 32
+				dl := dAll * float32(s)
+				qq := q[16*half : 16*half+16]
+				hh := hm[16*half : 16*half+16]
+				for l := 0; l < 16; l++ {
+					v := int32((qq[l] >> shift) & 3)
+					if hh[l]&m == 0 {
+						v -= 4
+					}
+					y[l] = dl * float32(v)
+				}
+				y = y[16:]
+			}
+			shift += 2
+			m <<= 1
+		}
+		q = q[32:]
+	}
+}
+
 // refDequantizeRange is DequantizeRange as it was: the codec looked up in the map per call,
-// with the reference block decoders for Q4_K and Q6_K and the portable loops (the decoders as
-// they were, unchanged) for Q2_K, Q3_K, Q5_K and Q8_0.
+// with the reference block decoders for Q2_K, Q3_K, Q4_K and Q6_K and the portable loops (the
+// decoders as they were, unchanged) for Q5_K and Q8_0.
 func refDequantizeRange(dst []float32, t Type, data []byte, first int) {
 	dec := codecs[t].decode
 	switch t {
@@ -67,9 +132,9 @@ func refDequantizeRange(dst []float32, t Type, data []byte, first int) {
 	case Q6_K:
 		dec = refDequantQ6_K
 	case Q2_K:
-		dec = dequantQ2KGo
+		dec = refDequantQ2_K
 	case Q3_K:
-		dec = dequantQ3KGo
+		dec = refDequantQ3_K
 	case Q5_K:
 		dec = dequantQ5KGo
 	case Q8_0:
